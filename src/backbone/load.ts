@@ -1,0 +1,374 @@
+/**
+ * `loadBackbone`: step 3a, the pretrained model and its weights, from any source.
+ * @module
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import * as tfl from '@tensorflow/tfjs-layers';
+import * as tfc from '@tensorflow/tfjs-converter';
+import { env, log } from '../env';
+import { TransferError, check, throwIfAborted } from '../errors';
+import type { ImageSize, Preprocessing } from '../types';
+import { Backbone, graphRunner, type BackboneFunction } from './backbone';
+import { forceInferenceBatchNorm } from './batchnorm';
+import { resolveCatalogName, type CatalogEntry } from './catalog';
+import { describeCandidates, layerOutput, rewire } from './graph';
+import { disposeLayers } from '../util/dispose';
+import { NO_PREPROCESSING, preprocessingLayer, validatePreprocessing } from './preprocess';
+
+/** Anything {@link loadBackbone} accepts. */
+export type BackboneSource =
+  | string
+  | URL
+  | tf.io.IOHandler
+  | tfl.LayersModel
+  | tfc.GraphModel
+  | BackboneFunction
+  | Backbone;
+
+/** Options of {@link loadBackbone}. */
+export interface LoadBackboneArgs {
+  /**
+   * The layer (layers models) or graph node (graph models) whose output are the features: the "bottleneck".
+   * Default: `"out_relu"` for MobileNetV2 (the same cut as Keras `include_top=False`); for another layers model,
+   * the last layer with a spatial (4-D) output; for a graph model, its output. A wrong name lists candidates.
+   */
+  featureLayer?: string;
+  /**
+   * Input size, one number (square) or `[height, width]`. Default: the size the model declares (224 for the
+   * catalog's 224 models). Fully convolutional layers models (MobileNetV2) are rebuilt to run at any size, e.g.
+   * 96, 128, 160 or 192; graph models with a fixed input size cannot change it.
+   */
+  inputSize?: number | ImageSize;
+  /**
+   * How raw 0..255 pixels are mapped to the model's input. Default: the catalog's (MobileNetV2: [-1, 1]); for a
+   * layers model with a layer named like MobileNetV2's `out_relu`, MobileNetV2's; otherwise none
+   * (`{ scale: 1, offset: 0 }`: the model receives raw pixels). A function backbone receives preprocessed pixels.
+   */
+  preprocessing?: Preprocessing;
+  /** A name for reports and cache identity. Default: the catalog name, file name or model name. */
+  name?: string;
+  /** For a function backbone: the shape of one image's features. Default: found by running one blank image. */
+  featureShape?: number[];
+  /** Whether a URL is a TF Hub handle (`model.json?tfjs-format=file` is appended). Default: detected. */
+  fromTFHub?: boolean;
+  /** Weight download progress, from 0 to 1. */
+  onProgress?: (fraction: number) => void;
+  /** Abort the download. */
+  signal?: AbortSignal;
+}
+
+const MOBILENET_V2_PREPROCESSING: Preprocessing = { scale: 1 / 127.5, offset: -1 };
+
+function isIOHandler(x: unknown): x is tf.io.IOHandler {
+  return typeof x === 'object' && x !== null && typeof (x as tf.io.IOHandler).load === 'function' && !(x instanceof tfl.LayersModel);
+}
+
+function isGraphModel(x: unknown): x is tfc.GraphModel {
+  return x instanceof tfc.GraphModel || (typeof x === 'object' && x !== null && typeof (x as tfc.GraphModel).executeAsync === 'function' && 'modelSignature' in (x as object));
+}
+
+function normaliseSize(size: number | ImageSize | undefined, where: string): ImageSize | undefined {
+  if (size === undefined) return undefined;
+  const pair: ImageSize = typeof size === 'number' ? [size, size] : size;
+  check(
+    Array.isArray(pair) && pair.length === 2 && pair.every((v) => Number.isInteger(v) && v >= 8 && v <= 4096),
+    `${where}: inputSize must be an integer from 8 to 4096 or [height, width], got ${JSON.stringify(size)}.`,
+  );
+  return pair;
+}
+
+function isLocalPath(s: string): boolean {
+  return s.startsWith('file://') || s.startsWith('/') || s.startsWith('./') || s.startsWith('../') || /^[A-Za-z]:[\\/]/.test(s) || (!/^[a-z][a-z0-9+.-]*:\/\//i.test(s) && /(\.json$|[\\/])/.test(s));
+}
+
+/** Loads model artefacts (layers or graph) from a URL, a path or a handler, then builds the right model. */
+async function loadAnyModel(
+  handler: tf.io.IOHandler,
+  where: string,
+  options: LoadBackboneArgs,
+): Promise<tfl.LayersModel | tfc.GraphModel> {
+  if (!handler.load) throw new TransferError('INVALID_ARGUMENT', `${where}: the IOHandler has no load() method.`);
+  let artifacts: tf.io.ModelArtifacts;
+  try {
+    artifacts = await handler.load();
+  } catch (e) {
+    if (e instanceof TransferError) throw e;
+    const msg = e instanceof Error ? e.message : String(e);
+    const network = /fetch|network|ENOTFOUND|ECONNREFUSED|getaddrinfo|Failed to fetch|404|403/i.test(msg);
+    throw new TransferError(
+      network ? 'NETWORK' : 'MODEL_LOAD_FAILED',
+      `Could not load the model from ${where}: ${msg}` +
+        (network ? ' Check the network, or download the model once and pass its local path (or set env.modelHost to a mirror).' : ''),
+      { cause: e },
+    );
+  }
+  throwIfAborted(options.signal, 'Loading the backbone');
+  const topology = artifacts.modelTopology as Record<string, unknown> | undefined;
+  if (!topology || typeof topology !== 'object') {
+    throw new TransferError('MODEL_INVALID', `${where}: model.json has no modelTopology; it is not a TF.js model.`);
+  }
+  const isGraph = artifacts.format === 'graph-model' || Array.isArray((topology as { node?: unknown }).node);
+  try {
+    if (isGraph) {
+      const model = new tfc.GraphModel(tf.io.fromMemory(artifacts));
+      await model.load();
+      return model;
+    }
+    return await tfl.loadLayersModel(tf.io.fromMemory(artifacts));
+  } catch (e) {
+    const msg = e instanceof Error ? e.message : String(e);
+    const unknownLayer = /Unknown (layer|op)[^:]*: ?(\S+)/i.exec(msg);
+    throw new TransferError(
+      'MODEL_INVALID',
+      `${where}: the model could not be built: ${msg}` +
+        (unknownLayer ? ` If it uses custom layers, register them with tf.serialization.registerClass before loading.` : ''),
+      { cause: e },
+    );
+  }
+}
+
+function handlerFor(source: string, options: LoadBackboneArgs, entry: CatalogEntry | undefined): { handler: tf.io.IOHandler; where: string } {
+  if (isLocalPath(source)) {
+    if (!env.fileSystem) {
+      throw new TransferError(
+        'NODE_ONLY',
+        `"${source}" looks like a local path, and this environment has no file access. In Node, import from ` +
+          `'tfjs-transfer/node' (it installs the file loader); in the browser, pass a URL or a tf.io.IOHandler ` +
+          `(e.g. tf.io.browserFiles).`,
+      );
+    }
+    return { handler: env.fileSystem.loader(source), where: source };
+  }
+  if (!/^https?:\/\//i.test(source) && !/^[a-z]+:\/\//i.test(source)) {
+    throw new TransferError(
+      'UNKNOWN_BACKBONE',
+      `Cannot tell what backbone "${source}" is: not a catalog name (e.g. "mobilenet_v2_1.0_224"), not a URL, not a path to a model.json.`,
+    );
+  }
+  if (/^https?:\/\//i.test(source) && !env.allowRemoteModels) {
+    throw new TransferError('NETWORK', `Remote models are disabled (env.allowRemoteModels = false); cannot load ${source}. Pass a local path or a handler.`);
+  }
+  const fromTFHub = options.fromTFHub ?? entry?.fromTFHub ?? /tfhub\.dev|kaggle\.com\/models/.test(source);
+  let url = source;
+  if (fromTFHub && !url.endsWith('model.json') && !url.includes('tfjs-format=file')) url = `${url.replace(/\/$/, '')}/model.json?tfjs-format=file`;
+  if (/^https?:\/\//i.test(url)) {
+    const handler = tf.io.http(url, { fetchFunc: env.fetch, onProgress: options.onProgress });
+    return { handler, where: url };
+  }
+  const handlers = tf.io.getLoadHandlers(url, { onProgress: options.onProgress });
+  const handler = handlers[0];
+  if (!handler) throw new TransferError('UNKNOWN_BACKBONE', `No TF.js IO handler accepts "${url}".`);
+  return { handler, where: url };
+}
+
+/**
+ * Loads a pretrained backbone: step 3 of the workflow, before {@link freeze} and {@link attachHead}.
+ *
+ * `source` may be:
+ * - a catalog name: `"mobilenet_v2"` or `"mobilenet_v2_<alpha>_<size>"` with alpha 0.35, 0.5, 0.75, 1.0 (sizes 96,
+ *   128, 160, 192, 224) or 1.3, 1.4 (224), resolved to Google's published TF.js models (see `resolveCatalogName`);
+ * - a URL (`https://.../model.json`, `indexeddb://...`), a local path or `file://` URL (Node: import from
+ *   `tfjs-transfer/node`), to a layers model **or** a graph model;
+ * - a `tf.io.IOHandler`;
+ * - a loaded `tf.LayersModel` or `tf.GraphModel`, or a function from preprocessed images to features.
+ *
+ * The backbone takes raw pixels (0..255) and applies its preprocessing itself. It is not frozen yet: call
+ * {@link freeze}. BatchNormalization layers always run in inference mode (see the fine-tuning guide).
+ *
+ * @example
+ * ```ts
+ * import { loadBackbone } from 'tfjs-transfer';
+ * const backbone = await loadBackbone('mobilenet_v2_1.0_224');             // official weights
+ * const small = await loadBackbone('./models/mobilenet/model.json', { inputSize: 160 }); // Node path
+ * const custom = await loadBackbone(myLayersModel, { featureLayer: 'conv5_block3_out' });
+ * ```
+ */
+export async function loadBackbone(source: BackboneSource, options: LoadBackboneArgs = {}): Promise<Backbone> {
+  check(source != null, 'loadBackbone: source is required: a catalog name such as "mobilenet_v2_1.0_224", a URL or path to a model.json, an IOHandler, a model or a function.');
+  check(typeof options === 'object' && options !== null, 'loadBackbone: options must be an object.');
+  if (options.preprocessing) validatePreprocessing(options.preprocessing, 'loadBackbone');
+  const inputSize = normaliseSize(options.inputSize, 'loadBackbone');
+  throwIfAborted(options.signal, 'Loading the backbone');
+
+  if (source instanceof Backbone) return source;
+
+  if (typeof source === 'function' && !(source instanceof tfl.LayersModel)) {
+    return fromFunction(source as BackboneFunction, options, inputSize);
+  }
+
+  let entry: CatalogEntry | undefined;
+  let model: tfl.LayersModel | tfc.GraphModel;
+  let where: string;
+  if (typeof source === 'string' || source instanceof URL) {
+    const text = source.toString();
+    entry = resolveCatalogName(text);
+    if (entry && !env.allowRemoteModels) {
+      throw new TransferError(
+        'NETWORK',
+        `Catalog backbone "${text}" would be downloaded from ${entry.url}, but env.allowRemoteModels is false. ` +
+          `Pass the local path of a downloaded copy instead.`,
+      );
+    }
+    const h = handlerFor(entry ? entry.url : text, options, entry);
+    where = h.where;
+    if (entry) log(`tfjs-transfer: loading ${entry.name} from ${entry.url}`);
+    model = await loadAnyModel(h.handler, where, options);
+  } else if (source instanceof tfl.LayersModel) {
+    model = source;
+    where = `LayersModel "${source.name}"`;
+  } else if (isGraphModel(source)) {
+    model = source;
+    where = 'GraphModel';
+  } else if (isIOHandler(source)) {
+    where = 'IOHandler';
+    model = await loadAnyModel(source, where, options);
+  } else {
+    throw new TransferError(
+      'INVALID_ARGUMENT',
+      `loadBackbone: unsupported source ${Object.prototype.toString.call(source)}. Pass a catalog name, a URL or path, an IOHandler, a tf.LayersModel, a tf.GraphModel or a function.`,
+    );
+  }
+  const owned = typeof source === 'string' || source instanceof URL || isIOHandler(source);
+  const name = options.name ?? entry?.name ?? (typeof source === 'string' ? source : source instanceof URL ? source.toString() : (model as { name?: string }).name ?? 'backbone');
+  try {
+    if (model instanceof tfl.LayersModel) return fromLayersModel(model, options, inputSize, entry, name, where, owned);
+    return fromGraphModel(model, options, inputSize, entry, name, where, owned);
+  } catch (e) {
+    if (owned) model.dispose();
+    throw e;
+  }
+}
+
+function defaultFeatureLayer(model: tfl.LayersModel): string {
+  if (model.layers.some((l) => l.name === 'out_relu')) return 'out_relu';
+  for (let i = model.layers.length - 1; i >= 0; i--) {
+    const shape = model.layers[i]!.outputShape;
+    if (Array.isArray(shape) && !Array.isArray(shape[0]) && shape.length === 4) return model.layers[i]!.name;
+  }
+  return model.layers[model.layers.length - 1]!.name;
+}
+
+function fromLayersModel(
+  model: tfl.LayersModel,
+  options: LoadBackboneArgs,
+  inputSize: ImageSize | undefined,
+  entry: CatalogEntry | undefined,
+  name: string,
+  where: string,
+  owned: boolean,
+): Backbone {
+  if (model.inputs.length !== 1) {
+    throw new TransferError('NOT_SUPPORTED', `${where}: a backbone takes one image input; this model has ${model.inputs.length} inputs.`);
+  }
+  const declared = model.inputs[0]!.shape;
+  if (declared.length !== 4 || (declared[3] !== 3 && declared[3] != null)) {
+    throw new TransferError('NOT_SUPPORTED', `${where}: a backbone takes RGB images [n, h, w, 3]; this model's input is [${declared.map(String).join(', ')}].`);
+  }
+  const size: ImageSize = inputSize ?? [declared[1] ?? entry?.inputSize ?? 224, declared[2] ?? entry?.inputSize ?? 224];
+  const featureLayer = options.featureLayer ?? entry?.featureLayer ?? defaultFeatureLayer(model);
+  const featureTensor = layerOutput(model, featureLayer, `loadBackbone(${where})`);
+  const preprocessing =
+    options.preprocessing ?? entry?.preprocessing ?? (model.layers.some((l) => l.name === 'out_relu') ? MOBILENET_V2_PREPROCESSING : NO_PREPROCESSING);
+
+  const input = tfl.input({ shape: [size[0], size[1], 3], name: 'tt_image', dtype: 'float32' });
+  const pre = preprocessingLayer(preprocessing).apply(input) as tfl.SymbolicTensor;
+  let features: tfl.SymbolicTensor;
+  try {
+    [features] = rewire([featureTensor], new Map([[model.inputs[0]!, pre]])) as [tfl.SymbolicTensor];
+  } catch (e) {
+    if (e instanceof TransferError) throw e;
+    throw new TransferError(
+      'SHAPE_MISMATCH',
+      `${where}: cannot run this model at input size ${size[0]}x${size[1]} up to "${featureLayer}": ` +
+        `${e instanceof Error ? e.message : String(e)}. Use its declared size (${declared.slice(1, 3).join('x')}) or an ` +
+        `earlier feature layer (${describeCandidates(model)})`,
+      { cause: e },
+    );
+  }
+  const cut = tfl.model({ inputs: input, outputs: features, name: `${model.name}_features` });
+  forceInferenceBatchNorm(cut.layers);
+  const featureShape = (features.shape.slice(1) as (number | null)[]).map((d, i) => {
+    if (d == null) throw new TransferError('NOT_SUPPORTED', `${where}: feature layer "${featureLayer}" has an unknown dimension ${i + 1}.`);
+    return d;
+  });
+  // Layers of the original model outside the cut (e.g. the ImageNet top) belong to no one else when we loaded
+  // the model ourselves: free them now. A model passed in by the caller is shared, not copied.
+  if (owned) {
+    const kept = new Set(cut.layers);
+    disposeLayers(model.layers.filter((l) => !kept.has(l)));
+  }
+  return new Backbone({
+    name,
+    kind: 'layers',
+    inputSize: size,
+    featureShape,
+    preprocessing,
+    featureLayer,
+    model: cut,
+    source: entry?.url ?? where,
+  });
+}
+
+function fromGraphModel(
+  model: tfc.GraphModel,
+  options: LoadBackboneArgs,
+  inputSize: ImageSize | undefined,
+  entry: CatalogEntry | undefined,
+  name: string,
+  where: string,
+  owned: boolean,
+): Backbone {
+  const inputs = model.inputs;
+  if (inputs.length !== 1) throw new TransferError('NOT_SUPPORTED', `${where}: a backbone takes one image input; this graph model has ${inputs.length}.`);
+  const shape = inputs[0]!.shape ?? [-1, -1, -1, 3];
+  const fixedH = shape[1] != null && shape[1] > 0 ? shape[1] : undefined;
+  const fixedW = shape[2] != null && shape[2] > 0 ? shape[2] : undefined;
+  const size: ImageSize = inputSize ?? [fixedH ?? entry?.inputSize ?? 224, fixedW ?? entry?.inputSize ?? 224];
+  if ((fixedH && fixedH !== size[0]) || (fixedW && fixedW !== size[1])) {
+    throw new TransferError('SHAPE_MISMATCH', `${where}: this graph model has a fixed input size ${fixedH}x${fixedW}; it cannot run at ${size[0]}x${size[1]}.`);
+  }
+  const node = options.featureLayer ?? (entry?.featureLayer || undefined);
+  const run = graphRunner(model, node);
+  const preprocessing = options.preprocessing ?? entry?.preprocessing ?? NO_PREPROCESSING;
+  const featureShape = options.featureShape ?? probeFeatureShape(run, size, preprocessing, where);
+  return new Backbone({
+    name,
+    kind: 'graph',
+    inputSize: size,
+    featureShape,
+    preprocessing,
+    featureLayer: node,
+    run,
+    source: entry?.url ?? where,
+    release: owned ? () => model.dispose() : undefined,
+  });
+}
+
+function probeFeatureShape(run: (x: tf.Tensor4D) => tf.Tensor, size: ImageSize, preprocessing: Preprocessing, where: string): number[] {
+  try {
+    return tf.tidy(() => {
+      const out = run(tf.add(tf.zeros([1, size[0], size[1], 3]), tf.scalar(128 * (typeof preprocessing.scale === 'number' ? preprocessing.scale : 1))) as tf.Tensor4D);
+      if (!(out instanceof tf.Tensor)) throw new Error(`returned ${typeof out}, not a tf.Tensor`);
+      if (out.shape[0] !== 1) throw new Error(`returned a batch of ${out.shape[0]} for 1 image`);
+      return out.shape.slice(1);
+    });
+  } catch (e) {
+    if (e instanceof TransferError) throw e;
+    throw new TransferError('INVALID_ARGUMENT', `${where}: running the backbone on one ${size[0]}x${size[1]} image failed: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
+  }
+}
+
+function fromFunction(fn: BackboneFunction, options: LoadBackboneArgs, inputSize: ImageSize | undefined): Backbone {
+  const size: ImageSize = inputSize ?? [224, 224];
+  const preprocessing = options.preprocessing ?? NO_PREPROCESSING;
+  const featureShape = options.featureShape ?? probeFeatureShape(fn, size, preprocessing, 'loadBackbone(function)');
+  return new Backbone({
+    name: options.name ?? (fn.name || 'function'),
+    kind: 'function',
+    inputSize: size,
+    featureShape,
+    preprocessing,
+    run: fn,
+    source: 'function',
+  });
+}

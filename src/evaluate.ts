@@ -1,0 +1,249 @@
+/**
+ * `evaluate` (step 5) and `predict`: how good the model is, and what it says about new images.
+ * @module
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { resizeImages } from './data/resize';
+import { TransferError, check, throwIfAborted } from './errors';
+import { TransferModel } from './transfer-model';
+import { toLabelledSource } from './train/source';
+import type { LabelledData } from './types';
+
+/** Precision, recall and F1 of one class (one-vs-rest). */
+export interface ClassMetrics {
+  /** Class name. */
+  name: string;
+  /** Of the images predicted as this class, the fraction that are. 0 when none was predicted. */
+  precision: number;
+  /** Of the images of this class, the fraction predicted as it. */
+  recall: number;
+  /** Harmonic mean of precision and recall. */
+  f1: number;
+  /** Number of images of this class. */
+  support: number;
+}
+
+/** One image the model got wrong. */
+export interface Misclassified {
+  /** Position of the image in the data. */
+  index: number;
+  /** Where it came from, when the data knows (a file path). */
+  source?: string;
+  /** True class. */
+  actual: string;
+  /** Predicted class. */
+  predicted: string;
+  /** Probability of the predicted class. */
+  probability: number;
+}
+
+/** What {@link evaluate} returns. */
+export interface Evaluation {
+  /** Mean cross-entropy. */
+  loss: number;
+  /** Fraction of images classified correctly. */
+  accuracy: number;
+  /** Number of images evaluated. */
+  count: number;
+  /** Class names, in the order of `perClass` and the confusion matrix. */
+  classes: string[];
+  /** Precision, recall, F1 and support of each class. */
+  perClass: ClassMetrics[];
+  /** Unweighted mean F1 over classes. */
+  macroF1: number;
+  /** `confusionMatrix[actual][predicted]`: counts. */
+  confusionMatrix: number[][];
+  /** Two classes only: area under the ROC curve of P(classes[1]). */
+  rocAuc?: number;
+  /** The images the model got wrong (at most `maxMisclassified`). */
+  misclassified: Misclassified[];
+}
+
+/** Options of {@link evaluate}. */
+export interface EvaluateArgs {
+  /** Images per forward pass. Default 32. */
+  batchSize?: number;
+  /** How many misclassified images to list. Default 100. */
+  maxMisclassified?: number;
+  /** Stops within one batch; `evaluate` then rejects with an `AbortError`. */
+  signal?: AbortSignal;
+}
+
+/** Area under the ROC curve (ties counted half), by the rank-sum formula. @internal */
+export function rocAuc(scores: Float32Array, positives: Uint8Array): number | undefined {
+  const n = scores.length;
+  const order = Array.from({ length: n }, (_, i) => i).sort((a, b) => scores[a]! - scores[b]!);
+  const ranks = new Float64Array(n);
+  for (let i = 0; i < n; ) {
+    let j = i;
+    while (j + 1 < n && scores[order[j + 1]!] === scores[order[i]!]) j++;
+    const rank = (i + j) / 2 + 1;
+    for (let k = i; k <= j; k++) ranks[order[k]!] = rank;
+    i = j + 1;
+  }
+  let pos = 0;
+  let rankSum = 0;
+  for (let i = 0; i < n; i++) {
+    if (positives[i]) {
+      pos++;
+      rankSum += ranks[i]!;
+    }
+  }
+  const neg = n - pos;
+  if (pos === 0 || neg === 0) return undefined;
+  return (rankSum - (pos * (pos + 1)) / 2) / (pos * neg);
+}
+
+/** Metrics from probabilities `[n, k]` and true labels. @internal */
+export function metricsFromProbabilities(
+  probs: Float32Array,
+  labels: Int32Array,
+  classes: readonly string[],
+  sources: (string | undefined)[] = [],
+  maxMisclassified = 100,
+): Evaluation {
+  const k = classes.length;
+  const n = labels.length;
+  const confusion = Array.from({ length: k }, () => new Array<number>(k).fill(0));
+  let lossSum = 0;
+  let correct = 0;
+  const misclassified: Misclassified[] = [];
+  for (let i = 0; i < n; i++) {
+    let argmax = 0;
+    for (let c = 1; c < k; c++) if (probs[i * k + c]! > probs[i * k + argmax]!) argmax = c;
+    const y = labels[i]!;
+    confusion[y]![argmax]!++;
+    lossSum -= Math.log(Math.min(Math.max(probs[i * k + y]!, 1e-7), 1 - 1e-7));
+    if (argmax === y) correct++;
+    else if (misclassified.length < maxMisclassified) {
+      misclassified.push({ index: i, source: sources[i], actual: classes[y]!, predicted: classes[argmax]!, probability: probs[i * k + argmax]! });
+    }
+  }
+  const perClass = classes.map((name, c) => {
+    const tp = confusion[c]![c]!;
+    const support = confusion[c]!.reduce((a, b) => a + b, 0);
+    const predicted = confusion.reduce((a, row) => a + row[c]!, 0);
+    const precision = predicted ? tp / predicted : 0;
+    const recall = support ? tp / support : 0;
+    const f1 = precision + recall ? (2 * precision * recall) / (precision + recall) : 0;
+    return { name, precision, recall, f1, support };
+  });
+  const result: Evaluation = {
+    loss: lossSum / n,
+    accuracy: correct / n,
+    count: n,
+    classes: [...classes],
+    perClass,
+    macroF1: perClass.reduce((a, m) => a + m.f1, 0) / k,
+    confusionMatrix: confusion,
+    misclassified,
+  };
+  if (k === 2) {
+    const scores = new Float32Array(n);
+    const positives = new Uint8Array(n);
+    for (let i = 0; i < n; i++) {
+      scores[i] = probs[i * 2 + 1]!;
+      positives[i] = labels[i] === 1 ? 1 : 0;
+    }
+    result.rocAuc = rocAuc(scores, positives);
+  }
+  return result;
+}
+
+/**
+ * Evaluates `model` on labelled data: loss, accuracy, per-class precision / recall / F1, the confusion matrix,
+ * ROC AUC for two classes, and the misclassified images. Runs in inference mode; changes nothing.
+ *
+ * @example
+ * ```ts
+ * const result = await evaluate(model, validation);
+ * console.log(result.accuracy, result.perClass, result.confusionMatrix);
+ * ```
+ */
+export async function evaluate(model: TransferModel, data: LabelledData, options: EvaluateArgs = {}): Promise<Evaluation> {
+  check(model instanceof TransferModel, `evaluate: expected a TransferModel, got ${Object.prototype.toString.call(model)}.`);
+  check(data != null, 'evaluate: data is required: { xs, ys } or an ImageDataset.');
+  const batchSize = options.batchSize ?? 32;
+  check(Number.isInteger(batchSize) && batchSize > 0, `evaluate: batchSize must be a positive integer, got ${batchSize}.`);
+  model.assertUsable('evaluate');
+  const source = toLabelledSource(data, model.classes, [model.inputShape[0], model.inputShape[1]], 'evaluate');
+  const k = model.numClasses;
+  const probs = new Float32Array(source.size * k);
+  const labels = new Int32Array(source.size);
+  const sources: (string | undefined)[] = [];
+  let n = 0;
+  for await (const batch of source.batches(batchSize, options.signal)) {
+    try {
+      throwIfAborted(options.signal, 'evaluate');
+      const p = model.predictProbabilities(batch.xs, batchSize);
+      try {
+        probs.set(await p.data(), n * k);
+      } finally {
+        p.dispose();
+      }
+      labels.set(batch.ys, n);
+      for (let i = 0; i < batch.xs.shape[0]; i++) sources.push(batch.sources?.[i]);
+      n += batch.xs.shape[0];
+    } finally {
+      batch.xs.dispose();
+    }
+  }
+  if (n === 0) throw new TransferError('EMPTY_DATA', 'evaluate: no images could be read.');
+  return metricsFromProbabilities(probs.subarray(0, n * k), labels.subarray(0, n), model.classes, sources, options.maxMisclassified ?? 100);
+}
+
+/** One image's prediction. */
+export interface Prediction {
+  /** The most likely class. */
+  label: string;
+  /** Its index in the model's classes. */
+  index: number;
+  /** Its probability. */
+  probability: number;
+  /** Every class's probability, by name. */
+  probabilities: Record<string, number>;
+}
+
+/**
+ * Predicts the class of each image: raw RGB pixels `[n, h, w, 3]` or one image `[h, w, 3]`, any size (resized
+ * to the model's input, squashed as in training). The input is not disposed.
+ *
+ * @example
+ * ```ts
+ * const [p] = await predict(model, tf.browser.fromPixels(img));
+ * console.log(p.label, p.probability, p.probabilities);
+ * ```
+ */
+export async function predict(model: TransferModel, images: tf.Tensor3D | tf.Tensor4D, options: { batchSize?: number } = {}): Promise<Prediction[]> {
+  check(model instanceof TransferModel, `predict: expected a TransferModel, got ${Object.prototype.toString.call(model)}.`);
+  check(images instanceof tf.Tensor, 'predict: images must be a tf.Tensor of raw RGB pixels, [h, w, 3] or [n, h, w, 3].');
+  model.assertUsable('predict');
+  if ((images.rank !== 3 && images.rank !== 4) || images.shape[images.rank - 1] !== 3) {
+    throw new TransferError('SHAPE_MISMATCH', `predict: images must be RGB [h, w, 3] or [n, h, w, 3], got [${images.shape.join(', ')}]. Drop an alpha channel with images.slice([0, 0, 0], [-1, -1, 3]).`);
+  }
+  const [h, w] = model.inputShape;
+  const batch = tf.tidy(() => {
+    const b = (images.rank === 3 ? tf.expandDims(images, 0) : images) as tf.Tensor4D;
+    return b.shape[1] === h && b.shape[2] === w ? tf.cast(b, 'float32') : resizeImages(tf.cast(b, 'float32'), [h, w]);
+  });
+  let p: tf.Tensor2D | undefined;
+  try {
+    p = model.predictProbabilities(batch, options.batchSize ?? 32);
+    const values = await p.data();
+    const k = model.numClasses;
+    const out: Prediction[] = [];
+    for (let i = 0; i < batch.shape[0]; i++) {
+      let best = 0;
+      const probabilities: Record<string, number> = {};
+      for (let c = 0; c < k; c++) {
+        probabilities[model.classes[c]!] = values[i * k + c]!;
+        if (values[i * k + c]! > values[i * k + best]!) best = c;
+      }
+      out.push({ label: model.classes[best]!, index: best, probability: values[i * k + best]!, probabilities });
+    }
+    return out;
+  } finally {
+    batch.dispose();
+    p?.dispose();
+  }
+}

@@ -1,0 +1,133 @@
+/**
+ * `TransferModel`: a backbone with a classification head, the result of `attachHead` and `loadModel`.
+ * @module
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import type * as tfl from '@tensorflow/tfjs-layers';
+import type { Backbone } from './backbone/backbone';
+import { TransferError } from './errors';
+import { disposeLayers } from './util/dispose';
+
+/** How the head was built (stored with a saved model). */
+export interface HeadSpec {
+  /** Pooling of the backbone's spatial features. */
+  pooling: 'avg' | 'max' | 'flatten' | 'none';
+  /** Dropout rate before each dense layer. */
+  dropout: number;
+  /** Units of each hidden dense layer. */
+  hiddenUnits: number[];
+  /** Activation of the hidden layers. */
+  hiddenActivation: string;
+  /** `sigmoid` (two classes, one unit) or `softmax`. */
+  outputActivation: 'sigmoid' | 'softmax';
+}
+
+/** @internal */
+export interface TransferModelInit {
+  backbone: Backbone;
+  classes: string[];
+  model: tfl.LayersModel;
+  head: tfl.LayersModel;
+  headSpec: HeadSpec;
+  /** Names of the head's layers in `model`. */
+  headLayers: string[];
+}
+
+/**
+ * A backbone plus a classification head: what {@link attachHead} returns and {@link fit}, {@link evaluate},
+ * {@link predict} and {@link save} take.
+ *
+ * `model` is one `tf.LayersModel` from **raw RGB pixels (0..255)** to class probabilities, preprocessing included.
+ * Class names travel with it. Call {@link TransferModel.dispose} when done: it frees the backbone too.
+ *
+ * @example
+ * ```ts
+ * const model = attachHead(freeze(await loadBackbone('mobilenet_v2_1.0_224')), { classes: ['cat', 'dog'] });
+ * const probs = model.model.predict(images) as tf.Tensor; // [n, 1]: P(dog)
+ * model.dispose();
+ * ```
+ */
+export class TransferModel {
+  /** The pretrained feature extractor. */
+  readonly backbone: Backbone;
+  /** Class names; output index `i` is `classes[i]`. */
+  readonly classes: readonly string[];
+  /** Raw pixels → probabilities: `[n, 1]` (P(classes[1])) for two classes, `[n, k]` otherwise. */
+  readonly model: tfl.LayersModel;
+  /** Features → probabilities: the head alone. Shares its layers with `model`. */
+  readonly head: tfl.LayersModel;
+  /** How the head was built. */
+  readonly headSpec: HeadSpec;
+  /** Names of the head's layers inside `model`. */
+  readonly headLayers: readonly string[];
+  private disposedFlag = false;
+
+  /** @internal Use {@link attachHead} or {@link loadModel}. */
+  constructor(init: TransferModelInit) {
+    this.backbone = init.backbone;
+    this.classes = Object.freeze([...init.classes]);
+    this.model = init.model;
+    this.head = init.head;
+    this.headSpec = init.headSpec;
+    this.headLayers = Object.freeze([...init.headLayers]);
+  }
+
+  /** Number of classes. */
+  get numClasses(): number {
+    return this.classes.length;
+  }
+
+  /** Input shape of one image, `[height, width, 3]`. */
+  get inputShape(): [number, number, 3] {
+    return this.backbone.inputShape;
+  }
+
+  /** Whether the whole model can be saved as one artefact (layers backbones); otherwise only the head is saved. */
+  get isSerializable(): boolean {
+    return this.backbone.kind === 'layers';
+  }
+
+  /** Whether {@link TransferModel.dispose} was called. */
+  get isDisposed(): boolean {
+    return this.disposedFlag;
+  }
+
+  /**
+   * Class probabilities `[n, numClasses]` (two columns for two classes) of raw images, in inference mode.
+   * Does not dispose `images`.
+   */
+  predictProbabilities(images: tf.Tensor4D, batchSize = 32): tf.Tensor2D {
+    this.assertUsable('predict');
+    this.backbone.checkImages(images, 'predict');
+    const n = images.shape[0];
+    const run = (x: tf.Tensor4D) =>
+      tf.tidy(() => {
+        const p = this.model.predict(x) as tf.Tensor2D;
+        return (this.numClasses === 2 && p.shape[1] === 1 ? tf.concat([tf.sub(1, p), p], 1) : p) as tf.Tensor2D;
+      });
+    if (n <= batchSize) return run(images);
+    const parts: tf.Tensor2D[] = [];
+    try {
+      for (let s = 0; s < n; s += batchSize) {
+        const size = Math.min(batchSize, n - s);
+        parts.push(tf.tidy(() => run(tf.slice(images, [s, 0, 0, 0], [size, -1, -1, -1]))));
+      }
+      return tf.concat(parts, 0);
+    } finally {
+      parts.forEach((p) => p.dispose());
+    }
+  }
+
+  /** Frees every weight of the model, backbone included. Safe to call twice. */
+  dispose(): void {
+    if (this.disposedFlag) return;
+    this.disposedFlag = true;
+    disposeLayers(this.model.layers);
+    this.backbone.dispose();
+  }
+
+  /** @internal */
+  assertUsable(what: string): void {
+    if (this.disposedFlag) throw new TransferError('INVALID_ARGUMENT', `This TransferModel was disposed; cannot ${what}.`);
+  }
+}

@@ -1,0 +1,98 @@
+/**
+ * Types shared by every step of the workflow. Each step's own options live beside its function
+ * (`LoadBackboneArgs` in `backbone/`, `FitArgs` in `train/`, ...); only what crosses steps is here.
+ * @module
+ */
+import type * as tf from '@tensorflow/tfjs-core';
+
+/**
+ * How raw RGB pixels (0..255) are mapped to what a backbone expects: `y = x * scale + offset`, with
+ * `scale` and `offset` either one number or one number per channel (R, G, B).
+ *
+ * MobileNetV2 (and every Keras `mobilenet_v2.preprocess_input` model) uses `{ scale: 1 / 127.5, offset: -1 }`,
+ * i.e. pixels in [-1, 1]. A model that takes pixels in [0, 1] uses `{ scale: 1 / 255, offset: 0 }`; ImageNet
+ * mean/std normalisation is `{ scale: [1/(255*0.229), 1/(255*0.224), 1/(255*0.225)], offset: [-0.485/0.229, ...] }`.
+ * The identity is `{ scale: 1, offset: 0 }`.
+ *
+ * Preprocessing is stored with a saved model, so a saved model always takes raw pixels.
+ */
+export interface Preprocessing {
+  /** Multiplier applied to raw 0..255 pixels; one number, or three (R, G, B). */
+  scale: number | readonly [number, number, number];
+  /** Added after scaling; one number, or three (R, G, B). */
+  offset: number | readonly [number, number, number];
+}
+
+/** Spatial input size of a backbone: `[height, width]` in pixels. */
+export type ImageSize = readonly [height: number, width: number];
+
+/**
+ * Class labels for a set of images, in any of the forms users already have:
+ * class indices (`number[]`, `Int32Array`, a 1-D tensor), class names (`string[]`, matched against the model's
+ * classes), or a one-hot `[n, numClasses]` tensor.
+ */
+export type Labels = ArrayLike<number> | readonly string[] | tf.Tensor1D | tf.Tensor2D;
+
+/**
+ * Images already in memory: `xs` holds raw RGB pixels in 0..255, shape `[n, height, width, 3]`, at the backbone's
+ * input size (see `resizeImages` to get there); `ys` the label of each image.
+ */
+export interface TensorData {
+  /** Raw RGB pixels in 0..255, `[n, height, width, 3]`. */
+  xs: tf.Tensor4D;
+  /** One label per image. */
+  ys: Labels;
+}
+
+/** One batch produced by an {@link ImageDataset}. The consumer owns (and must dispose) `xs` and `ys`. */
+export interface ImageBatch {
+  /** Raw RGB pixels in 0..255, `[n, height, width, 3]`, float32. */
+  xs: tf.Tensor4D;
+  /** Class index of each image, int32 `[n]`. */
+  ys: tf.Tensor1D;
+  /**
+   * A stable identity for each image's *content* (e.g. a content hash), used as the key of feature caches.
+   * Absent when the source cannot provide one; caching then falls back to the dataset's own order.
+   */
+  keys?: string[];
+  /** Where each image came from (a file path, a URL, `"tensor[17]"`), for reports and error messages. */
+  sources?: string[];
+}
+
+/** Options for {@link ImageDataset.batches}. */
+export interface BatchOptions {
+  /** Images per batch. Default 32. */
+  batchSize?: number;
+  /** Resize every image to this `[height, width]`. Default: the dataset's own size (required if images differ). */
+  size?: ImageSize;
+  /** Shuffle the order (seeded by `seed`). Default false. */
+  shuffle?: boolean;
+  /** Seed for shuffling and augmentation. Default 0 when `shuffle` or `augment` is used. */
+  seed?: number;
+  /** Apply the dataset's augmentation (training only). Default false. */
+  augment?: boolean;
+  /** Stop within one batch when aborted; the iterator then throws an `AbortError`. */
+  signal?: AbortSignal;
+}
+
+/**
+ * A labelled image collection that can be streamed in batches without holding every decoded image in memory.
+ * Built by the pipeline (`imageFolder` in Node, `fromImages` / `fromTensors` anywhere) and accepted by `fit`,
+ * `evaluate` and `transferLearn`.
+ */
+export interface ImageDataset {
+  /** Class names; label `i` means `classes[i]`. */
+  readonly classes: readonly string[];
+  /** Number of images. */
+  readonly size: number;
+  /** Class index of every image, in dataset order (cheap: no decoding). */
+  readonly labels: readonly number[];
+  /** Stream the images in batches. */
+  batches(options?: BatchOptions): AsyncIterable<ImageBatch>;
+}
+
+/** Anything `fit`, `evaluate` and `transferLearn` accept as labelled images. */
+export type LabelledData = TensorData | ImageDataset;
+
+/** Called with progress of a long operation: `done` of `total` units (images, batches, bytes). */
+export type ProgressCallback = (progress: { done: number; total: number; stage: string }) => void;

@@ -1,0 +1,25 @@
+import { defineConfig } from 'tsup';
+
+// Two entries: the browser-safe main entry and the Node-only entry (file system, sharp, worker threads).
+// The tfjs packages and sharp are never bundled: they are the application's (peer / optional dependencies).
+export default defineConfig([
+  {
+    entry: { index: 'src/index.ts', 'node/index': 'src/node/index.ts', 'node/decode-worker': 'src/node/decode-worker.ts' },
+    format: ['esm', 'cjs'],
+    dts: true,
+    sourcemap: true,
+    clean: true,
+    target: 'es2022',
+    splitting: true,
+    treeshake: true,
+    external: [/^@tensorflow\//, 'sharp'],
+  },
+  {
+    entry: { 'cli/main': 'src/cli/main.ts' },
+    format: ['esm'],
+    sourcemap: true,
+    target: 'es2022',
+    external: [/^@tensorflow\//, 'sharp'],
+    banner: { js: '#!/usr/bin/env node' },
+  },
+]);
