@@ -4,6 +4,7 @@
  * @module
  */
 import type * as tf from '@tensorflow/tfjs-core';
+import type { ImageDataset } from './types';
 
 /**
  * File access for local paths. The browser has none; `tfjs-transfer/node` installs one when it is imported.
@@ -17,6 +18,14 @@ export interface FileSystemAdapter {
    * atomically: a crash or a full disk leaves any previous model there intact.
    */
   saver(directory: string): tf.io.IOHandler;
+  /**
+   * Opens an image folder as training (and validation) datasets, for `transferLearn({ data: path })`.
+   * Installed by `tfjs-transfer/node` (its `imageFolder`).
+   */
+  openImageFolder?: (
+    dir: string,
+    options: { size: readonly [number, number]; seed: number; validationSplit: number },
+  ) => Promise<{ train: ImageDataset; validation?: ImageDataset; classes: readonly string[] }>;
 }
 
 /** The environment object type; see {@link env}. */

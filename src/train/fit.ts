@@ -125,6 +125,8 @@ export interface FitHistory {
   bestEpoch: number;
   /** Whether early stopping ended training. */
   stoppedEarly: boolean;
+  /** Validation loss and accuracy before the first step (with validation data). */
+  initial?: { valLoss: number; valAccuracy: number };
   /** Where training started: `{ layers, parameters }` that were trained. */
   trained: { layers: string[]; parameters: number };
   /** The freeze-boundary activations: which layers' outputs were cached and their shape per image. */
@@ -380,6 +382,10 @@ export async function fit(model: TransferModel, data: LabelledData, options: Fit
     weightsPerClass ? tf.tensor1d(Float32Array.from(labels, (c) => weightsPerClass[c]!)) : undefined;
 
   try {
+    if (valActs) {
+      const v = await scoreActivations(split.top, valActs, model.numClasses, Math.max(batchSize, 64));
+      history.initial = { valLoss: v.loss, valAccuracy: v.accuracy };
+    }
     await options.callbacks?.onTrainBegin?.();
     let batchCounter = 0;
     for (let epoch = 0; epoch < epochs; epoch++) {

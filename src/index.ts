@@ -1,0 +1,90 @@
+/**
+ * tfjs-transfer: transfer learning on TensorFlow.js, in five composable steps, on any tfjs backend.
+ *
+ * This is the browser-safe entry: it never imports a Node built-in, and never imports, registers or selects a
+ * backend (the application does). In Node, import from `tfjs-transfer/node`, which re-exports all of this and
+ * adds file access (`imageFolder`, paths for models).
+ *
+ * 1. {@link examine} the data; 2. build the pipeline ({@link fromTensors}, {@link fromImages}, `imageFolder`);
+ * 3. {@link loadBackbone} + {@link freeze} + {@link attachHead}; 4. {@link fit}; 5. {@link evaluate}.
+ * Or {@link transferLearn} for all five.
+ * @packageDocumentation
+ */
+export { env, type Environment, type FileSystemAdapter } from './env';
+export { TransferError, type TransferErrorCode } from './errors';
+export type {
+  BatchOptions,
+  ImageBatch,
+  ImageDataset,
+  ImageSize,
+  LabelledData,
+  Labels,
+  Preprocessing,
+  ProgressCallback,
+  TensorData,
+} from './types';
+
+// Step 1: examine.
+export * from './examine/index';
+
+// Step 2: the input pipeline.
+export * from './data/index';
+
+// Step 3: compose.
+export { Backbone, type BackboneFunction, type BackboneKind } from './backbone/backbone';
+export { loadBackbone, type BackboneSource, type LoadBackboneArgs } from './backbone/load';
+export {
+  listCatalog,
+  resolveCatalogName,
+  MOBILENET_V2_ALPHAS,
+  MOBILENET_V2_SIZES,
+  MOBILENET_V2_PREPROCESSING,
+  type CatalogEntry,
+} from './backbone/catalog';
+export { applyPreprocessing, NO_PREPROCESSING } from './backbone/preprocess';
+export { freeze, type FreezeArgs } from './freeze';
+export { attachHead, type AttachHeadArgs } from './head';
+export { TransferModel, type HeadSpec } from './transfer-model';
+
+// Step 4: train.
+export {
+  fit,
+  type EarlyStoppingArgs,
+  type EpochLogs,
+  type FitArgs,
+  type FitCallbacks,
+  type FitHistory,
+} from './train/fit';
+export type { ActivationStore } from './train/activations';
+export { registerWasmTrainingKernels } from './train/wasm-kernels';
+
+// Step 5: evaluate, and use.
+export {
+  evaluate,
+  predict,
+  type ClassMetrics,
+  type EvaluateArgs,
+  type Evaluation,
+  type Misclassified,
+  type Prediction,
+} from './evaluate';
+
+// Save and load.
+export {
+  save,
+  loadModel,
+  ARTIFACT_FORMAT_VERSION,
+  type LoadModelArgs,
+  type ModelSource,
+  type SaveDestination,
+  type TransferMetadata,
+} from './io/model-io';
+
+// All five steps.
+export {
+  transferLearn,
+  TRANSFER_LEARN_DEFAULTS,
+  type FineTuneArgs,
+  type TransferLearnArgs,
+  type TransferLearnResult,
+} from './transfer-learn';

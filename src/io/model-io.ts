@@ -1,0 +1,235 @@
+/**
+ * `save` and `loadModel`: one artefact holding the whole model, its class names and its preprocessing,
+ * reloadable in Node and in the browser with identical predictions.
+ * @module
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import * as tfl from '@tensorflow/tfjs-layers';
+import { Backbone, ExternalBackboneLayer } from '../backbone/backbone';
+import { forceInferenceBatchNorm } from '../backbone/batchnorm';
+import { rewire } from '../backbone/graph';
+import { loadBackbone, type BackboneSource } from '../backbone/load';
+import { registerCustomLayers } from '../backbone/preprocess';
+import { env } from '../env';
+import { TransferError, check } from '../errors';
+import { freeze } from '../freeze';
+import { TransferModel, type HeadSpec } from '../transfer-model';
+import type { Preprocessing } from '../types';
+import { loadLayersModelSafely } from './load-layers';
+
+/** Version of the metadata layout written by {@link save}. */
+export const ARTIFACT_FORMAT_VERSION = 1;
+
+/** What {@link save} stores in `model.json`'s `userDefinedMetadata.tfjsTransfer`. */
+export interface TransferMetadata {
+  /** Layout version, {@link ARTIFACT_FORMAT_VERSION}. */
+  formatVersion: number;
+  /** Class names, in output order. */
+  classes: string[];
+  /** Input shape of one image `[h, w, 3]`; the model takes raw pixels in 0..255. */
+  inputShape: [number, number, 3];
+  /** Preprocessing the model applies itself (informational: it is a layer of the model). */
+  preprocessing: Preprocessing;
+  /** `full`: backbone + head; `head`: the head only (graph and function backbones cannot be serialized). */
+  contents: 'full' | 'head';
+  /** The backbone: name, where it came from, the feature layer, its frozen layer count. */
+  backbone: { name: string; source: string; kind: string; featureLayer?: string; featureShape: number[]; frozenLayerCount: number };
+  /** How the head was built. */
+  head: HeadSpec & { layers: string[] };
+  /** Library version that wrote it. */
+  writtenBy: string;
+}
+
+/** Anything {@link save} accepts as a destination. */
+export type SaveDestination = string | tf.io.IOHandler;
+
+/** Anything {@link loadModel} accepts. */
+export type ModelSource = string | URL | tf.io.IOHandler;
+
+const LIBRARY = 'tfjs-transfer';
+
+function isLocalPath(s: string): boolean {
+  return !/^[a-z][a-z0-9+.-]*:\/\//i.test(s) || s.startsWith('file://');
+}
+
+function saveHandler(destination: SaveDestination): { handler: tf.io.IOHandler; where: string } {
+  if (typeof destination !== 'string') {
+    check(typeof destination === 'object' && destination !== null && typeof destination.save === 'function', 'save: destination must be a path, a URL (indexeddb://, localstorage://, downloads://, http(s)://) or a tf.io.IOHandler with save().');
+    return { handler: destination, where: 'IOHandler' };
+  }
+  check(destination.length > 0, 'save: destination is an empty string.');
+  if (isLocalPath(destination)) {
+    if (!env.fileSystem) {
+      throw new TransferError('NODE_ONLY', `save: "${destination}" looks like a local path, and this environment has no file access. In Node import from 'tfjs-transfer/node'; in the browser use indexeddb://name or downloads://name.`);
+    }
+    return { handler: env.fileSystem.saver(destination.replace(/^file:\/\//, '')), where: destination };
+  }
+  const handlers = tf.io.getSaveHandlers(destination);
+  const handler = handlers[0];
+  if (!handler) throw new TransferError('INVALID_ARGUMENT', `save: no TF.js IO handler can save to "${destination}". Use a path (Node), indexeddb://, localstorage://, downloads:// or http(s)://.`);
+  return { handler, where: destination };
+}
+
+function metadataOf(model: TransferModel, contents: 'full' | 'head'): TransferMetadata {
+  const b = model.backbone;
+  return {
+    formatVersion: ARTIFACT_FORMAT_VERSION,
+    classes: [...model.classes],
+    inputShape: [...model.inputShape],
+    preprocessing: b.preprocessing,
+    contents,
+    backbone: { name: b.name, source: b.source, kind: b.kind, featureLayer: b.featureLayer, featureShape: b.featureShape, frozenLayerCount: b.frozenLayerCount },
+    head: { ...model.headSpec, layers: [...model.headLayers] },
+    writtenBy: LIBRARY,
+  };
+}
+
+/**
+ * Saves the whole model (backbone + head, preprocessing included) with its class names as one TF.js layers
+ * model: `model.json` + `weights.bin`. In Node a path is written atomically (a crash or full disk leaves the
+ * previous model intact); in the browser use `indexeddb://name`, `localstorage://name` or `downloads://name`.
+ *
+ * Models on graph or function backbones save their head only, with the backbone's name and source; pass the
+ * backbone again to {@link loadModel}.
+ *
+ * The artefact is a standard layers model: `tf.loadLayersModel` loads it too (it takes raw pixels and outputs
+ * probabilities); {@link loadModel} also restores class names and the backbone/head structure.
+ *
+ * @example
+ * ```ts
+ * await save(model, './cats-vs-dogs');              // Node
+ * await save(model, 'indexeddb://cats-vs-dogs');    // browser
+ * ```
+ */
+export async function save(model: TransferModel, destination: SaveDestination): Promise<tf.io.SaveResult> {
+  check(model instanceof TransferModel, `save: expected a TransferModel, got ${Object.prototype.toString.call(model)}.`);
+  model.assertUsable('save');
+  const { handler, where } = saveHandler(destination);
+  const contents = model.isSerializable ? 'full' : 'head';
+  const target = contents === 'full' ? model.model : model.head;
+  target.setUserDefinedMetadata({ tfjsTransfer: metadataOf(model, contents) });
+  try {
+    return await target.save(handler);
+  } catch (e) {
+    if (e instanceof TransferError) throw e;
+    throw new TransferError('SAVE_FAILED', `save: writing the model to ${where} failed: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
+  }
+}
+
+/** Options of {@link loadModel}. */
+export interface LoadModelArgs {
+  /**
+   * The backbone, for artefacts that hold the head only (models trained on graph or function backbones).
+   * Default: none (the artefact must be complete).
+   */
+  backbone?: BackboneSource;
+  /** Download progress, 0 to 1. */
+  onProgress?: (fraction: number) => void;
+}
+
+function loadHandler(source: ModelSource, onProgress?: (f: number) => void): { handler: tf.io.IOHandler; where: string } {
+  if (typeof source === 'object' && !(source instanceof URL)) {
+    check(source !== null && typeof source.load === 'function', 'loadModel: source must be a path, a URL or a tf.io.IOHandler with load().');
+    return { handler: source, where: 'IOHandler' };
+  }
+  const text = source.toString();
+  if (isLocalPath(text)) {
+    if (!env.fileSystem) {
+      throw new TransferError('NODE_ONLY', `loadModel: "${text}" looks like a local path, and this environment has no file access. In Node import from 'tfjs-transfer/node'; in the browser use a URL, indexeddb://name or tf.io.browserFiles.`);
+    }
+    return { handler: env.fileSystem.loader(text), where: text };
+  }
+  if (/^https?:\/\//i.test(text)) return { handler: tf.io.http(text, { fetchFunc: env.fetch, onProgress }), where: text };
+  const handler = tf.io.getLoadHandlers(text, { onProgress })[0];
+  if (!handler) throw new TransferError('MODEL_LOAD_FAILED', `loadModel: no TF.js IO handler can load "${text}".`);
+  return { handler, where: text };
+}
+
+function readMetadata(model: tfl.LayersModel, where: string): TransferMetadata {
+  const meta = (model.getUserDefinedMetadata() as { tfjsTransfer?: TransferMetadata } | undefined)?.tfjsTransfer;
+  if (!meta || typeof meta !== 'object' || !Array.isArray(meta.classes)) {
+    throw new TransferError(
+      'MODEL_INVALID',
+      `loadModel: ${where} is a TF.js layers model but was not saved by tfjs-transfer (no class names in its metadata). ` +
+        `Load it with loadBackbone() to use it as a backbone, or with tf.loadLayersModel().`,
+    );
+  }
+  if (meta.formatVersion > ARTIFACT_FORMAT_VERSION) {
+    throw new TransferError('MODEL_INVALID', `loadModel: ${where} was written in format ${meta.formatVersion}, newer than this version of tfjs-transfer reads (${ARTIFACT_FORMAT_VERSION}). Upgrade tfjs-transfer.`);
+  }
+  return meta;
+}
+
+/**
+ * Loads a model saved by {@link save}: from a path or `file://` URL (Node), an `http(s)://` URL,
+ * `indexeddb://`, `localstorage://`, or any `tf.io.IOHandler` (e.g. `tf.io.browserFiles([json, weights])`).
+ * The result predicts exactly as the saved model did, and can be evaluated, fine-tuned and saved again.
+ *
+ * @example
+ * ```ts
+ * const model = await loadModel('./cats-vs-dogs');
+ * const [p] = await predict(model, image);
+ * ```
+ */
+export async function loadModel(source: ModelSource, options: LoadModelArgs = {}): Promise<TransferModel> {
+  check(source != null, 'loadModel: source is required: a path, a URL or a tf.io.IOHandler.');
+  registerCustomLayers();
+  const { handler, where } = loadHandler(source, options.onProgress);
+  const loaded = await loadLayersModelSafely(handler, where);
+  let meta: TransferMetadata;
+  try {
+    meta = readMetadata(loaded, where);
+  } catch (e) {
+    loaded.dispose();
+    throw e;
+  }
+  if (meta.contents === 'head') return attachSavedHead(loaded, meta, options, where);
+
+  const featureLayer = meta.backbone.featureLayer;
+  const layer = loaded.layers.find((l) => l.name === featureLayer);
+  if (!featureLayer || !layer) {
+    loaded.dispose();
+    throw new TransferError('MODEL_INVALID', `loadModel: ${where} names feature layer "${featureLayer}", which the model does not have; the file is damaged or was edited.`);
+  }
+  const features = layer.output as tfl.SymbolicTensor;
+  const backboneModel = tfl.model({ inputs: loaded.inputs, outputs: features, name: `${meta.backbone.name}_features` });
+  forceInferenceBatchNorm(backboneModel.layers);
+  const backbone = new Backbone({
+    name: meta.backbone.name,
+    kind: 'layers',
+    inputSize: [meta.inputShape[0], meta.inputShape[1]],
+    featureShape: meta.backbone.featureShape,
+    preprocessing: meta.preprocessing,
+    featureLayer,
+    model: backboneModel,
+    source: meta.backbone.source,
+  });
+  const featureInput = tfl.input({ shape: meta.backbone.featureShape, name: 'tt_features' });
+  const [headOut] = rewire(loaded.outputs, new Map([[features, featureInput]]));
+  const head = tfl.model({ inputs: featureInput, outputs: headOut!, name: 'tt_head' });
+  const model = new TransferModel({ backbone, classes: meta.classes, model: loaded, head, headSpec: meta.head, headLayers: meta.head.layers });
+  freeze(model, { trainableFrom: Math.min(meta.backbone.frozenLayerCount, backbone.layers.length) });
+  return model;
+}
+
+async function attachSavedHead(head: tfl.LayersModel, meta: TransferMetadata, options: LoadModelArgs, where: string): Promise<TransferModel> {
+  if (!options.backbone) {
+    head.dispose();
+    throw new TransferError(
+      'INVALID_ARGUMENT',
+      `loadModel: ${where} holds only the head of a model trained on the ${meta.backbone.kind} backbone "${meta.backbone.name}" (${meta.backbone.source}); ` +
+        `pass that backbone: loadModel(source, { backbone: ... }).`,
+    );
+  }
+  const backbone = await loadBackbone(options.backbone, { inputSize: [meta.inputShape[0], meta.inputShape[1]], preprocessing: meta.preprocessing });
+  const same = backbone.featureShape.length === meta.backbone.featureShape.length && backbone.featureShape.every((d, i) => d === meta.backbone.featureShape[i]);
+  if (!same) {
+    head.dispose();
+    throw new TransferError('SHAPE_MISMATCH', `loadModel: the given backbone gives features [${backbone.featureShape.join(', ')}], but the saved head takes [${meta.backbone.featureShape.join(', ')}] (trained on "${meta.backbone.name}").`);
+  }
+  const image = tfl.input({ shape: backbone.inputShape, name: 'tt_image' });
+  const features = new ExternalBackboneLayer(backbone).apply(image) as tfl.SymbolicTensor;
+  const [out] = rewire(head.outputs, new Map([[head.inputs[0]!, features]]));
+  const composed = tfl.model({ inputs: image, outputs: out!, name: 'tt_transfer_model' });
+  return new TransferModel({ backbone, classes: meta.classes, model: composed, head, headSpec: meta.head, headLayers: meta.head.layers });
+}

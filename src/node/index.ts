@@ -1,0 +1,42 @@
+/**
+ * tfjs-transfer for Node: everything of the main entry, plus file access. Importing this module installs the
+ * library's own file loader into `env.fileSystem` (local paths and `file://` URLs for models, image folders for
+ * `transferLearn({ data: path })`); it never requires `@tensorflow/tfjs-node`.
+ *
+ * @example
+ * ```ts
+ * import '@tensorflow/tfjs-backend-wasm';            // or tfjs-node, or cpu: the application's choice
+ * import * as tf from '@tensorflow/tfjs-core';
+ * import { transferLearn, save } from 'tfjs-transfer/node';
+ * await tf.setBackend('wasm');
+ * const { model } = await transferLearn({ data: './photos' });
+ * await save(model, './my-model');
+ * ```
+ * @packageDocumentation
+ */
+import { env } from '../env';
+import { nodeFileSystem } from './file-io';
+import { imageFolder } from './image-folder';
+
+export * from '../index';
+export { imageFolder, type ImageFolder, type ImageFolderOptions } from './image-folder';
+export { nodeFileSystem, createNodeFileSystem, atomicWriteFile, type NodeFileSystemOptions, type AtomicWriteOptions } from './file-io';
+export { decodeImage, readImageHeader, SUPPORTED_FORMATS, DEFAULT_MAX_PIXELS, type ImageFormat, type DecodeOptions, type DecodedImage, type ImageHeader } from './decode';
+export { contentHash, hashFile } from './hash';
+
+/** Installs the Node file loader into `env.fileSystem` (done once on import; call again after replacing it). */
+export function installNodeFileSystem(): void {
+  env.fileSystem = {
+    ...nodeFileSystem,
+    openImageFolder: async (dir, options) => {
+      const folder = await imageFolder(dir, {
+        size: [options.size[0], options.size[1]],
+        seed: options.seed,
+        validationSplit: options.validationSplit,
+      });
+      return folder;
+    },
+  };
+}
+
+if (!env.fileSystem) installNodeFileSystem();
