@@ -1,0 +1,52 @@
+/** Small models built in tests: a MobileNetV2-shaped network (conv, BN, ReLU6, depthwise, residual add). */
+import * as tf from '@tensorflow/tfjs-core';
+import * as tfl from '@tensorflow/tfjs-layers';
+
+/** A tiny fully convolutional backbone with BatchNorm and a residual block, declared at `size`. */
+export function tinyBackbone(size = 32, seed = 1): tfl.LayersModel {
+  const init = (s: number) => tfl.initializers.glorotUniform({ seed: seed * 100 + s });
+  const input = tfl.input({ shape: [size, size, 3], name: 'input_1' });
+  let x = tfl.layers.conv2d({ filters: 8, kernelSize: 3, strides: 2, padding: 'same', useBias: false, name: 'Conv1', kernelInitializer: init(1) }).apply(input) as tfl.SymbolicTensor;
+  x = tfl.layers.batchNormalization({ name: 'bn_Conv1' }).apply(x) as tfl.SymbolicTensor;
+  x = tfl.layers.reLU({ maxValue: 6, name: 'Conv1_relu' }).apply(x) as tfl.SymbolicTensor;
+  const skip = x;
+  let y = tfl.layers.depthwiseConv2d({ kernelSize: 3, padding: 'same', useBias: false, name: 'block_1_depthwise', depthwiseInitializer: init(2) }).apply(x) as tfl.SymbolicTensor;
+  y = tfl.layers.batchNormalization({ name: 'block_1_depthwise_BN' }).apply(y) as tfl.SymbolicTensor;
+  y = tfl.layers.reLU({ maxValue: 6, name: 'block_1_depthwise_relu' }).apply(y) as tfl.SymbolicTensor;
+  y = tfl.layers.conv2d({ filters: 8, kernelSize: 1, useBias: false, name: 'block_1_project', kernelInitializer: init(3) }).apply(y) as tfl.SymbolicTensor;
+  y = tfl.layers.batchNormalization({ name: 'block_1_project_BN' }).apply(y) as tfl.SymbolicTensor;
+  x = tfl.layers.add({ name: 'block_1_add' }).apply([skip, y]) as tfl.SymbolicTensor;
+  x = tfl.layers.conv2d({ filters: 16, kernelSize: 1, useBias: false, name: 'Conv_1', kernelInitializer: init(4) }).apply(x) as tfl.SymbolicTensor;
+  x = tfl.layers.batchNormalization({ name: 'Conv_1_bn' }).apply(x) as tfl.SymbolicTensor;
+  x = tfl.layers.reLU({ maxValue: 6, name: 'out_relu' }).apply(x) as tfl.SymbolicTensor;
+  const model = tfl.model({ inputs: input, outputs: x, name: 'tiny_mobilenet' });
+  // Non-trivial BN statistics, so inference and training modes differ.
+  for (const layer of model.layers) {
+    if (layer.getClassName() !== 'BatchNormalization') continue;
+    const weights = layer.getWeights();
+    const values = weights.map((w, i) => tf.tidy(() => (i === 2 ? tf.randomUniform(w.shape, -0.5, 0.5, 'float32', seed + i) : i === 3 ? tf.randomUniform(w.shape, 0.5, 2, 'float32', seed + i) : tf.randomUniform(w.shape, 0.8, 1.2, 'float32', seed + i))));
+    layer.setWeights(values);
+    tf.dispose(values);
+  }
+  return model;
+}
+
+/** Synthetic two-class images: class 0 reddish, class 1 bluish, with strong per-pixel noise. */
+export function stripes(n: number, size = 32, seed = 7): { xs: tf.Tensor4D; ys: number[] } {
+  const ys = Array.from({ length: n }, (_, i) => i % 2);
+  const xs = tf.tidy(() => {
+    const red = tf.tensor1d([170, 110, 90]);
+    const blue = tf.tensor1d([90, 110, 170]);
+    const base = tf.stack(ys.map((y) => tf.tile(tf.reshape(y === 0 ? red : blue, [1, 1, 3]), [size, size, 1])));
+    const noise = tf.randomUniform([n, size, size, 3], -60, 60, 'float32', seed);
+    return tf.clipByValue(tf.add(base, noise), 0, 255) as tf.Tensor4D;
+  });
+  return { xs, ys };
+}
+
+/** All weights of the given layers, copied to plain arrays, keyed `layer#index` (tfjs renames variables). */
+export function weightValues(layers: tfl.layers.Layer[]): Map<string, Float32Array> {
+  const out = new Map<string, Float32Array>();
+  for (const l of layers) l.weights.forEach((w, i) => out.set(`${l.name}#${i}`, Float32Array.from(w.read().dataSync() as Float32Array)));
+  return out;
+}
