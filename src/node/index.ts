@@ -21,7 +21,7 @@ import { imageFolder } from './image-folder';
 export * from '../index';
 export { imageFolder, type ImageFolder, type ImageFolderOptions } from './image-folder';
 export { nodeFileSystem, createNodeFileSystem, atomicWriteFile, type NodeFileSystemOptions, type AtomicWriteOptions } from './file-io';
-export { decodeImage, readImageHeader, SUPPORTED_FORMATS, DEFAULT_MAX_PIXELS, type ImageFormat, type DecodeOptions, type DecodedImage, type ImageHeader } from './decode';
+export { decodeImage, decodeBmp, readImageHeader, sniffFormat, SUPPORTED_FORMATS, DEFAULT_MAX_PIXELS, type DecodeOptions, type DecodedImage, type ImageFormat, type ImageHeader } from './decode';
 export { contentHash, hashFile } from './hash';
 
 /** Installs the Node file loader into `env.fileSystem` (done once on import; call again after replacing it). */

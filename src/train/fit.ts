@@ -302,7 +302,7 @@ export async function fit(model: TransferModel, data: LabelledData, options: Fit
   }
   throwIfAborted(options.signal, 'fit');
 
-  if (tf.getBackend() === "wasm" && typeof registerWasmTrainingKernels === "function") registerWasmTrainingKernels();
+  if (tf.getBackend() === 'wasm') registerWasmTrainingKernels();
   const split = freezeBoundaryOf(model);
   const vars = split.top.trainableWeights.map((w) => (w as unknown as { val: tf.Variable }).val);
   if (vars.length === 0) throw new TransferError('INVALID_ARGUMENT', 'fit: nothing to train: every layer of the model is frozen.');

@@ -1,0 +1,26 @@
+/**
+ * The input pipeline (browser-safe): datasets from tensors, images and custom loaders; resizing; augmentation;
+ * labels; splits.
+ * @module
+ */
+export {
+  createDataset,
+  fromImages,
+  fromTensors,
+  type Dataset,
+  type DatasetBatchOptions,
+  type DatasetSource,
+  type DecodedPixels,
+  type FromImagesOptions,
+  type FromTensorsOptions,
+  type ImageInfo,
+  type ImageInput,
+  type LabelledImage,
+  type LoadedImage,
+  type LoadRequest,
+  type SkippedImage,
+} from './dataset';
+export { resizeImages, type ResizeFit, type ResizeOptions } from './resize';
+export { augmentImages, DEFAULT_AUGMENT_ARGS, type AugmentArgs } from './augment';
+export { toClassIndices, type ClassIndices, type ToClassIndicesOptions } from './labels';
+export { splitDataset, type DatasetSplit, type SplitOptions } from './split';

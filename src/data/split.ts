@@ -1,0 +1,68 @@
+/**
+ * Seeded, stratified train/validation splits.
+ * @module
+ */
+import { check } from '../errors';
+import { Random } from '../util/random';
+import type { Dataset } from './dataset';
+
+/** Options for {@link splitDataset}. */
+export interface SplitOptions {
+  /** Fraction of the images (of each class, when stratified) that go to validation, in (0, 1). Default `0.2`. */
+  validationSplit?: number;
+  /** Seed of the random choice; the same seed gives the same split. Default `0`. */
+  seed?: number;
+  /**
+   * Split every class separately so both parts keep the class proportions (each class with at least 2 images
+   * gets at least one validation image and keeps at least one training image). Default `true`.
+   */
+  stratify?: boolean;
+}
+
+/** The two parts of a {@link splitDataset}. */
+export interface DatasetSplit {
+  train: Dataset;
+  validation: Dataset;
+}
+
+/**
+ * Splits a dataset into training and validation parts, seeded and (by default) stratified by class. Both parts
+ * keep the original order of their images. Nothing is decoded.
+ *
+ * @example
+ * ```ts
+ * const { train, validation } = splitDataset(all, { validationSplit: 0.2, seed: 1 });
+ * ```
+ */
+export function splitDataset(dataset: Dataset, options: SplitOptions = {}): DatasetSplit {
+  const fraction = options.validationSplit ?? 0.2;
+  check(
+    typeof fraction === 'number' && fraction > 0 && fraction < 1,
+    `splitDataset: validationSplit must be a fraction strictly between 0 and 1, got ${String(fraction)}.`,
+  );
+  check(dataset.size >= 2, `splitDataset: "${dataset.name}" has ${dataset.size} image(s); a split needs at least 2.`);
+  const random = new Random(options.seed ?? 0);
+  const validation: number[] = [];
+  if (options.stratify ?? true) {
+    const byClass = new Map<number, number[]>();
+    dataset.labels.forEach((label, i) => {
+      const list = byClass.get(label) ?? [];
+      list.push(i);
+      byClass.set(label, list);
+    });
+    for (const label of [...byClass.keys()].sort((a, b) => a - b)) {
+      const members = random.shuffle(byClass.get(label) as number[]);
+      let take = Math.round(members.length * fraction);
+      if (members.length >= 2) take = Math.min(members.length - 1, Math.max(1, take));
+      validation.push(...members.slice(0, take));
+    }
+  } else {
+    const order = random.shuffle(Array.from({ length: dataset.size }, (_, i) => i));
+    const take = Math.min(dataset.size - 1, Math.max(1, Math.round(dataset.size * fraction)));
+    validation.push(...order.slice(0, take));
+  }
+  const inValidation = new Set(validation);
+  const train = Array.from({ length: dataset.size }, (_, i) => i).filter((i) => !inValidation.has(i));
+  validation.sort((a, b) => a - b);
+  return { train: dataset.subset(train, 'train'), validation: dataset.subset(validation, 'validation') };
+}

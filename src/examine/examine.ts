@@ -1,0 +1,298 @@
+/**
+ * Step 1 of the workflow: look at the data before training. Browser-safe.
+ * @module
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import type { Dataset, SkippedImage } from '../data/dataset';
+import { toClassIndices } from '../data/labels';
+import { log } from '../env';
+import { check } from '../errors';
+import type { ImageDataset, TensorData } from '../types';
+
+/** Something `examine` accepts as one split. */
+export type ExaminableSplit = Dataset | ImageDataset | TensorData;
+
+/** Data with separate splits, e.g. what `imageFolder` returns. */
+export interface ExaminableSplits {
+  train: ExaminableSplit;
+  validation?: ExaminableSplit;
+  /** Files left out while loading (as `imageFolder` returns them). Default: the datasets' own `skipped`. */
+  skipped?: readonly SkippedImage[];
+  /** Notices from loading (as `imageFolder` returns them). Default: none. */
+  warnings?: readonly string[];
+}
+
+/** Options for {@link examine}. */
+export interface ExamineOptions {
+  /** Warn when the largest class has more than this many times the images of the smallest. Default `1.5`. */
+  imbalanceThreshold?: number;
+  /** Print the report (through `env.logger`, when `env.verbose`). Default `true`. */
+  print?: boolean;
+  /** How many duplicates and skipped files the printed report lists before "... and N more". Default `10`. */
+  maxListed?: number;
+}
+
+/** Per-split facts in an {@link ExamineReport}. */
+export interface SplitReport {
+  /** `'train'`, `'validation'`, or the dataset's name. */
+  name: string;
+  /** Number of images. */
+  total: number;
+  /** Images per class, in class order. */
+  counts: number[];
+  /** Largest class count divided by the smallest (`Infinity` if a class has no images). */
+  imbalanceRatio: number;
+}
+
+/** Minimum, median and maximum of a quantity. */
+export interface Stats {
+  min: number;
+  median: number;
+  max: number;
+}
+
+/** A pair of identical images (same content hash) found in both training and validation. */
+export interface DuplicatePair {
+  /** The shared content key. */
+  key: string;
+  train: string;
+  validation: string;
+}
+
+/** What {@link examine} found. */
+export interface ExamineReport {
+  /** Class names. */
+  classes: string[];
+  /** Counts per split. */
+  splits: SplitReport[];
+  /** Image widths and heights over all splits, when the sizes are known (from headers or tensor shapes). */
+  sizes?: { count: number; width: Stats; height: Stats };
+  /** Images per format (`jpeg`, `png`, `tensor`, ...), when known. */
+  formats?: Record<string, number>;
+  /**
+   * Images present in both training and validation (by content hash), which inflate validation scores.
+   * `undefined` when the data has no content keys (tensors, browser images).
+   */
+  duplicates?: DuplicatePair[];
+  /** Files that could not be used, with the reason for each (hidden and system files excluded). */
+  skipped: SkippedImage[];
+  /** How many hidden or system files (`.DS_Store`, `Thumbs.db`, ...) were ignored. */
+  ignored: number;
+  /** Things to look at: imbalance, duplicates, skipped files, missing classes, tiny images. */
+  warnings: string[];
+}
+
+function isSplits(data: unknown): data is ExaminableSplits {
+  return typeof data === 'object' && data !== null && 'train' in data && !('batches' in data) && !('xs' in data);
+}
+
+function isTensorData(data: ExaminableSplit): data is TensorData {
+  return 'xs' in data && data.xs instanceof tf.Tensor;
+}
+
+function asDataset(data: ExaminableSplit): Dataset | undefined {
+  return 'sources' in data && 'skipped' in data ? (data as Dataset) : undefined;
+}
+
+function stats(values: number[]): Stats {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  const median = sorted.length % 2 ? (sorted[mid] as number) : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2;
+  return { min: sorted[0] as number, median, max: sorted[sorted.length - 1] as number };
+}
+
+/**
+ * Looks at labelled images the way a careful practitioner does before training: classes and counts per split,
+ * class imbalance, image sizes, formats, duplicates between training and validation (by content hash), and the
+ * files that could not be read with the reason for each. Reads only labels and headers: nothing is decoded.
+ * Prints the report unless `print: false`.
+ *
+ * @param data A dataset, tensors, or `{ train, validation }` (e.g. what `imageFolder` returns).
+ * @example
+ * ```ts
+ * const data = await imageFolder('photos');
+ * const report = examine(data); // prints classes, counts, sizes, duplicates, skipped files
+ * if (report.duplicates?.length) console.warn('validation overlaps training');
+ * ```
+ */
+export function examine(data: ExaminableSplits | ExaminableSplit, options: ExamineOptions = {}): ExamineReport {
+  check(data != null && typeof data === 'object', 'examine: pass a dataset, { xs, ys } tensors, or { train, validation }.');
+  const threshold = options.imbalanceThreshold ?? 1.5;
+  check(threshold >= 1, `examine: imbalanceThreshold must be at least 1, got ${threshold}.`);
+  const splits: { name: string; data: ExaminableSplit }[] = isSplits(data)
+    ? [
+        { name: 'train', data: data.train },
+        ...(data.validation ? [{ name: 'validation', data: data.validation }] : []),
+      ]
+    : [{ name: asDataset(data as ExaminableSplit)?.name ?? 'data', data: data as ExaminableSplit }];
+
+  let classes: string[] | undefined;
+  const splitReports: SplitReport[] = [];
+  const widths: number[] = [];
+  const heights: number[] = [];
+  const formats: Record<string, number> = {};
+  let sizeKnown = true;
+  const warnings: string[] = [...(isSplits(data) ? (data.warnings ?? []) : [])];
+  const skippedSet = new Set<SkippedImage>(isSplits(data) ? (data.skipped ?? []) : []);
+
+  for (const { name, data: split } of splits) {
+    let labels: ArrayLike<number>;
+    let splitClasses: string[];
+    if (isTensorData(split)) {
+      const r = toClassIndices(split.ys, { classes, expectedLength: split.xs.shape[0], what: `examine: ${name} ys` });
+      labels = r.indices;
+      splitClasses =
+        r.classes ??
+        classes ??
+        Array.from({ length: split.ys instanceof tf.Tensor && split.ys.rank === 2 ? (split.ys.shape[1] as number) : Math.max(-1, ...r.indices) + 1 }, (_, i) => String(i));
+      const [n, h, w] = split.xs.shape;
+      for (let i = 0; i < n; i++) {
+        widths.push(w);
+        heights.push(h);
+      }
+      formats.tensor = (formats.tensor ?? 0) + n;
+    } else {
+      labels = split.labels;
+      splitClasses = [...split.classes];
+      const ds = asDataset(split);
+      for (const s of ds?.skipped ?? []) skippedSet.add(s);
+      const info = ds?.info;
+      if (info) {
+        for (const item of info) {
+          if (item?.width && item.height) {
+            widths.push(item.width);
+            heights.push(item.height);
+          } else sizeKnown = false;
+          if (item?.format) formats[item.format] = (formats[item.format] ?? 0) + 1;
+        }
+      } else if (ds?.imageSize) {
+        for (let i = 0; i < split.size; i++) {
+          widths.push(ds.imageSize[1]);
+          heights.push(ds.imageSize[0]);
+        }
+      } else sizeKnown = false;
+    }
+    if (!classes) classes = splitClasses;
+    else if (splitClasses.join('\u0000') !== classes.join('\u0000')) {
+      warnings.push(`${name} has different classes (${splitClasses.join(', ')}) from train (${classes.join(', ')})`);
+    }
+    const counts = new Array<number>(classes.length).fill(0);
+    for (let i = 0; i < labels.length; i++) {
+      const l = labels[i] as number;
+      if (l < counts.length) counts[l] = (counts[l] as number) + 1;
+    }
+    const max = Math.max(...counts);
+    const min = Math.min(...counts);
+    const ratio = counts.length === 0 ? 1 : min === 0 ? (max === 0 ? 1 : Infinity) : max / min;
+    splitReports.push({ name, total: labels.length, counts, imbalanceRatio: ratio });
+    counts.forEach((c, i) => {
+      if (c === 0) warnings.push(`class "${classes?.[i]}" has no images in ${name}`);
+    });
+    if (ratio > threshold && Number.isFinite(ratio)) {
+      const big = counts.indexOf(max);
+      const small = counts.indexOf(min);
+      warnings.push(
+        `${name} is imbalanced: "${classes[big]}" has ${max} images, "${classes[small]}" ${min} ` +
+          `(ratio ${ratio.toFixed(1)} > ${threshold}); consider class weights, more data, or resampling`,
+      );
+    }
+  }
+  if (classes && classes.length === 1) warnings.push(`only one class ("${classes[0]}"): a classifier needs two or more`);
+
+  // Duplicates across train and validation, by content key.
+  let duplicates: DuplicatePair[] | undefined;
+  const train = asDataset(splits[0]?.data as ExaminableSplit);
+  const validation = splits[1] ? asDataset(splits[1].data) : undefined;
+  if (train?.keys && validation?.keys) {
+    const trainByKey = new Map<string, string>();
+    train.keys.forEach((k, i) => trainByKey.set(k, train.sources[i] as string));
+    duplicates = [];
+    validation.keys.forEach((k, i) => {
+      const t = trainByKey.get(k);
+      if (t !== undefined) duplicates?.push({ key: k, train: t, validation: validation.sources[i] as string });
+    });
+    if (duplicates.length > 0) {
+      warnings.push(
+        `${duplicates.length} validation image(s) also appear in train (same content); they make validation ` +
+          `scores look better than they are: remove them from one side`,
+      );
+    }
+  }
+
+  const allSkipped = [...skippedSet];
+  const skipped = allSkipped.filter((s) => !s.ignored);
+  if (skipped.length > 0) warnings.push(`${skipped.length} file(s) could not be used; see the list of skipped files`);
+
+  let sizes: ExamineReport['sizes'];
+  if (sizeKnown && widths.length > 0) {
+    sizes = { count: widths.length, width: stats(widths), height: stats(heights) };
+    const small = widths.filter((w, i) => Math.min(w, heights[i] as number) < 32).length;
+    if (small > 0) warnings.push(`${small} image(s) are smaller than 32 pixels on a side`);
+  }
+  const report: ExamineReport = {
+    classes: classes ?? [],
+    splits: splitReports,
+    skipped,
+    ignored: allSkipped.length - skipped.length,
+    warnings,
+  };
+  if (sizes) report.sizes = sizes;
+  if (Object.keys(formats).length > 0) report.formats = formats;
+  if (duplicates) report.duplicates = duplicates;
+  if (options.print ?? true) log(formatReport(report, { maxListed: options.maxListed }));
+  return report;
+}
+
+/**
+ * Renders an {@link ExamineReport} as readable text (what `examine` prints).
+ *
+ * @example
+ * ```ts
+ * const text = formatReport(examine(data, { print: false }));
+ * ```
+ */
+export function formatReport(report: ExamineReport, options: { maxListed?: number } = {}): string {
+  const maxListed = options.maxListed ?? 10;
+  const lines: string[] = [];
+  const classes = report.classes;
+  lines.push(`Classes (${classes.length}): ${classes.join(', ')}`);
+  const nameWidth = Math.max(5, ...classes.map((c) => c.length));
+  const header = ['class'.padEnd(nameWidth), ...report.splits.map((s) => s.name.padStart(10))].join('  ');
+  lines.push(header);
+  classes.forEach((c, i) => {
+    lines.push([c.padEnd(nameWidth), ...report.splits.map((s) => String(s.counts[i] ?? 0).padStart(10))].join('  '));
+  });
+  lines.push(['total'.padEnd(nameWidth), ...report.splits.map((s) => String(s.total).padStart(10))].join('  '));
+  lines.push(
+    `Imbalance (largest / smallest class): ${report.splits
+      .map((s) => `${s.name} ${Number.isFinite(s.imbalanceRatio) ? s.imbalanceRatio.toFixed(2) : 'inf'}`)
+      .join(', ')}`,
+  );
+  if (report.sizes) {
+    const { width, height, count } = report.sizes;
+    lines.push(
+      `Image sizes (${count}): width min ${width.min} / median ${width.median} / max ${width.max}, ` +
+        `height min ${height.min} / median ${height.median} / max ${height.max}`,
+    );
+  } else {
+    lines.push('Image sizes: unknown (not read from headers)');
+  }
+  if (report.formats) {
+    lines.push(`Formats: ${Object.entries(report.formats).map(([f, n]) => `${f} ${n}`).join(', ')}`);
+  }
+  if (report.duplicates) {
+    lines.push(`Duplicates across train and validation: ${report.duplicates.length}`);
+    for (const d of report.duplicates.slice(0, maxListed)) lines.push(`  ${d.train} == ${d.validation}`);
+    if (report.duplicates.length > maxListed) lines.push(`  ... and ${report.duplicates.length - maxListed} more`);
+  }
+  lines.push(
+    `Skipped files: ${report.skipped.length}${report.ignored ? ` (plus ${report.ignored} hidden/system/other files ignored)` : ''}`,
+  );
+  for (const s of report.skipped.slice(0, maxListed)) lines.push(`  ${s.source}: ${s.reason}`);
+  if (report.skipped.length > maxListed) lines.push(`  ... and ${report.skipped.length - maxListed} more`);
+  if (report.warnings.length > 0) {
+    lines.push('Warnings:');
+    for (const w of report.warnings) lines.push(`  - ${w}`);
+  }
+  return lines.join('\n');
+}

@@ -1,0 +1,15 @@
+/**
+ * Step 1 of the workflow: examine the data.
+ * @module
+ */
+export {
+  examine,
+  formatReport,
+  type DuplicatePair,
+  type ExaminableSplit,
+  type ExaminableSplits,
+  type ExamineOptions,
+  type ExamineReport,
+  type SplitReport,
+  type Stats,
+} from './examine';

@@ -1,0 +1,544 @@
+/**
+ * Image folders in the layout Keras' `image_dataset_from_directory` uses, streamed through the pipeline.
+ * @module
+ */
+import type { Dirent } from 'node:fs';
+import { readFile, readdir, realpath, stat } from 'node:fs/promises';
+import { basename, join, relative, resolve } from 'node:path';
+import type { AugmentArgs } from '../data/augment';
+import { type Dataset, type ImageInfo, type SkippedImage, createDataset, limiter } from '../data/dataset';
+import { checkClassNames } from '../data/labels';
+import { RESIZE_FITS, type ResizeFit } from '../data/resize';
+import { splitDataset } from '../data/split';
+import { log } from '../env';
+import { TransferError, check } from '../errors';
+import type { ImageSize, ProgressCallback } from '../types';
+import {
+  DEFAULT_MAX_PIXELS,
+  type ImageFormat,
+  SUPPORTED_FORMATS,
+  decodeImage,
+  defaultConcurrency,
+  mayBeTruncated,
+  readImageHeader,
+} from './decode';
+import { contentHash } from './hash';
+import { createProgress } from './progress';
+
+/** Options for {@link imageFolder}. */
+export interface ImageFolderOptions {
+  /**
+   * Class names, in label order; each must be a folder. Folders not listed are left out (and named in
+   * `warnings`). Default: every class folder's name, sorted (like Keras).
+   */
+  classes?: readonly string[];
+  /**
+   * `'classes'`: `dir/<class>/*`; `'split'`: `dir/train/<class>/*` and `dir/validation/<class>/*` (`val/` and
+   * `valid/` are also accepted). Default `'auto'`: `'split'` when `dir` has a `train` folder and a validation
+   * folder, else `'classes'`.
+   */
+  layout?: 'auto' | 'classes' | 'split';
+  /**
+   * With the `'classes'` layout, the fraction of each class held out for validation (seeded, stratified); `0` for
+   * none. Ignored with the `'split'` layout, whose folders decide. Default `0.2`.
+   */
+  validationSplit?: number;
+  /** Seed of the validation split. Default `0`. */
+  seed?: number;
+  /**
+   * Size batches are resized to, `[height, width]` (the backbone's input size); `batches({ size })` overrides it.
+   * Default: none, so `batches()` needs `size` unless every image has the same size.
+   */
+  size?: ImageSize;
+  /** How a different aspect ratio is fitted into `size`. Default `'squash'` (like Keras). */
+  fit?: ResizeFit;
+  /**
+   * Images decoded at once (sharp runs them on libuv's thread pool; measured faster here than a pool of
+   * worker_threads). `1` decodes on one core. Default: 2 per core, at most `UV_THREADPOOL_SIZE` (4).
+   */
+  concurrency?: number;
+  /** Batches decoded ahead of the consumer; memory holds at most `(prefetch + 1) * batchSize` images. Default `2`. */
+  prefetch?: number;
+  /** Refuse images above this many pixels, read from the header before decoding. Default 50 000 000. */
+  maxPixels?: number;
+  /** Formats accepted (by content, not extension). Default: all of `'jpeg'`, `'png'`, `'webp'`, `'gif'`, `'bmp'`. */
+  formats?: readonly ImageFormat[];
+  /** Also look in folders nested inside class folders (Keras does). Default `true`. */
+  recursive?: boolean;
+  /** Follow symbolic links (loops are detected and skipped). Default `true`. */
+  followSymlinks?: boolean;
+  /**
+   * Decode every image completely while scanning, so corrupt files are found before training. Default `false`:
+   * only the header is read, plus a full decode of files whose end marker is missing (likely truncated); other
+   * files that fail later are skipped and recorded when batches run.
+   */
+  verify?: boolean;
+  /**
+   * Make any unreadable, unsupported or misplaced file an error (hidden and system files such as `.DS_Store` and
+   * `Thumbs.db` are still just ignored). Default `false`: skip it, count it, and list it in `skipped`.
+   */
+  strict?: boolean;
+  /** Augmentation used by `batches({ augment: true })`. Default: the {@link AugmentArgs} defaults. */
+  augment?: AugmentArgs;
+  /** Called as the scan advances. Default: none. */
+  onProgress?: ProgressCallback;
+  /** Draw a progress bar on stderr while scanning. Default: when stderr is a terminal. */
+  progressBar?: boolean;
+  /** Called for each file skipped while batches run (it is also logged and added to `skipped`). Default: none. */
+  onSkip?: (skipped: SkippedImage) => void;
+}
+
+/** What {@link imageFolder} found. */
+export interface ImageFolder {
+  /** Training images (all images, with the `'classes'` layout and `validationSplit: 0`). */
+  train: Dataset;
+  /** Validation images: the validation folder, or the held-out split. */
+  validation: Dataset | undefined;
+  /** Class names; label `i` means `classes[i]`. */
+  classes: readonly string[];
+  /**
+   * Every file left out with the reason, from the scan and, later, from batches (it grows while batches run).
+   * Hidden and system files are listed with `ignored: true`.
+   */
+  skipped: readonly SkippedImage[];
+  /** Things worth a look that are not errors: empty class folders, a single class, folders left out. */
+  warnings: readonly string[];
+  /** The folder, as an absolute path. */
+  root: string;
+  /** The layout that was used. */
+  layout: 'classes' | 'split';
+}
+
+const SYSTEM_FILES = new Set(['thumbs.db', 'desktop.ini', 'ehthumbs.db', '.ds_store', 'icon\r']);
+const SYSTEM_DIRS = new Set(['__macosx', '@eadir', '$recycle.bin', 'system volume information']);
+const TRAIN_DIRS = ['train'];
+const IMAGE_EXTENSION = /\.(jpe?g|jfif|png|webp|gif|bmp|tiff?|heic|heif|avif)$/i;
+const VALIDATION_DIRS = ['validation', 'val', 'valid'];
+
+function isIgnoredName(name: string, isDir: boolean): boolean {
+  const lower = name.toLowerCase();
+  return name.startsWith('.') || (isDir ? SYSTEM_DIRS.has(lower) : SYSTEM_FILES.has(lower));
+}
+
+interface Candidate {
+  path: string;
+  label: number;
+}
+
+interface ScannedImage extends Candidate {
+  key: string;
+  info: ImageInfo;
+}
+
+/**
+ * Lists an image folder and returns streaming datasets over it. Labels come from folder names (`dir/<class>/*`,
+ * or `dir/train/<class>` + `dir/validation/<class>`). Only headers are read up front (format, size, content hash,
+ * pixel limit); pixels are decoded batch by batch with sharp, using every core, so memory stays bounded however
+ * large the folder. Files that cannot be used are skipped and listed (or, with `strict`, are an error).
+ *
+ * @param dir The folder.
+ * @example
+ * ```ts
+ * import { imageFolder } from 'tfjs-transfer/node';
+ * const { train, validation, classes, skipped } = await imageFolder('photos', { size: [224, 224] });
+ * for await (const { xs, ys } of train.batches({ batchSize: 32, shuffle: true, augment: true })) {
+ *   // ... xs: raw 0..255 pixels [32, 224, 224, 3]; dispose xs and ys when done
+ * }
+ * ```
+ */
+export async function imageFolder(dir: string, options: ImageFolderOptions = {}): Promise<ImageFolder> {
+  check(typeof dir === 'string' && dir.length > 0, 'imageFolder: pass the path of a folder of class folders.');
+  const root = resolve(dir);
+  validateOptions(options);
+  let rootStat;
+  try {
+    rootStat = await stat(root);
+  } catch (error) {
+    throw new TransferError(
+      'INVALID_ARGUMENT',
+      `imageFolder: cannot open "${root}" (${(error as NodeJS.ErrnoException).code ?? String(error)}); check the path.`,
+      { cause: error },
+    );
+  }
+  check(rootStat.isDirectory(), `imageFolder: "${root}" is a file, not a folder; pass the folder of class folders.`);
+
+  const skipped: SkippedImage[] = [];
+  const warnings: string[] = [];
+  const ctx: ScanContext = { options, skipped, visited: new Set() };
+  const rootEntries = await readdir(root, { withFileTypes: true });
+  const dirNames = new Set(rootEntries.filter((e) => isDirLike(e)).map((e) => e.name));
+  const trainName = TRAIN_DIRS.find((n) => dirNames.has(n));
+  const validationName = VALIDATION_DIRS.find((n) => dirNames.has(n));
+  const layout =
+    options.layout === 'split' || (options.layout !== 'classes' && trainName !== undefined && validationName !== undefined)
+      ? 'split'
+      : 'classes';
+  if (layout === 'split') {
+    check(
+      trainName !== undefined && validationName !== undefined,
+      `imageFolder: layout 'split' needs "${root}/train" and "${root}/validation" folders; found ` +
+        `${[...dirNames].join(', ') || 'no folders'}.`,
+    );
+  }
+
+  const splitRoots =
+    layout === 'split'
+      ? [
+          { name: 'train', path: join(root, trainName as string) },
+          { name: 'validation', path: join(root, validationName as string) },
+        ]
+      : [{ name: 'all', path: root }];
+  if (layout === 'split') {
+    for (const e of rootEntries) {
+      if (e.name === trainName || e.name === validationName) continue;
+      recordSkip(ctx, join(root, e.name), `not used: with the train/validation layout only "${trainName}" and ` +
+        `"${validationName}" are read`, isIgnoredName(e.name, isDirLike(e)) || (!isDirLike(e) && !IMAGE_EXTENSION.test(e.name)));
+    }
+  }
+
+  // Class folders of each split.
+  const classDirs: { split: string; path: string; classes: Map<string, string> }[] = [];
+  for (const split of splitRoots) {
+    const entries = split.path === root ? rootEntries : await readdir(split.path, { withFileTypes: true });
+    const classes = new Map<string, string>();
+    for (const e of entries) {
+      const path = join(split.path, e.name);
+      if (isIgnoredName(e.name, isDirLike(e))) {
+        recordSkip(ctx, path, 'hidden or system file', true);
+      } else if (await isDirectory(path, e)) {
+        classes.set(e.name, path);
+      } else if (IMAGE_EXTENSION.test(e.name)) {
+        recordSkip(
+          ctx,
+          path,
+          `image outside any class folder; move it into a class folder (${displayPath(split.path)}/<class>/)`,
+        );
+      } else {
+        recordSkip(ctx, path, 'not in a class folder and not an image (e.g. a README or checksum file)', true);
+      }
+    }
+    classDirs.push({ split: split.name, path: split.path, classes });
+  }
+
+  const found = [...new Set(classDirs.flatMap((d) => [...d.classes.keys()]))].sort();
+  let classes: string[];
+  if (options.classes) {
+    classes = [...options.classes];
+    const missing = classes.filter((c) => !found.includes(c));
+    if (missing.length > 0) {
+      throw new TransferError(
+        'CLASS_MISMATCH',
+        `imageFolder: no folder for class${missing.length > 1 ? 'es' : ''} ${missing.map((c) => `"${c}"`).join(', ')} ` +
+          `in "${root}" (found: ${found.join(', ') || 'none'}); fix \`classes\` or add the folders.`,
+      );
+    }
+    const extra = found.filter((c) => !classes.includes(c));
+    if (extra.length > 0) warnings.push(`folders not in \`classes\` were left out: ${extra.join(', ')}`);
+  } else {
+    classes = found;
+  }
+  if (classes.length === 0) {
+    throw new TransferError(
+      'EMPTY_DATA',
+      `imageFolder: "${root}" has no class folders; put each class's images in its own folder ` +
+        `(${root}/<class>/image.jpg).`,
+    );
+  }
+  if (layout === 'split') {
+    for (const d of classDirs) {
+      for (const c of classes) if (!d.classes.has(c)) warnings.push(`class "${c}" has no folder in ${d.split}`);
+    }
+  }
+
+  // Walk every class folder. Folders of the layout itself are reserved, so a link back to one is a loop.
+  for (const path of [root, ...splitRoots.map((r) => r.path), ...classDirs.flatMap((d) => [...d.classes.values()])]) {
+    try {
+      ctx.visited.add(await realpath(path));
+    } catch {
+      // unreadable class folders are reported by walk()
+    }
+  }
+  const candidates = new Map<string, Candidate[]>(splitRoots.map((s) => [s.name, []]));
+  for (const d of classDirs) {
+    for (const [name, path] of d.classes) {
+      const label = classes.indexOf(name);
+      if (label < 0) continue;
+      await walk(ctx, path, name, (file) => candidates.get(d.split)?.push({ path: file, label }), true);
+    }
+  }
+
+  // Scan each file: read, hash, sniff, header, pixel limit.
+  const total = [...candidates.values()].reduce((sum, list) => sum + list.length, 0);
+  const progress = createProgress('scanning images', total, { onProgress: options.onProgress, bar: options.progressBar });
+  const limit = limiter(Math.max(4, (options.concurrency ?? defaultConcurrency()) * 2));
+  const scanned = new Map<string, ScannedImage[]>();
+  for (const [split, list] of candidates) {
+    const results = await Promise.all(
+      list.map((c) =>
+        limit(async () => {
+          const r = await scanFile(ctx, c, classes);
+          progress.tick();
+          return r;
+        }),
+      ),
+    );
+    scanned.set(split, results.filter((r): r is ScannedImage => r !== undefined));
+  }
+  progress.finish();
+
+  const problems = skipped.filter((s) => !s.ignored);
+  if (options.strict && problems.length > 0) {
+    throw new TransferError(
+      'IMAGE_DECODE_FAILED',
+      `imageFolder: ${problems.length} file(s) in "${root}" cannot be used (strict mode):\n` +
+        problems.slice(0, 10).map((s) => `  ${s.source}: ${s.reason}`).join('\n') +
+        (problems.length > 10 ? `\n  ... and ${problems.length - 10} more` : '') +
+        `\nFix or remove them, or leave \`strict\` off to skip them.`,
+    );
+  }
+
+  const all = [...scanned.values()].flat();
+  if (all.length === 0) {
+    throw new TransferError(
+      'EMPTY_DATA',
+      `imageFolder: no usable images in "${root}" (${problems.length} file(s) skipped` +
+        `${problems.length > 0 ? `, e.g.:\n${problems.slice(-5).map((p) => `  ${p.source}: ${p.reason}`).join('\n')}\n` : ''}` +
+        `); supported formats: ${(options.formats ?? SUPPORTED_FORMATS).join(', ')}.`,
+    );
+  }
+  for (const split of scanned.keys()) {
+    const counts = classes.map((_, i) => (scanned.get(split) ?? []).filter((s) => s.label === i).length);
+    classes.forEach((c, i) => {
+      if (counts[i] === 0) warnings.push(`class "${c}" has no usable images${layout === 'split' ? ` in ${split}` : ''}`);
+    });
+  }
+  if (classes.length === 1) {
+    warnings.push(`only one class ("${classes[0]}"): a classifier needs at least two class folders`);
+  }
+  if (options.strict && warnings.length > 0) {
+    throw new TransferError('EMPTY_DATA', `imageFolder: "${root}" (strict mode): ${warnings.join('; ')}.`);
+  }
+  for (const w of warnings) log(`tfjs-transfer: imageFolder: ${w}`);
+  const problemCount = problems.length;
+  if (problemCount > 0) {
+    log(`tfjs-transfer: imageFolder: skipped ${problemCount} file(s) in ${root}; see \`skipped\` (or examine()).`);
+  }
+
+  const makeDataset = (images: ScannedImage[], name: string): Dataset =>
+    createDataset({
+      name,
+      classes,
+      labels: images.map((s) => s.label),
+      sources: images.map((s) => s.path),
+      keys: images.map((s) => s.key),
+      info: images.map((s) => s.info),
+      imageSize: options.size,
+      fit: options.fit,
+      augment: options.augment,
+      concurrency: options.concurrency ?? defaultConcurrency(),
+      prefetch: options.prefetch,
+      strict: options.strict,
+      onSkip: options.onSkip,
+      skipped,
+      load: async (i, request) => {
+        const image = images[i] as ScannedImage;
+        const bytes = await readFile(image.path);
+        return decodeImage(bytes, { size: request.size, fit: request.fit, maxPixels: options.maxPixels });
+      },
+    });
+
+  let train: Dataset;
+  let validation: Dataset | undefined;
+  if (layout === 'split') {
+    train = makeDataset(scanned.get('train') ?? [], 'train');
+    const v = scanned.get('validation') ?? [];
+    validation = v.length > 0 ? makeDataset(v, 'validation') : undefined;
+    check(train.size > 0, `imageFolder: "${join(root, trainName as string)}" has no usable images.`);
+  } else {
+    const everything = makeDataset(scanned.get('all') ?? [], 'all');
+    const fraction = options.validationSplit ?? 0.2;
+    if (fraction > 0 && everything.size >= 2) {
+      ({ train, validation } = splitDataset(everything, { validationSplit: fraction, seed: options.seed ?? 0 }));
+    } else {
+      train = everything.subset(Array.from({ length: everything.size }, (_, i) => i), 'train');
+    }
+  }
+  return { train, validation, classes, skipped, warnings, root, layout };
+}
+
+function validateOptions(o: ImageFolderOptions): void {
+  if (o.classes) checkClassNames(o.classes, 'imageFolder: classes');
+  check(
+    o.layout === undefined || ['auto', 'classes', 'split'].includes(o.layout),
+    `imageFolder: layout must be 'auto', 'classes' or 'split', got '${String(o.layout)}'.`,
+  );
+  const fraction = o.validationSplit;
+  check(
+    fraction === undefined || (typeof fraction === 'number' && fraction >= 0 && fraction < 1),
+    `imageFolder: validationSplit must be a fraction in [0, 1), got ${String(fraction)}.`,
+  );
+  check(
+    o.fit === undefined || RESIZE_FITS.includes(o.fit),
+    `imageFolder: fit must be one of ${RESIZE_FITS.join(', ')}, got '${String(o.fit)}'.`,
+  );
+  check(
+    o.concurrency === undefined || (Number.isInteger(o.concurrency) && o.concurrency > 0),
+    `imageFolder: concurrency must be a positive integer, got ${String(o.concurrency)}.`,
+  );
+  check(
+    o.maxPixels === undefined || (typeof o.maxPixels === 'number' && o.maxPixels > 0),
+    `imageFolder: maxPixels must be a positive number, got ${String(o.maxPixels)}.`,
+  );
+  for (const f of o.formats ?? []) {
+    check(
+      SUPPORTED_FORMATS.includes(f),
+      `imageFolder: format '${String(f)}' is not supported (supported: ${SUPPORTED_FORMATS.join(', ')}).`,
+    );
+  }
+  if (o.size) {
+    check(
+      o.size.length === 2 && o.size.every((v) => Number.isInteger(v) && v > 0),
+      `imageFolder: size must be [height, width] in positive integers, got [${o.size.join(', ')}].`,
+    );
+  }
+}
+
+interface ScanContext {
+  options: ImageFolderOptions;
+  skipped: SkippedImage[];
+  /** Real paths of folders already walked (symlink loop and duplicate detection). */
+  visited: Set<string>;
+}
+
+function recordSkip(ctx: ScanContext, source: string, reason: string, ignored = false, label?: string): void {
+  const entry: SkippedImage = { source, reason, stage: 'scan' };
+  if (label !== undefined) entry.label = label;
+  if (ignored) entry.ignored = true;
+  ctx.skipped.push(entry);
+}
+
+function isDirLike(e: Dirent): boolean {
+  return e.isDirectory() || e.isSymbolicLink();
+}
+
+async function isDirectory(path: string, e: Dirent): Promise<boolean> {
+  if (e.isDirectory()) return true;
+  if (!e.isSymbolicLink()) return false;
+  try {
+    return (await stat(path)).isDirectory();
+  } catch {
+    return false;
+  }
+}
+
+async function walk(
+  ctx: ScanContext,
+  dir: string,
+  label: string,
+  add: (file: string) => void,
+  isClassFolder: boolean,
+): Promise<void> {
+  let real: string;
+  try {
+    real = await realpath(dir);
+  } catch (error) {
+    recordSkip(ctx, dir, `cannot open folder (${(error as NodeJS.ErrnoException).code ?? String(error)})`, false, label);
+    return;
+  }
+  if (!isClassFolder) {
+    if (ctx.visited.has(real)) {
+      recordSkip(ctx, dir, `symlink loop: it leads back to ${real}, which is already read`, false, label);
+      return;
+    }
+    ctx.visited.add(real);
+  }
+  let entries: Dirent[];
+  try {
+    entries = await readdir(dir, { withFileTypes: true });
+  } catch (error) {
+    recordSkip(ctx, dir, `cannot list folder (${(error as NodeJS.ErrnoException).code ?? String(error)})`, false, label);
+    return;
+  }
+  entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  for (const e of entries) {
+    const path = join(dir, e.name);
+    let isDir = e.isDirectory();
+    let isFile = e.isFile();
+    if (e.isSymbolicLink()) {
+      if (ctx.options.followSymlinks === false) {
+        recordSkip(ctx, path, 'symbolic link not followed (followSymlinks: false)', false, label);
+        continue;
+      }
+      try {
+        const s = await stat(path);
+        isDir = s.isDirectory();
+        isFile = s.isFile();
+      } catch (error) {
+        const code = (error as NodeJS.ErrnoException).code;
+        recordSkip(
+          ctx,
+          path,
+          code === 'ELOOP'
+            ? 'symlink loop: the link points (eventually) to itself'
+            : code === 'ENOENT'
+              ? 'broken symbolic link: its target does not exist'
+              : `cannot follow symbolic link (${code ?? String(error)})`,
+          false,
+          label,
+        );
+        continue;
+      }
+    }
+    if (isIgnoredName(e.name, isDir)) {
+      recordSkip(ctx, path, 'hidden or system file', true, label);
+    } else if (isDir) {
+      if (ctx.options.recursive === false) {
+        recordSkip(ctx, path, 'folder inside a class folder (set `recursive: true` to include it)', false, label);
+      } else {
+        await walk(ctx, path, label, add, false);
+      }
+    } else if (isFile) {
+      add(path);
+    } else {
+      recordSkip(ctx, path, 'not a regular file (a device, socket or pipe)', false, label);
+    }
+  }
+}
+
+async function scanFile(ctx: ScanContext, c: Candidate, classes: readonly string[]): Promise<ScannedImage | undefined> {
+  const label = classes[c.label];
+  let bytes: Buffer;
+  try {
+    bytes = await readFile(c.path);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    recordSkip(ctx, c.path, `cannot read file (${code === 'EISDIR' ? 'it is a folder' : (code ?? String(error))})`, false, label);
+    return undefined;
+  }
+  const maxPixels = ctx.options.maxPixels ?? DEFAULT_MAX_PIXELS;
+  try {
+    const header = await readImageHeader(bytes, { maxPixels });
+    const formats = ctx.options.formats ?? SUPPORTED_FORMATS;
+    if (!formats.includes(header.format)) {
+      recordSkip(ctx, c.path, `format '${header.format}' is not in \`formats\` (${formats.join(', ')})`, false, label);
+      return undefined;
+    }
+    if (ctx.options.verify || mayBeTruncated(bytes, header.format)) {
+      await decodeImage(bytes, { maxPixels, size: [8, 8] });
+    }
+    return {
+      ...c,
+      key: contentHash(bytes),
+      info: { width: header.width, height: header.height, format: header.format, bytes: bytes.length },
+    };
+  } catch (error) {
+    const reason = error instanceof Error ? error.message : String(error);
+    recordSkip(ctx, c.path, reason, basename(c.path).startsWith('.'), label);
+    return undefined;
+  }
+}
+
+function displayPath(path: string): string {
+  const rel = relative(process.cwd(), path);
+  return rel === '' ? '.' : rel.startsWith('..') ? path : rel;
+}
