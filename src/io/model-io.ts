@@ -107,7 +107,7 @@ export async function save(model: TransferModel, destination: SaveDestination): 
   const { handler, where } = saveHandler(destination);
   const contents = model.isSerializable ? 'full' : 'head';
   const target = contents === 'full' ? model.model : model.head;
-  target.setUserDefinedMetadata({ tfjsTransfer: metadataOf(model, contents) });
+  target.setUserDefinedMetadata(JSON.parse(JSON.stringify({ tfjsTransfer: metadataOf(model, contents) })) as object);
   try {
     return await target.save(handler);
   } catch (e) {

@@ -1,0 +1,97 @@
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import * as tf from '@tensorflow/tfjs-core';
+import { afterAll, describe, expect, it } from 'vitest';
+import { attachHead, env, fit, freeze, loadBackbone, loadModel, predict, save, transferLearn } from '../../src/node/index';
+import { CATS_DOGS, hasShared, listImages, MODEL_035 } from '../helpers/real-data';
+import { stripes, tinyBackbone } from '../helpers/tiny';
+
+env.verbose = false;
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'tt-learn-'));
+afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
+
+describe('transferLearn', () => {
+  it('runs the five steps on tensors: held-out split, accuracy before training, evaluation', async () => {
+    const base = tf.memory().numTensors;
+    const data = stripes(40);
+    const logs: string[] = [];
+    env.verbose = true;
+    env.logger = (m) => logs.push(m);
+    try {
+      const result = await transferLearn({
+        data: { xs: data.xs, ys: data.ys.map((y) => (y ? 'blue' : 'red')) },
+        backbone: tinyBackbone(32),
+        head: { dropout: 0 },
+        epochs: 30,
+        batchSize: 8,
+        learningRate: 0.05,
+        seed: 3,
+      });
+      expect(result.classes).toEqual(['blue', 'red']);
+      expect(result.initial).toBeDefined();
+      expect(result.evaluation.count).toBe(8); // 20% of 40, stratified
+      expect(result.evaluation.accuracy).toBeGreaterThanOrEqual(0.875);
+      expect(result.report!.splits.map((s) => s.total)).toEqual([32, 8]);
+      expect(logs.some((l) => /before training: val_loss/.test(l))).toBe(true);
+      expect(logs.some((l) => /^epoch 1\/30/.test(l))).toBe(true);
+      result.model.dispose();
+    } finally {
+      env.verbose = false;
+      env.logger = (m) => console.info(m);
+    }
+    data.xs.dispose();
+    expect(tf.memory().numTensors).toBe(base);
+  });
+
+  it('rejects missing data and numeric labels without class names', async () => {
+    await expect(transferLearn({} as never)).rejects.toThrow(/options.data is required/);
+    const data = stripes(8);
+    await expect(transferLearn({ data, backbone: tinyBackbone(32), examine: false })).rejects.toThrow(/labels are numeric; pass classes/);
+    data.xs.dispose();
+  });
+
+  it.runIf(hasShared)('trains from an image folder path and saves a model that reloads identically', async () => {
+    const root = path.join(tmp, 'photos');
+    for (const cls of ['cats', 'dogs']) {
+      fs.mkdirSync(path.join(root, cls), { recursive: true });
+      for (const f of listImages(path.join(CATS_DOGS, 'train', cls), 12)) fs.symlinkSync(f, path.join(root, cls, path.basename(f)));
+    }
+    const result = await transferLearn({ data: root, backbone: MODEL_035, backboneOptions: { inputSize: 96 }, epochs: 5, seed: 1, validationSplit: 0.25 });
+    expect(result.classes).toEqual(['cats', 'dogs']);
+    expect(result.evaluation.count).toBe(6);
+    const out = path.join(tmp, 'model');
+    await save(result.model, out);
+    const reloaded = await loadModel(out);
+    const x = tf.randomUniform([3, 96, 96, 3], 0, 255, 'float32', 1) as tf.Tensor4D;
+    const a = await predict(result.model, x);
+    const b = await predict(reloaded, x);
+    expect(b).toEqual(a);
+    x.dispose();
+    reloaded.dispose();
+    result.model.dispose();
+  });
+});
+
+describe('function backbones', () => {
+  it('train, and save their head only; loadModel asks for the backbone and then predicts identically', async () => {
+    const base = tf.memory().numTensors;
+    const fn = (x: tf.Tensor4D) => tf.mean(x, [1, 2]);
+    const backbone = freeze(await loadBackbone(fn, { inputSize: 16, preprocessing: { scale: 1 / 255, offset: 0 }, name: 'mean-colour' }));
+    const model = attachHead(backbone, { classes: ['red', 'blue'], seed: 1, dropout: 0 });
+    const data = stripes(24, 16);
+    await fit(model, data, { epochs: 40, batchSize: 8, learningRate: 0.1, seed: 1, verbose: false });
+    const dir = path.join(tmp, 'fn-model');
+    await save(model, dir);
+    await expect(loadModel(dir)).rejects.toThrow(/holds only the head .*"mean-colour".*pass that backbone/);
+    const reloaded = await loadModel(dir, { backbone: fn });
+    const a = await predict(model, data.xs);
+    const b = await predict(reloaded, data.xs);
+    expect(b.map((p) => p.label)).toEqual(a.map((p) => p.label));
+    expect(a.filter((p, i) => p.index === data.ys[i]).length / a.length).toBeGreaterThan(0.9);
+    reloaded.dispose();
+    model.dispose();
+    data.xs.dispose();
+    expect(tf.memory().numTensors).toBe(base);
+  });
+});
