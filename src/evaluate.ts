@@ -3,6 +3,7 @@
  * @module
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { decodeImageInput, type ImageInput } from './data/dataset';
 import { resizeImages } from './data/resize';
 import { TransferError, check, throwIfAborted } from './errors';
 import { TransferModel } from './transfer-model';
@@ -204,28 +205,47 @@ export interface Prediction {
   probabilities: Record<string, number>;
 }
 
+/** What {@link predict} accepts: a tensor of raw pixels (`[h, w, 3]` or `[n, h, w, 3]`), or images. */
+export type PredictInput = tf.Tensor3D | tf.Tensor4D | ImageInput | readonly ImageInput[];
+
 /**
- * Predicts the class of each image: raw RGB pixels `[n, h, w, 3]` or one image `[h, w, 3]`, any size (resized
- * to the model's input, squashed as in training). The input is not disposed.
+ * Predicts the class of each image. Takes raw RGB pixels `[n, h, w, 3]` or one image `[h, w, 3]` of any size, or
+ * images as the browser has them (`HTMLImageElement`, canvas, video frame, `ImageBitmap`, `ImageData`, `Blob`,
+ * a URL), or a list of those. Images are resized to the model's input (squashed, as in training). Tensors passed
+ * in are not disposed.
  *
  * @example
  * ```ts
- * const [p] = await predict(model, tf.browser.fromPixels(img));
+ * const [p] = await predict(model, document.querySelector('img')!);
  * console.log(p.label, p.probability, p.probabilities);
+ * const many = await predict(model, batchTensor); // one Prediction per image
  * ```
  */
-export async function predict(model: TransferModel, images: tf.Tensor3D | tf.Tensor4D, options: { batchSize?: number } = {}): Promise<Prediction[]> {
+export async function predict(model: TransferModel, images: PredictInput, options: { batchSize?: number } = {}): Promise<Prediction[]> {
   check(model instanceof TransferModel, `predict: expected a TransferModel, got ${Object.prototype.toString.call(model)}.`);
-  check(images instanceof tf.Tensor, 'predict: images must be a tf.Tensor of raw RGB pixels, [h, w, 3] or [n, h, w, 3].');
+  check(images != null, 'predict: images are required: a tf.Tensor of raw RGB pixels, an image element, a Blob, a URL, or a list of them.');
   model.assertUsable('predict');
-  if ((images.rank !== 3 && images.rank !== 4) || images.shape[images.rank - 1] !== 3) {
-    throw new TransferError('SHAPE_MISMATCH', `predict: images must be RGB [h, w, 3] or [n, h, w, 3], got [${images.shape.join(', ')}]. Drop an alpha channel with images.slice([0, 0, 0], [-1, -1, 3]).`);
-  }
   const [h, w] = model.inputShape;
-  const batch = tf.tidy(() => {
-    const b = (images.rank === 3 ? tf.expandDims(images, 0) : images) as tf.Tensor4D;
-    return b.shape[1] === h && b.shape[2] === w ? tf.cast(b, 'float32') : resizeImages(tf.cast(b, 'float32'), [h, w]);
-  });
+  let batch: tf.Tensor4D;
+  if (images instanceof tf.Tensor) {
+    if ((images.rank !== 3 && images.rank !== 4) || images.shape[images.rank - 1] !== 3) {
+      throw new TransferError('SHAPE_MISMATCH', `predict: images must be RGB [h, w, 3] or [n, h, w, 3], got [${images.shape.join(', ')}]. Drop an alpha channel with images.slice([0, 0, 0], [-1, -1, 3]).`);
+    }
+    batch = tf.tidy(() => {
+      const b = (images.rank === 3 ? tf.expandDims(images, 0) : images) as tf.Tensor4D;
+      return b.shape[1] === h && b.shape[2] === w ? tf.cast(b, 'float32') : resizeImages(tf.cast(b, 'float32'), [h, w]);
+    });
+  } else {
+    const list = (Array.isArray(images) ? images : [images]) as ImageInput[];
+    check(list.length > 0, 'predict: the list of images is empty.');
+    const decoded: tf.Tensor3D[] = [];
+    try {
+      for (const image of list) decoded.push(await decodeImageInput(image));
+      batch = tf.tidy(() => tf.stack(decoded.map((d) => resizeImages(d, [h, w]))) as tf.Tensor4D);
+    } finally {
+      tf.dispose(decoded);
+    }
+  }
   let p: tf.Tensor2D | undefined;
   try {
     p = model.predictProbabilities(batch, options.batchSize ?? 32);

@@ -67,6 +67,7 @@ export {
   type Evaluation,
   type Misclassified,
   type Prediction,
+  type PredictInput,
 } from './evaluate';
 
 // Save and load.

@@ -255,3 +255,19 @@ describe('predict', () => {
   });
 });
 void tfl;
+
+describe('predict on non-tensor images', () => {
+  it('accepts PixelData objects (and lists of them), resizing each', async () => {
+    const model = attachHead(freeze(await loadBackbone(tinyBackbone(32))), { classes: ['l', 'r'], seed: 5 });
+    const base = tf.memory().numTensors;
+    const pixels = { data: new Uint8Array(20 * 10 * 4).fill(200), width: 20, height: 10 };
+    const one = await predict(model, pixels);
+    const two = await predict(model, [pixels, pixels]);
+    expect(one).toHaveLength(1);
+    expect(two).toHaveLength(2);
+    expect(two[1]!.probabilities).toEqual(one[0]!.probabilities);
+    await expect(predict(model, [])).rejects.toThrow(/list of images is empty/);
+    expect(tf.memory().numTensors).toBe(base);
+    model.dispose();
+  });
+});
