@@ -4,7 +4,7 @@ import { defineConfig } from 'tsup';
 // The tfjs packages and sharp are never bundled: they are the application's (peer / optional dependencies).
 export default defineConfig([
   {
-    entry: { index: 'src/index.ts', 'node/index': 'src/node/index.ts' },
+    entry: { index: 'src/index.ts', 'node/index': 'src/node/index.ts', 'node/extract-worker': 'src/node/extract-worker.ts' },
     format: ['esm', 'cjs'],
     dts: true,
     sourcemap: true,

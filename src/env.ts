@@ -5,6 +5,7 @@
  */
 import type * as tf from '@tensorflow/tfjs-core';
 import type { ImageDataset } from './types';
+import type { ParallelExtractor } from './train/activations';
 
 /**
  * File access for local paths. The browser has none; `tfjs-transfer/node` installs one when it is imported.
@@ -49,6 +50,13 @@ export interface Environment {
   verbose: boolean;
   /** Where notices go when `verbose` is on. Default `console.info`. */
   logger: (message: string) => void;
+  /**
+   * Runs frozen-backbone feature extraction (in `fit`) on several threads, each with its own tfjs backend.
+   * Default: none in the browser; in Node, importing `tfjs-transfer/node` installs a pool of worker threads
+   * (`createExtractPool`) that takes jobs when the current backend is `wasm` (single-threaded in Node) or `cpu`.
+   * Set to `undefined` to always extract in the calling thread.
+   */
+  parallelExtractor: ParallelExtractor | undefined;
 }
 
 /**
@@ -68,6 +76,7 @@ export const env: Environment = {
   fileSystem: undefined,
   verbose: true,
   logger: (message: string) => console.info(message),
+  parallelExtractor: undefined,
 };
 
 /** Logs `message` through `env.logger` when `env.verbose` is on. @internal */

@@ -224,6 +224,8 @@ export type PredictInput = tf.Tensor3D | tf.Tensor4D | ImageInput | readonly Ima
 export async function predict(model: TransferModel, images: PredictInput, options: { batchSize?: number } = {}): Promise<Prediction[]> {
   check(model instanceof TransferModel, `predict: expected a TransferModel, got ${Object.prototype.toString.call(model)}.`);
   check(images != null, 'predict: images are required: a tf.Tensor of raw RGB pixels, an image element, a Blob, a URL, or a list of them.');
+  check(typeof options === 'object' && options !== null, 'predict: options must be an object such as { batchSize: 32 }.'); // reliability
+  check(options.batchSize === undefined || (Number.isInteger(options.batchSize) && options.batchSize > 0), `predict: batchSize must be a positive integer, got ${JSON.stringify(options.batchSize)}.`); // reliability
   model.assertUsable('predict');
   const [h, w] = model.inputShape;
   let batch: tf.Tensor4D;

@@ -88,6 +88,8 @@ export function attachHead(backbone: Backbone, options: AttachHeadArgs): Transfe
   const hiddenUnits = options.hiddenUnits ?? [];
   check(Array.isArray(hiddenUnits) && hiddenUnits.every((u) => Number.isInteger(u) && u > 0), `attachHead: hiddenUnits must be positive integers, got ${JSON.stringify(hiddenUnits)}.`);
   const hiddenActivation = options.hiddenActivation ?? 'relu';
+  const activations = ['relu', 'relu6', 'elu', 'selu', 'tanh', 'swish', 'gelu', 'linear']; // reliability: was passed unchecked to tfjs
+  check(activations.includes(hiddenActivation), `attachHead: hiddenActivation must be one of ${activations.join(', ')}, got ${JSON.stringify(hiddenActivation)}.`);
   const l2 = options.l2 ?? 0;
   check(typeof l2 === 'number' && l2 >= 0 && Number.isFinite(l2), `attachHead: l2 must be a non-negative number, got ${l2}.`);
   const rng = new Random(options.seed ?? Math.floor(Math.random() * 2 ** 31));

@@ -42,6 +42,18 @@ export {
   type CatalogEntry,
 } from './backbone/catalog';
 export { applyPreprocessing, NO_PREPROCESSING } from './backbone/preprocess';
+export {
+  foldModel,
+  createPlanRunner,
+  type FoldedModel,
+  type FoldOptions,
+  type FoldPlan,
+  type FoldStep,
+  type FoldStats,
+  type FusedActivation,
+  type SerializedFoldPlan,
+  type PlanRunner,
+} from './backbone/fold';
 export { freeze, type FreezeArgs } from './freeze';
 export { attachHead, type AttachHeadArgs } from './head';
 export { TransferModel, type HeadSpec } from './transfer-model';
@@ -55,7 +67,21 @@ export {
   type FitCallbacks,
   type FitHistory,
 } from './train/fit';
-export type { ActivationStore } from './train/activations';
+export type { ActivationStore, ParallelExtractor, ParallelRun } from './train/activations';
+export { createMemoryCache, type MemoryCache, type MemoryCacheOptions, type ActivationCacheStats } from './train/memory-cache';
+export {
+  createIndexedDBCache,
+  INDEXEDDB_CACHE_VERSION,
+  type IndexedDBCache,
+  type IndexedDBCacheOptions,
+} from './train/indexeddb-cache';
+export {
+  memoryCheckpointStore,
+  CHECKPOINT_FORMAT_VERSION,
+  type CheckpointArgs,
+  type CheckpointStore,
+  type CheckpointInfo,
+} from './train/checkpoint';
 export { registerWasmTrainingKernels } from './train/wasm-kernels';
 
 // Step 5: evaluate, and use.

@@ -118,11 +118,15 @@ export class TransferModel {
     }
   }
 
-  /** Frees every weight of the model, backbone included. Safe to call twice. */
+  /**
+   * Frees every weight of the model: the head, and the backbone's if the library loaded it (a model you passed to
+   * `loadBackbone` stays yours). Safe to call twice.
+   */
   dispose(): void {
     if (this.disposedFlag) return;
     this.disposedFlag = true;
-    disposeLayers(this.model.layers);
+    const backboneLayers = new Set(this.backbone.model?.layers ?? []);
+    disposeLayers(this.model.layers.filter((l) => !backboneLayers.has(l)));
     this.backbone.dispose();
   }
 

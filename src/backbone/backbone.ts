@@ -7,8 +7,9 @@ import * as tfl from '@tensorflow/tfjs-layers';
 import type * as tfc from '@tensorflow/tfjs-converter';
 import { TransferError, check } from '../errors';
 import type { ImageSize, Preprocessing } from '../types';
-import { disposeLayers } from '../util/dispose';
+import { disposeLayers, releaseBorrowedLayers } from '../util/dispose';
 import { applyPreprocessing } from './preprocess';
+import { foldModel, isFoldable, type FoldedModel } from './fold';
 
 /** Names of the layers the library puts in front of a layers backbone (input, preprocessing). @internal */
 export const OWN_LAYERS = new Set(['tt_image', 'tt_preprocess']);
@@ -35,6 +36,13 @@ export interface BackboneInit {
   source: string;
   /** Called by `dispose()` for resources the backbone owns. */
   release?: () => void;
+  /**
+   * Whether the backbone owns the layers of `model` (it loaded them). A model passed in by the caller stays
+   * the caller's: `dispose()` then leaves its weights alone. Default true.
+   */
+  ownsLayers?: boolean;
+  /** The caller's model whose layers `model` shares, when not owned. */
+  borrowedFrom?: tfl.LayersModel;
   /** The layer names of the original model, in order (for `freeze` by index). */
 }
 
@@ -66,6 +74,8 @@ export class Backbone {
   readonly model: tfl.LayersModel | undefined;
   private readonly run: ((images: tf.Tensor4D) => tf.Tensor) | undefined;
   private readonly release: (() => void) | undefined;
+  private readonly ownsLayers: boolean;
+  private readonly borrowedFrom: tfl.LayersModel | undefined;
   private disposedFlag = false;
   private frozenCount = 0;
 
@@ -81,6 +91,8 @@ export class Backbone {
     this.model = init.model;
     this.run = init.run;
     this.release = init.release;
+    this.ownsLayers = init.ownsLayers ?? true;
+    this.borrowedFrom = init.borrowedFrom;
   }
 
   /** Whether {@link Backbone.dispose} was called. */
@@ -132,22 +144,27 @@ export class Backbone {
     this.assertUsable('extract');
     this.checkImages(images, 'Backbone.extract');
     const n = images.shape[0];
-    if (n <= batchSize) return this.extractBatch(images);
+    // The frozen model runs as a folded program (BN folded into convs, conv+bias+relu6 fused): same features,
+    // about 1.3x (no BN) to 3x (with BN) faster. Folded per call, so later weight changes are always seen.
+    const folded = this.model ? tryFold(this.model) : undefined;
     const parts: tf.Tensor[] = [];
     try {
+      if (n <= batchSize) return this.extractBatch(images, folded);
       for (let start = 0; start < n; start += batchSize) {
         const size = Math.min(batchSize, n - start);
-        const part = tf.tidy(() => this.extractBatch(tf.slice(images, [start, 0, 0, 0], [size, -1, -1, -1])));
+        const part = tf.tidy(() => this.extractBatch(tf.slice(images, [start, 0, 0, 0], [size, -1, -1, -1]), folded));
         parts.push(part);
       }
       return tf.concat(parts, 0);
     } finally {
       parts.forEach((p) => p.dispose());
+      folded?.dispose();
     }
   }
 
-  private extractBatch(images: tf.Tensor4D): tf.Tensor {
+  private extractBatch(images: tf.Tensor4D, folded?: FoldedModel): tf.Tensor {
     return tf.tidy(() => {
+      if (folded) return folded.predict(images)[0]!;
       if (this.model) return this.model.predict(images) as tf.Tensor;
       const run = this.run;
       if (!run) throw new TransferError('NOT_SUPPORTED', `Backbone "${this.name}" has nothing to run.`);
@@ -178,11 +195,18 @@ export class Backbone {
     return this.run;
   }
 
-  /** Frees the backbone's weights. Safe to call twice. */
+  /**
+   * Frees the backbone's weights, if it loaded them. A `tf.LayersModel` or `tf.GraphModel` you passed to
+   * `loadBackbone` stays yours: dispose it yourself when done. Safe to call twice.
+   */
   dispose(): void {
     if (this.disposedFlag) return;
     this.disposedFlag = true;
-    if (this.model) disposeLayers(this.model.layers);
+    if (this.model && this.ownsLayers) disposeLayers(this.model.layers);
+    else if (this.model && this.borrowedFrom) {
+      releaseBorrowedLayers(this.layers, this.borrowedFrom);
+      disposeLayers(this.model.layers.filter((l) => OWN_LAYERS.has(l.name)));
+    }
     this.release?.();
   }
 
@@ -191,6 +215,15 @@ export class Backbone {
     if (this.disposedFlag) {
       throw new TransferError('INVALID_ARGUMENT', `Backbone "${this.name}" was disposed; cannot ${what}. Load it again.`);
     }
+  }
+}
+
+function tryFold(model: tfl.LayersModel): FoldedModel | undefined {
+  if (!isFoldable(model)) return undefined;
+  try {
+    return foldModel(model);
+  } catch {
+    return undefined;
   }
 }
 

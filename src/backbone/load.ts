@@ -55,6 +55,12 @@ export interface LoadBackboneArgs {
   onProgress?: (fraction: number) => void;
   /** Abort the download. */
   signal?: AbortSignal;
+  /**
+   * For a `tf.LayersModel` or `tf.GraphModel` you pass in: let the backbone own it, so disposing the backbone (or a
+   * `TransferModel` built on it) frees its weights. Default false: a model you pass in stays yours, and you dispose
+   * it when done. Models the library loads itself (names, URLs, paths, handlers) are always owned.
+   */
+  takeOwnership?: boolean;
 }
 
 const MOBILENET_V2_PREPROCESSING: Preprocessing = { scale: 1 / 127.5, offset: -1 };
@@ -186,7 +192,7 @@ function handlerFor(source: string, options: LoadBackboneArgs, entry: CatalogEnt
 export async function loadBackbone(source: BackboneSource, options: LoadBackboneArgs = {}): Promise<Backbone> {
   check(source != null, 'loadBackbone: source is required: a catalog name such as "mobilenet_v2_1.0_224", a URL or path to a model.json, an IOHandler, a model or a function.');
   check(typeof options === 'object' && options !== null, 'loadBackbone: options must be an object.');
-  if (options.preprocessing) validatePreprocessing(options.preprocessing, 'loadBackbone');
+  if (options.preprocessing != null) validatePreprocessing(options.preprocessing, 'loadBackbone'); // reliability: was `if (options.preprocessing)`, so 0 / '' / false slipped through
   const inputSize = normaliseSize(options.inputSize, 'loadBackbone');
   throwIfAborted(options.signal, 'Loading the backbone');
 
@@ -228,7 +234,7 @@ export async function loadBackbone(source: BackboneSource, options: LoadBackbone
       `loadBackbone: unsupported source ${Object.prototype.toString.call(source)}. Pass a catalog name, a URL or path, an IOHandler, a tf.LayersModel, a tf.GraphModel or a function.`,
     );
   }
-  const owned = typeof source === 'string' || source instanceof URL || isIOHandler(source);
+  const owned = typeof source === 'string' || source instanceof URL || isIOHandler(source) || options.takeOwnership === true;
   const name = options.name ?? entry?.name ?? (typeof source === 'string' ? source : source instanceof URL ? source.toString() : (model as { name?: string }).name ?? 'backbone');
   try {
     if (model instanceof tfl.LayersModel) return fromLayersModel(model, options, inputSize, entry, name, where, owned);
@@ -306,6 +312,8 @@ function fromLayersModel(
     featureLayer,
     model: cut,
     source: entry?.url ?? where,
+    ownsLayers: owned,
+    borrowedFrom: owned ? undefined : model,
   });
 }
 

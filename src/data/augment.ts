@@ -89,7 +89,7 @@ export function resolveAugmentArgs(args: AugmentArgs = {}, what = 'augment'): Re
  *
  * @param images `[n, height, width, channels]`.
  * @param args Which transformations and how strong; see {@link AugmentArgs} for the defaults.
- * @param seed Seed, or a {@link Random} whose sequence is advanced. Default 0.
+ * @param seed Seed (an integer). Default 0. (The library's own callers may pass its internal random generator.)
  *
  * @example
  * ```ts

@@ -32,7 +32,9 @@ export interface SkippedImage {
 export interface DecodedPixels {
   /** Pixel values in 0..255, `[height, width, channels]` order. */
   data: Uint8Array | Uint8ClampedArray | Float32Array;
+  /** Image height in pixels. */
   height: number;
+  /** Image width in pixels. */
   width: number;
   /** 3 (RGB), 4 (RGBA: alpha is dropped) or 1 (gray: copied to R, G and B). Default 3. */
   channels?: number;
@@ -704,7 +706,17 @@ export async function decodeImageInput(image: ImageInput, signal?: AbortSignal):
     return decodeBlob(await response.blob(), image);
   }
   if (typeof Blob !== 'undefined' && image instanceof Blob) return decodeBlob(image, 'a Blob');
-  return tf.browser.fromPixels(image as Exclude<ImageInput, string | Blob | tf.Tensor3D>, 3);
+  try {
+    return tf.browser.fromPixels(image as Exclude<ImageInput, string | Blob | tf.Tensor3D>, 3);
+  } catch (error) {
+    // reliability: tfjs' own error for a value that is no image at all
+    throw new TransferError(
+      'INVALID_ARGUMENT',
+      `not an image: ${Object.prototype.toString.call(image)}. Expected a Tensor3D of RGB pixels, an image, video or canvas element, ` +
+        `ImageData, an ImageBitmap, { data, width, height } pixels, a Blob or a URL.`,
+      { cause: error },
+    );
+  }
 }
 
 async function decodeBlob(blob: Blob, what: string): Promise<tf.Tensor3D> {

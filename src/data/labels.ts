@@ -50,6 +50,7 @@ function isTensor(x: unknown): x is tf.Tensor {
  */
 export function toClassIndices(labels: Labels, options: ToClassIndicesOptions = {}): ClassIndices {
   const what = options.what ?? 'labels';
+  check(options.classes == null || Array.isArray(options.classes), `${what}: classes must be an array of class names, got ${typeof options.classes}.`); // reliability
   const given = options.classes ? [...options.classes] : undefined;
   if (given) checkClassNames(given, `${what}: classes`);
   let indices: Int32Array;

@@ -56,6 +56,7 @@ export function resizeImages<T extends tf.Tensor3D | tf.Tensor4D>(images: T, siz
     `resizeImages: expected a [height, width, channels] or [n, height, width, channels] tensor, got ` +
       `${images instanceof tf.Tensor ? `shape [${images.shape.join(', ')}]` : typeof images}.`,
   );
+  check(Array.isArray(size) && size.length === 2, `resizeImages: size must be [height, width], got ${JSON.stringify(size)}.`); // reliability
   const [outH, outW] = size;
   check(
     Number.isInteger(outH) && Number.isInteger(outW) && outH > 0 && outW > 0,
@@ -95,7 +96,9 @@ export function resizeImages<T extends tf.Tensor3D | tf.Tensor4D>(images: T, siz
         [0, 0],
       ]);
     }
-    return (images.rank === 3 ? tf.squeeze(x, [0]) : x) as T;
+    const out = images.rank === 3 ? tf.squeeze(x, [0]) : x;
+    // reliability: never hand back the input itself (same size, float32): disposing the result disposed the input.
+    return (out === images ? tf.clone(out) : out) as T;
   });
 }
 

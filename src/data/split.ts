@@ -21,7 +21,9 @@ export interface SplitOptions {
 
 /** The two parts of a {@link splitDataset}. */
 export interface DatasetSplit {
+  /** The images kept for training. */
   train: Dataset;
+  /** The images held out for validation (`validationSplit` of each class when stratified). */
   validation: Dataset;
 }
 

@@ -14,7 +14,9 @@ export type ExaminableSplit = Dataset | ImageDataset | TensorData;
 
 /** Data with separate splits, e.g. what `imageFolder` returns. */
 export interface ExaminableSplits {
+  /** The training images. */
   train: ExaminableSplit;
+  /** The validation images, if any. */
   validation?: ExaminableSplit;
   /** Files left out while loading (as `imageFolder` returns them). Default: the datasets' own `skipped`. */
   skipped?: readonly SkippedImage[];
@@ -46,8 +48,11 @@ export interface SplitReport {
 
 /** Minimum, median and maximum of a quantity. */
 export interface Stats {
+  /** The smallest value. */
   min: number;
+  /** The middle value (the mean of the two middle values for an even count). */
   median: number;
+  /** The largest value. */
   max: number;
 }
 
@@ -55,7 +60,9 @@ export interface Stats {
 export interface DuplicatePair {
   /** The shared content key. */
   key: string;
+  /** Where the image is in the training data (a file path). */
   train: string;
+  /** Where the same image is in the validation data (a file path). */
   validation: string;
 }
 
@@ -66,7 +73,14 @@ export interface ExamineReport {
   /** Counts per split. */
   splits: SplitReport[];
   /** Image widths and heights over all splits, when the sizes are known (from headers or tensor shapes). */
-  sizes?: { count: number; width: Stats; height: Stats };
+  sizes?: {
+    /** How many images have a known size. */
+    count: number;
+    /** Widths in pixels. */
+    width: Stats;
+    /** Heights in pixels. */
+    height: Stats;
+  };
   /** Images per format (`jpeg`, `png`, `tensor`, ...), when known. */
   formats?: Record<string, number>;
   /**

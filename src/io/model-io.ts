@@ -14,6 +14,7 @@ import { env } from '../env';
 import { TransferError, check } from '../errors';
 import { freeze } from '../freeze';
 import { TransferModel, type HeadSpec } from '../transfer-model';
+import type { BackboneKind } from '../backbone/backbone';
 import type { Preprocessing } from '../types';
 import { loadLayersModelSafely } from './load-layers';
 
@@ -33,9 +34,25 @@ export interface TransferMetadata {
   /** `full`: backbone + head; `head`: the head only (graph and function backbones cannot be serialized). */
   contents: 'full' | 'head';
   /** The backbone: name, where it came from, the feature layer, its frozen layer count. */
-  backbone: { name: string; source: string; kind: string; featureLayer?: string; featureShape: number[]; frozenLayerCount: number };
+  backbone: {
+    /** The backbone's name, e.g. `"mobilenet_v2_1.0_224"`. */
+    name: string;
+    /** Where its weights came from (catalog URL, path, `"LayersModel"`, ...). */
+    source: string;
+    /** `layers`, `graph` or `function` (a {@link BackboneKind}). */
+    kind: string;
+    /** The layer the features are taken at (layers backbones). */
+    featureLayer?: string;
+    /** Shape of one image's features, e.g. `[7, 7, 1280]`. */
+    featureShape: number[];
+    /** How many backbone layers, from the bottom, were frozen when the model was saved. */
+    frozenLayerCount: number;
+  };
   /** How the head was built. */
-  head: HeadSpec & { layers: string[] };
+  head: HeadSpec & {
+    /** Names of the head's layers inside the saved model. */
+    layers: string[];
+  };
   /** Library version that wrote it. */
   writtenBy: string;
 }

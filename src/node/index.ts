@@ -16,6 +16,7 @@
  */
 import { env } from '../env';
 import { nodeFileSystem } from './file-io';
+import { createExtractPool } from './extract-pool';
 import { imageFolder } from './image-folder';
 
 export * from '../index';
@@ -23,6 +24,9 @@ export { imageFolder, type ImageFolder, type ImageFolderOptions } from './image-
 export { nodeFileSystem, createNodeFileSystem, atomicWriteFile, type NodeFileSystemOptions, type AtomicWriteOptions } from './file-io';
 export { decodeImage, decodeBmp, readImageHeader, sniffFormat, SUPPORTED_FORMATS, DEFAULT_MAX_PIXELS, type DecodeOptions, type DecodedImage, type ImageFormat, type ImageHeader } from './decode';
 export { contentHash, hashFile } from './hash';
+export { fileCheckpointStore, type FileCheckpointStoreOptions } from './checkpoint-store';
+export { createExtractPool, type ExtractPool, type ExtractPoolOptions } from './extract-pool';
+export { createDiskCache, DISK_CACHE_VERSION, type DiskCache } from './disk-cache';
 
 /** Installs the Node file loader into `env.fileSystem` (done once on import; call again after replacing it). */
 export function installNodeFileSystem(): void {
@@ -40,3 +44,4 @@ export function installNodeFileSystem(): void {
 }
 
 if (!env.fileSystem) installNodeFileSystem();
+if (!env.parallelExtractor) env.parallelExtractor = createExtractPool();

@@ -6,6 +6,8 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
+import { foldModel, isFoldable, type FoldedModel, type SerializedFoldPlan } from '../backbone/fold';
+import { env } from '../env';
 import { throwIfAborted } from '../errors';
 import type { ProgressCallback } from '../types';
 import type { LabelledSource } from './source';
@@ -31,6 +33,116 @@ export interface ActivationStore {
   set(key: string, values: Float32Array[]): Promise<void>;
 }
 
+/**
+ * Feature extraction on other threads (Node: `worker_threads`), installed into `env.parallelExtractor` by
+ * `tfjs-transfer/node`. The browser-safe core only calls this interface; it never imports Node code.
+ */
+export interface ParallelExtractor {
+  /**
+   * Prepares the workers for one extraction job. `plan()` gives the folded frozen prefix with its weights (or
+   * `undefined` when it cannot leave this thread). Resolves `undefined` to extract in the calling thread instead
+   * (e.g. the backend is not one the workers can run, or the job is too small to pay for the workers).
+   */
+  open(plan: () => SerializedFoldPlan | undefined, job: { backend: string; images: number }): Promise<ParallelRun | undefined>;
+}
+
+/** One extraction job on a {@link ParallelExtractor}. */
+export interface ParallelRun {
+  /** Activations of a batch of raw pixels `[n, h, w, 3]`: one `Float32Array` of `n * size` floats per output. */
+  run(pixels: Float32Array, shape: [number, number, number, number]): Promise<Float32Array[]>;
+  /** Frees the job's weights in the workers (the workers stay up for the next job). */
+  release(): void;
+}
+
+/** Runs the frozen prefix over batches; `run` returns one Float32Array per boundary output. */
+interface BatchRunner {
+  run(xs: tf.Tensor4D): Promise<Float32Array[]>;
+  close(): void;
+}
+
+/** A plain function from a batch to the boundary activations (the caller disposes the result). */
+export type ExtractFunction = (xs: tf.Tensor4D) => tf.Tensor[];
+
+function tryFold(extractor: tfl.LayersModel): FoldedModel | undefined {
+  if (!isFoldable(extractor)) return undefined;
+  try {
+    return foldModel(extractor);
+  } catch {
+    return undefined; // any model the interpreter cannot walk runs through predict()
+  }
+}
+
+/**
+ * The fastest way to run `extractor` here: on `env.parallelExtractor`'s workers when it takes the job, else the
+ * folded program (BN folded, conv+bias+relu6 fused) in this thread, else `extractor.predict`.
+ */
+async function openRunner(extractor: tfl.LayersModel | ExtractFunction, images: number): Promise<BatchRunner> {
+  const folded = typeof extractor === 'function' ? undefined : tryFold(extractor);
+  const predict: ExtractFunction =
+    typeof extractor === 'function'
+      ? extractor
+      : folded
+        ? (x) => folded.predict(x)
+        : (x) => {
+            const o = extractor.predict(x, { batchSize: x.shape[0] });
+            return Array.isArray(o) ? o : [o];
+          };
+  let parallel: ParallelRun | undefined;
+  if (folded && env.parallelExtractor) {
+    try {
+      parallel = await env.parallelExtractor.open(() => folded.serialize(), { backend: tf.getBackend(), images });
+    } catch {
+      parallel = undefined;
+    }
+  }
+  return {
+    async run(xs) {
+      if (parallel) {
+        const pixels = (await xs.data()) as Float32Array;
+        return parallel.run(pixels, xs.shape as [number, number, number, number]);
+      }
+      const outs = tf.tidy(() => predict(xs));
+      try {
+        return await Promise.all(outs.map(async (t) => (await t.data()) as Float32Array));
+      } finally {
+        outs.forEach((t) => t.dispose());
+      }
+    },
+    close() {
+      parallel?.release();
+      folded?.dispose();
+    },
+  };
+}
+
+/**
+ * Reads `source` one batch ahead, so loading (decoding, resizing) the next batch overlaps extracting this one. A
+ * batch read ahead but never consumed (error, abort) is disposed.
+ */
+async function* prefetch<T extends { xs: tf.Tensor }>(source: AsyncIterable<T>): AsyncGenerator<T> {
+  const it = source[Symbol.asyncIterator]();
+  let next = it.next();
+  let finished = false;
+  try {
+    for (;;) {
+      const r = await next;
+      if (r.done) {
+        finished = true;
+        return;
+      }
+      next = it.next();
+      next.catch(() => undefined); // rethrown when awaited above
+      yield r.value;
+    }
+  } finally {
+    if (!finished) {
+      const pending = await next.catch(() => undefined);
+      if (pending && !pending.done) pending.value.xs.dispose();
+      await it.return?.(undefined);
+    }
+  }
+}
+
 export interface ExtractOptions {
   batchSize: number;
   views: ViewTransform[];
@@ -45,9 +157,12 @@ function sizeOf(shape: number[]): number {
   return shape.reduce((a, b) => a * b, 1);
 }
 
-/** Runs `extractor` over every image of `source` once per view. */
+/**
+ * Runs `extractor` over every image of `source` once per view. A layers model runs folded (see `foldModel`) and,
+ * when `env.parallelExtractor` takes the job, on worker threads.
+ */
 export async function extractActivations(
-  extractor: tfl.LayersModel,
+  extractor: tfl.LayersModel | ExtractFunction,
   shapes: number[][],
   source: LabelledSource,
   options: ExtractOptions,
@@ -59,45 +174,44 @@ export async function extractActivations(
   const labels = new Int32Array(capacity);
   const keys: (string | undefined)[] = [];
   let n = 0;
-  for await (const batch of source.batches(options.batchSize, options.signal)) {
-    try {
-      throwIfAborted(options.signal, 'Feature extraction');
-      const b = batch.xs.shape[0];
-      const cachedRows = options.store ? await readStore(options.store, batch.keys, views.length, sizes) : undefined;
-      if (!cachedRows) {
-        const input = options.transform ? tf.tidy(() => options.transform!(batch.xs)) : batch.xs;
-        try {
-          for (let v = 0; v < views.length; v++) {
-            const outs = tf.tidy(() => {
-              const viewed = views[v]!(input);
-              const o = extractor.predict(viewed, { batchSize: b });
-              return Array.isArray(o) ? o : [o];
-            });
-            try {
-              for (let j = 0; j < outs.length; j++) {
-                const data = (await outs[j]!.data()) as Float32Array;
-                values[v]![j]!.set(data, n * sizes[j]!);
+  const runner = await openRunner(extractor, capacity * views.length);
+  try {
+    for await (const batch of prefetch(source.batches(options.batchSize, options.signal))) {
+      try {
+        throwIfAborted(options.signal, 'Feature extraction');
+        const b = batch.xs.shape[0];
+        const cachedRows = options.store ? await readStore(options.store, batch.keys, views.length, sizes) : undefined;
+        if (!cachedRows) {
+          const input = options.transform ? tf.tidy(() => options.transform!(batch.xs)) : batch.xs;
+          try {
+            for (let v = 0; v < views.length; v++) {
+              const viewed = tf.tidy(() => views[v]!(input));
+              try {
+                const outs = await runner.run(viewed);
+                for (let j = 0; j < outs.length; j++) values[v]![j]!.set(outs[j]!, n * sizes[j]!);
+              } finally {
+                if (viewed !== input) viewed.dispose();
               }
-            } finally {
-              outs.forEach((t) => t.dispose());
             }
+          } finally {
+            if (input !== batch.xs) input.dispose();
           }
-        } finally {
-          if (input !== batch.xs) input.dispose();
+          if (options.store && batch.keys) await writeStore(options.store, batch.keys, values, n, sizes);
+        } else {
+          cachedRows.forEach((row, i) => {
+            row.forEach((perView, v) => perView.forEach((arr, j) => values[v]![j]!.set(arr, (n + i) * sizes[j]!)));
+          });
         }
-        if (options.store && batch.keys) await writeStore(options.store, batch.keys, values, n, sizes);
-      } else {
-        cachedRows.forEach((row, i) => {
-          row.forEach((perView, v) => perView.forEach((arr, j) => values[v]![j]!.set(arr, (n + i) * sizes[j]!)));
-        });
+        labels.set(batch.ys, n);
+        for (let i = 0; i < b; i++) keys.push(batch.keys?.[i]);
+        n += b;
+        options.onProgress?.({ done: n, total: capacity, stage: 'extract' });
+      } finally {
+        batch.xs.dispose();
       }
-      labels.set(batch.ys, n);
-      for (let i = 0; i < b; i++) keys.push(batch.keys?.[i]);
-      n += b;
-      options.onProgress?.({ done: n, total: capacity, stage: 'extract' });
-    } finally {
-      batch.xs.dispose();
     }
+  } finally {
+    runner.close();
   }
   if (n < capacity) values = values.map((perView) => perView.map((arr, j) => arr.slice(0, n * sizes[j]!)));
   return { n, shapes, values, labels: labels.slice(0, n), keys };
@@ -110,17 +224,19 @@ async function readStore(
   sizes: number[],
 ): Promise<Float32Array[][][] | undefined> {
   if (!keys) return undefined;
-  const rows: Float32Array[][][] = [];
-  for (const key of keys) {
-    const perView: Float32Array[][] = [];
-    for (let v = 0; v < numViews; v++) {
-      const got = await s.store.get(`${s.identity}:${v}:${key}`);
-      if (!got || got.length !== sizes.length || got.some((a, j) => a.length !== sizes[j])) return undefined;
-      perView.push(got);
-    }
-    rows.push(perView);
-  }
-  return rows;
+  // Concurrent reads within a batch (a disk or IndexedDB store overlaps them).
+  const rows = await Promise.all(
+    keys.map(async (key) => {
+      const perView: Float32Array[][] = [];
+      for (let v = 0; v < numViews; v++) {
+        const got = await s.store.get(`${s.identity}:${v}:${key}`);
+        if (!got || got.length !== sizes.length || got.some((a, j) => a.length !== sizes[j])) return undefined;
+        perView.push(got);
+      }
+      return perView;
+    }),
+  );
+  return rows.every((r) => r !== undefined) ? (rows as Float32Array[][][]) : undefined;
 }
 
 async function writeStore(
@@ -130,12 +246,14 @@ async function writeStore(
   offset: number,
   sizes: number[],
 ): Promise<void> {
+  const writes: Promise<void>[] = [];
   for (let i = 0; i < keys.length; i++) {
     for (let v = 0; v < values.length; v++) {
       const row = values[v]!.map((arr, j) => arr.slice((offset + i) * sizes[j]!, (offset + i + 1) * sizes[j]!));
-      await s.store.set(`${s.identity}:${v}:${keys[i]}`, row);
+      writes.push(s.store.set(`${s.identity}:${v}:${keys[i]}`, row));
     }
   }
+  await Promise.all(writes);
 }
 
 /** Gathers rows `indices` (with a view per row) into one tensor per boundary output. */

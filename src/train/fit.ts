@@ -18,8 +18,22 @@ import { Random } from '../util/random';
 import { extractActivations, gatherBatch, subsetActivations, type ActivationStore, type Activations } from './activations';
 import { splitAtFreezeBoundary, type FreezeBoundary } from './boundary';
 import { correctCount, meanLoss, targetsFor } from './losses';
-import { toLabelledSource } from './source';
+import { toLabelledSource, type LabelledSource } from './source';
 import { registerWasmTrainingKernels } from './wasm-kernels';
+// >>> reliability: checkpoints
+import {
+  captureOptimizer,
+  checkFingerprint,
+  hashNumbers,
+  openCheckpoint,
+  restoreOptimizer,
+  storeTensor,
+  toTensor,
+  writeCheckpoint,
+  type CheckpointArgs,
+  type CheckpointSession,
+} from './checkpoint';
+// <<< reliability
 
 /** Metrics of one epoch, as passed to callbacks and kept in {@link FitHistory}. */
 export interface EpochLogs {
@@ -37,8 +51,11 @@ export interface EpochLogs {
 export interface FitCallbacks {
   /** Before the first epoch, after feature extraction. */
   onTrainBegin?: () => void | Promise<void>;
-  /** After each batch, with its loss and accuracy. */
-  onBatchEnd?: (batch: number, logs: { loss: number; accuracy: number; size: number }) => void | Promise<void>;
+  /**
+   * After each batch, with its loss, accuracy, size and the global L2 norm of its gradients (before the update;
+   * see {@link FitArgs.gradientNormWarning}).
+   */
+  onBatchEnd?: (batch: number, logs: { loss: number; accuracy: number; size: number; gradientNorm: number }) => void | Promise<void>;
   /** After each epoch (0-based), with its metrics. */
   onEpochEnd?: (epoch: number, logs: EpochLogs) => void | Promise<void>;
   /** After training, with the history. */
@@ -107,6 +124,26 @@ export interface FitArgs {
   cache?: ActivationStore;
   /** Images per forward pass of the frozen backbone while extracting. Default: `batchSize`. */
   extractBatchSize?: number;
+  // >>> reliability: checkpoints and gradient reports
+  /**
+   * Checkpoint the whole training state (trainable weights, optimizer state, epoch, history, early-stopping state,
+   * RNG state) every `every` epochs, atomically, and resume from it when the same run starts again: a run killed at
+   * any moment ends bit-identical to an uninterrupted one with the same seed on the same backend. A checkpoint of a
+   * different run (data, model or options) is refused with an error naming the differences. Default: none.
+   *
+   * @example
+   * ```ts
+   * await fit(model, data, { epochs: 50, seed: 1, checkpoint: { directory: 'runs/cats' } }); // Node
+   * ```
+   */
+  checkpoint?: CheckpointArgs;
+  /**
+   * Warn once (through `env.logger`) when the global gradient norm of a batch exceeds this value, or jumps 100x
+   * above the running median of the previous batches: the sign of exploding gradients (lower the learning rate).
+   * Each batch's norm is in `onBatchEnd`'s logs; the warning is also kept in `history.warnings`. Default 1000.
+   */
+  gradientNormWarning?: number;
+  // <<< reliability
 }
 
 /** What {@link fit} returns: the metrics of every epoch. */
@@ -133,6 +170,12 @@ export interface FitHistory {
   boundary: { layers: string[]; shapes: number[][] };
   /** Milliseconds spent extracting features, and training. */
   timing: { extractMs: number; trainMs: number };
+  // >>> reliability
+  /** Warnings raised while training (exploding gradients). Empty when all went well. */
+  warnings: string[];
+  /** Epochs restored from a checkpoint instead of being run (0 without `checkpoint` or on a fresh start). */
+  resumedEpochs: number;
+  // <<< reliability
 }
 
 const splitCache = new WeakMap<TransferModel, { signature: string; split: FreezeBoundary }>();
@@ -181,6 +224,32 @@ function validateArgs(args: FitArgs): void {
   );
   check(args.seed === undefined || Number.isFinite(args.seed), `fit: seed must be a number, got ${JSON.stringify(args.seed)}.`);
   check(args.signal === undefined || typeof args.signal?.aborted === 'boolean', 'fit: signal must be an AbortSignal.');
+  // >>> reliability: option checks that were missing
+  check(args.shuffle === undefined || typeof args.shuffle === 'boolean', `fit: shuffle must be true or false, got ${JSON.stringify(args.shuffle)}.`);
+  check(args.verbose === undefined || typeof args.verbose === 'boolean', `fit: verbose must be true or false, got ${JSON.stringify(args.verbose)}.`);
+  check(
+    args.validationData === undefined || (typeof args.validationData === 'object' && args.validationData !== null),
+    'fit: validationData must be { xs, ys } or an ImageDataset.',
+  );
+  check(args.augment === undefined || typeof args.augment === 'boolean' || (typeof args.augment === 'object' && args.augment !== null), 'fit: augment must be true, false or an AugmentArgs object.');
+  check(args.callbacks === undefined || (typeof args.callbacks === 'object' && args.callbacks !== null), 'fit: callbacks must be an object such as { onEpochEnd }.');
+  if (args.callbacks) {
+    for (const [name, fn] of Object.entries(args.callbacks)) check(fn === undefined || typeof fn === 'function', `fit: callbacks.${name} must be a function.`);
+  }
+  check(args.onProgress === undefined || typeof args.onProgress === 'function', 'fit: onProgress must be a function.');
+  check(
+    args.gradientNormWarning === undefined || (typeof args.gradientNormWarning === 'number' && args.gradientNormWarning > 0),
+    `fit: gradientNormWarning must be a positive number, got ${JSON.stringify(args.gradientNormWarning)}.`,
+  );
+  const es = args.earlyStopping;
+  check(es === undefined || typeof es === 'boolean' || (typeof es === 'object' && es !== null), 'fit: earlyStopping must be true, false or { monitor, patience, minDelta, restoreBestWeights }.');
+  if (es && typeof es === 'object') {
+    check(es.monitor === undefined || ['valLoss', 'valAccuracy', 'loss', 'accuracy'].includes(es.monitor), `fit: earlyStopping.monitor must be 'valLoss', 'valAccuracy', 'loss' or 'accuracy', got ${JSON.stringify(es.monitor)}.`);
+    check(es.patience === undefined || (Number.isInteger(es.patience) && es.patience >= 0), `fit: earlyStopping.patience must be a non-negative integer, got ${JSON.stringify(es.patience)}.`);
+    check(es.minDelta === undefined || (typeof es.minDelta === 'number' && es.minDelta >= 0 && Number.isFinite(es.minDelta)), `fit: earlyStopping.minDelta must be a non-negative number, got ${JSON.stringify(es.minDelta)}.`);
+    check(es.restoreBestWeights === undefined || typeof es.restoreBestWeights === 'boolean', `fit: earlyStopping.restoreBestWeights must be true or false, got ${JSON.stringify(es.restoreBestWeights)}.`);
+  }
+  // <<< reliability
 }
 
 function classWeights(model: TransferModel, cw: FitArgs['classWeight']): Float32Array | undefined {
@@ -196,6 +265,78 @@ function classWeights(model: TransferModel, cw: FitArgs['classWeight']): Float32
   }
   return w;
 }
+
+// >>> reliability: non-finite inputs and activations
+/**
+ * `source` with every batch checked for NaN / infinite pixels (one sum per batch). Needed because some kernels
+ * (wasm's clip / relu6) turn NaN into 0, so a NaN image would otherwise train silently as another picture.
+ */
+function finitePixels(source: LabelledSource, what: string): LabelledSource {
+  return {
+    size: source.size,
+    labels: source.labels,
+    batches(batchSize, signal) {
+      return {
+        async *[Symbol.asyncIterator]() {
+          let offset = 0;
+          for await (const batch of source.batches(batchSize, signal)) {
+            const total = tf.tidy(() => tf.sum(batch.xs));
+            const ok = Number.isFinite((await total.data())[0]!);
+            total.dispose();
+            if (!ok) {
+              const perImage = tf.tidy(() => tf.sum(batch.xs, [1, 2, 3]));
+              const sums = await perImage.data();
+              perImage.dispose();
+              batch.xs.dispose();
+              const bad = Array.from(sums, (v, i) => (Number.isFinite(v) ? -1 : i)).filter((i) => i >= 0);
+              const names = bad.slice(0, 3).map((i) => batch.sources?.[i] ?? `image ${offset + i}`);
+              throw new TransferError(
+                'NUMERICAL_FAULT',
+                `fit: ${bad.length === 1 ? 'a' : bad.length} ${what} image${bad.length === 1 ? ' has' : 's have'} NaN or infinite pixel values ` +
+                  `(${names.join(', ')}${bad.length > 3 ? ', ...' : ''}; indices in data order); training did not start and no weight changed. ` +
+                  'Pixels must be finite numbers in 0..255.',
+              );
+            }
+            offset += batch.xs.shape[0];
+            yield batch;
+          }
+        },
+      };
+    },
+  };
+}
+
+/** Throws NUMERICAL_FAULT when any cached activation is NaN or infinite, naming the first images concerned. */
+function checkFinite(acts: Activations, rows: number[] | undefined, what: string): void {
+  const bad: number[] = [];
+  let example = 0;
+  const sizes = acts.shapes.map((s) => s.reduce((a, b) => a * b, 1));
+  for (let r = 0; r < acts.n; r++) {
+    let ok = true;
+    for (const perView of acts.values) {
+      for (let j = 0; j < perView.length && ok; j++) {
+        const arr = perView[j]!;
+        for (let i = r * sizes[j]!, end = (r + 1) * sizes[j]!; i < end; i++) {
+          if (!Number.isFinite(arr[i]!)) {
+            if (bad.length === 0) example = arr[i]!;
+            ok = false;
+            break;
+          }
+        }
+      }
+      if (!ok) break;
+    }
+    if (!ok) bad.push(rows ? rows[r]! : r);
+  }
+  if (bad.length === 0) return;
+  throw new TransferError(
+    'NUMERICAL_FAULT',
+    `fit: the frozen layers gave ${example} features for ${bad.length} of ${acts.n} ${what} images (indices ${bad.slice(0, 5).join(', ')}` +
+      `${bad.length > 5 ? ', ...' : ''}, in data order); training did not start and no weight changed. ` +
+      'Check those images for NaN or infinite pixel values (xs must be finite numbers in 0..255).',
+  );
+}
+// <<< reliability
 
 /** Seeded stratified split of `labels` into train and validation row lists. @internal */
 export function stratifiedSplit(labels: Int32Array, fraction: number, rng: Random): { train: number[]; validation: number[] } {
@@ -293,7 +434,11 @@ export async function fit(model: TransferModel, data: LabelledData, options: Fit
   const epochs = options.epochs ?? 10;
   const batchSize = options.batchSize ?? 32;
   const verbose = options.verbose ?? true;
-  const seed = options.seed ?? Math.floor(Math.random() * 2 ** 31);
+  // >>> reliability: read the checkpoint first; a resumed run takes its seed from it when none is given
+  const ckpt: CheckpointSession | undefined = options.checkpoint !== undefined ? await openCheckpoint(options.checkpoint, 'fit') : undefined;
+  const resumed = ckpt?.found;
+  // <<< reliability
+  const seed = options.seed ?? resumed?.state.seed ?? Math.floor(Math.random() * 2 ** 31);
   const rng = new Random(seed);
   const augmentArgs = options.augment ? resolveAugmentArgs(options.augment === true ? {} : options.augment, 'fit: augment') : undefined;
   const weightsPerClass = classWeights(model, options.classWeight);
@@ -310,12 +455,45 @@ export async function fit(model: TransferModel, data: LabelledData, options: Fit
   const parameters = vars.reduce((a, v) => a + v.size, 0);
   const inputSize = [model.inputShape[0], model.inputShape[1]] as const;
 
-  const source = toLabelledSource(data, model.classes, inputSize, where);
+  const source = finitePixels(toLabelledSource(data, model.classes, inputSize, where), 'training'); // reliability: finitePixels
   const cacheable = !augmentArgs || onlyFlip(augmentArgs);
   const views = augmentArgs && cacheable ? [(x: tf.Tensor4D) => x, mirror] : [];
   if (augmentArgs && !cacheable) log('tfjs-transfer: augmentation beyond flipping cannot be cached; the frozen backbone runs every epoch.');
   const extractBatch = options.extractBatchSize ?? batchSize;
   const storeFor = options.cache && cacheable ? { store: options.cache, identity: await extractorIdentity(split, model) } : undefined;
+  // >>> reliability: what identifies this run, checked against the checkpoint before the (long) extraction
+  const esArgs = options.earlyStopping ? (options.earlyStopping === true ? {} : options.earlyStopping) : undefined;
+  const fingerprint: Record<string, unknown> = {
+    classes: model.classes,
+    backbone: model.backbone.name,
+    inputShape: model.inputShape,
+    boundary: split.names,
+    boundaryShapes: split.shapes,
+    trainedLayers,
+    weightShapes: vars.map((v) => v.shape),
+    images: source.size,
+    batchSize,
+    optimizer: typeof options.optimizer === 'object' ? (options.optimizer.constructor as { className?: string }).className ?? 'custom' : options.optimizer ?? 'adam',
+    learningRate: typeof options.optimizer === 'object' ? null : options.learningRate ?? 1e-4,
+    seed,
+    validationSplit: options.validationSplit ?? 0,
+    validationData: options.validationData !== undefined,
+    shuffle: options.shuffle ?? true,
+    augment: augmentArgs ?? null,
+    earlyStopping: esArgs ? { monitor: esArgs.monitor ?? null, patience: esArgs.patience ?? 3, minDelta: esArgs.minDelta ?? 0, restoreBestWeights: esArgs.restoreBestWeights ?? true } : null,
+    classWeight: weightsPerClass ? Array.from(weightsPerClass) : null,
+  };
+  if (ckpt) {
+    checkFingerprint(ckpt, fingerprint, 'fit');
+    if (resumed && resumed.state.epoch > epochs) {
+      throw new TransferError(
+        'INVALID_ARGUMENT',
+        `fit: the checkpoint at ${ckpt.store.location} has ${resumed.state.epoch} epochs done, more than epochs: ${epochs}. ` +
+          'Ask for at least that many epochs, or pass checkpoint.resume: false to start over.',
+      );
+    }
+  }
+  // <<< reliability
 
   const t0 = Date.now();
   let extractMs = 0;
@@ -330,7 +508,7 @@ export async function fit(model: TransferModel, data: LabelledData, options: Fit
   let valActs: Activations | undefined;
   let trainRows: number[] | undefined;
   if (options.validationData) {
-    const vsource = toLabelledSource(options.validationData, model.classes, inputSize, `${where}: validationData`);
+    const vsource = finitePixels(toLabelledSource(options.validationData, model.classes, inputSize, `${where}: validationData`), 'validationData'); // reliability
     valActs = await extractActivations(split.extractor, split.shapes, vsource, { batchSize: extractBatch, views: [], signal: options.signal, store: storeFor && { ...storeFor } });
   } else if (options.validationSplit) {
     const parts = stratifiedSplit(acts.labels, options.validationSplit, new Random(seed ^ 0x5bd1e995));
@@ -342,6 +520,15 @@ export async function fit(model: TransferModel, data: LabelledData, options: Fit
     trainRows = parts.train;
   }
   if (acts.n === 0) throw new TransferError('EMPTY_DATA', 'fit: no training images could be read.');
+  // >>> reliability: the labels must match too
+  fingerprint.trainLabels = hashNumbers(acts.labels);
+  fingerprint.validationLabels = valActs ? hashNumbers(valActs.labels) : null;
+  if (ckpt) checkFingerprint(ckpt, fingerprint, 'fit');
+  // A NaN or infinite pixel gives NaN features, which the clipped cross-entropy would silently turn into a finite
+  // loss with zero gradients: refuse them here, naming the images.
+  checkFinite(acts, trainRows, 'training');
+  if (valActs) checkFinite(valActs, undefined, options.validationData ? 'validationData' : 'validation split');
+  // <<< reliability
   extractMs = Date.now() - t0;
   if (verbose) {
     log(
@@ -373,22 +560,66 @@ export async function fit(model: TransferModel, data: LabelledData, options: Fit
     trained: { layers: trainedLayers, parameters },
     boundary: { layers: split.names, shapes: split.shapes },
     timing: { extractMs, trainMs },
+    warnings: [], // reliability
+    resumedEpochs: 0, // reliability
   };
   let best: number | undefined;
   let bestSnap: Snapshot | undefined;
-  const startSnap = snapshot(vars);
+  let startSnap = snapshot(vars); // reliability: let, replaced when resuming
   let sinceBest = 0;
   const weightsTensorFor = (labels: Int32Array) =>
     weightsPerClass ? tf.tensor1d(Float32Array.from(labels, (c) => weightsPerClass[c]!)) : undefined;
 
+  // >>> reliability: gradient norms, checkpoint state
+  const gradientLimit = options.gradientNormWarning ?? 1000;
+  const recentNorms: number[] = [];
+  let startEpoch = 0;
+  let batchCounter = 0;
+  // <<< reliability
   try {
-    if (valActs) {
+    // >>> reliability: resume from the checkpoint
+    if (resumed && ckpt) {
+      const saved = resumed.weights;
+      if (saved.length !== vars.length || saved.some((w, i) => JSON.stringify(w.shape) !== JSON.stringify(vars[i]!.shape))) {
+        throw new TransferError('INVALID_ARGUMENT', `fit: the checkpoint at ${ckpt.store.location} holds weights of other shapes than this model's trainable weights; use another checkpoint directory or checkpoint.resume: false.`);
+      }
+      saved.forEach((w, i) => {
+        const t = toTensor(w);
+        vars[i]!.assign(t);
+        t.dispose();
+      });
+      await restoreOptimizer(optimizer, resumed.optimizer, resumed.optimizerExtra);
+      rng.setState(resumed.state.rngState);
+      const h = resumed.state.history;
+      history.loss = [...h.loss];
+      history.accuracy = [...h.accuracy];
+      history.valLoss = [...h.valLoss];
+      history.valAccuracy = [...h.valAccuracy];
+      history.bestEpoch = h.bestEpoch;
+      history.stoppedEarly = resumed.state.stoppedEarly;
+      history.warnings = [...(h.warnings ?? [])];
+      if (h.initial) history.initial = { ...h.initial };
+      history.epochs = resumed.state.epoch;
+      history.resumedEpochs = resumed.state.epoch;
+      best = resumed.state.best ?? undefined;
+      sinceBest = resumed.state.sinceBest;
+      if (restoreBest && resumed.best) bestSnap = { values: resumed.best.map(toTensor) };
+      startEpoch = resumed.state.epoch;
+      batchCounter = resumed.state.batchCounter;
+      disposeSnapshot(startSnap);
+      startSnap = snapshot(vars);
+      if (resumed.state.backend !== tf.getBackend()) {
+        log(`tfjs-transfer: the checkpoint was written on the ${resumed.state.backend} backend and resumes on ${tf.getBackend()}; results will differ slightly from an uninterrupted run.`);
+      }
+      if (verbose) log(`tfjs-transfer: resumed from ${ckpt.store.location} after epoch ${startEpoch}${history.stoppedEarly || startEpoch === epochs ? ' (training was already complete)' : ''}.`);
+    }
+    // <<< reliability
+    if (valActs && !history.initial) {
       const v = await scoreActivations(split.top, valActs, model.numClasses, Math.max(batchSize, 64));
       history.initial = { valLoss: v.loss, valAccuracy: v.accuracy };
     }
     await options.callbacks?.onTrainBegin?.();
-    let batchCounter = 0;
-    for (let epoch = 0; epoch < epochs; epoch++) {
+    for (let epoch = startEpoch; epoch < epochs && !history.stoppedEarly; epoch++) { // reliability: resumes at startEpoch
       const te = Date.now();
       if (!cacheable) {
         // Fresh random augmentation each epoch: re-run the frozen prefix.
@@ -399,6 +630,7 @@ export async function fit(model: TransferModel, data: LabelledData, options: Fit
           transform: (x) => augmentImages(x, augmentArgs!, rng),
         });
         acts = trainRows ? subsetActivations(fresh, trainRows) : fresh;
+        checkFinite(acts, trainRows, 'augmented training'); // reliability
       }
       const order = Array.from({ length: acts.n }, (_, i) => i);
       if (options.shuffle ?? true) rng.shuffle(order);
@@ -412,38 +644,64 @@ export async function fit(model: TransferModel, data: LabelledData, options: Fit
         for (const d of dropoutLayers) d.seed = rng.seed();
         const labels = Int32Array.from(idx, (r) => acts.labels[r]!);
         let correctT: tf.Scalar | undefined;
-        const lossT = tf.tidy(() => {
+        // >>> reliability: computeGradients + applyGradients (what minimize does), so the gradient norm is known
+        // before the update and a non-finite step never reaches the weights or the optimizer state.
+        const step = tf.tidy(() => {
           const inputs = gatherBatch(acts, idx, (r) => viewOf[r]!);
           const targets = targetsFor(labels, model.numClasses);
           const w = weightsTensorFor(labels);
-          return optimizer.minimize(
-            () => {
-              const p = split.top.apply(inputs.length === 1 ? inputs[0]! : inputs, { training: true }) as tf.Tensor2D;
-              correctT = tf.keep(correctCount(p, targets));
-              const reg = split.top.calculateLosses();
-              const base = meanLoss(p, targets, w);
-              return reg.length ? (tf.addN([base, ...reg]) as tf.Scalar) : base;
-            },
-            true,
-            vars,
-          ) as tf.Scalar;
+          const { value, grads } = optimizer.computeGradients(() => {
+            const p = split.top.apply(inputs.length === 1 ? inputs[0]! : inputs, { training: true }) as tf.Tensor2D;
+            correctT = tf.keep(correctCount(p, targets));
+            const reg = split.top.calculateLosses();
+            const base = meanLoss(p, targets, w);
+            return reg.length ? (tf.addN([base, ...reg]) as tf.Scalar) : base;
+          }, vars);
+          const squares = Object.values(grads).map((g) => tf.sum(tf.square(g)));
+          const norm = tf.sqrt(squares.length === 1 ? squares[0]! : tf.addN(squares)) as tf.Scalar;
+          return { value, grads, norm };
         });
-        const lossV = (await lossT.data())[0]!;
-        const correctV = correctT ? (await correctT.data())[0]! : 0;
-        lossT.dispose();
-        correctT?.dispose();
-        if (!Number.isFinite(lossV)) {
+        const disposeStep = () => tf.dispose([step.value, step.norm, ...Object.values(step.grads)]);
+        let lossV: number;
+        let normV: number;
+        let correctV: number;
+        try {
+          lossV = (await step.value.data())[0]!;
+          normV = (await step.norm.data())[0]!;
+          correctV = correctT ? (await correctT.data())[0]! : 0;
+        } finally {
+          correctT?.dispose();
+        }
+        if (Number.isFinite(lossV) && Number.isFinite(normV)) optimizer.applyGradients(step.grads);
+        disposeStep();
+        if (!Number.isFinite(lossV) || !Number.isFinite(normV)) {
           restore(vars, bestSnap ?? startSnap);
           throw new TransferError(
             'NUMERICAL_FAULT',
-            `fit: the loss became ${lossV} at epoch ${epoch + 1}, batch ${s / batchSize + 1}; training stopped and the ` +
+            `fit: the ${Number.isFinite(lossV) ? `gradient norm became ${normV}` : `loss became ${lossV}`} at epoch ${epoch + 1}, batch ${s / batchSize + 1}; training stopped and the ` +
               `${bestSnap ? `weights of the best epoch (${history.bestEpoch + 1})` : 'weights from before this fit'} were restored. ` +
-              `Lower the learning rate (now ${options.learningRate ?? 1e-4}) or check the inputs for NaN.`,
+              `Lower the learning rate${typeof options.optimizer === 'object' ? '' : ` (now ${options.learningRate ?? 1e-4})`} or check the inputs for NaN.`, // reliability: no rate of a given optimizer
           );
         }
+        if (history.warnings.length === 0) {
+          const sorted = [...recentNorms].sort((a, b) => a - b);
+          const median = sorted.length ? sorted[sorted.length >> 1]! : 0;
+          const jump = recentNorms.length >= 5 && median > 0 && normV > 100 * median;
+          if (normV > gradientLimit || jump) {
+            const warning =
+              `tfjs-transfer: exploding gradients? The gradient norm reached ${normV.toPrecision(3)} at epoch ${epoch + 1}, batch ${s / batchSize + 1} ` +
+              `(${jump ? `${(normV / median).toFixed(0)}x the running median ${median.toPrecision(3)}` : `above gradientNormWarning ${gradientLimit}`}). ` +
+              `Lower the learning rate (now ${options.learningRate ?? 1e-4}) or check the inputs and labels.`;
+            history.warnings.push(warning);
+            log(warning);
+          }
+        }
+        recentNorms.push(normV);
+        if (recentNorms.length > 50) recentNorms.shift();
+        // <<< reliability
         lossSum += lossV * idx.length;
         correct += correctV;
-        await options.callbacks?.onBatchEnd?.(batchCounter++, { loss: lossV, accuracy: correctV / idx.length, size: idx.length });
+        await options.callbacks?.onBatchEnd?.(batchCounter++, { loss: lossV, accuracy: correctV / idx.length, size: idx.length, gradientNorm: normV });
       }
       const logs: EpochLogs = { loss: lossSum / acts.n, accuracy: correct / acts.n };
       if (valActs) {
@@ -480,10 +738,47 @@ export async function fit(model: TransferModel, data: LabelledData, options: Fit
           if (sinceBest >= patience) {
             history.stoppedEarly = true;
             if (verbose) log(`tfjs-transfer: early stopping after epoch ${epoch + 1}; best ${monitor} ${best!.toFixed(4)} at epoch ${history.bestEpoch + 1}.`);
-            break;
+            // reliability: the loop ends after the checkpoint below (was: break)
           }
         }
       }
+      // >>> reliability: checkpoint after the epoch, with everything needed to continue bit-identically
+      if (ckpt && ((epoch + 1) % ckpt.every === 0 || epoch + 1 === epochs || history.stoppedEarly)) {
+        const opt = await captureOptimizer(optimizer);
+        const names = split.top.trainableWeights.map((w) => (w as unknown as { originalName: string }).originalName);
+        await writeCheckpoint(
+          ckpt,
+          {
+            state: {
+              epoch: epoch + 1,
+              batchCounter,
+              seed,
+              rngState: rng.getState(),
+              best,
+              sinceBest,
+              stoppedEarly: history.stoppedEarly,
+              history: {
+                loss: history.loss,
+                accuracy: history.accuracy,
+                valLoss: history.valLoss,
+                valAccuracy: history.valAccuracy,
+                bestEpoch: history.bestEpoch,
+                initial: history.initial,
+                trainMs: Date.now() - t0 - extractMs,
+                warnings: history.warnings,
+              },
+              backend: tf.getBackend(),
+            },
+            fingerprint,
+            weights: await Promise.all(vars.map((v, i) => storeTensor(names[i] ?? `weight_${i}`, v))),
+            optimizer: opt.weights,
+            optimizerExtra: opt.extra,
+            best: restoreBest && bestSnap ? await Promise.all(bestSnap.values.map((t, i) => storeTensor(`best/${names[i] ?? i}`, t))) : undefined,
+          },
+          'fit',
+        );
+      }
+      // <<< reliability
     }
     if (restoreBest && bestSnap && history.bestEpoch !== history.epochs - 1) restore(vars, bestSnap);
     trainMs = Date.now() - t0 - extractMs;

@@ -25,3 +25,19 @@ export function disposeLayers(layers: Iterable<tfl.layers.Layer>): number {
   }
   return n;
 }
+
+/**
+ * Gives layers borrowed from a caller's model back to it: if the caller already disposed their model, free the
+ * layers now; otherwise reset each layer's count to the caller's single reference, so their `dispose()` frees them.
+ */
+export function releaseBorrowedLayers(layers: Iterable<tfl.layers.Layer>, owner: tfl.LayersModel): void {
+  const ownerDisposed = (owner as unknown as RefCounted)._refCount === 0;
+  if (ownerDisposed) {
+    disposeLayers(layers);
+    return;
+  }
+  for (const layer of layers) {
+    const l = layer as unknown as RefCounted;
+    if (l.built && l._refCount !== null && l._refCount > 1) l._refCount = 1;
+  }
+}

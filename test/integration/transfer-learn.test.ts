@@ -22,6 +22,7 @@ describe('transferLearn', () => {
       const result = await transferLearn({
         data: { xs: data.xs, ys: data.ys.map((y) => (y ? 'blue' : 'red')) },
         backbone: tinyBackbone(32),
+        backboneOptions: { takeOwnership: true },
         head: { dropout: 0 },
         epochs: 30,
         batchSize: 8,
@@ -47,7 +48,8 @@ describe('transferLearn', () => {
   it('rejects missing data and numeric labels without class names', async () => {
     await expect(transferLearn({} as never)).rejects.toThrow(/options.data is required/);
     const data = stripes(8);
-    await expect(transferLearn({ data, backbone: tinyBackbone(32), examine: false })).rejects.toThrow(/labels are numeric; pass classes/);
+    await expect(transferLearn({ data, backbone: tinyBackbone(32),
+        backboneOptions: { takeOwnership: true }, examine: false })).rejects.toThrow(/labels are numeric; pass classes/);
     data.xs.dispose();
   });
 

@@ -13,7 +13,7 @@ beforeEach(() => {
 describe('loadBackbone from a LayersModel', () => {
   it('cuts at out_relu by default, applies preprocessing, and frees everything on dispose', async () => {
     const before = tf.memory().numTensors;
-    const backbone = await loadBackbone(tinyBackbone(32));
+    const backbone = await loadBackbone(tinyBackbone(32), { takeOwnership: true });
     expect(tf.memory().numTensors).toBeGreaterThan(before);
     expect(backbone.kind).toBe('layers');
     expect(backbone.featureLayer).toBe('out_relu');
@@ -30,7 +30,7 @@ describe('loadBackbone from a LayersModel', () => {
   });
 
   it('runs a fully convolutional model at another input size', async () => {
-    const backbone = await loadBackbone(tinyBackbone(32), { inputSize: 48 });
+    const backbone = await loadBackbone(tinyBackbone(32), { takeOwnership: true, inputSize: 48 });
     expect(backbone.inputShape).toEqual([48, 48, 3]);
     expect(backbone.featureShape).toEqual([24, 24, 16]);
     const x = tf.zeros([1, 48, 48, 3]) as tf.Tensor4D;
@@ -47,7 +47,7 @@ describe('loadBackbone from a LayersModel', () => {
   });
 
   it('takes an explicit feature layer and preprocessing', async () => {
-    const backbone = await loadBackbone(tinyBackbone(32), { featureLayer: 'block_1_add', preprocessing: { scale: 1 / 255, offset: 0 } });
+    const backbone = await loadBackbone(tinyBackbone(32), { takeOwnership: true, featureLayer: 'block_1_add', preprocessing: { scale: 1 / 255, offset: 0 } });
     expect(backbone.featureShape).toEqual([16, 16, 8]);
     expect(backbone.preprocessing).toEqual({ scale: 1 / 255, offset: 0 });
     backbone.dispose();
@@ -56,7 +56,7 @@ describe('loadBackbone from a LayersModel', () => {
   it('rejects bad arguments with specific errors', async () => {
     await expect(loadBackbone('mobilenet_v9')).rejects.toMatchObject({ code: 'UNKNOWN_BACKBONE' });
     await expect(loadBackbone('mobilenet_v2_1.4_160')).rejects.toThrow(/1.3 and 1.4 at 224 only/);
-    await expect(loadBackbone(tinyBackbone(32), { inputSize: 3 })).rejects.toThrow(/inputSize must be an integer from 8/);
+    await expect(loadBackbone(tinyBackbone(32), { takeOwnership: true, inputSize: 3 })).rejects.toThrow(/inputSize must be an integer from 8/);
     await expect(loadBackbone(42 as unknown as string)).rejects.toThrow(/unsupported source/);
     await expect(loadBackbone('./models/x/model.json')).rejects.toMatchObject({ code: 'NODE_ONLY' });
   });
@@ -83,12 +83,12 @@ describe('loadBackbone from a function', () => {
 
 describe('attachHead', () => {
   it('builds a sigmoid head for two classes and softmax for more', async () => {
-    const b2 = freeze(await loadBackbone(tinyBackbone(32)));
+    const b2 = freeze(await loadBackbone(tinyBackbone(32), { takeOwnership: true }));
     const m2 = attachHead(b2, { classes: ['cat', 'dog'], seed: 1 });
     expect(m2.model.outputs[0]!.shape).toEqual([null, 1]);
     expect(m2.headSpec).toMatchObject({ pooling: 'avg', dropout: 0.2, outputActivation: 'sigmoid' });
     m2.dispose();
-    const b3 = freeze(await loadBackbone(tinyBackbone(32)));
+    const b3 = freeze(await loadBackbone(tinyBackbone(32), { takeOwnership: true }));
     const m3 = attachHead(b3, { classes: 3, hiddenUnits: [8], pooling: 'max' });
     expect(m3.model.outputs[0]!.shape).toEqual([null, 3]);
     expect(m3.classes).toEqual(['class_0', 'class_1', 'class_2']);
@@ -97,7 +97,7 @@ describe('attachHead', () => {
   });
 
   it('rejects a single class, duplicate names and bad pooling', async () => {
-    const b = await loadBackbone(tinyBackbone(32));
+    const b = await loadBackbone(tinyBackbone(32), { takeOwnership: true });
     expect(() => attachHead(b, { classes: ['only'] })).toThrow(/at least 2 classes/);
     expect(() => attachHead(b, { classes: ['a', 'a'] })).toThrow(/"a" appears twice/);
     expect(() => attachHead(b, { classes: 2, pooling: 'none' })).toThrow(/needs vector features/);
@@ -113,7 +113,7 @@ describe('freeze + fit', () => {
   });
 
   it('trains the head only: every backbone weight, BN statistics included, is bit-identical', async () => {
-    const backbone = freeze(await loadBackbone(tinyBackbone(32)));
+    const backbone = freeze(await loadBackbone(tinyBackbone(32), { takeOwnership: true }));
     const model = attachHead(backbone, { classes: ['left', 'right'], seed: 3, dropout: 0 });
     const before = weightValues(backbone.layers);
     const headBefore = weightValues(model.head.layers);
@@ -135,7 +135,7 @@ describe('freeze + fit', () => {
   });
 
   it("keeps BatchNorm statistics even under tfjs's own LayersModel.fit", async () => {
-    const backbone = freeze(await loadBackbone(tinyBackbone(32)));
+    const backbone = freeze(await loadBackbone(tinyBackbone(32), { takeOwnership: true }));
     const model = attachHead(backbone, { classes: ['left', 'right'], seed: 3 });
     const before = weightValues(backbone.layers);
     const data = stripes(8);
@@ -150,7 +150,7 @@ describe('freeze + fit', () => {
   });
 
   it('fine-tunes above trainableFrom and leaves everything below bit-identical', async () => {
-    const backbone = freeze(await loadBackbone(tinyBackbone(32)));
+    const backbone = freeze(await loadBackbone(tinyBackbone(32), { takeOwnership: true }));
     const model = attachHead(backbone, { classes: ['left', 'right'], seed: 3 });
     const data = stripes(16);
     await fit(model, data, { epochs: 2, learningRate: 0.01, seed: 1, verbose: false });
@@ -178,7 +178,7 @@ describe('freeze + fit', () => {
 
   it('is deterministic with a seed', async () => {
     const run = async () => {
-      const model = attachHead(freeze(await loadBackbone(tinyBackbone(32))), { classes: ['l', 'r'], seed: 5 });
+      const model = attachHead(freeze(await loadBackbone(tinyBackbone(32), { takeOwnership: true })), { classes: ['l', 'r'], seed: 5 });
       const data = stripes(16);
       const h = await fit(model, data, { epochs: 3, learningRate: 0.01, seed: 9, verbose: false, validationSplit: 0.25 });
       const w = weightValues(model.head.layers);
@@ -194,7 +194,7 @@ describe('freeze + fit', () => {
   });
 
   it('stops early and restores the best weights', async () => {
-    const model = attachHead(freeze(await loadBackbone(tinyBackbone(32))), { classes: ['l', 'r'], seed: 5 });
+    const model = attachHead(freeze(await loadBackbone(tinyBackbone(32), { takeOwnership: true })), { classes: ['l', 'r'], seed: 5 });
     const data = stripes(16);
     const val = stripes(8, 32, 99);
     const h = await fit(model, data, { epochs: 60, learningRate: 0.05, seed: 1, verbose: false, validationData: val, earlyStopping: { patience: 2 } });
@@ -207,7 +207,7 @@ describe('freeze + fit', () => {
   });
 
   it('aborts within a batch through an AbortSignal', async () => {
-    const model = attachHead(freeze(await loadBackbone(tinyBackbone(32))), { classes: ['l', 'r'], seed: 5 });
+    const model = attachHead(freeze(await loadBackbone(tinyBackbone(32), { takeOwnership: true })), { classes: ['l', 'r'], seed: 5 });
     const data = stripes(16);
     const controller = new AbortController();
     const run = fit(model, data, {
@@ -223,7 +223,7 @@ describe('freeze + fit', () => {
   });
 
   it('rejects bad data and options with specific errors', async () => {
-    const model = attachHead(freeze(await loadBackbone(tinyBackbone(32))), { classes: ['l', 'r'], seed: 5 });
+    const model = attachHead(freeze(await loadBackbone(tinyBackbone(32), { takeOwnership: true })), { classes: ['l', 'r'], seed: 5 });
     const data = stripes(8);
     await expect(fit(model, { xs: data.xs, ys: [0, 1] }, { verbose: false })).rejects.toThrow(/2 labels|length|expected 8/i);
     await expect(fit(model, { xs: data.xs, ys: data.ys.map((y) => y + 5) }, { verbose: false })).rejects.toThrow(/5|range|class/i);
@@ -243,7 +243,7 @@ describe('freeze + fit', () => {
 
 describe('predict', () => {
   it('returns labels and probabilities for any image size', async () => {
-    const model = attachHead(freeze(await loadBackbone(tinyBackbone(32))), { classes: ['l', 'r'], seed: 5 });
+    const model = attachHead(freeze(await loadBackbone(tinyBackbone(32), { takeOwnership: true })), { classes: ['l', 'r'], seed: 5 });
     const img = tf.zeros([40, 50, 3]) as tf.Tensor3D;
     const [p] = await predict(model, img);
     expect(['l', 'r']).toContain(p!.label);
@@ -258,7 +258,7 @@ void tfl;
 
 describe('predict on non-tensor images', () => {
   it('accepts PixelData objects (and lists of them), resizing each', async () => {
-    const model = attachHead(freeze(await loadBackbone(tinyBackbone(32))), { classes: ['l', 'r'], seed: 5 });
+    const model = attachHead(freeze(await loadBackbone(tinyBackbone(32), { takeOwnership: true })), { classes: ['l', 'r'], seed: 5 });
     const base = tf.memory().numTensors;
     const pixels = { data: new Uint8Array(20 * 10 * 4).fill(200), width: 20, height: 10 };
     const one = await predict(model, pixels);
@@ -269,5 +269,23 @@ describe('predict on non-tensor images', () => {
     await expect(predict(model, [])).rejects.toThrow(/list of images is empty/);
     expect(tf.memory().numTensors).toBe(base);
     model.dispose();
+  });
+});
+
+describe('ownership of a model passed to loadBackbone', () => {
+  it('stays with the caller by default, and moves to the backbone with takeOwnership', async () => {
+    const base = tf.memory().numTensors;
+    const mine = tinyBackbone(32);
+    const model = attachHead(freeze(await loadBackbone(mine)), { classes: ['l', 'r'], seed: 1 });
+    model.dispose();
+    // The caller's model still works and still owns its weights.
+    const y = mine.predict(tf.zeros([1, 32, 32, 3])) as tf.Tensor;
+    expect(y.shape).toEqual([1, 16, 16, 16]);
+    y.dispose();
+    expect(tf.memory().numTensors).toBeGreaterThan(base);
+    mine.dispose();
+    const given = await loadBackbone(tinyBackbone(32), { takeOwnership: true });
+    given.dispose();
+    expect(tf.memory().numTensors).toBe(base + 1); // the zeros above, created inline
   });
 });

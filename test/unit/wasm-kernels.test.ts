@@ -251,3 +251,62 @@ describe('MobileNetV2-style layers train on wasm like on cpu', () => {
     expect(err).toBeLessThan(TOL);
   });
 });
+
+describe('Conv2DBackpropInput: fast 1x1 path on wasm', () => {
+  const run = (inputs: tf.NamedTensorMap, attrs: object): tf.Tensor =>
+    tf.engine().runKernel('Conv2DBackpropInput', inputs, attrs as tf.NamedAttrMap) as tf.Tensor;
+
+  it('is installed once, wrapping the original kernel', () => {
+    const wrapped = tf.getKernel('Conv2DBackpropInput', 'wasm')!.kernelFunc;
+    registerWasmTrainingKernels();
+    expect(tf.getKernel('Conv2DBackpropInput', 'wasm')!.kernelFunc).toBe(wrapped);
+  });
+
+  // [n, h, w, inC, outC, strides, pad]: the first four take the matmul path, the rest are delegated.
+  const cases: Array<[number, number, number, number, number, number, 'same' | 'valid' | number]> = [
+    [3, 14, 14, 96, 576, 1, 'same'],
+    [2, 7, 5, 160, 32, 1, 'valid'],
+    [1, 1, 1, 8, 4, 1, 0],
+    [4, 9, 9, 24, 144, 1, 'same'],
+    [2, 9, 9, 6, 4, 2, 'valid'], // stride 2: the original kernel
+    [2, 9, 9, 6, 4, 1, 1], // padded: the original kernel
+  ];
+  it.each(cases)('1x1 dx [%i, %i, %i, %i] from %i channels, stride %i, pad %s equals cpu', async (n, h, w, ci, co, s, pad) => {
+    const err = await compare(() => {
+      const x = input<tf.Rank.R4>([n, h, w, ci], 40);
+      const f = input<tf.Rank.R4>([1, 1, ci, co], 41);
+      const dy = input<tf.Rank.R4>(tf.conv2d(x, f, s, pad as 'same').shape, 42);
+      return [run({ dy, filter: f }, { strides: s, pad, dataFormat: 'NHWC', inputShape: x.shape })];
+    });
+    expect(err).toBeLessThan(TOL);
+  });
+
+  it('3x3 and NCHW still run the original kernel and agree with cpu', async () => {
+    const err = await compare(() => {
+      const x = input<tf.Rank.R4>([2, 8, 8, 4], 43);
+      const f = input<tf.Rank.R4>([3, 3, 4, 5], 44);
+      const dy = input<tf.Rank.R4>([2, 8, 8, 5], 45);
+      return [run({ dy, filter: f }, { strides: 1, pad: 'same', dataFormat: 'NHWC', inputShape: x.shape })];
+    });
+    expect(err).toBeLessThan(TOL);
+  });
+
+  it('is much faster than the original for an expand layer at batch 32', async () => {
+    await use('wasm');
+    const dy = input<tf.Rank.R4>([32, 14, 14, 576], 46);
+    const f = input<tf.Rank.R4>([1, 1, 96, 576], 47);
+    const attrs = { strides: 1, pad: 'same', dataFormat: 'NHWC', inputShape: [32, 14, 14, 96] };
+    const time = (fn: () => tf.Tensor): number => {
+      fn().dispose(); // warm-up
+      const t0 = performance.now();
+      const r = fn();
+      r.dataSync();
+      r.dispose();
+      return performance.now() - t0;
+    };
+    const fast = time(() => run({ dy, filter: f }, attrs));
+    console.info(`wasm Conv2DBackpropInput 1x1 14x14 576->96 at batch 32: ${fast.toFixed(1)} ms (fast path)`);
+    expect(fast).toBeLessThan(400); // the original kernel: ~140-290 ms unloaded, ~1 s on a loaded machine
+    tf.dispose([dy, f]);
+  });
+});

@@ -1,0 +1,297 @@
+/**
+ * Speed benchmark: `npm run bench` (= `node --import tsx bench/run.ts`), `npm run bench -- --quick`.
+ *
+ * (a) Feature extraction, images/s: stock `model.predict` vs the library's folded path, one thread and on the
+ *     worker pool (all cores), per backend (cpu on a few images, it is ~1 img/s).
+ * (b) End to end, the Keras tutorial's settings (frozen MobileNetV2 1.0 + avg pool + dropout 0.2 + 1 sigmoid unit,
+ *     Adam 1e-4, batch 32, 10 epochs): a plain tfjs `model.fit` on the composed model (timed on a subset for one
+ *     epoch and extrapolated: a full run takes ~20 minutes here) vs `transferLearn()` (cold: decode + extract +
+ *     train + evaluate all 3000 images) and `fit()` again with the warm disk cache.
+ * (c) Peak RSS and tf.memory().numTensors after each.
+ *
+ * Writes bench/results/latest.json. Needs ../shared (models and data) and sharp.
+ */
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import { spawnSync } from 'node:child_process';
+import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import * as tf from '@tensorflow/tfjs-core';
+import * as tfl from '@tensorflow/tfjs-layers';
+import '@tensorflow/tfjs-backend-cpu';
+import '@tensorflow/tfjs-backend-wasm';
+import sharp from 'sharp';
+import { env, loadBackbone, freeze, attachHead, fit, evaluate, transferLearn, imageFolder } from '../src/node/index';
+import { foldModel } from '../src/backbone/fold';
+import { createExtractPool } from '../src/node/extract-pool';
+import { createDiskCache } from '../src/node/disk-cache';
+import { disposeLayers } from '../src/util/dispose';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const SHARED = process.env.TFJS_TRANSFER_SHARED ?? path.resolve(here, '../../shared');
+const MODEL = path.join(SHARED, 'models/mobilenet_v2_1.0_224/model.json');
+const DATA = path.join(SHARED, 'data/cats_and_dogs_filtered_200px');
+const quick = process.argv.includes('--quick');
+const skipPlain = process.argv.includes('--no-plain');
+const SIZE = 224;
+const WASM_N = quick ? 64 : 256;
+const CPU_N = quick ? 4 : 16;
+const PLAIN_N = quick ? 64 : 256;
+
+env.verbose = false;
+const results: Record<string, unknown> = {
+  command: `npm run bench${quick ? ' -- --quick' : ''}`,
+  date: new Date().toISOString(),
+  machine: { cpus: os.cpus().length, model: os.cpus()[0]?.model, node: process.version, loadavgAtStart: os.loadavg() },
+};
+const rows: string[][] = [];
+
+function memo(stage: string): { stage: string; peakRssMB: number; numTensors: number } {
+  const m = { stage, peakRssMB: Math.round(process.resourceUsage().maxRSS / 1024), numTensors: tf.memory().numTensors };
+  return m;
+}
+
+function files(split: string, cls: string): string[] {
+  const dir = path.join(DATA, split, cls);
+  return fs.readdirSync(dir).filter((f) => /\.jpe?g$/i.test(f)).sort().map((f) => path.join(dir, f));
+}
+
+async function decode(list: string[]): Promise<tf.Tensor4D> {
+  const per = SIZE * SIZE * 3;
+  const buf = new Float32Array(list.length * per);
+  await Promise.all(
+    list.map(async (file, i) => {
+      const data = await sharp(file).removeAlpha().resize(SIZE, SIZE, { fit: 'fill' }).raw().toBuffer();
+      for (let j = 0; j < data.length; j++) buf[i * per + j] = data[j]!;
+    }),
+  );
+  return tf.tensor4d(buf, [list.length, SIZE, SIZE, 3]);
+}
+
+const stage = (what: string) => process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${what}\n`);
+
+async function timed<T>(fn: () => Promise<T>): Promise<[T, number]> {
+  const t = performance.now();
+  const r = await fn();
+  return [r, (performance.now() - t) / 1000];
+}
+
+async function extractionBench(backend: 'wasm' | 'cpu', n: number): Promise<void> {
+  stage(`extraction on ${backend}, ${n} images`);
+  await tf.setBackend(backend);
+  await tf.ready();
+  if (tf.getBackend() !== backend) throw new Error(`backend ${backend} did not initialise`);
+  const backbone = await loadBackbone(MODEL);
+  const trainFiles = [...files('train', 'cats').slice(0, n / 2), ...files('train', 'dogs').slice(0, n / 2)];
+  const xs = await decode(trainFiles);
+  const batch = Math.min(32, n);
+  const batches = (fn: (x: tf.Tensor4D) => Promise<void>) =>
+    (async () => {
+      for (let s = 0; s < n; s += batch) {
+        const x = tf.slice(xs, [s, 0, 0, 0], [Math.min(batch, n - s), -1, -1, -1]) as tf.Tensor4D;
+        try {
+          await fn(x);
+        } finally {
+          x.dispose();
+        }
+      }
+    })();
+  // Warm up both paths on one small batch (kernel set-up, XNNPACK operator creation).
+  const warm = tf.slice(xs, [0, 0, 0, 0], [Math.min(4, n), -1, -1, -1]) as tf.Tensor4D;
+  (backbone.model!.predict(warm) as tf.Tensor).dispose();
+  const folded = foldModel(backbone.model!);
+  folded.predict(warm).forEach((t) => t.dispose());
+  warm.dispose();
+
+  stage('stock');
+  const [, stock] = await timed(() => batches(async (x) => {
+    const o = backbone.model!.predict(x) as tf.Tensor;
+    await o.data();
+    o.dispose();
+  }));
+  stage('folded, one thread');
+  const [, one] = await timed(() => batches(async (x) => {
+    const [o] = folded.predict(x);
+    await o!.data();
+    o!.dispose();
+  }));
+  stage('folded, workers');
+  const pool = createExtractPool({ backends: ['wasm', 'cpu'], minImages: 0 });
+  const [run, startup] = await timed(async () => (await pool.open(() => folded.serialize(), { backend, images: n }))!);
+  // Warm the workers too (first batch creates their operators).
+  const warmPixels = Float32Array.from((tf.slice(xs, [0, 0, 0, 0], [Math.min(4, n), -1, -1, -1]) as tf.Tensor).dataSync());
+  await run.run(warmPixels, [Math.min(4, n), SIZE, SIZE, 3]);
+  const [, all] = await timed(() => batches(async (x) => {
+    await run.run(Float32Array.from(x.dataSync() as Float32Array), x.shape as [number, number, number, number]);
+  }));
+  run.release();
+  await pool.close();
+  folded.dispose();
+  xs.dispose();
+  backbone.dispose();
+  const r = {
+    images: n,
+    batch,
+    stockImgPerS: n / stock,
+    foldedOneThreadImgPerS: n / one,
+    foldedWorkersImgPerS: n / all,
+    workers: pool.size,
+    workerStartupS: startup,
+    speedupOneThread: stock / one,
+    speedupAllCores: stock / all,
+    memory: memo(`extract-${backend}`),
+  };
+  results[`extract_${backend}`] = r;
+  rows.push([`extract ${backend} (${n} img)`, 'stock model.predict', `${r.stockImgPerS.toFixed(1)} img/s`, '1.00x', '', `${r.memory.peakRssMB} MB`, `${r.memory.numTensors}`]);
+  rows.push(['', 'folded, 1 thread', `${r.foldedOneThreadImgPerS.toFixed(1)} img/s`, `${r.speedupOneThread.toFixed(2)}x`, '', '', '']);
+  rows.push(['', `folded, ${pool.size} workers`, `${r.foldedWorkersImgPerS.toFixed(1)} img/s`, `${r.speedupAllCores.toFixed(2)}x`, '', '', '']);
+}
+
+/** The plain path: tfjs model.fit on the composed model (frozen backbone + head), one epoch on a subset. */
+async function plainBench(batchSize: number): Promise<{ epochS: number; perImageS: number; valAccuracy: number; extrapolatedS: number; batchSize: number }> {
+  stage('plain model.fit');
+  await tf.setBackend('wasm');
+  const backbone = await loadBackbone(MODEL);
+  const base = backbone.model!;
+  base.layers.forEach((l) => (l.trainable = false));
+  const x = tfl.layers.globalAveragePooling2d({}).apply(base.outputs[0]!) as tfl.SymbolicTensor;
+  const d = tfl.layers.dropout({ rate: 0.2 }).apply(x) as tfl.SymbolicTensor;
+  const out = tfl.layers.dense({ units: 1, activation: 'sigmoid' }).apply(d) as tfl.SymbolicTensor;
+  const model = tfl.model({ inputs: base.inputs, outputs: out });
+  model.compile({ optimizer: tf.train.adam(1e-4), loss: 'binaryCrossentropy', metrics: ['accuracy'] });
+  const half = PLAIN_N / 2;
+  const xs = await decode([...files('train', 'cats').slice(0, half), ...files('train', 'dogs').slice(0, half)]);
+  const ys = tf.tensor2d(Array.from({ length: PLAIN_N }, (_, i) => (i < half ? 0 : 1)), [PLAIN_N, 1]);
+  const vhalf = Math.min(half, 64);
+  const vx = await decode([...files('validation', 'cats').slice(0, vhalf), ...files('validation', 'dogs').slice(0, vhalf)]);
+  const vy = tf.tensor2d(Array.from({ length: 2 * vhalf }, (_, i) => (i < vhalf ? 0 : 1)), [2 * vhalf, 1]);
+  const [, epochS] = await timed(async () => {
+    await model.fit(xs, ys, { epochs: 1, batchSize, shuffle: true, verbose: 0 });
+  });
+  const [evalOut, evalS] = await timed(async () => model.evaluate(vx, vy, { batchSize }) as tf.Scalar[]);
+  const valAccuracy = (await evalOut[1]!.data())[0]!;
+  tf.dispose([...evalOut, xs, ys, vx, vy]);
+  disposeLayers(model.layers);
+  const perImageS = epochS / PLAIN_N;
+  const perValImageS = evalS / (2 * vhalf);
+  // Keras' model.fit(train, validation_data=validation) for 10 epochs: 10 x (2000 train steps + 1000 val forward).
+  const extrapolatedS = 10 * (2000 * perImageS + 1000 * perValImageS);
+  return { epochS, perImageS, valAccuracy, extrapolatedS, batchSize };
+}
+
+async function main(): Promise<void> {
+  const t0 = performance.now();
+  await extractionBench('wasm', WASM_N);
+  await extractionBench('cpu', CPU_N);
+
+  // (b) End to end with the library, on wasm with the worker pool (as `tfjs-transfer/node` installs it).
+  await tf.setBackend('wasm');
+  await tf.ready();
+  const pool = createExtractPool();
+  env.parallelExtractor = pool;
+  const cacheDir = fs.mkdtempSync(path.join(os.tmpdir(), 'tfjs-transfer-bench-cache-'));
+  const cache = createDiskCache(cacheDir);
+  let e2e: Record<string, unknown>;
+  let warm: Record<string, unknown>;
+  try {
+    stage('transferLearn cold');
+    const [result, coldS] = await timed(() =>
+      transferLearn({
+        data: DATA,
+        backbone: MODEL,
+        epochs: 10,
+        learningRate: 1e-4,
+        batchSize: 32,
+        earlyStopping: false,
+        seed: 1,
+        verbose: false,
+        cache,
+        head: { dropout: 0.2 },
+      }),
+    );
+    e2e = {
+      wallS: coldS,
+      extractS: result.history.timing.extractMs / 1000,
+      trainS: result.history.timing.trainMs / 1000,
+      valAccuracy: result.evaluation.accuracy,
+      images: 3000,
+      memory: memo('transferLearn-cold'),
+    };
+    result.model.dispose();
+
+    stage('fit warm');
+    // Warm: a new model on the same backbone, another learning rate, the disk cache filled by the run above.
+    const folder = await imageFolder(DATA, { size: [SIZE, SIZE] });
+    const backbone = freeze(await loadBackbone(MODEL));
+    const model = attachHead(backbone, { classes: folder.classes, seed: 2, dropout: 0.2 });
+    const [history, warmFitS] = await timed(() =>
+      fit(model, folder.train, { epochs: 10, learningRate: 1e-4, batchSize: 32, seed: 2, verbose: false, cache, validationData: folder.validation }),
+    );
+    warm = {
+      fitWallS: warmFitS,
+      extractS: history.timing.extractMs / 1000,
+      trainS: history.timing.trainMs / 1000,
+      valAccuracy: history.valAccuracy.at(-1),
+      cacheHits: cache.stats.hits,
+      memory: memo('fit-warm-cache'),
+    };
+    model.dispose();
+  } finally {
+    env.parallelExtractor = undefined;
+    await pool.close();
+    fs.rmSync(cacheDir, { recursive: true, force: true });
+  }
+  results.transferLearnCold = e2e;
+  results.fitWarmCache = warm;
+
+  let plain: (Awaited<ReturnType<typeof plainBench>> & { memory: { peakRssMB: number; numTensors: number } }) | undefined;
+  if (!skipPlain) {
+    // In a child process: tfjs-layers' model.fit through the whole frozen MobileNetV2 on wasm can abort the wasm
+    // module (4 GiB heap); then retry with a smaller batch.
+    const failures: string[] = [];
+    for (const batchSize of [32, 16, 8]) {
+      stage(`plain model.fit, batch ${batchSize} (child process)`);
+      const child = spawnSync(process.execPath, [...process.execArgv, fileURLToPath(import.meta.url), '--plain-child', String(batchSize), ...(quick ? ['--quick'] : [])], { encoding: 'utf8', maxBuffer: 1 << 26 });
+      const line = child.stdout.split('\n').find((l) => l.startsWith('PLAIN '));
+      if (child.status === 0 && line) {
+        plain = JSON.parse(line.slice(6));
+        break;
+      }
+      failures.push(`batch ${batchSize}: exit ${child.status}, ${(child.stderr.match(/RuntimeError[^\n]*|Aborted[^\n]*|Error[^\n]*/) ?? ['?'])[0]}`);
+    }
+    results.plain = {
+      ...plain,
+      failures,
+      subsetImages: PLAIN_N,
+      note: `1 epoch on ${PLAIN_N} train images, timed and extrapolated to 10 epochs x (2000 train + 1000 validation) images; valAccuracy is after that one subset epoch (on 128 validation images), not after 10 epochs`,
+    };
+  }
+  const base = plain?.extrapolatedS;
+  const ratio = (s: number) => (base ? `${(base / s).toFixed(1)}x` : 'n/a');
+  const e = e2e as { wallS: number; valAccuracy: number; memory: { peakRssMB: number; numTensors: number }; extractS: number; trainS: number };
+  const w = warm as { fitWallS: number; valAccuracy: number; memory: { peakRssMB: number; numTensors: number } };
+  if (plain) rows.push(['end to end, 10 epochs', `plain model.fit, batch ${plain.batchSize} (extrapolated from ${PLAIN_N} img)`, `${plain.extrapolatedS.toFixed(0)} s`, '1.0x', `${plain.valAccuracy.toFixed(3)} (1 subset epoch)`, `${plain.memory.peakRssMB} MB (child)`, `${plain.memory.numTensors}`]);
+  rows.push(['end to end, 10 epochs', 'transferLearn() cold: decode+extract+train+evaluate 3000 img', `${e.wallS.toFixed(1)} s`, ratio(e.wallS), e.valAccuracy.toFixed(3), `${e.memory.peakRssMB} MB`, `${e.memory.numTensors}`]);
+  rows.push(['', 'fit() again, warm disk cache', `${w.fitWallS.toFixed(1)} s`, ratio(w.fitWallS), (w.valAccuracy ?? NaN).toFixed(3), `${w.memory.peakRssMB} MB`, `${w.memory.numTensors}`]);
+  results.totalS = (performance.now() - t0) / 1000;
+  results.machine = { ...(results.machine as object), loadavgAtEnd: os.loadavg() };
+
+  const header = ['what', 'path', 'speed / time', 'vs stock', 'val acc', 'peak RSS', 'tensors'];
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const line = (r: string[]) => `| ${r.map((c, i) => (c ?? '').padEnd(widths[i]!)).join(' | ')} |`;
+  console.log([line(header), `|${widths.map((n) => '-'.repeat(n + 2)).join('|')}|`, ...rows.map(line)].join('\n'));
+  const outDir = path.join(here, 'results');
+  fs.mkdirSync(outDir, { recursive: true });
+  fs.writeFileSync(path.join(outDir, 'latest.json'), JSON.stringify({ ...results, table: rows }, null, 2));
+  console.log(`\nwrote ${path.join(outDir, 'latest.json')} (${(results.totalS as number).toFixed(0)} s total)`);
+}
+
+const childAt = process.argv.indexOf('--plain-child');
+if (childAt >= 0) {
+  await tf.setBackend('wasm');
+  await tf.ready();
+  const r = await plainBench(Number(process.argv[childAt + 1]));
+  console.log(`PLAIN ${JSON.stringify({ ...r, memory: memo('plain-model.fit') })}`);
+} else {
+  await main();
+}

@@ -1,0 +1,757 @@
+/**
+ * The tfjs-transfer browser example: classes, images, training with a live chart, evaluation, prediction, export.
+ * It uses only the library's public browser entry (`tfjs-transfer`) plus TensorFlow.js itself.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import {
+  TransferError,
+  attachHead,
+  createDataset,
+  evaluate,
+  fit,
+  freeze,
+  loadBackbone,
+  loadModel,
+  predict,
+  save,
+  type Backbone,
+  type Dataset,
+  type Evaluation,
+  type TransferModel,
+} from 'tfjs-transfer';
+import { offeredBackends, useBackend, webglContext, type BackendName } from './backend';
+import { drawConfusion, drawCurves, type Curves } from './charts';
+import { IndexedDBActivationStore, contentKey } from './idb-store';
+
+// ---------------------------------------------------------------------------------------------------------------
+// Page state
+
+interface ImageItem {
+  blob: Blob;
+  name: string;
+  url: string;
+  key: Promise<string>;
+}
+
+interface ClassState {
+  id: number;
+  name: string;
+  train: ImageItem[];
+  test: ImageItem[];
+  card?: HTMLElement;
+}
+
+type Split = 'train' | 'test';
+
+const SEED = 42;
+const OFFLINE_CACHE = 'tfjs-transfer-example-v1';
+const params = new URLSearchParams(location.search);
+const $ = <T extends HTMLElement = HTMLElement>(id: string) => document.getElementById(id) as T;
+
+const state = {
+  classes: [] as ClassState[],
+  nextId: 0,
+  backbone: undefined as { key: string; backbone: Backbone } | undefined,
+  model: undefined as TransferModel | undefined,
+  modelOrigin: 'none' as 'none' | 'trained' | 'loaded',
+  training: undefined as AbortController | undefined,
+  stopReason: undefined as string | undefined,
+  store: undefined as IndexedDBActivationStore | undefined,
+  predictBlob: undefined as Blob | undefined,
+  webcam: undefined as MediaStream | undefined,
+  lastEvaluation: undefined as Evaluation | undefined,
+};
+
+function setStatus(id: string, text: string, error = false): void {
+  const el = $(id);
+  el.textContent = text;
+  el.classList.toggle('error', error);
+}
+
+function setPageState(s: 'idle' | 'loading' | 'training' | 'trained' | 'stopped' | 'error'): void {
+  document.body.dataset.state = s;
+}
+
+function message(e: unknown): string {
+  if (e instanceof TransferError) return `${e.message} [${e.code}]`;
+  return e instanceof Error ? e.message : String(e);
+}
+
+/** A seeded shuffle (mulberry32), so the held-out split is the same every time. */
+function shuffled<T>(items: readonly T[], seed: number): T[] {
+  let a = seed >>> 0;
+  const rand = () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+  const out = [...items];
+  for (let i = out.length - 1; i > 0; i--) {
+    const j = Math.floor(rand() * (i + 1));
+    [out[i], out[j]] = [out[j]!, out[i]!];
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Images
+
+/** Decodes an image file into a [h, w, 3] tensor (EXIF orientation applied; huge photos shrunk to 1024 px). */
+async function decode(blob: Blob): Promise<tf.Tensor3D> {
+  let bitmap = await createImageBitmap(blob, { imageOrientation: 'from-image' });
+  try {
+    const longest = Math.max(bitmap.width, bitmap.height);
+    if (longest > 1024) {
+      const scale = 1024 / longest;
+      const small = await createImageBitmap(bitmap, {
+        resizeWidth: Math.round(bitmap.width * scale),
+        resizeHeight: Math.round(bitmap.height * scale),
+        resizeQuality: 'high',
+      });
+      bitmap.close();
+      bitmap = small;
+    }
+    return tf.browser.fromPixels(bitmap, 3);
+  } finally {
+    bitmap.close();
+  }
+}
+
+function makeItem(blob: Blob, name: string): ImageItem {
+  return { blob, name, url: URL.createObjectURL(blob), key: contentKey(blob) };
+}
+
+/** A streaming dataset over image files, with content keys so `fit` can keep their features in IndexedDB. */
+async function datasetOf(items: { item: ImageItem; label: number }[], classes: string[], name: string): Promise<Dataset> {
+  const keys = await Promise.all(items.map(({ item }) => item.key));
+  return createDataset({
+    name,
+    classes,
+    labels: items.map((x) => x.label),
+    sources: items.map((x) => x.item.name),
+    keys,
+    load: (i) => decode(items[i]!.item.blob),
+  });
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Classes UI
+
+function addClass(name?: string): ClassState {
+  const cls: ClassState = { id: state.nextId++, name: name ?? `Class ${state.classes.length + 1}`, train: [], test: [] };
+  state.classes.push(cls);
+  renderClass(cls);
+  return cls;
+}
+
+function renderClass(cls: ClassState): void {
+  const index = state.classes.indexOf(cls);
+  const card = document.createElement('div');
+  card.className = 'class-card';
+  card.dataset.testid = `class-${index}`;
+  card.innerHTML = `
+    <header>
+      <input class="name" data-testid="class-${index}-name" aria-label="class name" />
+      <span class="count" data-testid="class-${index}-count"></span>
+      <button type="button" class="remove" title="Remove this class">✕</button>
+    </header>
+    ${(['train', 'test'] as Split[])
+      .map(
+        (split) => `
+    <div class="drop" data-split="${split}">
+      <div class="label">${split === 'train' ? 'Training images' : 'Test images (optional, held out)'}:
+        <label class="button">Choose files<input type="file" accept="image/*" multiple hidden data-testid="class-${index}-${split}-files" /></label>
+        <button type="button" class="snap" hidden>Webcam snapshot</button>
+        <span>or drop images here</span>
+      </div>
+      <div class="thumbs"></div>
+    </div>`,
+      )
+      .join('')}`;
+  const nameInput = card.querySelector<HTMLInputElement>('.name')!;
+  nameInput.value = cls.name;
+  nameInput.addEventListener('input', () => (cls.name = nameInput.value));
+  card.querySelector('.remove')!.addEventListener('click', () => {
+    if (state.classes.length <= 2) return alert('A classifier needs at least two classes.');
+    state.classes.splice(state.classes.indexOf(cls), 1);
+    [...cls.train, ...cls.test].forEach((it) => URL.revokeObjectURL(it.url));
+    card.remove();
+  });
+  for (const drop of card.querySelectorAll<HTMLElement>('.drop')) {
+    const split = drop.dataset.split as Split;
+    const input = drop.querySelector<HTMLInputElement>('input[type=file]')!;
+    input.addEventListener('change', () => {
+      addFiles(cls, split, [...(input.files ?? [])]);
+      input.value = '';
+    });
+    drop.addEventListener('dragover', (e) => {
+      e.preventDefault();
+      drop.classList.add('over');
+    });
+    drop.addEventListener('dragleave', () => drop.classList.remove('over'));
+    drop.addEventListener('drop', (e) => {
+      e.preventDefault();
+      drop.classList.remove('over');
+      addFiles(cls, split, [...(e.dataTransfer?.files ?? [])]);
+    });
+    const snap = drop.querySelector<HTMLButtonElement>('.snap')!;
+    snap.hidden = !hasCamera();
+    snap.addEventListener('click', async () => {
+      try {
+        const blob = await webcamSnapshot();
+        addItems(cls, split, [makeItem(blob, `webcam-${Date.now()}.jpg`)]);
+      } catch (e) {
+        setStatus('train-status', `Webcam: ${message(e)}`, true);
+      }
+    });
+  }
+  cls.card = card;
+  $('classes').append(card);
+  updateCounts(cls);
+}
+
+function addFiles(cls: ClassState, split: Split, files: File[]): void {
+  const images = files.filter((f) => f.type.startsWith('image/') || /\.(jpe?g|png|gif|webp|bmp|avif)$/i.test(f.name));
+  addItems(cls, split, images.map((f) => makeItem(f, f.name)));
+}
+
+function addItems(cls: ClassState, split: Split, items: ImageItem[]): void {
+  cls[split].push(...items);
+  const thumbs = cls.card!.querySelector(`.drop[data-split=${split}] .thumbs`)!;
+  const shown = thumbs.querySelectorAll('img').length;
+  for (const item of items.slice(0, Math.max(0, 40 - shown))) {
+    const img = document.createElement('img');
+    img.src = item.url;
+    img.title = item.name;
+    thumbs.append(img);
+  }
+  updateCounts(cls);
+}
+
+function updateCounts(cls: ClassState): void {
+  cls.card!.querySelector('.count')!.textContent = `${cls.train.length} training, ${cls.test.length} test images`;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Webcam
+
+function hasCamera(): boolean {
+  return typeof navigator.mediaDevices?.getUserMedia === 'function';
+}
+
+async function webcamSnapshot(): Promise<Blob> {
+  const video = $<HTMLVideoElement>('webcam');
+  if (!state.webcam) {
+    state.webcam = await navigator.mediaDevices.getUserMedia({ video: { width: 320, height: 240 }, audio: false });
+    video.srcObject = state.webcam;
+    video.hidden = false;
+    await video.play();
+  }
+  if (!video.videoWidth) await new Promise((r) => video.addEventListener('loadeddata', r, { once: true }));
+  const canvas = document.createElement('canvas');
+  canvas.width = video.videoWidth;
+  canvas.height = video.videoHeight;
+  canvas.getContext('2d')!.drawImage(video, 0, 0);
+  return new Promise((resolve, reject) => canvas.toBlob((b) => (b ? resolve(b) : reject(new Error('snapshot failed'))), 'image/jpeg', 0.92));
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Backbone
+
+function backboneChoice(): { alpha: string; size: number; key: string; source: string } {
+  const alpha = $<HTMLSelectElement>('backbone').value;
+  const size = Number($<HTMLSelectElement>('input-size').value);
+  const local = alpha === '1.0' ? 'models/mobilenet_v2_1.0_224/model.json' : 'models/mobilenet_v2_0.35_224_no_top/model.json';
+  // Development and tests: the page's own /models/. Production: the catalog's official URLs (224 weights, run at
+  // the chosen input size: MobileNetV2 is fully convolutional).
+  const source = __LOCAL_MODELS__ ? new URL(local, document.baseURI).href : `mobilenet_v2_${alpha}_224`;
+  return { alpha, size, key: `mobilenet_v2_${alpha}_${size}`, source };
+}
+
+async function ensureBackbone(): Promise<Backbone> {
+  const choice = backboneChoice();
+  if (state.backbone?.key === choice.key) return state.backbone.backbone;
+  // A different backbone: free the old one (and any model built on it).
+  if (state.model && state.modelOrigin === 'trained') state.model.dispose();
+  else state.backbone?.backbone.dispose();
+  state.model = undefined;
+  state.modelOrigin = 'none';
+  state.backbone = undefined;
+  setStatus('model-status', `Loading ${choice.key}…`);
+  const t0 = performance.now();
+  const backbone = await loadBackbone(choice.source, {
+    inputSize: choice.size,
+    name: choice.key,
+    onProgress: (f) => setStatus('model-status', `Loading ${choice.key}… ${Math.round(f * 100)}%`),
+  });
+  state.backbone = { key: choice.key, backbone };
+  setStatus(
+    'model-status',
+    `${choice.key}: features [${backbone.featureShape.join(', ')}], loaded in ${((performance.now() - t0) / 1000).toFixed(1)} s from ${__LOCAL_MODELS__ ? 'this page' : 'the official URL'}.`,
+  );
+  void cacheForOffline();
+  return backbone;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Training
+
+function readNumber(id: string, fallback: number): number {
+  const v = Number($<HTMLInputElement>(id).value);
+  return Number.isFinite(v) && v > 0 ? v : fallback;
+}
+
+interface Splits {
+  classes: string[];
+  train: { item: ImageItem; label: number }[];
+  test: { item: ImageItem; label: number }[];
+  heldOutFromTraining: boolean;
+}
+
+function splitData(): Splits {
+  const classes = state.classes.map((c) => c.name.trim());
+  classes.forEach((name, i) => {
+    if (!name) throw new Error(`Class ${i + 1} has no name.`);
+    if (classes.indexOf(name) !== i) throw new Error(`Two classes are called "${name}".`);
+  });
+  const explicitTest = state.classes.some((c) => c.test.length > 0);
+  const holdout = explicitTest ? 0 : Math.min(0.5, Math.max(0, Number($<HTMLInputElement>('holdout').value) / 100 || 0));
+  const train: Splits['train'] = [];
+  const test: Splits['test'] = [];
+  state.classes.forEach((c, label) => {
+    if (c.train.length === 0) throw new Error(`Class "${classes[label]}" has no training images.`);
+    const order = shuffled(c.train, SEED + label);
+    const k = holdout > 0 && order.length >= 2 ? Math.max(1, Math.round(order.length * holdout)) : 0;
+    order.slice(k).forEach((item) => train.push({ item, label }));
+    order.slice(0, k).forEach((item) => test.push({ item, label }));
+    c.test.forEach((item) => test.push({ item, label }));
+  });
+  return { classes, train, test, heldOutFromTraining: !explicitTest && holdout > 0 };
+}
+
+function setTraining(on: boolean): void {
+  $<HTMLButtonElement>('train-btn').disabled = on;
+  $<HTMLButtonElement>('stop-btn').disabled = !on;
+  $<HTMLButtonElement>('export-btn').disabled = on || !state.model;
+}
+
+async function train(): Promise<void> {
+  if (state.training) return;
+  let splits: Splits;
+  try {
+    splits = splitData();
+  } catch (e) {
+    setStatus('train-status', message(e), true);
+    return;
+  }
+  const controller = new AbortController();
+  state.training = controller;
+  state.stopReason = undefined;
+  setTraining(true);
+  setPageState('training');
+  const progress = $<HTMLProgressElement>('progress');
+  progress.value = 0;
+  const epochs = Math.round(readNumber('epochs', 20));
+  const curves: Curves = { loss: [], accuracy: [], valLoss: [], valAccuracy: [] };
+  const chart = $<HTMLCanvasElement>('chart');
+  drawCurves(chart, curves, epochs);
+  setStatus('cache-status', '');
+
+  // WebGL context loss: the GPU was reset or the tab lost its context. Every result after that is garbage
+  // (reads return zeros), so stop training at once with a clear error.
+  const gl = webglContext();
+  const onContextLost = () => {
+    state.stopReason = 'contextlost';
+    controller.abort(new Error('the WebGL context was lost'));
+  };
+  gl?.canvas.addEventListener('webglcontextlost', onContextLost as EventListener);
+  const checkContext = () => {
+    if (gl?.isContextLost()) onContextLost();
+  };
+
+  const useCache = $<HTMLInputElement>('use-cache').checked && !!state.store;
+  state.store?.resetStats();
+  if (state.store) state.store.canWrite = () => !gl?.isContextLost() && state.stopReason !== 'contextlost';
+  const t0 = performance.now();
+  let model: TransferModel | undefined;
+  try {
+    setStatus('train-status', 'Loading the backbone…');
+    const backbone = await ensureBackbone();
+    // A model from a file owns its own backbone copy: free it. A trained model shares ours: keep the backbone.
+    if (state.model && state.modelOrigin === 'loaded') state.model.dispose();
+    state.model = undefined;
+    state.modelOrigin = 'none';
+    const trainDs = await datasetOf(splits.train, splits.classes, 'train');
+    const testDs = splits.test.length ? await datasetOf(splits.test, splits.classes, 'held-out') : undefined;
+    model = attachHead(freeze(backbone), { classes: splits.classes, seed: SEED });
+    const batches = Math.ceil(splits.train.length / Math.round(readNumber('batch', 16)));
+    setStatus('train-status', `Extracting features of ${splits.train.length + splits.test.length} images…`);
+    // When the WebGL context is lost, pending GPU reads may never settle: do not wait for fit to notice.
+    const contextLost = new Promise<never>((_, reject) =>
+      controller.signal.addEventListener('abort', () => {
+        if (state.stopReason === 'contextlost') reject(new Error('the WebGL context was lost'));
+      }),
+    );
+    const training = fit(model, trainDs, {
+      epochs,
+      batchSize: Math.round(readNumber('batch', 16)),
+      learningRate: readNumber('lr', 0.001),
+      validationData: testDs,
+      earlyStopping: $<HTMLInputElement>('early').checked ? { monitor: testDs ? 'valLoss' : 'loss', patience: 3 } : false,
+      seed: SEED,
+      signal: controller.signal,
+      cache: useCache ? state.store : undefined,
+      onProgress: ({ done, total }) => {
+        checkContext();
+        progress.value = (0.5 * done) / total;
+        setStatus('train-status', `Extracting features: ${done}/${total} training images`);
+      },
+      callbacks: {
+        onTrainBegin: () => showCacheStatus(useCache, splits),
+        onBatchEnd: (batch) => {
+          checkContext();
+          progress.value = 0.5 + (0.5 * (batch + 1)) / (batches * epochs);
+        },
+        onEpochEnd: async (epoch, logs) => {
+          checkContext();
+          curves.loss.push(logs.loss);
+          curves.accuracy.push(logs.accuracy);
+          if (logs.valLoss !== undefined) curves.valLoss.push(logs.valLoss);
+          if (logs.valAccuracy !== undefined) curves.valAccuracy.push(logs.valAccuracy);
+          drawCurves(chart, curves, epochs);
+          setStatus(
+            'train-status',
+            `Epoch ${epoch + 1}/${epochs}: loss ${logs.loss.toFixed(3)}, accuracy ${logs.accuracy.toFixed(3)}` +
+              (logs.valAccuracy !== undefined ? `, held-out accuracy ${logs.valAccuracy.toFixed(3)}` : ''),
+          );
+          await tf.nextFrame(); // let the page paint the chart
+        },
+      },
+    });
+    training.catch(() => undefined); // if the race below is lost to a context loss, this one may reject later
+    const history = await Promise.race([training, contextLost]);
+    checkContext();
+    if (state.stopReason === 'contextlost') throw new Error('the WebGL context was lost');
+    progress.value = 1;
+    const secs = ((performance.now() - t0) / 1000).toFixed(1);
+    setStatus(
+      'train-status',
+      `Trained ${history.epochs} epochs${history.stoppedEarly ? ' (stopped early: no more improvement)' : ''} in ${secs} s ` +
+        `(features ${(history.timing.extractMs / 1000).toFixed(1)} s, training ${(history.timing.trainMs / 1000).toFixed(1)} s) on ${tf.getBackend()}.`,
+    );
+    showCacheStatus(useCache, splits);
+    state.model = model;
+    state.modelOrigin = 'trained';
+    setPageState('trained');
+  } catch (e) {
+    const aborted = e instanceof Error && e.name === 'AbortError';
+    if (state.stopReason === 'contextlost' || gl?.isContextLost()) {
+      model = undefined;
+      setStatus(
+        'train-status',
+        'Training stopped: the WebGL context was lost (the GPU was reset, or the browser reclaimed it). ' +
+          'Nothing computed after that can be trusted, so this model was discarded. Reload the page, or choose the wasm or cpu backend.',
+        true,
+      );
+      setPageState('error');
+    } else if (aborted && state.stopReason === 'user' && model && curves.loss.length > 0) {
+      state.model = model;
+      state.modelOrigin = 'trained';
+      setStatus('train-status', `Stopped by you after ${curves.loss.length} of ${epochs} epochs; the model keeps what it learned so far.`);
+      setPageState('stopped');
+    } else if (aborted) {
+      setStatus('train-status', 'Stopped before the first epoch finished: no model.', true);
+      setPageState('stopped');
+    } else {
+      console.error(e);
+      setStatus('train-status', `Training failed: ${message(e)}`, true);
+      setPageState('error');
+    }
+    showCacheStatus(useCache, splits, curves.loss.length > 0);
+  } finally {
+    if (state.store) state.store.canWrite = () => true;
+    gl?.canvas.removeEventListener('webglcontextlost', onContextLost as EventListener);
+    state.training = undefined;
+    setTraining(false);
+  }
+  if (state.model && state.modelOrigin === 'trained') {
+    await runEvaluation(splits);
+    if (state.predictBlob) await runPrediction();
+  }
+}
+
+function showCacheStatus(useCache: boolean, splits: Splits, complete = true): void {
+  const total = splits.train.length + splits.test.length;
+  if (!useCache || !state.store) {
+    setStatus('cache-status', complete ? `features: ${total} extracted (IndexedDB cache off)` : '');
+    return;
+  }
+  const written = state.store.stats.writes;
+  setStatus(
+    'cache-status',
+    complete
+      ? `features: ${Math.max(0, total - written)} from cache, ${written} extracted and stored in IndexedDB`
+      : `features: ${written} extracted and stored in IndexedDB before training stopped`,
+  );
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Evaluation
+
+async function runEvaluation(splits: Splits): Promise<void> {
+  const model = state.model!;
+  const summary = $('eval-summary');
+  if (!splits.test.length) {
+    summary.textContent = 'No held-out images: add test images, or hold out a share of the training images, to evaluate.';
+    return;
+  }
+  summary.textContent = `Evaluating on ${splits.test.length} held-out images…`;
+  try {
+    const ds = await datasetOf(splits.test, splits.classes, 'held-out');
+    const result = await evaluate(model, ds, { maxMisclassified: 48 });
+    state.lastEvaluation = result;
+    summary.dataset.accuracy = String(result.accuracy);
+    summary.dataset.count = String(result.count);
+    summary.textContent =
+      `Accuracy ${(result.accuracy * 100).toFixed(1)}% on ${result.count} held-out images` +
+      `${splits.heldOutFromTraining ? ' (held out from the training images)' : ''}; ` +
+      `loss ${result.loss.toFixed(3)}, macro F1 ${result.macroF1.toFixed(3)}` +
+      (result.rocAuc !== undefined ? `, ROC AUC ${result.rocAuc.toFixed(3)}` : '') +
+      '.';
+    const table = $<HTMLTableElement>('per-class');
+    table.innerHTML =
+      '<tr><th>class</th><th>precision</th><th>recall</th><th>F1</th><th>images</th></tr>' +
+      result.perClass
+        .map((m) => `<tr><td>${escapeHtml(m.name)}</td><td>${m.precision.toFixed(3)}</td><td>${m.recall.toFixed(3)}</td><td>${m.f1.toFixed(3)}</td><td>${m.support}</td></tr>`)
+        .join('');
+    drawConfusion($<HTMLCanvasElement>('confusion'), result.classes, result.confusionMatrix);
+    const box = $('misclassified');
+    box.innerHTML = result.misclassified.length ? '' : '<span class="hint">None: every held-out image was classified correctly.</span>';
+    for (const m of result.misclassified) {
+      const item = splits.test[m.index]!.item;
+      const fig = document.createElement('figure');
+      fig.innerHTML = `<img alt="" /><figcaption></figcaption>`;
+      fig.querySelector('img')!.src = item.url;
+      fig.querySelector('img')!.title = item.name;
+      fig.querySelector('figcaption')!.textContent = `${m.actual} → ${m.predicted} (${(m.probability * 100).toFixed(0)}%)`;
+      box.append(fig);
+    }
+  } catch (e) {
+    console.error(e);
+    summary.textContent = `Evaluation failed: ${message(e)}`;
+  }
+}
+
+function escapeHtml(s: string): string {
+  return s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Prediction
+
+async function runPrediction(): Promise<void> {
+  const out = $('prediction');
+  const bars = $('probabilities');
+  if (!state.predictBlob) return;
+  if (!state.model) {
+    out.textContent = 'Train or load a model first.';
+    return;
+  }
+  let image: tf.Tensor3D | undefined;
+  try {
+    image = await decode(state.predictBlob);
+    const [p] = await predict(state.model, image);
+    out.dataset.label = p!.label;
+    out.dataset.probabilities = JSON.stringify(p!.probabilities);
+    out.textContent = `${p!.label} (${(p!.probability * 100).toFixed(1)}%)`;
+    bars.innerHTML = '';
+    for (const [name, prob] of Object.entries(p!.probabilities).sort((a, b) => b[1] - a[1])) {
+      const row = document.createElement('div');
+      row.className = 'bar';
+      row.innerHTML = `<span class="track"><span class="fill"></span></span><span></span>`;
+      (row.querySelector('.fill') as HTMLElement).style.width = `${(prob * 100).toFixed(1)}%`;
+      row.lastElementChild!.textContent = `${name}: ${(prob * 100).toFixed(2)}%`;
+      bars.append(row);
+    }
+  } catch (e) {
+    console.error(e);
+    out.textContent = `Prediction failed: ${message(e)}`;
+  } finally {
+    image?.dispose();
+  }
+}
+
+async function setPredictImage(blob: Blob): Promise<void> {
+  state.predictBlob = blob;
+  const img = $<HTMLImageElement>('predict-img');
+  if (img.src) URL.revokeObjectURL(img.src);
+  img.src = URL.createObjectURL(blob);
+  await runPrediction();
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Export and load
+
+async function exportModel(): Promise<void> {
+  if (!state.model) return;
+  const name = ($<HTMLInputElement>('export-name').value.trim() || 'my-classifier').replace(/[^\w.-]+/g, '-');
+  try {
+    await save(state.model, `downloads://${name}`);
+    setStatus('io-status', `Downloaded ${name}.json and ${name}.weights.bin. Load both files back with "Load model".`);
+  } catch (e) {
+    setStatus('io-status', `Export failed: ${message(e)}`, true);
+  }
+}
+
+async function loadFromFiles(files: File[]): Promise<void> {
+  const json = files.find((f) => f.name.endsWith('.json'));
+  const weights = files.filter((f) => f !== json);
+  if (!json || weights.length === 0) {
+    setStatus('io-status', 'Pick both files of an exported model: the .json and its .weights.bin.', true);
+    return;
+  }
+  try {
+    setStatus('io-status', `Loading ${json.name}…`);
+    const loaded = await loadModel(tf.io.browserFiles([json, ...weights]));
+    if (state.model && state.modelOrigin === 'loaded') state.model.dispose();
+    state.model = loaded;
+    state.modelOrigin = 'loaded';
+    $<HTMLButtonElement>('export-btn').disabled = false;
+    const [h, w] = loaded.inputShape;
+    setStatus('io-status', `Loaded ${json.name}: classes ${loaded.classes.join(', ')}; input ${h}×${w}; backbone ${loaded.backbone.name}.`);
+    document.body.dataset.loaded = json.name;
+    await runPrediction();
+  } catch (e) {
+    console.error(e);
+    setStatus('io-status', `Loading failed: ${message(e)}`, true);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Offline: a service worker serves the cached page when the network is gone; the page also puts everything it
+// has loaded (scripts, wasm, the model) into that cache itself, so even the first visit is covered.
+
+async function cacheForOffline(): Promise<void> {
+  if (!('caches' in window) || params.has('nosw')) return;
+  try {
+    const cache = await caches.open(OFFLINE_CACHE);
+    const urls = new Set<string>([location.href]);
+    for (const entry of performance.getEntriesByType('resource')) urls.add(entry.name);
+    for (const url of urls) {
+      const u = new URL(url);
+      if (u.origin !== location.origin || !/^https?:$/.test(u.protocol) || u.pathname.includes('/@vite/')) continue;
+      if (!(await cache.match(url))) await cache.add(url).catch(() => undefined);
+    }
+    setStatus('offline-status', `${navigator.onLine ? 'Online' : 'Offline'}; this page and its models work offline once loaded.`);
+    document.body.dataset.offlineReady = 'true';
+  } catch (e) {
+    setStatus('offline-status', `Offline cache unavailable: ${message(e)}`);
+  }
+}
+
+async function setupOffline(): Promise<void> {
+  if (!('serviceWorker' in navigator) || params.has('nosw')) return;
+  try {
+    await navigator.serviceWorker.register('./sw.js');
+    await navigator.serviceWorker.ready;
+  } catch (e) {
+    console.warn('service worker', e);
+  }
+  await cacheForOffline();
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Start
+
+async function start(): Promise<void> {
+  setPageState('loading');
+  // Backend: from ?backend=, else the first that starts.
+  const select = $<HTMLSelectElement>('backend');
+  const offered = offeredBackends();
+  for (const name of offered) select.append(new Option(name, name));
+  const wanted = params.get('backend') as BackendName | null;
+  const order = wanted ? [wanted] : offered;
+  let active: string | undefined;
+  for (const name of order) {
+    try {
+      active = await useBackend(name);
+      select.value = name;
+      break;
+    } catch (e) {
+      setStatus('backend-status', message(e), true);
+    }
+  }
+  select.addEventListener('change', () => {
+    params.set('backend', select.value);
+    location.search = params.toString();
+  });
+  if (!active) {
+    setPageState('error');
+    return;
+  }
+  setStatus('backend-status', `backend: ${active}`);
+  document.body.dataset.backend = tf.getBackend();
+
+  for (const [param, id] of [['backbone', 'backbone'], ['size', 'input-size']] as const) {
+    const v = params.get(param);
+    if (v) $<HTMLSelectElement>(id).value = v;
+  }
+  for (const [param, id] of [['epochs', 'epochs'], ['lr', 'lr'], ['batch', 'batch'], ['holdout', 'holdout']] as const) {
+    const v = params.get(param);
+    if (v) $<HTMLInputElement>(id).value = v;
+  }
+
+  try {
+    state.store = await IndexedDBActivationStore.open('tfjs-transfer-example-features');
+  } catch (e) {
+    $<HTMLInputElement>('use-cache').checked = false;
+    $<HTMLInputElement>('use-cache').disabled = true;
+    setStatus('cache-status', `IndexedDB unavailable: ${message(e)}`);
+  }
+
+  addClass('cat');
+  addClass('dog');
+  $('add-class').addEventListener('click', () => addClass());
+  $('train-btn').addEventListener('click', () => void train());
+  $('stop-btn').addEventListener('click', () => {
+    state.stopReason = 'user';
+    state.training?.abort(new Error('stopped by the user'));
+  });
+  $('clear-cache').addEventListener('click', async () => {
+    await state.store?.clear();
+    setStatus('cache-status', 'Feature cache cleared.');
+  });
+  $<HTMLInputElement>('predict-file').addEventListener('change', (e) => {
+    const file = (e.target as HTMLInputElement).files?.[0];
+    if (file) void setPredictImage(file);
+  });
+  const predictCam = $<HTMLButtonElement>('predict-webcam');
+  predictCam.hidden = !hasCamera();
+  predictCam.addEventListener('click', async () => {
+    try {
+      await setPredictImage(await webcamSnapshot());
+    } catch (e) {
+      setStatus('io-status', `Webcam: ${message(e)}`, true);
+    }
+  });
+  $('export-btn').addEventListener('click', () => void exportModel());
+  $<HTMLInputElement>('load-files').addEventListener('change', (e) => {
+    const input = e.target as HTMLInputElement;
+    void loadFromFiles([...(input.files ?? [])]).finally(() => (input.value = ''));
+  });
+  for (const id of ['backbone', 'input-size']) {
+    $(id).addEventListener('change', () => setStatus('model-status', `${backboneChoice().key} will be loaded when you train.`));
+  }
+  window.addEventListener('online', () => void cacheForOffline());
+  window.addEventListener('offline', () => setStatus('offline-status', 'Offline; everything already loaded keeps working.'));
+  drawCurves($<HTMLCanvasElement>('chart'), { loss: [], accuracy: [], valLoss: [], valAccuracy: [] }, 10);
+  setPageState('idle');
+  void setupOffline();
+}
+
+// For tests and the curious: the page's TensorFlow.js instance and state.
+Object.assign(window, { tfjsTransferExample: { tf, state, webglContext } });
+
+void start();

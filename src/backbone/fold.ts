@@ -1,0 +1,619 @@
+/**
+ * A compiled, inference-only path through a frozen tfjs-layers model.
+ *
+ * {@link foldModel} walks the model's layer graph once and turns it into a flat program of tensor ops: each
+ * `BatchNormalization` that directly follows a `Conv2D` / `DepthwiseConv2D` (and is that conv's only consumer) is
+ * folded into the conv's kernel and bias, and conv + bias + ReLU / ReLU6 run as one fused op
+ * (`tf.fused.conv2d`, `tf.fused.depthwiseConv2d`). Stock `model.predict` runs MobileNetV2 as ~4 passes per
+ * depthwise block (conv, bias add, relu, clip) plus a BN pass per conv; the folded program runs one.
+ *
+ * The original model is never modified: folded kernels are new tensors owned by the {@link FoldedModel}; layers
+ * without a BN to fold read the layer's own weights (no copy). Layers the interpreter does not know run through
+ * `layer.apply` (inference mode), so any model can be folded; a program without such fallbacks is also
+ * serializable ({@link FoldedModel.serialize}) and can run in a worker with tfjs-core alone
+ * ({@link createPlanRunner}).
+ *
+ * Browser-safe: imports only `@tensorflow/tfjs-core` (and tfjs-layers types).
+ * @module
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import type * as tfl from '@tensorflow/tfjs-layers';
+
+type Layer = tfl.layers.Layer;
+type SymbolicTensor = tfl.SymbolicTensor;
+
+/** Activations that run fused with a conv or dense op on every tfjs backend (cpu, wasm, webgl, webgpu). */
+export type FusedActivation = 'linear' | 'relu' | 'relu6';
+
+/** One op of a {@link FoldPlan}. Slots are indices into the program's value table; `w*` index its weights. */
+export type FoldStep =
+  | {
+      op: 'conv2d' | 'depthwiseConv2d';
+      x: number;
+      kernel: number;
+      bias: number | undefined;
+      strides: [number, number];
+      pad: 'same' | 'valid';
+      dilations: [number, number];
+      activation: FusedActivation;
+      out: number;
+      /** Layer names merged into this op, e.g. `["block_1_expand", "block_1_expand_BN", "block_1_expand_relu"]`. */
+      layers: string[];
+    }
+  | { op: 'affine'; x: number; scale: number; shift: number; out: number; layers: string[] }
+  | { op: 'rescale'; x: number; scale: number; offset: number; out: number; layers: string[] }
+  | { op: 'pad'; x: number; paddings: [number, number][]; out: number; layers: string[] }
+  | { op: 'relu'; x: number; maxValue: number | undefined; out: number; layers: string[] }
+  | { op: 'add'; xs: number[]; out: number; layers: string[] }
+  | { op: 'globalAvgPool' | 'globalMaxPool'; x: number; keepDims: boolean; out: number; layers: string[] }
+  | { op: 'dense'; x: number; kernel: number; bias: number | undefined; activation: FusedActivation; out: number; layers: string[] }
+  | { op: 'layer'; xs: number[]; layer: number; callArgs: Record<string, unknown>; outs: number[]; layers: string[] };
+
+/** A folded model as data: the program, without weight values. */
+export interface FoldPlan {
+  /** Number of model inputs; they occupy slots `0 .. numInputs - 1`. */
+  numInputs: number;
+  /** Number of value slots. */
+  numSlots: number;
+  /** The ops, in execution order. */
+  steps: FoldStep[];
+  /** `free[i]`: slots whose last use is step `i` (disposed right after it). */
+  free: number[][];
+  /** Slots of the model outputs, in order. */
+  outputs: number[];
+  /** Shape of every weight. */
+  weightShapes: number[][];
+}
+
+/** A {@link FoldPlan} with its weight values, ready to be posted to a worker (transfer `weights[i].buffer`). */
+export interface SerializedFoldPlan {
+  plan: FoldPlan;
+  weights: Float32Array[];
+}
+
+/** What folding did, for logs and tests. */
+export interface FoldStats {
+  /** BatchNormalization layers folded into a conv. */
+  foldedBatchNorms: number;
+  /** Activation layers (ReLU / ReLU6) fused into a conv. */
+  fusedActivations: number;
+  /** Ops in the program. */
+  ops: number;
+  /** Class names of layers that run through `layer.apply` (not serializable). */
+  fallbacks: string[];
+}
+
+/** An inference-only, folded copy of a layers model. See {@link foldModel}. */
+export interface FoldedModel {
+  /** The program. */
+  readonly plan: FoldPlan;
+  /** What was folded and fused. */
+  readonly stats: FoldStats;
+  /**
+   * Runs the model on `inputs` (one tensor per model input) and returns one tensor per model output; the caller
+   * disposes them. Does not dispose `inputs`. Intermediate tensors are freed as soon as they are consumed.
+   */
+  predict(inputs: tf.Tensor | tf.Tensor[]): tf.Tensor[];
+  /** The plan with its weight values, or `undefined` when some layer runs through `layer.apply`. */
+  serialize(): SerializedFoldPlan | undefined;
+  /** Frees the folded weights (the original model's weights are untouched). Safe to call twice. */
+  dispose(): void;
+}
+
+/** Options of {@link foldModel}. */
+export interface FoldOptions {
+  /** Fold BatchNormalization layers into the preceding conv. Default true. */
+  foldBatchNorm?: boolean;
+  /** Fuse ReLU / ReLU6 into the preceding conv. Default true. */
+  fuseActivations?: boolean;
+}
+
+interface InboundNode {
+  inputTensors: SymbolicTensor[];
+  outputTensors: SymbolicTensor[];
+  callArgs?: Record<string, unknown>;
+}
+
+interface LayerWeight {
+  read(): tf.Tensor;
+  name: string;
+  originalName?: string;
+}
+
+function nodeOf(t: SymbolicTensor): InboundNode {
+  const nodes = (t.sourceLayer as unknown as { inboundNodes: InboundNode[] }).inboundNodes;
+  const node = nodes[t.nodeIndex];
+  if (!node) throw new Error(`foldModel: layer "${t.sourceLayer.name}" has no inbound node ${t.nodeIndex}.`);
+  return node;
+}
+
+function isInput(t: SymbolicTensor): boolean {
+  return t.sourceLayer.getClassName() === 'InputLayer';
+}
+
+function weightsOf(layer: Layer): LayerWeight[] {
+  return layer.weights as unknown as LayerWeight[];
+}
+
+function weightNamed(layer: Layer, suffix: string): LayerWeight | undefined {
+  return weightsOf(layer).find((w) => (w.originalName ?? w.name).split('/').pop()!.replace(/_\d+$/, '') === suffix);
+}
+
+function pair(v: unknown, fallback: number): [number, number] {
+  if (typeof v === 'number') return [v, v];
+  if (Array.isArray(v) && v.length === 2 && v.every((e) => typeof e === 'number')) return [v[0] as number, v[1] as number];
+  if (Array.isArray(v) && v.length === 1 && typeof v[0] === 'number') return [v[0] as number, v[0] as number];
+  return [fallback, fallback];
+}
+
+function activationName(config: tf.serialization.ConfigDict): string {
+  const a = config.activation;
+  if (a == null) return 'linear';
+  if (typeof a === 'string') return a;
+  const cls = (a as { className?: unknown }).className;
+  return typeof cls === 'string' ? cls.toLowerCase() : 'unknown';
+}
+
+function asFused(name: string): FusedActivation | undefined {
+  const n = name.toLowerCase();
+  return n === 'linear' || n === 'relu' || n === 'relu6' ? n : undefined;
+}
+
+function channelsLast(config: tf.serialization.ConfigDict): boolean {
+  return config.dataFormat == null || config.dataFormat === 'channelsLast';
+}
+
+/** The activation a standalone activation layer applies, if it can be fused into a conv. */
+function fusableActivationLayer(layer: Layer): FusedActivation | undefined {
+  const cls = layer.getClassName();
+  const config = layer.getConfig();
+  if (cls === 'ReLU') {
+    const max = config.maxValue as number | null | undefined;
+    if (max == null) return 'relu';
+    return max === 6 ? 'relu6' : undefined;
+  }
+  if (cls === 'Activation') {
+    const a = asFused(activationName(config));
+    return a === 'linear' ? undefined : a;
+  }
+  return undefined;
+}
+
+function isBatchNorm(layer: Layer): boolean {
+  if (layer.getClassName() !== 'BatchNormalization') return false;
+  const axis = layer.getConfig().axis;
+  const a = Array.isArray(axis) ? axis[0] : axis;
+  return a === -1 || a === 3;
+}
+
+/** `[scale, shift]` of an inference BatchNormalization: `y = x * scale + shift`. New tensors. */
+function batchNormAffine(layer: Layer): [tf.Tensor1D, tf.Tensor1D] {
+  return tf.tidy(() => {
+    const config = layer.getConfig();
+    const eps = typeof config.epsilon === 'number' ? config.epsilon : 1e-3;
+    const mean = weightNamed(layer, 'moving_mean')!.read();
+    const variance = weightNamed(layer, 'moving_variance')!.read();
+    const gamma = weightNamed(layer, 'gamma')?.read();
+    const beta = weightNamed(layer, 'beta')?.read();
+    let scale = tf.rsqrt(tf.add(variance, eps));
+    if (gamma) scale = tf.mul(scale, gamma);
+    let shift = tf.neg(tf.mul(mean, scale));
+    if (beta) shift = tf.add(shift, beta);
+    return [tf.keep(tf.reshape(scale, [-1]) as tf.Tensor1D), tf.keep(tf.reshape(shift, [-1]) as tf.Tensor1D)];
+  });
+}
+
+function canFoldBatchNormWeights(layer: Layer): boolean {
+  return weightNamed(layer, 'moving_mean') !== undefined && weightNamed(layer, 'moving_variance') !== undefined;
+}
+
+/**
+ * Compiles a tfjs-layers model into an inference-only program with BatchNormalization folded into the preceding
+ * convolutions and ReLU / ReLU6 fused into them. The result computes the same outputs as `model.predict` (within
+ * float32 rounding, ~1e-6 relative), usually about twice as fast on wasm and cpu for MobileNet-style networks.
+ *
+ * The model is not modified. The folded model owns folded copies of the BN-adjusted kernels (dispose it when
+ * done) and reads every other weight from the model's own variables at run time; if frozen BN or conv weights
+ * of the model change later, fold again.
+ *
+ * @param model Any functional or sequential layers model (e.g. `backbone.model`, or a frozen-prefix extractor).
+ * @param options Default: fold BN and fuse activations.
+ * @returns A {@link FoldedModel}; call `dispose()` when done.
+ *
+ * @example
+ * ```ts
+ * const folded = foldModel(backbone.model!);
+ * const [features] = folded.predict(images);   // same as backbone.model.predict(images)
+ * folded.dispose();
+ * ```
+ */
+export function foldModel(model: tfl.LayersModel, options: FoldOptions = {}): FoldedModel {
+  const foldBN = options.foldBatchNorm ?? true;
+  const fuseAct = options.fuseActivations ?? true;
+  const outputs = model.outputs;
+
+  // 1. Every tensor reachable from the outputs, in topological order, and how many ops consume each.
+  const order: SymbolicTensor[] = [];
+  const seen = new Set<SymbolicTensor>();
+  const consumers = new Map<SymbolicTensor, number>();
+  const visit = (t: SymbolicTensor): void => {
+    if (seen.has(t)) return;
+    seen.add(t);
+    if (!isInput(t)) {
+      const node = nodeOf(t);
+      for (const i of node.inputTensors) {
+        consumers.set(i, (consumers.get(i) ?? 0) + 1);
+        visit(i);
+      }
+      // Sibling outputs of a multi-output layer are produced together.
+      for (const o of node.outputTensors) if (o !== t) seen.add(o);
+    }
+    order.push(t);
+  };
+  // Count consumers per node application, not per output tensor visit: visit() counts each node's inputs once
+  // because a node is entered once (through its first output).
+  outputs.forEach(visit);
+  for (const o of outputs) consumers.set(o, (consumers.get(o) ?? 0) + 1);
+  const single = (t: SymbolicTensor): boolean => consumers.get(t) === 1 && !outputs.includes(t);
+  const consumerOf = new Map<SymbolicTensor, SymbolicTensor>();
+  for (const u of order) {
+    if (isInput(u)) continue;
+    const node = nodeOf(u);
+    if (node.outputTensors.length !== 1) continue;
+    for (const i of node.inputTensors) if (single(i)) consumerOf.set(i, u);
+  }
+
+  // 2. Slots: model inputs first.
+  const slot = new Map<SymbolicTensor, number>();
+  model.inputs.forEach((t, i) => slot.set(t, i));
+  let numSlots = model.inputs.length;
+  const newSlot = (): number => numSlots++;
+
+  const weights: (() => tf.Tensor)[] = [];
+  const owned: tf.Tensor[] = [];
+  const weightShapes: number[][] = [];
+  const liveWeight = (w: LayerWeight): number => {
+    weights.push(() => w.read());
+    weightShapes.push(w.read().shape.slice());
+    return weights.length - 1;
+  };
+  const ownedWeight = (t: tf.Tensor): number => {
+    owned.push(t);
+    weights.push(() => t);
+    weightShapes.push(t.shape.slice());
+    return weights.length - 1;
+  };
+
+  const steps: FoldStep[] = [];
+  const fallbackLayers: Layer[] = [];
+  const stats: FoldStats = { foldedBatchNorms: 0, fusedActivations: 0, ops: 0, fallbacks: [] };
+  const done = new Set<SymbolicTensor>();
+
+  const fallback = (t: SymbolicTensor): void => {
+    const node = nodeOf(t);
+    const xs = node.inputTensors.map((i) => slot.get(i)!);
+    const outs = node.outputTensors.map((o) => {
+      const s = newSlot();
+      slot.set(o, s);
+      done.add(o);
+      return s;
+    });
+    fallbackLayers.push(t.sourceLayer);
+    stats.fallbacks.push(t.sourceLayer.getClassName());
+    steps.push({ op: 'layer', xs, layer: fallbackLayers.length - 1, callArgs: { ...(node.callArgs ?? {}), training: false }, outs, layers: [t.sourceLayer.name] });
+  };
+
+  try {
+    for (const t of order) {
+      if (done.has(t) || slot.has(t)) continue;
+      if (isInput(t)) throw new Error(`foldModel: input layer "${t.sourceLayer.name}" is not an input of the model.`);
+      const layer = t.sourceLayer;
+      const node = nodeOf(t);
+      const cls = layer.getClassName();
+      const config = layer.getConfig();
+      const ins = node.inputTensors.map((i) => {
+        const s = slot.get(i);
+        if (s === undefined) throw new Error(`foldModel: "${i.sourceLayer.name}" is used before it is computed.`);
+        return s;
+      });
+      const plain = node.outputTensors.length === 1 && ins.length === 1;
+      const emit = (step: FoldStep, last: SymbolicTensor): void => {
+        steps.push(step);
+        slot.set(last, (step as { out: number }).out);
+        done.add(last);
+      };
+
+      if ((cls === 'Conv2D' || cls === 'DepthwiseConv2D') && plain && channelsLast(config) && t.rank === 4) {
+        const own = asFused(activationName(config));
+        const kernelW = weightNamed(layer, cls === 'Conv2D' ? 'kernel' : 'depthwise_kernel') ?? weightsOf(layer)[0];
+        const groups = (config.groups as number | undefined) ?? 1;
+        if (own && kernelW && groups === 1) {
+          const biasW = config.useBias ? weightNamed(layer, 'bias') ?? weightsOf(layer)[1] : undefined;
+          const names = [layer.name];
+          let last = t;
+          let activation: FusedActivation = own;
+          let kernel: number;
+          let bias: number | undefined;
+          const bnT = consumerOf.get(t);
+          if (foldBN && own === 'linear' && bnT && isBatchNorm(bnT.sourceLayer) && canFoldBatchNormWeights(bnT.sourceLayer)) {
+            const [scale, shift] = batchNormAffine(bnT.sourceLayer);
+            try {
+              const k = kernelW.read();
+              const folded = tf.tidy(() => {
+                // Conv2D kernel [kh, kw, in, out]: scale the last axis. Depthwise [kh, kw, in, mult]: output channel
+                // c * mult + m gets scale[c * mult + m].
+                const s = cls === 'Conv2D' ? scale : tf.reshape(scale, [k.shape[2]!, k.shape[3]!]);
+                const newKernel = tf.mul(k, s);
+                const newBias = biasW ? tf.add(tf.mul(biasW.read(), scale), shift) : tf.clone(shift);
+                return [newKernel, newBias] as const;
+              });
+              kernel = ownedWeight(folded[0]);
+              bias = ownedWeight(folded[1]);
+            } finally {
+              scale.dispose();
+              shift.dispose();
+            }
+            names.push(bnT.sourceLayer.name);
+            last = bnT;
+            stats.foldedBatchNorms++;
+          } else {
+            kernel = liveWeight(kernelW);
+            bias = biasW ? liveWeight(biasW) : undefined;
+          }
+          const actT = fuseAct && activation === 'linear' ? consumerOf.get(last) : undefined;
+          const act = actT ? fusableActivationLayer(actT.sourceLayer) : undefined;
+          if (actT && act) {
+            activation = act;
+            names.push(actT.sourceLayer.name);
+            last = actT;
+            stats.fusedActivations++;
+          }
+          emit(
+            {
+              op: cls === 'Conv2D' ? 'conv2d' : 'depthwiseConv2d',
+              x: ins[0]!,
+              kernel,
+              bias,
+              strides: pair(config.strides, 1),
+              pad: config.padding === 'valid' ? 'valid' : 'same',
+              dilations: pair(config.dilationRate, 1),
+              activation,
+              out: newSlot(),
+              layers: names,
+            },
+            last,
+          );
+          // The folded BN / activation tensors are produced by this op: mark the intermediates as done.
+          for (const n of [t, ...(last !== t ? [consumerOf.get(t)!] : [])]) done.add(n);
+          continue;
+        }
+      }
+      if (cls === 'BatchNormalization' && plain && isBatchNorm(layer) && canFoldBatchNormWeights(layer)) {
+        const [scale, shift] = batchNormAffine(layer);
+        emit({ op: 'affine', x: ins[0]!, scale: ownedWeight(scale), shift: ownedWeight(shift), out: newSlot(), layers: [layer.name] }, t);
+        continue;
+      }
+      if (cls === 'Rescaling' && plain && typeof config.scale === 'number' && typeof (config.offset ?? 0) === 'number') {
+        emit({ op: 'rescale', x: ins[0]!, scale: config.scale, offset: (config.offset as number | undefined) ?? 0, out: newSlot(), layers: [layer.name] }, t);
+        continue;
+      }
+      if (cls === 'ZeroPadding2D' && plain && channelsLast(config)) {
+        const p = config.padding as unknown;
+        const pp: [number, number][] =
+          typeof p === 'number'
+            ? [[p, p], [p, p]]
+            : Array.isArray(p) && p.every((e) => Array.isArray(e))
+              ? (p as [number, number][])
+              : Array.isArray(p)
+                ? [[p[0] as number, p[0] as number], [p[1] as number, p[1] as number]]
+                : [[1, 1], [1, 1]];
+        emit({ op: 'pad', x: ins[0]!, paddings: [[0, 0], pp[0]!, pp[1]!, [0, 0]], out: newSlot(), layers: [layer.name] }, t);
+        continue;
+      }
+      if (cls === 'ReLU' && plain) {
+        const max = config.maxValue as number | null | undefined;
+        emit({ op: 'relu', x: ins[0]!, maxValue: max ?? undefined, out: newSlot(), layers: [layer.name] }, t);
+        continue;
+      }
+      if (cls === 'Add' && node.outputTensors.length === 1 && ins.length >= 1) {
+        emit({ op: 'add', xs: ins, out: newSlot(), layers: [layer.name] }, t);
+        continue;
+      }
+      if ((cls === 'GlobalAveragePooling2D' || cls === 'GlobalMaxPooling2D') && plain && channelsLast(config)) {
+        emit({ op: cls === 'GlobalAveragePooling2D' ? 'globalAvgPool' : 'globalMaxPool', x: ins[0]!, keepDims: config.keepDims === true, out: newSlot(), layers: [layer.name] }, t);
+        continue;
+      }
+      if (cls === 'Dense' && plain && t.rank === 2) {
+        const act = asFused(activationName(config));
+        const kernelW = weightNamed(layer, 'kernel') ?? weightsOf(layer)[0];
+        if (act && kernelW) {
+          const biasW = config.useBias ? weightNamed(layer, 'bias') ?? weightsOf(layer)[1] : undefined;
+          emit({ op: 'dense', x: ins[0]!, kernel: liveWeight(kernelW), bias: biasW ? liveWeight(biasW) : undefined, activation: act, out: newSlot(), layers: [layer.name] }, t);
+          continue;
+        }
+      }
+      fallback(t);
+    }
+  } catch (e) {
+    owned.forEach((w) => w.dispose());
+    throw e;
+  }
+
+  const outSlots = outputs.map((o) => {
+    const s = slot.get(o);
+    if (s === undefined) throw new Error(`foldModel: output "${o.sourceLayer.name}" was not computed.`);
+    return s;
+  });
+  const plan: FoldPlan = { numInputs: model.inputs.length, numSlots, steps, free: freeLists(steps, model.inputs.length, outSlots), outputs: outSlots, weightShapes };
+  stats.ops = steps.length;
+  let disposed = false;
+
+  return {
+    plan,
+    stats,
+    predict(inputs) {
+      if (disposed) throw new Error('foldModel: this folded model was disposed.');
+      const xs = Array.isArray(inputs) ? inputs : [inputs];
+      return execute(plan, weights, xs, (step, args) => {
+        const out = fallbackLayers[step.layer]!.apply(args.length === 1 ? args[0]! : args, step.callArgs) as tf.Tensor | tf.Tensor[];
+        return Array.isArray(out) ? out : [out];
+      });
+    },
+    serialize() {
+      if (fallbackLayers.length > 0 || disposed) return undefined;
+      return { plan, weights: weights.map((w) => w().dataSync() as Float32Array).map((a) => new Float32Array(a)) };
+    },
+    dispose() {
+      if (disposed) return;
+      disposed = true;
+      owned.forEach((w) => w.dispose());
+    },
+  };
+}
+
+/** For each step, the slots whose last use it is (never model inputs or outputs). */
+function freeLists(steps: FoldStep[], numInputs: number, outputs: number[]): number[][] {
+  const lastUse = new Map<number, number>();
+  steps.forEach((step, i) => {
+    const ins = 'xs' in step ? step.xs : [step.x];
+    ins.forEach((s) => lastUse.set(s, i));
+  });
+  const keep = new Set(outputs);
+  const free: number[][] = steps.map(() => []);
+  for (const [s, i] of lastUse) if (s >= numInputs && !keep.has(s)) free[i]!.push(s);
+  // Values produced but never used (e.g. an unused output of a multi-output layer) are freed right away.
+  steps.forEach((step, i) => {
+    const outs = 'outs' in step ? step.outs : [step.out];
+    for (const o of outs) if (!lastUse.has(o) && !keep.has(o)) free[i]!.push(o);
+  });
+  return free;
+}
+
+type FallbackRunner = (step: Extract<FoldStep, { op: 'layer' }>, inputs: tf.Tensor[]) => tf.Tensor[];
+
+function runStep(step: FoldStep, v: (s: number) => tf.Tensor, w: (i: number) => tf.Tensor, fallback: FallbackRunner | undefined): tf.Tensor[] {
+  switch (step.op) {
+    case 'conv2d':
+      return [
+        tf.fused.conv2d({
+          x: v(step.x) as tf.Tensor4D,
+          filter: w(step.kernel) as tf.Tensor4D,
+          strides: step.strides,
+          pad: step.pad,
+          dilations: step.dilations,
+          bias: step.bias === undefined ? undefined : w(step.bias),
+          activation: step.activation,
+        }),
+      ];
+    case 'depthwiseConv2d':
+      return [
+        tf.fused.depthwiseConv2d({
+          x: v(step.x) as tf.Tensor4D,
+          filter: w(step.kernel) as tf.Tensor4D,
+          strides: step.strides,
+          pad: step.pad,
+          dilations: step.dilations,
+          bias: step.bias === undefined ? undefined : w(step.bias),
+          activation: step.activation,
+        }),
+      ];
+    case 'affine':
+      return [tf.add(tf.mul(v(step.x), w(step.scale)), w(step.shift))];
+    case 'rescale': {
+      const x = v(step.x);
+      return [tf.add(tf.mul(x.dtype === 'float32' ? x : tf.cast(x, 'float32'), step.scale), step.offset)];
+    }
+    case 'pad':
+      return [tf.pad(v(step.x), step.paddings)];
+    case 'relu':
+      if (step.maxValue === 6) return [tf.relu6(v(step.x))];
+      if (step.maxValue === undefined) return [tf.relu(v(step.x))];
+      return [tf.clipByValue(tf.relu(v(step.x)), 0, step.maxValue)];
+    case 'add':
+      return [step.xs.length === 1 ? tf.clone(v(step.xs[0]!)) : step.xs.length === 2 ? tf.add(v(step.xs[0]!), v(step.xs[1]!)) : tf.addN(step.xs.map(v))];
+    case 'globalAvgPool':
+      return [tf.mean(v(step.x), [1, 2], step.keepDims)];
+    case 'globalMaxPool':
+      return [tf.max(v(step.x), [1, 2], step.keepDims)];
+    case 'dense':
+      return [
+        tf.fused.matMul({
+          a: v(step.x) as tf.Tensor2D,
+          b: w(step.kernel) as tf.Tensor2D,
+          bias: step.bias === undefined ? undefined : w(step.bias),
+          activation: step.activation,
+        }),
+      ];
+    case 'layer':
+      if (!fallback) throw new Error(`A folded plan with a fallback layer (${step.layers.join(', ')}) cannot run here.`);
+      return fallback(step, step.xs.map(v));
+  }
+}
+
+function execute(plan: FoldPlan, weights: (() => tf.Tensor)[], inputs: tf.Tensor[], fallback: FallbackRunner | undefined): tf.Tensor[] {
+  if (inputs.length !== plan.numInputs) throw new Error(`The folded model takes ${plan.numInputs} input(s), got ${inputs.length}.`);
+  const values: (tf.Tensor | undefined)[] = new Array(plan.numSlots);
+  inputs.forEach((x, i) => (values[i] = x));
+  const v = (s: number): tf.Tensor => {
+    const t = values[s];
+    if (!t) throw new Error(`Folded model: value ${s} is missing.`);
+    return t;
+  };
+  const w = (i: number): tf.Tensor => weights[i]!();
+  try {
+    plan.steps.forEach((step, i) => {
+      const outs = tf.tidy(() => runStep(step, v, w, fallback));
+      const slots = 'outs' in step ? step.outs : [step.out];
+      slots.forEach((s, j) => (values[s] = outs[j]));
+      for (const f of plan.free[i]!) {
+        values[f]!.dispose();
+        values[f] = undefined;
+      }
+    });
+    const result = plan.outputs.map((s) => (s < plan.numInputs ? tf.clone(values[s]!) : values[s]!));
+    plan.outputs.forEach((s) => (values[s] = undefined));
+    return result;
+  } finally {
+    for (let s = plan.numInputs; s < values.length; s++) values[s]?.dispose();
+  }
+}
+
+/** Runs a {@link SerializedFoldPlan} (e.g. in a worker): weights become tensors on the current backend. */
+export interface PlanRunner {
+  /** Runs the plan on `inputs`; the caller disposes the outputs. */
+  predict(inputs: tf.Tensor | tf.Tensor[]): tf.Tensor[];
+  /** Frees the weights. */
+  dispose(): void;
+}
+
+/**
+ * Loads a serialized folded plan onto the current backend. Used by worker threads, which need tfjs-core and a
+ * backend only (no tfjs-layers).
+ *
+ * @example
+ * ```ts
+ * const serialized = foldModel(model).serialize()!;   // main thread
+ * const runner = createPlanRunner(serialized);        // worker
+ * const [features] = runner.predict(images);
+ * ```
+ */
+export function createPlanRunner(serialized: SerializedFoldPlan): PlanRunner {
+  const { plan } = serialized;
+  const tensors = serialized.weights.map((data, i) => tf.tensor(data, plan.weightShapes[i], 'float32'));
+  const weights = tensors.map((t) => () => t);
+  return {
+    predict: (inputs) => execute(plan, weights, Array.isArray(inputs) ? inputs : [inputs], undefined),
+    dispose: () => tensors.forEach((t) => t.dispose()),
+  };
+}
+
+/**
+ * Whether folding `model` is worth it: it has at least one conv (folding a model without convs gains nothing).
+ * @internal
+ */
+export function isFoldable(model: tfl.LayersModel): boolean {
+  return model.layers.some((l) => {
+    const c = l.getClassName();
+    return c === 'Conv2D' || c === 'DepthwiseConv2D';
+  });
+}

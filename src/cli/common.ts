@@ -1,0 +1,111 @@
+/**
+ * Pieces shared by the CLI's commands: exit codes, usage errors, option parsing, output streams.
+ * @module
+ */
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { TransferError } from '../errors';
+
+/** Exit codes the CLI guarantees (documented in every `--help`). */
+export const EXIT = {
+  /** Success. */
+  OK: 0,
+  /** The command ran and failed: unreadable model or images, a model trained on other classes, no network, ... */
+  FAILURE: 1,
+  /** The command line was wrong: unknown command or option, missing or malformed argument. */
+  USAGE: 2,
+} as const;
+
+/** Footer of every `--help`. */
+export const EXIT_CODES_HELP = `Exit codes:
+  0  success
+  1  runtime failure (missing folder, unreadable model or image, model trained on other classes, offline, ...)
+  2  usage error (unknown command or option, missing or malformed argument)`;
+
+/** A mistake on the command line: printed with a pointer to `--help`, exit code 2. */
+export class UsageError extends Error {
+  constructor(message: string, readonly command?: string) {
+    super(message);
+    this.name = 'UsageError';
+  }
+}
+
+/** Where the CLI writes: results to `out` (stdout), everything else to `err` (stderr). Replaceable in tests. */
+export interface Io {
+  out: NodeJS.WritableStream & { isTTY?: boolean };
+  err: NodeJS.WritableStream & { isTTY?: boolean };
+}
+
+/** The process's own streams. */
+export const processIo: Io = { out: process.stdout, err: process.stderr };
+
+/** Writes one line to a stream. */
+export function line(stream: NodeJS.WritableStream, text = ''): void {
+  stream.write(`${text}\n`);
+}
+
+/** One command of the CLI. */
+export interface Command {
+  name: string;
+  summary: string;
+  help: string;
+  run(argv: string[], io: Io): Promise<number>;
+}
+
+/** Options every command takes. */
+export const COMMON_OPTIONS = {
+  help: { type: 'boolean', short: 'h' },
+  backend: { type: 'string' },
+  quiet: { type: 'boolean', short: 'q' },
+} as const satisfies ParseArgsConfig['options'];
+
+/** Help text of the common options. */
+export const COMMON_HELP = `  --backend <name>   tensorflow | wasm | cpu (default: tensorflow if @tensorflow/tfjs-node is installed,
+                     else wasm, else cpu)
+  -q, --quiet        no progress output on stderr
+  -h, --help         show this help`;
+
+/** `parseArgs` with strict checking, turning its errors into {@link UsageError}s of `command`. */
+export function parse<O extends NonNullable<ParseArgsConfig['options']>>(
+  command: string,
+  argv: string[],
+  options: O,
+): { values: ReturnType<typeof parseArgs<{ options: O; allowPositionals: true; strict: true; args: string[] }>>['values']; positionals: string[] } {
+  try {
+    const r = parseArgs({ args: argv, options, allowPositionals: true, strict: true });
+    return { values: r.values, positionals: r.positionals };
+  } catch (e) {
+    const msg = e instanceof Error ? e.message.replace(/\. To specify a positional.*$/s, '.') : String(e);
+    throw new UsageError(msg, command);
+  }
+}
+
+/** A positive integer option, or a usage error. */
+export function intOption(command: string, name: string, value: string | undefined, min = 1, max = 1e6): number | undefined {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (!/^\d+$/.test(value.trim()) || !Number.isInteger(n) || n < min || n > max) {
+    throw new UsageError(`--${name} must be an integer from ${min} to ${max}, got "${value}".`, command);
+  }
+  return n;
+}
+
+/** A positive number option, or a usage error. */
+export function numberOption(command: string, name: string, value: string | undefined, min = 0, max = Infinity): number | undefined {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (value.trim() === '' || !Number.isFinite(n) || n <= min || n > max) {
+    throw new UsageError(`--${name} must be a number above ${min}${max < Infinity ? ` and at most ${max}` : ''}, got "${value}".`, command);
+  }
+  return n;
+}
+
+/** The message and exit code of an error thrown by a command. */
+export function describeError(e: unknown): { message: string; code: number } {
+  if (e instanceof UsageError) {
+    const help = e.command ? `tfjs-transfer ${e.command} --help` : 'tfjs-transfer --help';
+    return { message: `error: ${e.message}\nSee '${help}'.`, code: EXIT.USAGE };
+  }
+  if (e instanceof TransferError) return { message: `error: ${e.message}`, code: EXIT.FAILURE };
+  if (e instanceof Error) return { message: `error: ${e.message}`, code: EXIT.FAILURE };
+  return { message: `error: ${String(e)}`, code: EXIT.FAILURE };
+}

@@ -1,0 +1,93 @@
+/**
+ * `tfjs-transfer evaluate <model> <dir>`: accuracy, per-class metrics and confusion matrix on a labelled folder.
+ * @module
+ */
+import { TransferError } from '../errors';
+import { evaluate } from '../evaluate';
+import { loadModel } from '../io/model-io';
+import { imageFolder } from '../node/image-folder';
+import { COMMON_HELP, COMMON_OPTIONS, EXIT, EXIT_CODES_HELP, UsageError, intOption, line, parse, type Command } from './common';
+import { formatEvaluation } from './format';
+import { requireFolder, startRun } from './run-context';
+
+const HELP = `Usage: tfjs-transfer evaluate <model> <dir> [options]
+
+Evaluates a model saved by tfjs-transfer on a labelled image folder: accuracy, loss, per-class precision /
+recall / F1, the confusion matrix, and the misclassified files.
+
+<model>  the saved model: its folder, its model.json, or an http(s):// URL
+<dir>    one subfolder per class, named like the model's classes (dir/cats/*.jpg, dir/dogs/*.jpg); with
+         dir/train and dir/validation, the validation folder is evaluated
+
+Options:
+  --json              print one JSON document on stdout: the evaluate() result (accuracy, loss, count, classes,
+                      perClass, macroF1, confusionMatrix, rocAuc, misclassified) plus "model" and "data"
+  --batch-size <n>    images per forward pass (default 32)
+  --show-errors <n>   list up to n misclassified files (default 10)
+${COMMON_HELP}
+
+${EXIT_CODES_HELP}
+  A folder whose class names differ from the model's classes is a runtime failure (1).
+
+Example:
+  tfjs-transfer evaluate cats-vs-dogs-model photos/validation --json`;
+
+const OPTIONS = {
+  ...COMMON_OPTIONS,
+  json: { type: 'boolean' },
+  'batch-size': { type: 'string' },
+  'show-errors': { type: 'string' },
+} as const;
+
+/** The `evaluate` command. */
+export const evaluateCommand: Command = {
+  name: 'evaluate',
+  summary: 'evaluate a saved model on a folder of class subfolders',
+  help: HELP,
+  async run(argv, io) {
+    const { values: v, positionals } = parse('evaluate', argv, OPTIONS);
+    if (v.help) {
+      line(io.out, HELP);
+      return EXIT.OK;
+    }
+    if (positionals.length !== 2) throw new UsageError(`evaluate takes <model> <dir>, got ${positionals.length} argument(s).`, 'evaluate');
+    const [modelSource, dir] = positionals as [string, string];
+    const batchSize = intOption('evaluate', 'batch-size', v['batch-size'], 1, 4096);
+    const showErrors = intOption('evaluate', 'show-errors', v['show-errors'], 0, 1e6) ?? 10;
+    const ctx = await startRun(io, { backend: v.backend, quiet: v.quiet, command: 'evaluate' });
+    const root = await requireFolder(dir, 'the evaluation folder');
+    const model = await loadModel(modelSource);
+    try {
+      const folder = await imageFolder(root, { validationSplit: 0, size: [model.inputShape[0], model.inputShape[1]], progressBar: false, onProgress: ctx.progress });
+      const same = folder.classes.length === model.classes.length && folder.classes.every((c) => model.classes.includes(c));
+      if (!same) {
+        throw new TransferError(
+          'CLASS_MISMATCH',
+          `the model ${modelSource} was trained on the classes [${model.classes.join(', ')}], but "${dir}" has the class ` +
+            `folders [${folder.classes.join(', ')}]. Evaluate on a folder with one subfolder per class of the model, ` +
+            `named exactly like them, or train a model on these classes (tfjs-transfer train ${dir}).`,
+        );
+      }
+      // The folder's class order is sorted; the model's is its output order. Re-open in the model's order.
+      const data = folder.classes.every((c, i) => c === model.classes[i])
+        ? folder
+        : await imageFolder(root, { validationSplit: 0, classes: model.classes, size: [model.inputShape[0], model.inputShape[1]], progressBar: false });
+      const split = data.layout === 'split' && data.validation ? data.validation : data.train;
+      if (data.layout === 'split') ctx.note(`tfjs-transfer: ${dir} has train/ and validation/; evaluating validation/ (${split.size} images)`);
+      const result = await evaluate(model, split, { batchSize });
+      if (v.json) {
+        line(io.out, JSON.stringify({ ...result, model: modelSource, data: root }));
+      } else {
+        line(io.out, formatEvaluation(result, `${dir}`));
+        const shown = result.misclassified.slice(0, showErrors);
+        if (shown.length) {
+          line(io.out, `  misclassified (${result.count - Math.round(result.accuracy * result.count)}; first ${shown.length}):`);
+          for (const m of shown) line(io.out, `    ${m.source ?? `#${m.index}`}: ${m.actual} -> ${m.predicted} (${m.probability.toFixed(3)})`);
+        }
+      }
+    } finally {
+      model.dispose();
+    }
+    return EXIT.OK;
+  },
+};

@@ -1,0 +1,77 @@
+/**
+ * `tfjs-transfer predict <model> <image...>`: the class of each image.
+ * @module
+ */
+import { readFile } from 'node:fs/promises';
+import * as tf from '@tensorflow/tfjs-core';
+import { predict, type Prediction } from '../evaluate';
+import { loadModel } from '../io/model-io';
+import { decodeImage } from '../node/decode';
+import { COMMON_HELP, COMMON_OPTIONS, EXIT, EXIT_CODES_HELP, UsageError, line, parse, type Command } from './common';
+import { formatPrediction } from './format';
+import { startRun } from './run-context';
+
+const HELP = `Usage: tfjs-transfer predict <model> <image...> [options]
+
+Predicts the class of each image with a model saved by tfjs-transfer. Images may have any size (they are
+resized like in training); JPEG, PNG, WebP, GIF and BMP are read.
+
+Output: one line per image, "<file><TAB><label><TAB><probability>".
+
+Options:
+  --json     print one JSON document on stdout: { "model", "classes", "predictions": [{ "file", "label",
+             "probability", "probabilities" } or { "file", "error" }] }
+${COMMON_HELP}
+
+${EXIT_CODES_HELP}
+  An unreadable image is reported and makes the exit code 1; the other images are still predicted.
+
+Example:
+  tfjs-transfer predict cats-vs-dogs-model cat.jpg dog.png`;
+
+const OPTIONS = { ...COMMON_OPTIONS, json: { type: 'boolean' } } as const;
+
+/** One entry of `predict --json`. */
+export type PredictionEntry = ({ file: string } & Prediction) | { file: string; error: string };
+
+/** The `predict` command. */
+export const predictCommand: Command = {
+  name: 'predict',
+  summary: 'predict the class of images with a saved model',
+  help: HELP,
+  async run(argv, io) {
+    const { values: v, positionals } = parse('predict', argv, OPTIONS);
+    if (v.help) {
+      line(io.out, HELP);
+      return EXIT.OK;
+    }
+    if (positionals.length < 2) throw new UsageError('predict takes <model> and at least one image.', 'predict');
+    const [modelSource, ...files] = positionals as [string, ...string[]];
+    await startRun(io, { backend: v.backend, quiet: v.quiet, command: 'predict' });
+    const model = await loadModel(modelSource);
+    const entries: PredictionEntry[] = [];
+    try {
+      for (const file of files) {
+        let image: tf.Tensor3D | undefined;
+        try {
+          const decoded = await decodeImage(await readFile(file));
+          image = tf.tensor3d(decoded.data, [decoded.height, decoded.width, 3], 'int32');
+          const [p] = await predict(model, image);
+          entries.push({ file, ...p! });
+          if (!v.json) line(io.out, formatPrediction(file, p!));
+        } catch (e) {
+          const code = (e as NodeJS.ErrnoException).code;
+          const error = code === 'ENOENT' ? 'no such file' : e instanceof Error ? e.message : String(e);
+          entries.push({ file, error });
+          line(io.err, `error: ${file}: ${error}`);
+        } finally {
+          image?.dispose();
+        }
+      }
+    } finally {
+      model.dispose();
+    }
+    if (v.json) line(io.out, JSON.stringify({ model: modelSource, classes: model.classes, predictions: entries }));
+    return entries.some((e) => 'error' in e) ? EXIT.FAILURE : EXIT.OK;
+  },
+};

@@ -1,0 +1,150 @@
+/**
+ * A persistent activation cache on disk: `fit` stores each image's frozen-backbone activations here and a later
+ * `fit` (another head, another learning rate, another run of the script) reads them instead of running the
+ * backbone again.
+ * @module
+ */
+import { createHash } from 'node:crypto';
+import { readFile, rm } from 'node:fs/promises';
+import * as nodePath from 'node:path';
+import { check } from '../errors';
+import type { ActivationStore } from '../train/activations';
+import type { ActivationCacheStats } from '../train/memory-cache';
+import { atomicWriteFile } from './file-io';
+
+/** Format version of cache files; files of another version are ignored (and rewritten). */
+export const DISK_CACHE_VERSION = 1;
+
+const MAGIC = 0x43415454; // "TTAC" little-endian
+
+/** An {@link ActivationStore} in a folder, from {@link createDiskCache}. */
+export interface DiskCache extends ActivationStore {
+  /** The cache folder (absolute). */
+  readonly dir: string;
+  /** Hits, misses, damaged entries and writes so far. */
+  readonly stats: ActivationCacheStats;
+  /** The file that holds `key`'s entry. */
+  pathOf(key: string): string;
+  /** Deletes every entry (the folder itself). */
+  clear(): Promise<void>;
+}
+
+function fnv1a(words: Uint32Array): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < words.length; i++) {
+    h ^= words[i]!;
+    h = Math.imul(h, 0x01000193) >>> 0;
+  }
+  return h;
+}
+
+/**
+ * Layout (little-endian): magic u32, version u32, key length u32, array count u32, checksum u32, then each array's
+ * length u32, the key (UTF-8, padded to 4 bytes), then the float32 data of every array.
+ */
+function encode(key: string, values: Float32Array[]): Uint8Array {
+  const keyBytes = new TextEncoder().encode(key);
+  const keyPadded = (keyBytes.length + 3) & ~3;
+  const floats = values.reduce((a, v) => a + v.length, 0);
+  const headerWords = 5 + values.length;
+  const buf = new ArrayBuffer(headerWords * 4 + keyPadded + floats * 4);
+  const u32 = new Uint32Array(buf, 0, headerWords);
+  new Uint8Array(buf, headerWords * 4, keyBytes.length).set(keyBytes);
+  const data = new Float32Array(buf, headerWords * 4 + keyPadded, floats);
+  let offset = 0;
+  values.forEach((v, i) => {
+    u32[5 + i] = v.length;
+    data.set(v, offset);
+    offset += v.length;
+  });
+  u32[0] = MAGIC;
+  u32[1] = DISK_CACHE_VERSION;
+  u32[2] = keyBytes.length;
+  u32[3] = values.length;
+  u32[4] = fnv1a(new Uint32Array(buf, headerWords * 4));
+  return new Uint8Array(buf);
+}
+
+/** The arrays of an entry, or `undefined` when the bytes are not a complete entry of this version for `key`. */
+function decode(bytes: Uint8Array, key: string): Float32Array[] | undefined {
+  if (bytes.byteLength < 20 || bytes.byteLength % 4 !== 0) return undefined;
+  // Copy into an aligned buffer of our own (file buffers may be pooled slices).
+  const buf = new Uint8Array(bytes).buffer;
+  const head = new Uint32Array(buf, 0, 5);
+  if (head[0] !== MAGIC || head[1] !== DISK_CACHE_VERSION) return undefined;
+  const keyLength = head[2]!;
+  const count = head[3]!;
+  const headerWords = 5 + count;
+  const keyPadded = (keyLength + 3) & ~3;
+  if (count > 1024 || headerWords * 4 + keyPadded > buf.byteLength) return undefined;
+  const lengths = new Uint32Array(buf, 20, count);
+  const floats = lengths.reduce((a, n) => a + n, 0);
+  if (headerWords * 4 + keyPadded + floats * 4 !== buf.byteLength) return undefined;
+  const storedKey = new TextDecoder().decode(new Uint8Array(buf, headerWords * 4, keyLength));
+  if (storedKey !== key) return undefined;
+  if (fnv1a(new Uint32Array(buf, headerWords * 4)) !== head[4]) return undefined;
+  const out: Float32Array[] = [];
+  let offset = headerWords * 4 + keyPadded;
+  for (const n of lengths) {
+    out.push(new Float32Array(buf, offset, n));
+    offset += n * 4;
+  }
+  return out;
+}
+
+/**
+ * A persistent {@link ActivationStore} in `dir`: one small file per image and view (named by a hash of the key,
+ * in 256 subfolders), written atomically (see `atomicWriteFile`), with a version header and a checksum. Damaged,
+ * truncated or old-version files are ignored and rewritten. Keys include the extractor's identity (backbone
+ * weights, input size, preprocessing, freeze boundary), so one folder can serve several backbones; delete the
+ * folder (or call `clear()`) to reclaim the space.
+ *
+ * @param dir The cache folder; created when the first entry is written.
+ * @returns The store; pass it as `fit(model, data, { cache })` or `transferLearn({ ..., cache })`.
+ *
+ * @example
+ * ```ts
+ * import { createDiskCache, fit, imageFolder } from 'tfjs-transfer/node';
+ * const cache = createDiskCache('.cache/activations');
+ * await fit(model, folder.train, { cache });                      // runs the backbone, fills the cache
+ * await fit(otherModel, folder.train, { cache, learningRate: 1e-3 }); // same backbone: reads the cache
+ * ```
+ */
+export function createDiskCache(dir: string): DiskCache {
+  check(typeof dir === 'string' && dir.length > 0, `createDiskCache: dir must be a folder path, got ${JSON.stringify(dir)}.`);
+  const root = nodePath.resolve(dir);
+  const stats: ActivationCacheStats = { hits: 0, misses: 0, corrupt: 0, writes: 0 };
+  const pathOf = (key: string): string => {
+    const h = createHash('sha256').update(key).digest('hex').slice(0, 40);
+    return nodePath.join(root, h.slice(0, 2), `${h.slice(2)}.act`);
+  };
+  return {
+    dir: root,
+    stats,
+    pathOf,
+    async get(key) {
+      let bytes: Uint8Array;
+      try {
+        bytes = await readFile(pathOf(key));
+      } catch {
+        stats.misses++;
+        return undefined;
+      }
+      const values = decode(bytes, key);
+      if (!values) {
+        stats.corrupt++;
+        stats.misses++;
+        return undefined;
+      }
+      stats.hits++;
+      return values;
+    },
+    async set(key, values) {
+      stats.writes++;
+      await atomicWriteFile(pathOf(key), encode(key, values));
+    },
+    async clear() {
+      await rm(root, { recursive: true, force: true });
+    },
+  };
+}

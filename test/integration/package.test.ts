@@ -1,0 +1,194 @@
+/**
+ * The published package, as a user gets it: `npm pack` holds only dist/, the README, the license and the changelog;
+ * the tarball installs into a fresh project, imports as ESM and as CommonJS (both entries), its types resolve
+ * under `moduleResolution` node16 and bundler, and a tiny transfer-learning run works from the installed code.
+ *
+ * Builds dist/ first unless it is newer than every source file (CI builds before testing). Peer dependencies
+ * (tfjs) and sharp are linked from the repository's node_modules rather than installed again. Runs once, in the
+ * wasm project.
+ */
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+
+const repo = resolve(fileURLToPath(import.meta.url), '../../..');
+const run = process.env.TFJS_TRANSFER_TEST_BACKEND === 'cpu' ? describe.skip : describe;
+const npm = process.platform === 'win32' ? 'npm.cmd' : 'npm';
+
+function sh(command: string, args: string[], cwd: string, env: NodeJS.ProcessEnv = {}): string {
+  try {
+    return execFileSync(command, args, { cwd, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env }, timeout: 240_000 });
+  } catch (error) {
+    const e = error as { stdout?: string; stderr?: string; message: string };
+    throw new Error(`${command} ${args.join(' ')} failed in ${cwd}:\n${e.stdout ?? ''}\n${e.stderr ?? ''}\n${e.message}`);
+  }
+}
+
+function newestMtime(dir: string): number {
+  let newest = 0;
+  for (const entry of readdirSync(dir, { withFileTypes: true })) {
+    const path = join(dir, entry.name);
+    newest = Math.max(newest, entry.isDirectory() ? newestMtime(path) : statSync(path).mtimeMs);
+  }
+  return newest;
+}
+
+function distIsFresh(): boolean {
+  const outputs = ['dist/index.js', 'dist/index.cjs', 'dist/index.d.ts', 'dist/index.d.cts', 'dist/node/index.js', 'dist/node/index.cjs'].map((f) => join(repo, f));
+  if (!outputs.every(existsSync)) return false;
+  const built = Math.min(...outputs.map((f) => statSync(f).mtimeMs));
+  return built > Math.max(newestMtime(join(repo, 'src')), statSync(join(repo, 'package.json')).mtimeMs, statSync(join(repo, 'tsup.config.ts')).mtimeMs);
+}
+
+const ESM_CHECK = `
+import * as main from 'tfjs-transfer';
+import * as node from 'tfjs-transfer/node';
+const out = {
+  main: ['loadBackbone', 'freeze', 'attachHead', 'fit', 'evaluate', 'predict', 'save', 'loadModel', 'transferLearn', 'examine'].filter((k) => typeof main[k] !== 'function'),
+  mainHasImageFolder: 'imageFolder' in main,
+  node: ['imageFolder', 'decodeImage', 'loadBackbone', 'transferLearn'].filter((k) => typeof node[k] !== 'function'),
+  sameEnv: main.env === node.env,
+  fileSystem: Boolean(node.env.fileSystem),
+};
+console.log(JSON.stringify(out));
+`;
+
+const CJS_CHECK = `
+const main = require('tfjs-transfer');
+const node = require('tfjs-transfer/node');
+console.log(JSON.stringify({
+  main: typeof main.loadBackbone,
+  node: typeof node.imageFolder,
+  sameEnv: main.env === node.env,
+  fileSystem: Boolean(node.env.fileSystem),
+}));
+`;
+
+/** A whole (tiny) run from the installed package, on wasm: backbone, freeze, head, fit, save, load, predict. */
+const RUN_CHECK = `
+import * as tf from '@tensorflow/tfjs-core';
+import * as tfl from '@tensorflow/tfjs-layers';
+import '@tensorflow/tfjs-backend-wasm';
+import { attachHead, env, fit, freeze, fromTensors, loadBackbone, loadModel, predict, save } from 'tfjs-transfer/node';
+await tf.setBackend('wasm');
+env.verbose = false;
+const input = tfl.input({ shape: [16, 16, 3] });
+const conv = tfl.layers.conv2d({ filters: 4, kernelSize: 3, activation: 'relu', name: 'features', kernelInitializer: tfl.initializers.glorotUniform({ seed: 1 }) }).apply(input);
+const cnn = tfl.model({ inputs: input, outputs: conv });
+const model = attachHead(freeze(await loadBackbone(cnn, { preprocessing: { scale: 1 / 255, offset: 0 } })), { classes: ['red', 'blue'], seed: 1 });
+const n = 72;
+const ys = Array.from({ length: n }, (_, i) => (i % 2 ? 'blue' : 'red'));
+const xs = tf.tidy(() => tf.stack(ys.map((y) => tf.add(tf.fill([16, 16, 3], 0), tf.tensor1d(y === 'red' ? [200, 60, 60] : [60, 60, 200])))));
+const history = await fit(model, fromTensors(xs, ys, { classes: ['red', 'blue'] }), { epochs: 15, learningRate: 0.05, seed: 1, verbose: false });
+await save(model, process.argv[2]);
+const reloaded = await loadModel(process.argv[2]);
+const [p] = await predict(reloaded, tf.slice(xs, 0, 1));
+console.log(JSON.stringify({ backend: tf.getBackend(), epochs: history.epochs, label: p.label, classes: reloaded.classes }));
+await env.parallelExtractor?.close?.();
+process.exit(0);
+`;
+
+const TYPES_CHECK = `
+import { attachHead, loadBackbone, type Backbone, type Evaluation, type TransferModel } from 'tfjs-transfer';
+import { imageFolder, type ImageFolder } from 'tfjs-transfer/node';
+export async function build(path: string): Promise<TransferModel> {
+  const backbone: Backbone = await loadBackbone(path, { inputSize: 160 });
+  const folder: ImageFolder = await imageFolder('photos', { size: [160, 160] });
+  return attachHead(backbone, { classes: folder.classes });
+}
+export const accuracy = (e: Evaluation): number => e.accuracy;
+// @ts-expect-error: the browser entry has no imageFolder
+export { imageFolder as wrong } from 'tfjs-transfer';
+`;
+
+const TYPES_CHECK_CJS = `
+import main = require('tfjs-transfer');
+import node = require('tfjs-transfer/node');
+export const f: typeof main.loadBackbone = node.loadBackbone;
+export type Folder = node.ImageFolder;
+`;
+
+run('npm package', () => {
+  let temp: string;
+  let project: string;
+  let files: string[];
+
+  beforeAll(() => {
+    if (!distIsFresh()) sh(npm, ['run', 'build'], repo);
+    temp = mkdtempSync(join(tmpdir(), 'tt-package-'));
+    const dry = JSON.parse(sh(npm, ['pack', '--dry-run', '--json', '--ignore-scripts'], repo)) as { files: { path: string }[] }[];
+    files = dry[0]!.files.map((f) => f.path).sort();
+    const packed = JSON.parse(sh(npm, ['pack', '--json', '--ignore-scripts', '--pack-destination', temp], repo)) as { filename: string }[];
+    const tarball = join(temp, packed[0]!.filename);
+
+    project = join(temp, 'consumer');
+    mkdirSync(project);
+    writeFileSync(join(project, 'package.json'), JSON.stringify({ name: 'consumer', version: '1.0.0', private: true, type: 'module' }));
+    sh(npm, ['install', tarball, '--prefer-offline', '--legacy-peer-deps', '--omit=optional', '--ignore-scripts', '--no-audit', '--no-fund', '--no-package-lock', '--no-save'], project);
+    // Peer dependencies (tfjs) and sharp come from the repository, linked after the install (npm would prune
+    // them): the same versions, no download.
+    mkdirSync(join(project, 'node_modules/@tensorflow'), { recursive: true });
+    for (const name of readdirSync(join(repo, 'node_modules/@tensorflow'))) {
+      symlinkSync(join(repo, 'node_modules/@tensorflow', name), join(project, 'node_modules/@tensorflow', name), 'dir');
+    }
+    // One link per package, never a whole scope folder: npm deletes what it finds inside a linked folder.
+    mkdirSync(join(project, 'node_modules/@types'), { recursive: true });
+    for (const name of ['sharp', '@types/node', 'undici-types']) {
+      if (existsSync(join(repo, 'node_modules', name))) symlinkSync(join(repo, 'node_modules', name), join(project, 'node_modules', name), 'dir');
+    }
+  }, 300_000);
+
+  afterAll(() => {
+    if (temp) rmSync(temp, { recursive: true, force: true });
+  });
+
+  test('the tarball holds only dist/, README.md, LICENSE, CHANGELOG.md and package.json', () => {
+    const allowed = (f: string) => f.startsWith('dist/') || ['README.md', 'LICENSE', 'CHANGELOG.md', 'package.json'].includes(f);
+    expect(files.filter((f) => !allowed(f))).toEqual([]);
+    for (const f of ['README.md', 'LICENSE', 'CHANGELOG.md', 'package.json', 'dist/index.js', 'dist/index.cjs', 'dist/index.d.ts', 'dist/index.d.cts', 'dist/node/index.js', 'dist/node/index.cjs', 'dist/node/index.d.ts', 'dist/node/index.d.cts']) {
+      expect(files).toContain(f);
+    }
+  });
+
+  test('package.json declares what a published package needs', async () => {
+    const pkg = JSON.parse(await import('node:fs').then((fs) => fs.readFileSync(join(repo, 'package.json'), 'utf8'))) as Record<string, unknown>;
+    expect(pkg.license).toBe('MIT');
+    expect(pkg.engines).toHaveProperty('node');
+    expect(pkg.repository).toHaveProperty('url');
+    expect((pkg.keywords as string[]).length).toBeGreaterThan(3);
+    expect(pkg.files).toEqual(expect.arrayContaining(['dist', 'README.md', 'LICENSE', 'CHANGELOG.md']));
+    expect(Object.keys(pkg.peerDependencies as object).sort()).toEqual(['@tensorflow/tfjs-converter', '@tensorflow/tfjs-core', '@tensorflow/tfjs-layers']);
+  });
+
+  test('imports as ESM: both entries, one shared env, file access only from the Node entry', () => {
+    writeFileSync(join(project, 'esm-check.mjs'), ESM_CHECK);
+    const out = JSON.parse(sh('node', ['esm-check.mjs'], project).trim().split('\n').pop()!);
+    expect(out).toEqual({ main: [], mainHasImageFolder: false, node: [], sameEnv: true, fileSystem: true });
+  });
+
+  test('requires as CommonJS: both entries', () => {
+    writeFileSync(join(project, 'cjs-check.cjs'), CJS_CHECK);
+    const out = JSON.parse(sh('node', ['cjs-check.cjs'], project).trim().split('\n').pop()!);
+    expect(out).toEqual({ main: 'function', node: 'function', sameEnv: true, fileSystem: true });
+  });
+
+  test('types resolve with moduleResolution node16 (ESM and CJS files) and bundler', () => {
+    writeFileSync(join(project, 'check.ts'), TYPES_CHECK);
+    writeFileSync(join(project, 'check-cjs.cts'), TYPES_CHECK_CJS);
+    const common = { strict: true, noEmit: true, skipLibCheck: true, target: 'es2022', lib: ['es2022', 'dom'], types: ['node'] };
+    writeFileSync(join(project, 'tsconfig.node16.json'), JSON.stringify({ compilerOptions: { ...common, module: 'node16', moduleResolution: 'node16' }, files: ['check.ts', 'check-cjs.cts'] }));
+    writeFileSync(join(project, 'tsconfig.bundler.json'), JSON.stringify({ compilerOptions: { ...common, module: 'esnext', moduleResolution: 'bundler' }, files: ['check.ts'] }));
+    const tsc = join(repo, 'node_modules/typescript/bin/tsc');
+    sh('node', [tsc, '-p', 'tsconfig.node16.json'], project);
+    sh('node', [tsc, '-p', 'tsconfig.bundler.json'], project);
+  });
+
+  test('a tiny run from the installed package: backbone, head, fit, save, load, predict on wasm', () => {
+    writeFileSync(join(project, 'run-check.mjs'), RUN_CHECK);
+    const out = JSON.parse(sh('node', ['run-check.mjs', join(temp, 'saved')], project).trim().split('\n').pop()!);
+    expect(out).toEqual({ backend: 'wasm', epochs: 15, label: 'red', classes: ['red', 'blue'] });
+  });
+});
