@@ -26,7 +26,14 @@ export interface FileSystemAdapter {
   openImageFolder?: (
     dir: string,
     options: { size: readonly [number, number]; seed: number; validationSplit: number },
-  ) => Promise<{ train: ImageDataset; validation?: ImageDataset; classes: readonly string[] }>;
+  ) => Promise<{
+    /** Training images. */
+    train: ImageDataset;
+    /** Validation images (the folder's validation split, or the held-out fraction). */
+    validation?: ImageDataset;
+    /** Class names, from the folder names. */
+    classes: readonly string[];
+  }>;
 }
 
 /** The environment object type; see {@link env}. */

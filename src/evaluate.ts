@@ -7,6 +7,8 @@ import { decodeImageInput, type ImageInput } from './data/dataset';
 import { resizeImages } from './data/resize';
 import { TransferError, check, throwIfAborted } from './errors';
 import { TransferModel } from './transfer-model';
+import { gatherBatch, extractActivations } from './train/activations';
+import { freezeBoundaryOf, takeValidationActivations } from './train/fit';
 import { toLabelledSource } from './train/source';
 import type { LabelledData } from './types';
 
@@ -169,28 +171,33 @@ export async function evaluate(model: TransferModel, data: LabelledData, options
   model.assertUsable('evaluate');
   const source = toLabelledSource(data, model.classes, [model.inputShape[0], model.inputShape[1]], 'evaluate');
   const k = model.numClasses;
-  const probs = new Float32Array(source.size * k);
-  const labels = new Int32Array(source.size);
-  const sources: (string | undefined)[] = [];
-  let n = 0;
-  for await (const batch of source.batches(batchSize, options.signal)) {
+  // The frozen prefix runs as in fit (folded, on worker threads when available); right after fit on the same
+  // validation data, its cached activations are reused and the backbone does not run at all.
+  const split = freezeBoundaryOf(model);
+  const acts =
+    (await takeValidationActivations(model, data)) ??
+    (await extractActivations(split.extractor, split.shapes, source, { batchSize, views: [], signal: options.signal }));
+  if (acts.n === 0) throw new TransferError('EMPTY_DATA', 'evaluate: no images could be read.');
+  const probs = new Float32Array(acts.n * k);
+  const rows = Array.from({ length: acts.n }, (_, i) => i);
+  for (let s = 0; s < acts.n; s += batchSize) {
+    throwIfAborted(options.signal, 'evaluate');
+    const idx = rows.slice(s, s + batchSize);
+    const p = tf.tidy(() => {
+      const inputs = gatherBatch(acts, idx, () => 0);
+      const out = split.top.apply(inputs.length === 1 ? inputs[0]! : inputs, { training: false }) as tf.Tensor2D;
+      return (k === 2 && out.shape[1] === 1 ? tf.concat([tf.sub(1, out), out], 1) : out) as tf.Tensor2D;
+    });
     try {
-      throwIfAborted(options.signal, 'evaluate');
-      const p = model.predictProbabilities(batch.xs, batchSize);
-      try {
-        probs.set(await p.data(), n * k);
-      } finally {
-        p.dispose();
-      }
-      labels.set(batch.ys, n);
-      for (let i = 0; i < batch.xs.shape[0]; i++) sources.push(batch.sources?.[i]);
-      n += batch.xs.shape[0];
+      probs.set(await p.data(), s * k);
     } finally {
-      batch.xs.dispose();
+      p.dispose();
     }
   }
-  if (n === 0) throw new TransferError('EMPTY_DATA', 'evaluate: no images could be read.');
-  return metricsFromProbabilities(probs.subarray(0, n * k), labels.subarray(0, n), model.classes, sources, options.maxMisclassified ?? 100);
+  const sources = 'sources' in data && Array.isArray((data as { sources?: unknown }).sources) && (data as { sources: string[] }).sources.length === acts.n
+    ? (data as { sources: string[] }).sources
+    : [];
+  return metricsFromProbabilities(probs, acts.labels, model.classes, sources, options.maxMisclassified ?? 100);
 }
 
 /** One image's prediction. */

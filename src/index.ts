@@ -42,18 +42,7 @@ export {
   type CatalogEntry,
 } from './backbone/catalog';
 export { applyPreprocessing, NO_PREPROCESSING } from './backbone/preprocess';
-export {
-  foldModel,
-  createPlanRunner,
-  type FoldedModel,
-  type FoldOptions,
-  type FoldPlan,
-  type FoldStep,
-  type FoldStats,
-  type FusedActivation,
-  type SerializedFoldPlan,
-  type PlanRunner,
-} from './backbone/fold';
+export { foldModel, type FoldedModel, type FoldOptions, type FoldStats, type FusedActivation, type SerializedFoldPlan } from './backbone/fold';
 export { freeze, type FreezeArgs } from './freeze';
 export { attachHead, type AttachHeadArgs } from './head';
 export { TransferModel, type HeadSpec } from './transfer-model';
@@ -97,6 +86,7 @@ export {
 } from './evaluate';
 
 // Save and load.
+export { DEFAULT_MAX_WEIGHT_BYTES } from './io/validate';
 export {
   save,
   loadModel,

@@ -65,9 +65,14 @@ export interface FoldPlan {
   weightShapes: number[][];
 }
 
-/** A {@link FoldPlan} with its weight values, ready to be posted to a worker (transfer `weights[i].buffer`). */
+/**
+ * A folded program with its weight values, ready to be posted to a worker thread (transfer `weights[i].buffer`).
+ * Its layout is internal to the library and may change between versions.
+ */
 export interface SerializedFoldPlan {
+  /** The program (internal layout). @internal */
   plan: FoldPlan;
+  /** Weight values referenced by the program, in order. */
   weights: Float32Array[];
 }
 
@@ -85,7 +90,7 @@ export interface FoldStats {
 
 /** An inference-only, folded copy of a layers model. See {@link foldModel}. */
 export interface FoldedModel {
-  /** The program. */
+  /** The program. @internal */
   readonly plan: FoldPlan;
   /** What was folded and fused. */
   readonly stats: FoldStats;
@@ -94,7 +99,7 @@ export interface FoldedModel {
    * disposes them. Does not dispose `inputs`. Intermediate tensors are freed as soon as they are consumed.
    */
   predict(inputs: tf.Tensor | tf.Tensor[]): tf.Tensor[];
-  /** The plan with its weight values, or `undefined` when some layer runs through `layer.apply`. */
+  /** The plan with its weight values, or `undefined` when some layer runs through `layer.apply`. @internal */
   serialize(): SerializedFoldPlan | undefined;
   /** Frees the folded weights (the original model's weights are untouched). Safe to call twice. */
   dispose(): void;

@@ -6,7 +6,7 @@
 import type * as tf from '@tensorflow/tfjs-core';
 import { TransferError } from '../errors.js';
 
-/** Largest total weight size {@link validateModelArtifacts} accepts by default: 2 GiB. */
+/** Largest total weight size a model file may declare by default (2 GiB); larger models are refused before loading. */
 export const DEFAULT_MAX_WEIGHT_BYTES = 2 * 1024 ** 3;
 
 /** The model formats tfjs can load. */

@@ -131,7 +131,15 @@ function checkPixels(width: number, height: number, maxPixels: number): void {
   }
 }
 
-/** Reads format and size from the header only (no pixels are decoded); throws with a reason if it cannot. */
+/**
+ * Reads format and size from the header only (no pixels are decoded), and refuses images above `maxPixels`
+ * (default {@link DEFAULT_MAX_PIXELS}); throws `TransferError('IMAGE_DECODE_FAILED')` with a reason if it cannot.
+ *
+ * @example
+ * ```ts
+ * const { format, width, height } = await readImageHeader(await fs.readFile('photo.jpg'));
+ * ```
+ */
 export async function readImageHeader(bytes: Uint8Array, options: { maxPixels?: number } = {}): Promise<ImageHeader> {
   const maxPixels = options.maxPixels ?? DEFAULT_MAX_PIXELS;
   if (bytes.length === 0) fail('empty file (0 bytes)');
@@ -267,7 +275,13 @@ function parseBmpHeader(bytes: Uint8Array): BmpHeader {
  * const { data, width, height } = decodeBmp(await readFile('scan.bmp'));
  * ```
  */
-export function decodeBmp(bytes: Uint8Array, options: { maxPixels?: number } = {}): DecodedPixels & { data: Uint8Array } {
+export function decodeBmp(
+  bytes: Uint8Array,
+  options: { maxPixels?: number } = {},
+): DecodedPixels & {
+  /** RGB pixels, row by row from the top, 3 bytes each. */
+  data: Uint8Array;
+} {
   const h = parseBmpHeader(bytes);
   const { width, bitsPerPixel: bpp, compression } = h;
   const height = Math.abs(h.height);

@@ -23,12 +23,21 @@ export * from '../index';
 export { imageFolder, type ImageFolder, type ImageFolderOptions } from './image-folder';
 export { nodeFileSystem, createNodeFileSystem, atomicWriteFile, type NodeFileSystemOptions, type AtomicWriteOptions } from './file-io';
 export { decodeImage, decodeBmp, readImageHeader, sniffFormat, SUPPORTED_FORMATS, DEFAULT_MAX_PIXELS, type DecodeOptions, type DecodedImage, type ImageFormat, type ImageHeader } from './decode';
-export { contentHash, hashFile } from './hash';
+export { contentHash, hashFile, CONTENT_HASH_LENGTH } from './hash';
 export { fileCheckpointStore, type FileCheckpointStoreOptions } from './checkpoint-store';
 export { createExtractPool, type ExtractPool, type ExtractPoolOptions } from './extract-pool';
 export { createDiskCache, DISK_CACHE_VERSION, type DiskCache } from './disk-cache';
 
-/** Installs the Node file loader into `env.fileSystem` (done once on import; call again after replacing it). */
+/**
+ * Installs the Node file loader into `env.fileSystem` (done once on import; call again after replacing it).
+ *
+ * @example
+ * ```ts
+ * import { env, installNodeFileSystem } from 'tfjs-transfer/node';
+ * env.fileSystem = undefined;   // e.g. a test removed it
+ * installNodeFileSystem();      // local paths work again
+ * ```
+ */
 export function installNodeFileSystem(): void {
   env.fileSystem = {
     ...nodeFileSystem,

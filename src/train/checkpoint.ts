@@ -336,7 +336,10 @@ export function registerCheckpointDirectoryStore(factory: StoreFactory): void {
  * await fit(model, data, { epochs: 10, seed: 1, checkpoint: { directory: store } });
  * ```
  */
-export function memoryCheckpointStore(location = 'memory'): CheckpointStore & { bytes: Uint8Array | undefined } {
+export function memoryCheckpointStore(location = 'memory'): CheckpointStore & {
+  /** The last checkpoint written, as bytes (undefined before the first). */
+  bytes: Uint8Array | undefined;
+} {
   return {
     location,
     bytes: undefined,

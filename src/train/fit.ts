@@ -163,13 +163,33 @@ export interface FitHistory {
   /** Whether early stopping ended training. */
   stoppedEarly: boolean;
   /** Validation loss and accuracy before the first step (with validation data). */
-  initial?: { valLoss: number; valAccuracy: number };
+  initial?: {
+    /** Validation loss of the untrained head. */
+    valLoss: number;
+    /** Validation accuracy of the untrained head. */
+    valAccuracy: number;
+  };
   /** Where training started: `{ layers, parameters }` that were trained. */
-  trained: { layers: string[]; parameters: number };
+  trained: {
+    /** Names of the layers whose weights were trained. */
+    layers: string[];
+    /** Number of trained parameters. */
+    parameters: number;
+  };
   /** The freeze-boundary activations: which layers' outputs were cached and their shape per image. */
-  boundary: { layers: string[]; shapes: number[][] };
+  boundary: {
+    /** Layers whose outputs were cached (the freeze boundary). */
+    layers: string[];
+    /** Shape of one image's cached activations, per boundary layer. */
+    shapes: number[][];
+  };
   /** Milliseconds spent extracting features, and training. */
-  timing: { extractMs: number; trainMs: number };
+  timing: {
+    /** Running the frozen part over the data (decoding included). */
+    extractMs: number;
+    /** Training the top, validation included. */
+    trainMs: number;
+  };
   // >>> reliability
   /** Warnings raised while training (exploding gradients). Empty when all went well. */
   warnings: string[];
@@ -179,6 +199,23 @@ export interface FitHistory {
 }
 
 const splitCache = new WeakMap<TransferModel, { signature: string; split: FreezeBoundary }>();
+
+/** The validation activations of a model's last `fit`, for one reuse by `evaluate`. @internal */
+const lastValidation = new WeakMap<TransferModel, { data: LabelledData; signature: string; identity: string; acts: Activations }>();
+
+/**
+ * The frozen-prefix activations of `data` computed by the last `fit` of `model` (its validation data), if they are
+ * still valid (same freeze boundary, same frozen weights). Taken once: a second call returns undefined. @internal
+ */
+export async function takeValidationActivations(model: TransferModel, data: LabelledData): Promise<Activations | undefined> {
+  const memo = lastValidation.get(model);
+  if (!memo || memo.data !== data) return undefined;
+  lastValidation.delete(model);
+  if (memo.signature !== freezeSignature(model)) return undefined;
+  const split = freezeBoundaryOf(model);
+  if ((await extractorIdentity(split, model)) !== memo.identity) return undefined;
+  return memo.acts;
+}
 
 function freezeSignature(model: TransferModel): string {
   return model.model.layers.map((l) => (l.trainable ? '1' : '0')).join('');
@@ -783,6 +820,10 @@ export async function fit(model: TransferModel, data: LabelledData, options: Fit
     if (restoreBest && bestSnap && history.bestEpoch !== history.epochs - 1) restore(vars, bestSnap);
     trainMs = Date.now() - t0 - extractMs;
     history.timing = { extractMs, trainMs };
+    if (valActs && options.validationData) {
+      // evaluate(model, sameValidationData) right after fit reuses these instead of running the backbone again.
+      lastValidation.set(model, { data: options.validationData, signature: freezeSignature(model), identity: await extractorIdentity(split, model), acts: valActs });
+    }
     await options.callbacks?.onTrainEnd?.(history);
     return history;
   } finally {
