@@ -59,7 +59,9 @@ describe('transferLearn', () => {
       fs.mkdirSync(path.join(root, cls), { recursive: true });
       for (const f of listImages(path.join(CATS_DOGS, 'train', cls), 12)) fs.symlinkSync(f, path.join(root, cls, path.basename(f)));
     }
-    const result = await transferLearn({ data: root, backbone: MODEL_035, backboneOptions: { inputSize: 96 }, epochs: 5, seed: 1, validationSplit: 0.25 });
+    const base = tf.memory().numTensors;
+    const result = await transferLearn({ data: root, backbone: MODEL_035, backboneOptions: { inputSize: 96 }, epochs: 5, seed: 1, validationSplit: 0.25, fineTune: { trainableFrom: 'block_16_expand', epochs: 1 } });
+    expect(result.fineTuneHistory!.trained.layers).toContain('block_16_expand');
     expect(result.classes).toEqual(['cats', 'dogs']);
     expect(result.evaluation.count).toBe(6);
     const out = path.join(tmp, 'model');
@@ -72,6 +74,7 @@ describe('transferLearn', () => {
     x.dispose();
     reloaded.dispose();
     result.model.dispose();
+    expect(tf.memory().numTensors).toBe(base);
   });
 });
 
