@@ -17,6 +17,7 @@ import type { LabelledData, ProgressCallback } from '../types';
 import { Random } from '../util/random';
 import { extractActivations, gatherBatch, subsetActivations, type ActivationStore, type Activations } from './activations';
 import { splitAtFreezeBoundary, type FreezeBoundary } from './boundary';
+import { extractCachedFirst } from './cached-first';
 import { correctCount, meanLoss, targetsFor } from './losses';
 import { toLabelledSource, type LabelledSource } from './source';
 import { registerWasmTrainingKernels } from './wasm-kernels';
@@ -535,18 +536,22 @@ export async function fit(model: TransferModel, data: LabelledData, options: Fit
   const t0 = Date.now();
   let extractMs = 0;
   let trainMs = 0;
-  let acts = await extractActivations(split.extractor, split.shapes, source, {
-    batchSize: extractBatch,
-    views,
-    signal: options.signal,
-    onProgress: options.onProgress,
-    store: storeFor,
-  });
+  // With a persistent cache and content keys known up front, only uncached images are decoded at all.
+  const trainOptions = { batchSize: extractBatch, views, signal: options.signal, onProgress: options.onProgress, store: storeFor };
+  let acts =
+    (storeFor &&
+      (await extractCachedFirst(split.extractor, split.shapes, data, (sub) => finitePixels(toLabelledSource(sub, model.classes, inputSize, where), 'training'), { ...trainOptions, store: storeFor }))) ||
+    (await extractActivations(split.extractor, split.shapes, source, trainOptions));
   let valActs: Activations | undefined;
   let trainRows: number[] | undefined;
   if (options.validationData) {
     const vsource = finitePixels(toLabelledSource(options.validationData, model.classes, inputSize, `${where}: validationData`), 'validationData'); // reliability
-    valActs = await extractActivations(split.extractor, split.shapes, vsource, { batchSize: extractBatch, views: [], signal: options.signal, store: storeFor && { ...storeFor } });
+    const valOptions = { batchSize: extractBatch, views: [], signal: options.signal, store: storeFor && { ...storeFor } };
+    const validationData = options.validationData;
+    valActs =
+      (storeFor &&
+        (await extractCachedFirst(split.extractor, split.shapes, validationData, (sub) => finitePixels(toLabelledSource(sub, model.classes, inputSize, `${where}: validationData`), 'validationData'), { ...valOptions, store: storeFor }))) ||
+      (await extractActivations(split.extractor, split.shapes, vsource, valOptions));
   } else if (options.validationSplit) {
     const parts = stratifiedSplit(acts.labels, options.validationSplit, new Random(seed ^ 0x5bd1e995));
     if (parts.train.length === 0 || parts.validation.length === 0) {

@@ -182,3 +182,40 @@ async function listFiles(dir: string): Promise<string[]> {
   }
   return out;
 }
+
+describe('a warm cache skips decoding', () => {
+  it.runIf(hasSharedData())('a second fit on an image folder reads no image file at all', async () => {
+    const { imageFolder, createMemoryCache, attachHead: attach, freeze: fr, loadBackbone: load, fit: train } = await import('../../src/node/index');
+    const fsm = await import('node:fs');
+    const osm = await import('node:os');
+    const pathm = await import('node:path');
+    const shared = pathm.resolve(__dirname, '../../../shared');
+    const root = fsm.mkdtempSync(pathm.join(osm.tmpdir(), 'tt-warm-'));
+    try {
+      for (const cls of ['cats', 'dogs']) {
+        fsm.mkdirSync(pathm.join(root, cls));
+        const dir = pathm.join(shared, 'data/cats_and_dogs_filtered_200px/train', cls);
+        for (const f of fsm.readdirSync(dir).sort().slice(0, 6)) fsm.copyFileSync(pathm.join(dir, f), pathm.join(root, cls, f));
+      }
+      const folder = await imageFolder(root, { validationSplit: 0, progressBar: false });
+      const model = attach(fr(await load(pathm.join(shared, 'models/mobilenet_v2_0.35_224_no_top/model.json'), { inputSize: 96 })), { classes: folder.classes, seed: 1 });
+      const cache = createMemoryCache();
+      const first = await train(model, folder.train, { epochs: 1, cache, verbose: false, seed: 1, augment: { flip: true, rotation: false, zoom: false, translation: false, brightness: false, contrast: false } });
+      // Remove every image: a second fit can only succeed if nothing is decoded.
+      fsm.rmSync(pathm.join(root, 'cats'), { recursive: true });
+      fsm.rmSync(pathm.join(root, 'dogs'), { recursive: true });
+      const second = await train(model, folder.train, { epochs: 1, cache, verbose: false, seed: 1, augment: { flip: true, rotation: false, zoom: false, translation: false, brightness: false, contrast: false } });
+      expect(second.loss.length).toBe(1);
+      expect(folder.train.skipped.length).toBe(0);
+      expect(second.boundary).toEqual(first.boundary);
+      model.dispose();
+    } finally {
+      fsm.rmSync(root, { recursive: true, force: true });
+    }
+  });
+});
+
+function hasSharedData(): boolean {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  return require('node:fs').existsSync(require('node:path').resolve(__dirname, '../../../shared/models'));
+}
