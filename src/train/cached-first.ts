@@ -6,6 +6,7 @@
  * @module
  */
 import type * as tfl from '@tensorflow/tfjs-layers';
+import { throwIfAborted } from '../errors';
 import type { ImageDataset } from '../types';
 import { extractActivations, type ActivationStore, type Activations, type ExtractOptions } from './activations';
 import type { LabelledSource } from './source';
@@ -53,6 +54,7 @@ export async function extractCachedFirst(
   const misses: number[] = [];
   const { store, identity } = options.store;
   for (let i = 0; i < n; i++) {
+    throwIfAborted(options.signal, 'Feature extraction');
     let hit = true;
     const rows: Float32Array[][] = [];
     for (let v = 0; v < numViews && hit; v++) {
@@ -64,8 +66,8 @@ export async function extractCachedFirst(
       rows.forEach((perOutput, v) => perOutput.forEach((arr, j) => values[v]![j]!.set(arr, i * sizes[j]!)));
       present[i] = 1;
     } else misses.push(i);
-    options.onProgress?.({ done: i + 1 - misses.length, total: n, stage: 'cache' });
   }
+  if (misses.length < n) options.onProgress?.({ done: n - misses.length, total: n, stage: 'cache' });
   if (misses.length > 0) {
     const fresh = await extractActivations(extractor, shapes, toSource(data.subset(misses, 'uncached')), options);
     // Rows come back in subset order; images that failed to decode are missing, so match them by key.
