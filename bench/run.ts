@@ -120,7 +120,7 @@ async function extractionBench(backend: 'wasm' | 'cpu', n: number, modelPath = M
   const pool = createExtractPool({ backends: ['wasm', 'cpu'], minImages: 0 });
   const [run, startup] = await timed(async () => (await pool.open(() => folded.serialize(), { backend, images: n }))!);
   // Warm the workers too (first batch creates their operators).
-  const warmPixels = Float32Array.from((tf.slice(xs, [0, 0, 0, 0], [Math.min(4, n), -1, -1, -1]) as tf.Tensor).dataSync());
+  const warmPixels = tf.tidy(() => Float32Array.from(tf.slice(xs, [0, 0, 0, 0], [Math.min(4, n), -1, -1, -1]).dataSync()));
   await run.run(warmPixels, [Math.min(4, n), SIZE, SIZE, 3]);
   const [, all] = await timed(() => batches(async (x) => {
     await run.run(Float32Array.from(x.dataSync() as Float32Array), x.shape as [number, number, number, number]);
