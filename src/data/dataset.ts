@@ -603,6 +603,12 @@ export interface LabelledImage {
   label: string | number;
   /** Names the image in reports. Default: the URL, the file name, or `"images[i]"`. */
   source?: string;
+  /**
+   * A stable identity of the image's content (e.g. a SHA-256 of its bytes), so a persistent activation cache
+   * (`fit({ cache })`) can recognise it across calls and page reloads. Used only when every image has one.
+   * Default: none.
+   */
+  key?: string;
 }
 
 /** Options for {@link fromImages}. */
@@ -661,11 +667,13 @@ export function fromImages(images: readonly LabelledImage[], options: FromImages
   });
   const classNames = classes ?? inferNumericClasses(rawLabels as number[], indices);
   const sources = images.map((item, i) => item.source ?? describeImage(item.image, `${name}[${i}]`));
+  const keys = images.every((item) => typeof item.key === 'string' && item.key.length > 0) ? images.map((item) => item.key as string) : undefined;
   return createDataset({
     name,
     classes: classNames,
     labels: indices,
     sources,
+    keys,
     augment: options.augment,
     fit: options.fit,
     concurrency: options.concurrency,

@@ -68,7 +68,7 @@ function done(tx: IDBTransaction): Promise<void> {
  * ```ts
  * import { createIndexedDBCache, fit } from 'tfjs-transfer';
  * const cache = createIndexedDBCache('my-app-features');
- * await fit(model, dataset, { cache });   // dataset items need content keys (fromImages computes them)
+ * await fit(model, dataset, { cache });   // items need content keys: fromImages([{ image, label, key }])
  * ```
  */
 export function createIndexedDBCache(name = 'tfjs-transfer-activations', options: IndexedDBCacheOptions = {}): IndexedDBCache {

@@ -184,6 +184,17 @@ describe('fromImages', () => {
     expect(ids).toEqual([200, 9]);
     expect(labels).toEqual([1, 0]);
     expect(t.isDisposed).toBe(false);
+    expect(ds.keys).toBeUndefined();
+    const keyed = fromImages([
+      { image: t, label: 'cat', key: 'k1' },
+      { image: t, label: 'dog', key: 'k2' },
+    ]);
+    expect(keyed.keys).toEqual(['k1', 'k2']);
+    const partly = fromImages([
+      { image: t, label: 'cat', key: 'k1' },
+      { image: t, label: 'dog' },
+    ]);
+    expect(partly.keys).toBeUndefined();
     t.dispose();
   });
 
