@@ -12,7 +12,9 @@ import { Backbone, graphRunner, type BackboneFunction } from './backbone';
 import { forceInferenceBatchNorm } from './batchnorm';
 import { resolveCatalogName, type CatalogEntry } from './catalog';
 import { describeCandidates, layerOutput, rewire } from './graph';
+import { loadGraphModelSafely, loadLayersModelSafely, readModelArtifacts } from '../io/load-layers';
 import { disposeLayers } from '../util/dispose';
+import { isHttpUrl, isLocalPath } from '../util/location';
 import { NO_PREPROCESSING, preprocessingLayer, validatePreprocessing } from './preprocess';
 
 /** Anything {@link loadBackbone} accepts. */
@@ -83,54 +85,21 @@ function normaliseSize(size: number | ImageSize | undefined, where: string): Ima
   return pair;
 }
 
-function isLocalPath(s: string): boolean {
-  return s.startsWith('file://') || s.startsWith('/') || s.startsWith('./') || s.startsWith('../') || /^[A-Za-z]:[\\/]/.test(s) || (!/^[a-z][a-z0-9+.-]*:\/\//i.test(s) && /(\.json$|[\\/])/.test(s));
-}
-
-/** Loads model artefacts (layers or graph) from a URL, a path or a handler, then builds the right model. */
+/** Loads model artefacts (layers or graph) through a handler, then builds the right model. */
 async function loadAnyModel(
   handler: tf.io.IOHandler,
   where: string,
   options: LoadBackboneArgs,
 ): Promise<tfl.LayersModel | tfc.GraphModel> {
-  if (!handler.load) throw new TransferError('INVALID_ARGUMENT', `${where}: the IOHandler has no load() method.`);
-  let artifacts: tf.io.ModelArtifacts;
-  try {
-    artifacts = await handler.load();
-  } catch (e) {
-    if (e instanceof TransferError) throw e;
-    const msg = e instanceof Error ? e.message : String(e);
-    const network = /fetch|network|ENOTFOUND|ECONNREFUSED|getaddrinfo|Failed to fetch|404|403/i.test(msg);
-    throw new TransferError(
-      network ? 'NETWORK' : 'MODEL_LOAD_FAILED',
-      `Could not load the model from ${where}: ${msg}` +
-        (network ? ' Check the network, or download the model once and pass its local path (or set env.modelHost to a mirror).' : ''),
-      { cause: e },
-    );
-  }
+  const artifacts = await readModelArtifacts(handler, where);
   throwIfAborted(options.signal, 'Loading the backbone');
   const topology = artifacts.modelTopology as Record<string, unknown> | undefined;
   if (!topology || typeof topology !== 'object') {
     throw new TransferError('MODEL_INVALID', `${where}: model.json has no modelTopology; it is not a TF.js model.`);
   }
   const isGraph = artifacts.format === 'graph-model' || Array.isArray((topology as { node?: unknown }).node);
-  try {
-    if (isGraph) {
-      const model = new tfc.GraphModel(tf.io.fromMemory(artifacts));
-      await model.load();
-      return model;
-    }
-    return await tfl.loadLayersModel(tf.io.fromMemory(artifacts));
-  } catch (e) {
-    const msg = e instanceof Error ? e.message : String(e);
-    const unknownLayer = /Unknown (layer|op)[^:]*: ?(\S+)/i.exec(msg);
-    throw new TransferError(
-      'MODEL_INVALID',
-      `${where}: the model could not be built: ${msg}` +
-        (unknownLayer ? ` If it uses custom layers, register them with tf.serialization.registerClass before loading.` : ''),
-      { cause: e },
-    );
-  }
+  const memory = tf.io.fromMemory(artifacts);
+  return isGraph ? loadGraphModelSafely(memory, where) : loadLayersModelSafely(memory, where);
 }
 
 function handlerFor(source: string, options: LoadBackboneArgs, entry: CatalogEntry | undefined): { handler: tf.io.IOHandler; where: string } {
@@ -138,26 +107,21 @@ function handlerFor(source: string, options: LoadBackboneArgs, entry: CatalogEnt
     if (!env.fileSystem) {
       throw new TransferError(
         'NODE_ONLY',
-        `"${source}" looks like a local path, and this environment has no file access. In Node, import from ` +
+        `"${source}" is not a catalog name (e.g. "mobilenet_v2_1.0_224") nor a URL, so it was taken as a local path, ` +
+          `and this environment has no file access. In Node, import from ` +
           `'tfjs-transfer/node' (it installs the file loader); in the browser, pass a URL or a tf.io.IOHandler ` +
           `(e.g. tf.io.browserFiles).`,
       );
     }
     return { handler: env.fileSystem.loader(source), where: source };
   }
-  if (!/^https?:\/\//i.test(source) && !/^[a-z]+:\/\//i.test(source)) {
-    throw new TransferError(
-      'UNKNOWN_BACKBONE',
-      `Cannot tell what backbone "${source}" is: not a catalog name (e.g. "mobilenet_v2_1.0_224"), not a URL, not a path to a model.json.`,
-    );
-  }
-  if (/^https?:\/\//i.test(source) && !env.allowRemoteModels) {
+  if (isHttpUrl(source) && !env.allowRemoteModels) {
     throw new TransferError('NETWORK', `Remote models are disabled (env.allowRemoteModels = false); cannot load ${source}. Pass a local path or a handler.`);
   }
   const fromTFHub = options.fromTFHub ?? entry?.fromTFHub ?? /tfhub\.dev|kaggle\.com\/models/.test(source);
   let url = source;
   if (fromTFHub && !url.endsWith('model.json') && !url.includes('tfjs-format=file')) url = `${url.replace(/\/$/, '')}/model.json?tfjs-format=file`;
-  if (/^https?:\/\//i.test(url)) {
+  if (isHttpUrl(url)) {
     const handler = tf.io.http(url, { fetchFunc: env.fetch, onProgress: options.onProgress });
     return { handler, where: url };
   }

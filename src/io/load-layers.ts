@@ -243,6 +243,27 @@ export async function loadGraphModelSafely(
   }
 }
 
+/**
+ * Reads a model's artefacts (`model.json` and weights) through `handler`, turning failures into errors that say
+ * whether the network or the file is at fault and what to do. @internal
+ */
+export async function readModelArtifacts(handler: tf.io.IOHandler, where: string): Promise<tf.io.ModelArtifacts> {
+  const load = checkedHandler(handler, where).load!;
+  try {
+    return await load.call(handler);
+  } catch (e) {
+    if (e instanceof TransferError) throw e;
+    const message = e instanceof Error ? e.message : String(e);
+    const network = /fetch|network|ENOTFOUND|ECONNREFUSED|getaddrinfo|Failed to fetch|404|403/i.test(message);
+    throw new TransferError(
+      network ? 'NETWORK' : 'MODEL_LOAD_FAILED',
+      `Could not load the model from ${where}: ${message}` +
+        (network ? ' Check the network, or download the model once and pass its local path (or set env.modelHost to a mirror).' : ''),
+      { cause: e },
+    );
+  }
+}
+
 function checkedHandler(handler: tf.io.IOHandler, where: string): tf.io.IOHandler {
   if (typeof handler !== 'object' || handler === null || typeof handler.load !== 'function') {
     throw new TransferError(

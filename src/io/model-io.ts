@@ -16,7 +16,8 @@ import { freeze } from '../freeze';
 import { TransferModel, type HeadSpec } from '../transfer-model';
 import type { BackboneKind } from '../backbone/backbone';
 import type { Preprocessing } from '../types';
-import { loadLayersModelSafely } from './load-layers';
+import { isHttpUrl, isLocalPath } from '../util/location';
+import { loadLayersModelSafely, readModelArtifacts } from './load-layers';
 
 /** Version of the metadata layout written by {@link save}. */
 export const ARTIFACT_FORMAT_VERSION = 1;
@@ -64,10 +65,6 @@ export type SaveDestination = string | tf.io.IOHandler;
 export type ModelSource = string | URL | tf.io.IOHandler;
 
 const LIBRARY = 'tfjs-transfer';
-
-function isLocalPath(s: string): boolean {
-  return !/^[a-z][a-z0-9+.-]*:\/\//i.test(s) || s.startsWith('file://');
-}
 
 function saveHandler(destination: SaveDestination): { handler: tf.io.IOHandler; where: string } {
   if (typeof destination !== 'string') {
@@ -156,7 +153,7 @@ function loadHandler(source: ModelSource, onProgress?: (f: number) => void): { h
     }
     return { handler: env.fileSystem.loader(text), where: text };
   }
-  if (/^https?:\/\//i.test(text)) return { handler: tf.io.http(text, { fetchFunc: env.fetch, onProgress }), where: text };
+  if (isHttpUrl(text)) return { handler: tf.io.http(text, { fetchFunc: env.fetch, onProgress }), where: text };
   const handler = tf.io.getLoadHandlers(text, { onProgress })[0];
   if (!handler) throw new TransferError('MODEL_LOAD_FAILED', `loadModel: no TF.js IO handler can load "${text}".`);
   return { handler, where: text };
@@ -192,7 +189,7 @@ export async function loadModel(source: ModelSource, options: LoadModelArgs = {}
   check(source != null, 'loadModel: source is required: a path, a URL or a tf.io.IOHandler.');
   registerCustomLayers();
   const { handler, where } = loadHandler(source, options.onProgress);
-  const loaded = await loadLayersModelSafely(handler, where);
+  const loaded = await loadLayersModelSafely(tf.io.fromMemory(await readModelArtifacts(handler, where)), where);
   let meta: TransferMetadata;
   try {
     meta = readMetadata(loaded, where);
