@@ -153,7 +153,8 @@ export interface ExtractOptions {
   store?: { store: ActivationStore; identity: string };
 }
 
-function sizeOf(shape: number[]): number {
+/** Number of values in one image's activations of `shape`. @internal */
+export function sizeOf(shape: number[]): number {
   return shape.reduce((a, b) => a * b, 1);
 }
 

@@ -8,7 +8,7 @@
 import type * as tfl from '@tensorflow/tfjs-layers';
 import { throwIfAborted } from '../errors';
 import type { ImageDataset } from '../types';
-import { extractActivations, type ActivationStore, type Activations, type ExtractOptions } from './activations';
+import { extractActivations, sizeOf, type ActivationStore, type Activations, type ExtractOptions } from './activations';
 import type { LabelledSource } from './source';
 
 /** A dataset that can be subset by index and knows its content keys (the pipeline's `Dataset`). */
@@ -27,10 +27,6 @@ function isKeyed(data: unknown): data is KeyedDataset {
     d.keys.length === d.size &&
     d.keys.every((k) => typeof k === 'string' && k.length > 0)
   );
-}
-
-function sizeOf(shape: number[]): number {
-  return shape.reduce((a, b) => a * b, 1);
 }
 
 /**

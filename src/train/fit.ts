@@ -10,6 +10,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
 import { augmentImages, resolveAugmentArgs, type AugmentArgs } from '../data/augment';
+import { splitIndices } from '../data/split';
 import { log } from '../env';
 import { TransferError, check, throwIfAborted } from '../errors';
 import { TransferModel } from '../transfer-model';
@@ -376,25 +377,6 @@ function checkFinite(acts: Activations, rows: number[] | undefined, what: string
 }
 // <<< reliability
 
-/** Seeded stratified split of `labels` into train and validation row lists. @internal */
-export function stratifiedSplit(labels: Int32Array, fraction: number, rng: Random): { train: number[]; validation: number[] } {
-  const byClass = new Map<number, number[]>();
-  labels.forEach((c, i) => {
-    const list = byClass.get(c) ?? [];
-    list.push(i);
-    byClass.set(c, list);
-  });
-  const train: number[] = [];
-  const validation: number[] = [];
-  for (const rows of [...byClass.entries()].sort((a, b) => a[0] - b[0]).map((e) => e[1])) {
-    rng.shuffle(rows);
-    const k = Math.round(rows.length * fraction);
-    validation.push(...rows.slice(0, k));
-    train.push(...rows.slice(k));
-  }
-  return { train: train.sort((a, b) => a - b), validation: validation.sort((a, b) => a - b) };
-}
-
 interface Snapshot {
   values: tf.Tensor[];
 }
@@ -553,7 +535,7 @@ export async function fit(model: TransferModel, data: LabelledData, options: Fit
         (await extractCachedFirst(split.extractor, split.shapes, validationData, (sub) => finitePixels(toLabelledSource(sub, model.classes, inputSize, `${where}: validationData`), 'validationData'), { ...valOptions, store: storeFor }))) ||
       (await extractActivations(split.extractor, split.shapes, vsource, valOptions));
   } else if (options.validationSplit) {
-    const parts = stratifiedSplit(acts.labels, options.validationSplit, new Random(seed ^ 0x5bd1e995));
+    const parts = splitIndices(acts.labels, options.validationSplit, new Random(seed ^ 0x5bd1e995));
     if (parts.train.length === 0 || parts.validation.length === 0) {
       throw new TransferError('EMPTY_DATA', `fit: validationSplit ${options.validationSplit} of ${acts.n} images leaves an empty split.`);
     }
