@@ -102,7 +102,8 @@ export class TransferModel {
     const n = images.shape[0];
     const run = (x: tf.Tensor4D) =>
       tf.tidy(() => {
-        const p = this.model.predict(x) as tf.Tensor2D;
+        // Layers backbones run as their compiled (folded) program, then the head; others through the composed model.
+        const p = (this.backbone.kind === 'layers' ? this.head.predict(this.backbone.extract(x, batchSize)) : this.model.predict(x)) as tf.Tensor2D;
         return (this.numClasses === 2 && p.shape[1] === 1 ? tf.concat([tf.sub(1, p), p], 1) : p) as tf.Tensor2D;
       });
     if (n <= batchSize) return run(images);

@@ -283,7 +283,8 @@ export function foldModel(model: tfl.LayersModel, options: FoldOptions = {}): Fo
     return weights.length - 1;
   };
   const ownedWeight = (t: tf.Tensor): number => {
-    owned.push(t);
+    // The program owns its folded weights whatever scope it is built in (a caller's tf.tidy must not free them).
+    owned.push(tf.keep(t));
     weights.push(() => t);
     weightShapes.push(t.shape.slice());
     return weights.length - 1;

@@ -289,3 +289,32 @@ describe('ownership of a model passed to loadBackbone', () => {
     expect(tf.memory().numTensors).toBe(base + 1); // the zeros above, created inline
   });
 });
+
+describe('predictProbabilities', () => {
+  it('runs the backbone folded, and equals the composed tf.LayersModel (BatchNorm included) within 1e-5', async () => {
+    const model = attachHead(freeze(await loadBackbone(tinyBackbone(32), { takeOwnership: true })), { classes: ['a', 'b', 'c'], seed: 2, hiddenUnits: [8] });
+    const base = tf.memory().numTensors;
+    const data = stripes(6);
+    const diff = tf.tidy(() => {
+      const ours = model.predictProbabilities(data.xs);
+      const stock = model.model.predict(data.xs) as tf.Tensor;
+      return tf.max(tf.abs(tf.sub(ours, stock))).dataSync()[0]!;
+    });
+    expect(diff).toBeLessThan(1e-5);
+    data.xs.dispose();
+    expect(tf.memory().numTensors).toBe(base);
+    model.dispose();
+  });
+
+  it('foldModel owns its folded weights even when built inside tf.tidy', async () => {
+    const { foldModel } = await import('../../src/index');
+    const backbone = await loadBackbone(tinyBackbone(32), { takeOwnership: true });
+    const folded = tf.tidy(() => foldModel(backbone.model!));
+    const x = tf.zeros([1, 32, 32, 3]) as tf.Tensor4D;
+    const [y] = folded.predict(x);
+    expect(y!.shape).toEqual([1, 16, 16, 16]);
+    tf.dispose([x, y!]);
+    folded.dispose();
+    backbone.dispose();
+  });
+});
