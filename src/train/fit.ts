@@ -519,7 +519,18 @@ export async function fit(model: TransferModel, data: LabelledData, options: Fit
   let extractMs = 0;
   let trainMs = 0;
   // With a persistent cache and content keys known up front, only uncached images are decoded at all.
-  const trainOptions = { batchSize: extractBatch, views, signal: options.signal, onProgress: options.onProgress, store: storeFor };
+  // Augmentation that cannot be cached re-runs the frozen prefix every epoch; without a validation split to carve
+  // out of clean activations, this first pass is already the first epoch's augmented one (same random draws, in
+  // the same order, as extracting at the start of epoch 1).
+  const augmentUpFront = !cacheable && !options.validationSplit;
+  const trainOptions = {
+    batchSize: extractBatch,
+    views,
+    signal: options.signal,
+    onProgress: options.onProgress,
+    store: storeFor,
+    transform: augmentUpFront ? (x: tf.Tensor4D) => augmentImages(x, augmentArgs!, rng) : undefined,
+  };
   let acts =
     (storeFor &&
       (await extractCachedFirst(split.extractor, split.shapes, data, (sub) => finitePixels(toLabelledSource(sub, model.classes, inputSize, where), 'training'), { ...trainOptions, store: storeFor }))) ||
@@ -645,7 +656,7 @@ export async function fit(model: TransferModel, data: LabelledData, options: Fit
     await options.callbacks?.onTrainBegin?.();
     for (let epoch = startEpoch; epoch < epochs && !history.stoppedEarly; epoch++) { // reliability: resumes at startEpoch
       const te = Date.now();
-      if (!cacheable) {
+      if (!cacheable && !(augmentUpFront && epoch === 0)) {
         // Fresh random augmentation each epoch: re-run the frozen prefix.
         const fresh = await extractActivations(split.extractor, split.shapes, source, {
           batchSize: extractBatch,

@@ -309,12 +309,38 @@ describe('predictProbabilities', () => {
   it('foldModel owns its folded weights even when built inside tf.tidy', async () => {
     const { foldModel } = await import('../../src/index');
     const backbone = await loadBackbone(tinyBackbone(32), { takeOwnership: true });
-    const folded = tf.tidy(() => foldModel(backbone.model!));
+    let folded!: ReturnType<typeof foldModel>;
+    tf.tidy(() => {
+      folded = foldModel(backbone.model!);
+    });
     const x = tf.zeros([1, 32, 32, 3]) as tf.Tensor4D;
     const [y] = folded.predict(x);
     expect(y!.shape).toEqual([1, 16, 16, 16]);
     tf.dispose([x, y!]);
     folded.dispose();
     backbone.dispose();
+  });
+});
+
+describe('augmentation that cannot be cached', () => {
+  it('runs the frozen backbone once per image per epoch, not once more up front', async () => {
+    let images = 0;
+    const counting = (x: tf.Tensor4D) => {
+      images += x.shape[0];
+      return tf.mean(x, [1, 2]);
+    };
+    const model = attachHead(freeze(await loadBackbone(counting, { inputSize: 16 })), { classes: ['red', 'blue'], seed: 1 });
+    const data = stripes(8, 16);
+    images = 0;
+    const augment = { flip: false, rotation: 0.1, zoom: false, translation: false, brightness: false, contrast: false } as const;
+    await fit(model, data, { epochs: 3, batchSize: 8, seed: 1, verbose: false, augment });
+    expect(images).toBe(3 * 8);
+    // With a validation split, one clean pass first (the held-out images need un-augmented activations), then one
+    // augmented pass per epoch; it still runs over the held-out images too, whose activations are then dropped.
+    images = 0;
+    await fit(model, data, { epochs: 2, batchSize: 8, seed: 1, verbose: false, augment, validationSplit: 0.25 });
+    expect(images).toBe(8 + 2 * 8);
+    data.xs.dispose();
+    model.dispose();
   });
 });
