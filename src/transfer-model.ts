@@ -7,6 +7,7 @@ import type * as tfl from '@tensorflow/tfjs-layers';
 import type { Backbone } from './backbone/backbone';
 import { TransferError } from './errors';
 import { disposeLayers } from './util/dispose';
+import { takeRows } from './util/rows';
 
 /** How the head was built (stored with a saved model). */
 export interface HeadSpec {
@@ -111,7 +112,7 @@ export class TransferModel {
     try {
       for (let s = 0; s < n; s += batchSize) {
         const size = Math.min(batchSize, n - s);
-        parts.push(tf.tidy(() => run(tf.slice(images, [s, 0, 0, 0], [size, -1, -1, -1]))));
+        parts.push(tf.tidy(() => run(takeRows(images, s, size))));
       }
       return tf.concat(parts, 0);
     } finally {

@@ -8,6 +8,7 @@ import type * as tfc from '@tensorflow/tfjs-converter';
 import { TransferError, check } from '../errors';
 import type { ImageSize, Preprocessing } from '../types';
 import { disposeLayers, releaseBorrowedLayers } from '../util/dispose';
+import { takeRows } from '../util/rows';
 import { applyPreprocessing } from './preprocess';
 import { foldModel, isFoldable, type FoldedModel } from './fold';
 
@@ -153,7 +154,7 @@ export class Backbone {
       if (n <= batchSize) return this.extractBatch(images, folded);
       for (let start = 0; start < n; start += batchSize) {
         const size = Math.min(batchSize, n - start);
-        const part = tf.tidy(() => this.extractBatch(tf.slice(images, [start, 0, 0, 0], [size, -1, -1, -1]), folded));
+        const part = tf.tidy(() => this.extractBatch(takeRows(images, start, size), folded));
         parts.push(part);
       }
       return tf.concat(parts, 0);

@@ -7,6 +7,7 @@ import { env, log } from '../env';
 import { TransferError, check, throwIfAborted } from '../errors';
 import type { BatchOptions, ImageBatch, ImageDataset, ImageSize, Labels } from '../types';
 import { Random } from '../util/random';
+import { takeRows } from '../util/rows';
 import { type AugmentArgs, augmentImages, resolveAugmentArgs } from './augment';
 import { checkClassNames, toClassIndices } from './labels';
 import { RESIZE_FITS, type ResizeFit, resizeImages } from './resize';
@@ -570,7 +571,7 @@ export function fromTensors(xs: tf.Tensor4D, ys: Labels, options: FromTensorsOpt
     info: Array.from({ length: n }, () => ({ width, height, format: 'tensor' })),
     load: async (i) => {
       check(!xs.isDisposed, `fromTensors: xs was disposed while the dataset "${name}" was still in use; keep it alive.`);
-      return tf.tidy(() => tf.reshape(tf.slice(xs, [i, 0, 0, 0], [1, -1, -1, -1]), [height, width, channels]) as tf.Tensor3D);
+      return tf.tidy(() => tf.reshape(takeRows(xs, i, 1), [height, width, channels]) as tf.Tensor3D);
     },
   });
 }

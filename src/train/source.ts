@@ -6,6 +6,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { resizeImages } from '../data/resize';
+import { takeRows } from '../util/rows';
 import { toClassIndices } from '../data/labels';
 import { TransferError, check, throwIfAborted } from '../errors';
 import type { ImageDataset, LabelledData, TensorData } from '../types';
@@ -81,7 +82,7 @@ function tensorSource(data: TensorData, classes: readonly string[], inputSize: r
       for (let s = 0; s < n; s += batchSize) {
         throwIfAborted(signal, where);
         const size = Math.min(batchSize, n - s);
-        const batch = tf.tidy(() => fitSize(tf.slice(xs, [s, 0, 0, 0], [size, -1, -1, -1]), inputSize));
+        const batch = tf.tidy(() => fitSize(takeRows(xs, s, size), inputSize));
         yield { xs: batch, ys: indices.slice(s, s + size), keys: undefined, sources: undefined };
       }
     },
