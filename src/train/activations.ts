@@ -54,9 +54,18 @@ export interface ParallelRun {
   release(): void;
 }
 
-/** Runs the frozen prefix over batches; `run` returns one Float32Array per boundary output. */
+/** Runs the frozen prefix over batches. */
 interface BatchRunner {
-  run(xs: tf.Tensor4D): Promise<Float32Array[]>;
+  /**
+   * Starts a batch. Resolves once `xs` has been read (the caller may dispose it then) to the batch's pending
+   * result: one Float32Array per boundary output. Wrapped in an object so the two waits stay apart.
+   */
+  start(xs: tf.Tensor4D): Promise<{ result: Promise<Float32Array[]> }>;
+  /**
+   * Batches worth keeping in flight: 2 on worker threads (the next batch is queued while this one runs, so the
+   * workers never wait for this thread to read results and prepare the next batch), 1 in this thread.
+   */
+  depth: number;
   close(): void;
 }
 
@@ -95,15 +104,19 @@ async function openRunner(extractor: tfl.LayersModel | ExtractFunction, images: 
       parallel = undefined;
     }
   }
+  const run = parallel;
   return {
-    async run(xs) {
-      if (parallel) {
+    depth: run ? 2 : 1,
+    async start(xs) {
+      if (run) {
         const pixels = (await xs.data()) as Float32Array;
-        return parallel.run(pixels, xs.shape as [number, number, number, number]);
+        const result = run.run(pixels, xs.shape as [number, number, number, number]);
+        result.catch(() => undefined); // handled here, rethrown where the caller awaits it
+        return { result };
       }
       const outs = tf.tidy(() => predict(xs));
       try {
-        return await Promise.all(outs.map(async (t) => (await t.data()) as Float32Array));
+        return { result: Promise.resolve(await Promise.all(outs.map(async (t) => (await t.data()) as Float32Array))) };
       } finally {
         outs.forEach((t) => t.dispose());
       }
@@ -176,20 +189,28 @@ export async function extractActivations(
   const keys: (string | undefined)[] = [];
   let n = 0;
   const runner = await openRunner(extractor, capacity * views.length);
+  // Batches started but not yet stored, oldest first; at most runner.depth of them.
+  const inFlight: Promise<void>[] = [];
+  let extracted = 0;
+  const progress = (b: number): void => {
+    extracted += b;
+    options.onProgress?.({ done: extracted, total: capacity, stage: 'extract' });
+  };
   try {
     for await (const batch of prefetch(source.batches(options.batchSize, options.signal))) {
       try {
         throwIfAborted(options.signal, 'Feature extraction');
         const b = batch.xs.shape[0];
+        const offset = n;
         const cachedRows = options.store ? await readStore(options.store, batch.keys, views.length, sizes) : undefined;
         if (!cachedRows) {
           const input = options.transform ? tf.tidy(() => options.transform!(batch.xs)) : batch.xs;
+          const results: Promise<Float32Array[]>[] = [];
           try {
             for (let v = 0; v < views.length; v++) {
               const viewed = tf.tidy(() => views[v]!(input));
               try {
-                const outs = await runner.run(viewed);
-                for (let j = 0; j < outs.length; j++) values[v]![j]!.set(outs[j]!, n * sizes[j]!);
+                results.push((await runner.start(viewed)).result);
               } finally {
                 if (viewed !== input) viewed.dispose();
               }
@@ -197,21 +218,33 @@ export async function extractActivations(
           } finally {
             if (input !== batch.xs) input.dispose();
           }
-          if (options.store && batch.keys) await writeStore(options.store, batch.keys, values, n, sizes);
+          const store = options.store;
+          const keysOfBatch = batch.keys;
+          const stored = Promise.all(results).then(async (perView) => {
+            perView.forEach((outs, v) => outs.forEach((o, j) => values[v]![j]!.set(o, offset * sizes[j]!)));
+            if (store && keysOfBatch) await writeStore(store, keysOfBatch, values, offset, sizes);
+            progress(b);
+          });
+          stored.catch(() => undefined); // handled here, rethrown when awaited below
+          inFlight.push(stored);
         } else {
           cachedRows.forEach((row, i) => {
-            row.forEach((perView, v) => perView.forEach((arr, j) => values[v]![j]!.set(arr, (n + i) * sizes[j]!)));
+            row.forEach((perView, v) => perView.forEach((arr, j) => values[v]![j]!.set(arr, (offset + i) * sizes[j]!)));
           });
+          progress(b);
         }
-        labels.set(batch.ys, n);
+        labels.set(batch.ys, offset);
         for (let i = 0; i < b; i++) keys.push(batch.keys?.[i]);
         n += b;
-        options.onProgress?.({ done: n, total: capacity, stage: 'extract' });
+        while (inFlight.length >= runner.depth) await inFlight.shift();
       } finally {
         batch.xs.dispose();
       }
     }
+    while (inFlight.length > 0) await inFlight.shift();
   } finally {
+    // Never release the workers' copy of the backbone under a batch they are still running.
+    await Promise.allSettled(inFlight);
     runner.close();
   }
   if (n < capacity) values = values.map((perView) => perView.map((arr, j) => arr.slice(0, n * sizes[j]!)));

@@ -85,6 +85,86 @@ describe.skipIf(!hasShared)('extraction on worker threads', () => {
     b!.loss.forEach((l, i) => expect(l).toBeCloseTo(a!.loss[i]!, 5));
   });
 
+  it('keeps the next batches queued on the workers while one runs, and stores every batch in order', async () => {
+    const histories = [];
+    let running = 0;
+    let mostAtOnce = 0;
+    const tracking: ExtractPool['open'] = async (plan, job) => {
+      const run = await pool.open(plan, job);
+      if (!run) return undefined;
+      return {
+        run: async (p, s) => {
+          mostAtOnce = Math.max(mostAtOnce, ++running);
+          try {
+            return await run.run(p, s);
+          } finally {
+            running--;
+          }
+        },
+        release: () => run.release(),
+      };
+    };
+    const flip = { flip: true, rotation: 0, zoom: 0, translation: 0, brightness: 0, contrast: 0 };
+    const extractBatchSize = Math.ceil(data.ys.length / 3); // several batches, the last one shorter on cpu
+    for (const extractor of [undefined, { open: tracking }]) {
+      env.parallelExtractor = extractor;
+      const model = attachHead(backbone, { classes: ['cat', 'dog'], seed: 5 });
+      try {
+        histories.push(await fit(model, data, { epochs: 2, seed: 9, verbose: false, extractBatchSize, augment: flip }));
+      } finally {
+        disposeLayers(model.head.layers);
+      }
+    }
+    env.parallelExtractor = undefined;
+    expect(mostAtOnce).toBeGreaterThan(1);
+    expect(running).toBe(0);
+    const [a, b] = histories;
+    b!.loss.forEach((l, i) => expect(l).toBeCloseTo(a!.loss[i]!, 5));
+    b!.accuracy.forEach((x, i) => expect(x).toBeCloseTo(a!.accuracy[i]!, 5));
+  });
+
+  it('a batch failing on the workers while others are queued fails fit cleanly and releases the job after they settle', async () => {
+    const before = tf.memory().numTensors;
+    let calls = 0;
+    let running = 0;
+    let runningAtRelease = -1;
+    const failing: ExtractPool['open'] = async (plan, job) => {
+      const run = await pool.open(plan, job);
+      if (!run) return undefined;
+      return {
+        run: async (p, s) => {
+          running++;
+          try {
+            if (++calls === 2) throw new Error('worker lost batch 2');
+            return await run.run(p, s);
+          } finally {
+            running--;
+          }
+        },
+        release: () => {
+          runningAtRelease = running;
+          run.release();
+        },
+      };
+    };
+    const unhandled: unknown[] = [];
+    const onUnhandled = (e: unknown) => unhandled.push(e);
+    process.on('unhandledRejection', onUnhandled);
+    env.parallelExtractor = { open: failing };
+    const model = attachHead(backbone, { classes: ['cat', 'dog'], seed: 5 });
+    try {
+      await expect(fit(model, data, { epochs: 1, seed: 1, verbose: false, extractBatchSize: Math.ceil(data.ys.length / 3) })).rejects.toThrow(/worker lost batch 2/);
+      await new Promise((r) => setTimeout(r, 50));
+    } finally {
+      disposeLayers(model.head.layers);
+      env.parallelExtractor = undefined;
+      process.off('unhandledRejection', onUnhandled);
+    }
+    expect(unhandled).toEqual([]);
+    expect(runningAtRelease).toBe(0);
+    expect(tf.memory().numTensors).toBe(before);
+  });
+
   it('declines jobs it should not take: another backend, a small job, a model that cannot leave the thread', async () => {
     const small = createExtractPool({ workers: 1, minImages: 100 });
     expect(await small.open(() => undefined, { backend: 'wasm', images: 1000 })).toBeUndefined();
