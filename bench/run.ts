@@ -1,8 +1,9 @@
 /**
  * Speed benchmark: `npm run bench` (= `node --import tsx bench/run.ts`), `npm run bench -- --quick`.
  *
- * (a) Feature extraction, images/s: stock `model.predict` vs the library's folded path, one thread and on the
- *     worker pool (all cores), per backend (cpu on a few images, it is ~1 img/s).
+ * (a) Feature extraction, images/s: stock `model.predict` vs the library's extraction path (`extractActivations`,
+ *     as `fit` runs it: folded, in this thread and on the worker pool), per backend (cpu on a few images, it is
+ *     ~1 img/s), in interleaved rounds; medians and per-round ratios.
  * (b) End to end, the Keras tutorial's settings (frozen MobileNetV2 1.0 + avg pool + dropout 0.2 + 1 sigmoid unit,
  *     Adam 1e-4, batch 32, 10 epochs): a plain tfjs `model.fit` on the composed model (timed on a subset for one
  *     epoch and extrapolated: a full run takes ~20 minutes here) vs `transferLearn()` (cold: decode + extract +
@@ -22,7 +23,9 @@ import '@tensorflow/tfjs-backend-cpu';
 import '@tensorflow/tfjs-backend-wasm';
 import sharp from 'sharp';
 import { env, loadBackbone, freeze, attachHead, fit, evaluate, transferLearn, imageFolder } from '../src/node/index';
-import { foldModel } from '../src/backbone/fold';
+import { extractActivations } from '../src/train/activations';
+import type { LabelledSource } from '../src/train/source';
+import { takeRows } from '../src/util/rows';
 import { createExtractPool } from '../src/node/extract-pool';
 import { createDiskCache } from '../src/node/disk-cache';
 import { disposeLayers } from '../src/util/dispose';
@@ -38,6 +41,8 @@ const SIZE = 224;
 const WASM_N = quick ? 64 : 256;
 const CPU_N = quick ? 4 : 16;
 const PLAIN_N = quick ? 64 : 256;
+/** Interleaved rounds of each extraction measurement (medians are reported). */
+const ROUNDS = quick ? 1 : 3;
 
 env.verbose = false;
 const results: Record<string, unknown> = {
@@ -77,75 +82,105 @@ async function timed<T>(fn: () => Promise<T>): Promise<[T, number]> {
   return [r, (performance.now() - t) / 1000];
 }
 
+const median = (xs: number[]): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
+};
+
+/** Pre-cut batches as the library's internal labelled source (each yielded batch is a clone the consumer frees). */
+function batchSource(batches: tf.Tensor4D[]): LabelledSource {
+  const n = batches.reduce((a, b) => a + b.shape[0], 0);
+  return {
+    size: n,
+    labels: new Int32Array(n),
+    async *batches() {
+      for (const b of batches) yield { xs: tf.clone(b), ys: new Int32Array(b.shape[0]), keys: undefined, sources: undefined };
+    },
+  };
+}
+
+/**
+ * Extraction speed, images/s, on the same decoded images: stock `model.predict` against the library's own
+ * extraction path (`extractActivations`, what `fit` and `evaluate` run: fold, then this thread or the worker pool
+ * with batches pipelined), in ROUNDS interleaved rounds (stock, one thread, workers, stock, ...) so drift of the
+ * machine's speed hits every path alike. Reports the median of each path and the median of the per-round ratios.
+ */
 async function extractionBench(backend: 'wasm' | 'cpu', n: number, modelPath = MODEL, label = ''): Promise<void> {
-  stage(`extraction on ${backend}${label ? ` (${label})` : ''}, ${n} images`);
+  stage(`extraction on ${backend}${label ? ` (${label})` : ''}, ${n} images, ${ROUNDS} rounds`);
   await tf.setBackend(backend);
   await tf.ready();
   if (tf.getBackend() !== backend) throw new Error(`backend ${backend} did not initialise`);
   const backbone = await loadBackbone(modelPath);
+  const model = backbone.model!;
+  const shapes = [model.outputs[0]!.shape.slice(1) as number[]];
   const trainFiles = [...files('train', 'cats').slice(0, n / 2), ...files('train', 'dogs').slice(0, n / 2)];
   const xs = await decode(trainFiles);
   const batch = Math.min(32, n);
-  const batches = (fn: (x: tf.Tensor4D) => Promise<void>) =>
-    (async () => {
-      for (let s = 0; s < n; s += batch) {
-        const x = tf.slice(xs, [s, 0, 0, 0], [Math.min(batch, n - s), -1, -1, -1]) as tf.Tensor4D;
-        try {
-          await fn(x);
-        } finally {
-          x.dispose();
-        }
-      }
-    })();
-  // Warm up both paths on one small batch (kernel set-up, XNNPACK operator creation).
-  const warm = tf.slice(xs, [0, 0, 0, 0], [Math.min(4, n), -1, -1, -1]) as tf.Tensor4D;
-  (backbone.model!.predict(warm) as tf.Tensor).dispose();
-  const folded = foldModel(backbone.model!);
-  folded.predict(warm).forEach((t) => t.dispose());
-  warm.dispose();
-
-  stage('stock');
-  const [, stock] = await timed(() => batches(async (x) => {
-    const o = backbone.model!.predict(x) as tf.Tensor;
-    await o.data();
-    o.dispose();
-  }));
-  stage('folded, one thread');
-  const [, one] = await timed(() => batches(async (x) => {
-    const [o] = folded.predict(x);
-    await o!.data();
-    o!.dispose();
-  }));
-  stage('folded, workers');
+  // Cut into batches once, before any timing: every path gets the same batch tensors.
+  const batches: tf.Tensor4D[] = [];
+  for (let s = 0; s < n; s += batch) batches.push(takeRows(xs, s, Math.min(batch, n - s)));
   const pool = createExtractPool({ backends: ['wasm', 'cpu'], minImages: 0 });
-  const [run, startup] = await timed(async () => (await pool.open(() => folded.serialize(), { backend, images: n }))!);
-  // Warm the workers too (first batch creates their operators).
-  const warmPixels = tf.tidy(() => Float32Array.from(tf.slice(xs, [0, 0, 0, 0], [Math.min(4, n), -1, -1, -1]).dataSync()));
-  await run.run(warmPixels, [Math.min(4, n), SIZE, SIZE, 3]);
-  const [, all] = await timed(() => batches(async (x) => {
-    await run.run(Float32Array.from(x.dataSync() as Float32Array), x.shape as [number, number, number, number]);
-  }));
-  run.release();
+  const stock = async () => {
+    for (const x of batches) {
+      const o = model.predict(x, { batchSize: batch }) as tf.Tensor;
+      await o.data();
+      o.dispose();
+    }
+  };
+  const library = async (workers: boolean) => {
+    env.parallelExtractor = workers ? pool : undefined;
+    try {
+      await extractActivations(model, shapes, batchSource(batches), { batchSize: batch, views: [] });
+    } finally {
+      env.parallelExtractor = undefined;
+    }
+  };
+  // Warm-up, not timed: kernel set-up (XNNPACK operators) in this thread, worker start-up.
+  const warm = takeRows(xs, 0, Math.min(4, n));
+  (model.predict(warm) as tf.Tensor).dispose();
+  await extractActivations(model, shapes, batchSource([warm]), { batchSize: 4, views: [] });
+  const [, startup] = await timed(async () => {
+    env.parallelExtractor = pool;
+    try {
+      await extractActivations(model, shapes, batchSource([warm]), { batchSize: 4, views: [] });
+    } finally {
+      env.parallelExtractor = undefined;
+    }
+  });
+  warm.dispose();
+  const speeds = { stock: [] as number[], one: [] as number[], all: [] as number[] };
+  for (let r = 0; r < ROUNDS; r++) {
+    stage(`round ${r + 1}: stock`);
+    speeds.stock.push(n / (await timed(stock))[1]);
+    stage(`round ${r + 1}: library, one thread`);
+    speeds.one.push(n / (await timed(() => library(false)))[1]);
+    stage(`round ${r + 1}: library, ${pool.size} workers`);
+    speeds.all.push(n / (await timed(() => library(true)))[1]);
+  }
   await pool.close();
-  folded.dispose();
-  xs.dispose();
+  tf.dispose([xs, ...batches]);
   backbone.dispose();
+  const ratio = (path: number[]) => median(path.map((v, i) => v / speeds.stock[i]!));
+  const spread = (path: number[]) => `${Math.min(...path).toFixed(1)}-${Math.max(...path).toFixed(1)}`;
   const r = {
     images: n,
     batch,
-    stockImgPerS: n / stock,
-    foldedOneThreadImgPerS: n / one,
-    foldedWorkersImgPerS: n / all,
+    rounds: ROUNDS,
+    perRound: speeds,
+    stockImgPerS: median(speeds.stock),
+    foldedOneThreadImgPerS: median(speeds.one),
+    foldedWorkersImgPerS: median(speeds.all),
     workers: pool.size,
     workerStartupS: startup,
-    speedupOneThread: stock / one,
-    speedupAllCores: stock / all,
+    speedupOneThread: ratio(speeds.one),
+    speedupAllCores: ratio(speeds.all),
     memory: memo(`extract-${backend}`),
   };
   results[`extract_${backend}${label ? `_${label.replace(/\W+/g, '_')}` : ''}`] = r;
-  rows.push([`extract ${backend}${label ? ` ${label}` : ''} (${n} img)`, 'stock model.predict', `${r.stockImgPerS.toFixed(1)} img/s`, '1.00x', '', `${r.memory.peakRssMB} MB`, `${r.memory.numTensors}`]);
-  rows.push(['', 'folded, 1 thread', `${r.foldedOneThreadImgPerS.toFixed(1)} img/s`, `${r.speedupOneThread.toFixed(2)}x`, '', '', '']);
-  rows.push(['', `folded, ${pool.size} workers`, `${r.foldedWorkersImgPerS.toFixed(1)} img/s`, `${r.speedupAllCores.toFixed(2)}x`, '', '', '']);
+  const range = ROUNDS > 1;
+  rows.push([`extract ${backend}${label ? ` ${label}` : ''} (${n} img${range ? ` x ${ROUNDS}` : ''})`, 'stock model.predict', `${r.stockImgPerS.toFixed(1)} img/s${range ? ` (${spread(speeds.stock)})` : ''}`, '1.00x', '', `${r.memory.peakRssMB} MB`, `${r.memory.numTensors}`]);
+  rows.push(['', 'library, 1 thread (folded)', `${r.foldedOneThreadImgPerS.toFixed(1)} img/s${range ? ` (${spread(speeds.one)})` : ''}`, `${r.speedupOneThread.toFixed(2)}x`, '', '', '']);
+  rows.push(['', `library, ${pool.size} workers (folded)`, `${r.foldedWorkersImgPerS.toFixed(1)} img/s${range ? ` (${spread(speeds.all)})` : ''}`, `${r.speedupAllCores.toFixed(2)}x`, '', '', '']);
 }
 
 /** The plain path: tfjs model.fit on the composed model (frozen backbone + head), one epoch on a subset. */
