@@ -61,6 +61,51 @@ describe.skipIf(!hasShared)('extraction on worker threads', () => {
     }
   });
 
+  it('cuts batches into pieces that idle workers take in turn, and puts the results back in order', async () => {
+    const small = createExtractPool({ workers: 2, minImages: 0, backends: ['wasm', 'cpu'], chunkImages: 1 });
+    const folded = foldModel(backbone.model!);
+    try {
+      const run = await small.open(() => folded.serialize(), { backend: tf.getBackend(), images: data.ys.length });
+      expect(run).toBeDefined();
+      const pixels = Float32Array.from(data.xs.dataSync() as Float32Array);
+      // Two batches at once, as extractActivations keeps them: every piece of both goes through one queue.
+      const half = Math.floor(data.ys.length / 2);
+      const per = pixels.length / data.ys.length;
+      const [[a], [b]] = await Promise.all([
+        run!.run(pixels.slice(0, half * per), [half, SIZE, SIZE, 3]),
+        run!.run(pixels.slice(half * per), [data.ys.length - half, SIZE, SIZE, 3]),
+      ]);
+      const [here] = folded.predict(data.xs);
+      const local = here!.dataSync();
+      here!.dispose();
+      const joined = new Float32Array(a!.length + b!.length);
+      joined.set(a!, 0);
+      joined.set(b!, a!.length);
+      expect(joined.length).toBe(local.length);
+      let maxDiff = 0;
+      for (let i = 0; i < local.length; i++) maxDiff = Math.max(maxDiff, Math.abs(local[i]! - joined[i]!));
+      expect(maxDiff).toBeLessThan(1e-4);
+      run!.release();
+    } finally {
+      folded.dispose();
+      await small.close();
+    }
+  });
+
+  it('rejects what is still queued when the pool is closed, instead of leaving it pending', async () => {
+    const small = createExtractPool({ workers: 1, minImages: 0, backends: ['wasm', 'cpu'], chunkImages: 1 });
+    const folded = foldModel(backbone.model!);
+    try {
+      const run = await small.open(() => folded.serialize(), { backend: tf.getBackend(), images: data.ys.length });
+      const pixels = Float32Array.from(data.xs.dataSync() as Float32Array);
+      const outcome = expect(run!.run(pixels, data.xs.shape)).rejects.toThrow(/pool was closed/);
+      await small.close();
+      await outcome;
+    } finally {
+      folded.dispose();
+    }
+  });
+
   it('fit gives the same history with and without the pool (flip views included)', async () => {
     const histories = [];
     let runs = 0;
