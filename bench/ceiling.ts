@@ -1,9 +1,10 @@
 /**
  * What two cores can give for extraction on wasm, whatever the library does: `npm run bench:ceiling`.
  *
- * Runs the folded frozen backbone (the library's compiled program) on one thread in one process, then in two
- * processes at once (one per core, nothing shared: the best any pool of workers could do), then the library's own
- * path on its worker pool, and stock `model.predict` for scale. All on the same random 224x224 batches of 32.
+ * In each of ROUNDS (default 3) interleaved rounds: stock `model.predict` for scale, the library's own path on its
+ * worker pool, the folded frozen backbone (the library's compiled program) on one thread in one process, then in
+ * two processes at once (one per core, nothing shared: the best any pool of workers could do). All on the same
+ * random 224x224 batches of 32. Prints medians, ranges and the median of the per-round ratios to stock.
  *
  * Usage: node --import tsx bench/ceiling.ts [model.json] (default: ../shared/models/mobilenet_v2_1.0_224).
  */
@@ -57,9 +58,13 @@ function child(): Promise<number> {
   });
 }
 
+const median = (xs: number[]): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
+};
+
 async function main(): Promise<void> {
-  const solo = await child();
-  const pair = await Promise.all([child(), child()]);
+  const rounds = Number(process.env.ROUNDS ?? 3);
   const { model, batches } = await setup();
   const shapes = [model.outputs[0]!.shape.slice(1) as number[]];
   const source = (list: tf.Tensor4D[]): LabelledSource => ({
@@ -69,28 +74,38 @@ async function main(): Promise<void> {
       for (const b of list) yield { xs: tf.clone(b), ys: new Int32Array(BATCH), keys: undefined, sources: undefined };
     },
   });
-  (model.predict(batches[0]!) as tf.Tensor).dispose();
-  let t0 = performance.now();
-  for (const x of batches) {
-    const o = model.predict(x) as tf.Tensor;
-    o.dataSync();
-    o.dispose();
-  }
-  const stock = (BATCH * BATCHES) / ((performance.now() - t0) / 1000);
   const pool = createExtractPool({ minImages: 0 });
+  (model.predict(batches[0]!) as tf.Tensor).dispose();
   env.parallelExtractor = pool;
   await extractActivations(model, shapes, source(batches.slice(0, 1)), { batchSize: BATCH, views: [] }); // start the workers
-  t0 = performance.now();
-  await extractActivations(model, shapes, source(batches), { batchSize: BATCH, views: [] });
-  const pooled = (BATCH * BATCHES) / ((performance.now() - t0) / 1000);
   env.parallelExtractor = undefined;
+  const perRound = { stock: [] as number[], solo: [] as number[], pair: [] as number[], pool: [] as number[] };
+  for (let r = 0; r < rounds; r++) {
+    let t0 = performance.now();
+    for (const x of batches) {
+      const o = model.predict(x) as tf.Tensor;
+      o.dataSync();
+      o.dispose();
+    }
+    perRound.stock.push((BATCH * BATCHES) / ((performance.now() - t0) / 1000));
+    env.parallelExtractor = pool;
+    t0 = performance.now();
+    await extractActivations(model, shapes, source(batches), { batchSize: BATCH, views: [] });
+    perRound.pool.push((BATCH * BATCHES) / ((performance.now() - t0) / 1000));
+    env.parallelExtractor = undefined;
+    perRound.solo.push(await child());
+    const pair = await Promise.all([child(), child()]);
+    perRound.pair.push(pair[0]! + pair[1]!);
+    process.stderr.write(`round ${r + 1}: stock ${perRound.stock[r]!.toFixed(1)}, pool ${perRound.pool[r]!.toFixed(1)}, one process ${perRound.solo[r]!.toFixed(1)}, two processes ${perRound.pair[r]!.toFixed(1)} img/s\n`);
+  }
   await pool.close();
-  const f = (v: number) => `${v.toFixed(1)} img/s (${(v / stock).toFixed(2)}x stock)`;
-  console.log(`model: ${MODEL}`);
-  console.log(`stock model.predict, this thread:           ${f(stock)}`);
-  console.log(`folded, one process alone:                  ${f(solo)}`);
-  console.log(`folded, two processes at once (sum):        ${f(pair[0]! + pair[1]!)}  [${pair.map((p) => p.toFixed(1)).join(' + ')}]`);
-  console.log(`library path, ${pool.size} workers:                   ${f(pooled)}`);
+  const line = (what: string, xs: number[]) =>
+    `${what.padEnd(44)} ${median(xs).toFixed(1).padStart(6)} img/s (${Math.min(...xs).toFixed(1)}-${Math.max(...xs).toFixed(1)})  ${median(xs.map((v, i) => v / perRound.stock[i]!)).toFixed(2)}x stock`;
+  console.log(`model: ${MODEL}; ${rounds} interleaved rounds, medians (range), median of per-round ratios`);
+  console.log(line('stock model.predict, this thread', perRound.stock));
+  console.log(line('folded, one process alone', perRound.solo));
+  console.log(line('folded, two processes at once (sum)', perRound.pair));
+  console.log(line(`library path, ${pool.size} workers`, perRound.pool));
 }
 
 if (process.argv.includes('--child')) console.log(`CHILD ${await foldedOneThread()}`);

@@ -5,9 +5,10 @@
  *     as `fit` runs it: folded, in this thread and on the worker pool), per backend (cpu on a few images, it is
  *     ~1 img/s), in interleaved rounds; medians and per-round ratios.
  * (b) End to end, the Keras tutorial's settings (frozen MobileNetV2 1.0 + avg pool + dropout 0.2 + 1 sigmoid unit,
- *     Adam 1e-4, batch 32, 10 epochs): a plain tfjs `model.fit` on the composed model (timed on a subset for one
- *     epoch and extrapolated: a full run takes ~20 minutes here) vs `transferLearn()` (cold: decode + extract +
- *     train + evaluate all 3000 images) and `fit()` again with the warm disk cache.
+ *     Adam 1e-4, 10 epochs, batch 16 for both paths: the plain path aborts the wasm heap at the tutorial's 32): a
+ *     plain tfjs `model.fit` on the composed model, timed on a subset for one epoch and extrapolated (a full run
+ *     takes ~19 minutes here: `npm run bench:plain` does it), vs `transferLearn()` (cold: decode + extract + train
+ *     + evaluate all 3000 images) and `fit()` again with the warm disk cache.
  * (c) Peak RSS and tf.memory().numTensors after each.
  *
  * Writes bench/results/latest.json. Needs ../shared (models and data) and sharp.
@@ -43,6 +44,11 @@ const CPU_N = quick ? 4 : 16;
 const PLAIN_N = quick ? 64 : 256;
 /** Interleaved rounds of each extraction measurement (medians are reported). */
 const ROUNDS = quick ? 1 : 3;
+/**
+ * Batch size of both end-to-end paths. The Keras tutorial uses 32, but tfjs `model.fit` through the whole frozen
+ * MobileNetV2 aborts the wasm module at 32 here (4 GiB heap), so both paths run at 16 for equal settings.
+ */
+const E2E_BATCH = 16;
 
 env.verbose = false;
 const results: Record<string, unknown> = {
@@ -239,7 +245,7 @@ async function main(): Promise<void> {
         backbone: MODEL,
         epochs: 10,
         learningRate: 1e-4,
-        batchSize: 32,
+        batchSize: E2E_BATCH,
         earlyStopping: false,
         seed: 1,
         verbose: false,
@@ -263,7 +269,7 @@ async function main(): Promise<void> {
     const backbone = freeze(await loadBackbone(MODEL));
     const model = attachHead(backbone, { classes: folder.classes, seed: 2, dropout: 0.2 });
     const [history, warmFitS] = await timed(() =>
-      fit(model, folder.train, { epochs: 10, learningRate: 1e-4, batchSize: 32, seed: 2, verbose: false, cache, validationData: folder.validation }),
+      fit(model, folder.train, { epochs: 10, learningRate: 1e-4, batchSize: E2E_BATCH, seed: 2, verbose: false, cache, validationData: folder.validation }),
     );
     warm = {
       fitWallS: warmFitS,
@@ -287,7 +293,7 @@ async function main(): Promise<void> {
     // In a child process: tfjs-layers' model.fit through the whole frozen MobileNetV2 on wasm can abort the wasm
     // module (4 GiB heap); then retry with a smaller batch.
     const failures: string[] = [];
-    for (const batchSize of [32, 16, 8]) {
+    for (const batchSize of [E2E_BATCH, 8]) {
       stage(`plain model.fit, batch ${batchSize} (child process)`);
       const child = spawnSync(process.execPath, [...process.execArgv, fileURLToPath(import.meta.url), '--plain-child', String(batchSize), ...(quick ? ['--quick'] : [])], { encoding: 'utf8', maxBuffer: 1 << 26 });
       const line = child.stdout.split('\n').find((l) => l.startsWith('PLAIN '));
