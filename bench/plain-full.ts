@@ -18,8 +18,9 @@ import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import '@tensorflow/tfjs-backend-wasm';
 import sharp from 'sharp';
-import { env, loadBackbone } from '../src/node/index';
+import { env } from '../src/node/index';
 import { Random } from '../src/util/random';
+import { plainTutorialModel } from './plain-model';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const SHARED = process.env.TFJS_TRANSFER_SHARED ?? path.resolve(here, '../../shared');
@@ -83,14 +84,7 @@ const [train, validation] = [await load('train'), await load('validation')];
 const decodeS = (performance.now() - t0) / 1000;
 console.log(`decoded ${train.labels.length} + ${validation.labels.length} images in ${decodeS.toFixed(1)} s (not charged below)`);
 
-const backbone = await loadBackbone(MODEL);
-const base = backbone.model!;
-base.layers.forEach((l) => (l.trainable = false));
-const pooled = tfl.layers.globalAveragePooling2d({}).apply(base.outputs[0]!) as tfl.SymbolicTensor;
-const dropped = tfl.layers.dropout({ rate: 0.2 }).apply(pooled) as tfl.SymbolicTensor;
-const out = tfl.layers.dense({ units: 1, activation: 'sigmoid' }).apply(dropped) as tfl.SymbolicTensor;
-const model = tfl.model({ inputs: base.inputs, outputs: out });
-model.compile({ optimizer: tf.train.adam(1e-4), loss: 'binaryCrossentropy', metrics: ['accuracy'] });
+const model = await plainTutorialModel(MODEL);
 
 const rng = new Random(1);
 const trainOrder = () => rng.shuffle(train.labels.map((_, i) => i));

@@ -19,7 +19,6 @@ import { spawnSync } from 'node:child_process';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs-core';
-import * as tfl from '@tensorflow/tfjs-layers';
 import '@tensorflow/tfjs-backend-cpu';
 import '@tensorflow/tfjs-backend-wasm';
 import sharp from 'sharp';
@@ -30,6 +29,7 @@ import { takeRows } from '../src/util/rows';
 import { createExtractPool } from '../src/node/extract-pool';
 import { createDiskCache } from '../src/node/disk-cache';
 import { disposeLayers } from '../src/util/dispose';
+import { plainTutorialModel } from './plain-model';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const SHARED = process.env.TFJS_TRANSFER_SHARED ?? path.resolve(here, '../../shared');
@@ -193,14 +193,7 @@ async function extractionBench(backend: 'wasm' | 'cpu', n: number, modelPath = M
 async function plainBench(batchSize: number): Promise<{ epochS: number; perImageS: number; valAccuracy: number; extrapolatedS: number; batchSize: number }> {
   stage('plain model.fit');
   await tf.setBackend('wasm');
-  const backbone = await loadBackbone(MODEL);
-  const base = backbone.model!;
-  base.layers.forEach((l) => (l.trainable = false));
-  const x = tfl.layers.globalAveragePooling2d({}).apply(base.outputs[0]!) as tfl.SymbolicTensor;
-  const d = tfl.layers.dropout({ rate: 0.2 }).apply(x) as tfl.SymbolicTensor;
-  const out = tfl.layers.dense({ units: 1, activation: 'sigmoid' }).apply(d) as tfl.SymbolicTensor;
-  const model = tfl.model({ inputs: base.inputs, outputs: out });
-  model.compile({ optimizer: tf.train.adam(1e-4), loss: 'binaryCrossentropy', metrics: ['accuracy'] });
+  const model = await plainTutorialModel(MODEL);
   const half = PLAIN_N / 2;
   const xs = await decode([...files('train', 'cats').slice(0, half), ...files('train', 'dogs').slice(0, half)]);
   const ys = tf.tensor2d(Array.from({ length: PLAIN_N }, (_, i) => (i < half ? 0 : 1)), [PLAIN_N, 1]);
