@@ -61,11 +61,8 @@ interface Slot {
   running: boolean;
 }
 
-/** A piece of a batch waiting for a worker. */
-interface Piece {
-  job: number;
-  msg: Extract<WorkerRequest, { type: 'run' }>;
-}
+/** A piece of a batch waiting for a worker: the message that runs it. */
+type Piece = Extract<WorkerRequest, { type: 'run' }>;
 
 /** Where the worker script is: beside this module in src (tsx, vitest) and dist, or in dist/node from a chunk. */
 function workerScript(): { url: URL; typescript: boolean } {
@@ -149,7 +146,7 @@ export function createExtractPool(options: ExtractPoolOptions = {}): ExtractPool
       const piece = queue.shift();
       if (!piece) return;
       slot.running = true;
-      slot.worker.postMessage(piece.msg, [piece.msg.pixels.buffer as ArrayBuffer]);
+      slot.worker.postMessage(piece, [piece.pixels.buffer as ArrayBuffer]);
     }
   };
 
@@ -294,7 +291,7 @@ export function createExtractPool(options: ExtractPoolOptions = {}): ExtractPool
               const part = pixels.slice(start * per, (start + count) * per);
               const jobId = nextJob++;
               pieces.push(new Promise<Float32Array[]>((resolve, reject) => pending.set(jobId, { resolve, reject })));
-              queue.push({ job: jobId, msg: { type: 'run', job: jobId, id, pixels: part, shape: [count, h, w, c] } });
+              queue.push({ type: 'run', job: jobId, id, pixels: part, shape: [count, h, w, c] });
             }
             dispatch();
             const results = await Promise.all(pieces);
