@@ -500,29 +500,18 @@ type FallbackRunner = (step: Extract<FoldStep, { op: 'layer' }>, inputs: tf.Tens
 function runStep(step: FoldStep, v: (s: number) => tf.Tensor, w: (i: number) => tf.Tensor, fallback: FallbackRunner | undefined): tf.Tensor[] {
   switch (step.op) {
     case 'conv2d':
-      return [
-        tf.fused.conv2d({
-          x: v(step.x) as tf.Tensor4D,
-          filter: w(step.kernel) as tf.Tensor4D,
-          strides: step.strides,
-          pad: step.pad,
-          dilations: step.dilations,
-          bias: step.bias === undefined ? undefined : w(step.bias),
-          activation: step.activation,
-        }),
-      ];
-    case 'depthwiseConv2d':
-      return [
-        tf.fused.depthwiseConv2d({
-          x: v(step.x) as tf.Tensor4D,
-          filter: w(step.kernel) as tf.Tensor4D,
-          strides: step.strides,
-          pad: step.pad,
-          dilations: step.dilations,
-          bias: step.bias === undefined ? undefined : w(step.bias),
-          activation: step.activation,
-        }),
-      ];
+    case 'depthwiseConv2d': {
+      const args = {
+        x: v(step.x) as tf.Tensor4D,
+        filter: w(step.kernel) as tf.Tensor4D,
+        strides: step.strides,
+        pad: step.pad,
+        dilations: step.dilations,
+        bias: step.bias === undefined ? undefined : w(step.bias),
+        activation: step.activation,
+      };
+      return [step.op === 'conv2d' ? tf.fused.conv2d(args) : tf.fused.depthwiseConv2d(args)];
+    }
     case 'affine':
       return [tf.add(tf.mul(v(step.x), w(step.scale)), w(step.shift))];
     case 'rescale': {
