@@ -17,7 +17,7 @@ import { env, loadBackbone } from '../src/node/index';
 import { foldModel } from '../src/backbone/fold';
 import { extractActivations } from '../src/train/activations';
 import { createExtractPool } from '../src/node/extract-pool';
-import type { LabelledSource } from '../src/train/source';
+import { batchSource, median } from './common';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const SHARED = process.env.TFJS_TRANSFER_SHARED ?? path.resolve(here, '../../shared');
@@ -58,26 +58,14 @@ function child(): Promise<number> {
   });
 }
 
-const median = (xs: number[]): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
-};
-
 async function main(): Promise<void> {
   const rounds = Number(process.env.ROUNDS ?? 3);
   const { model, batches } = await setup();
   const shapes = [model.outputs[0]!.shape.slice(1) as number[]];
-  const source = (list: tf.Tensor4D[]): LabelledSource => ({
-    size: BATCH * list.length,
-    labels: new Int32Array(BATCH * list.length),
-    async *batches() {
-      for (const b of list) yield { xs: tf.clone(b), ys: new Int32Array(BATCH), keys: undefined, sources: undefined };
-    },
-  });
   const pool = createExtractPool({ minImages: 0 });
   (model.predict(batches[0]!) as tf.Tensor).dispose();
   env.parallelExtractor = pool;
-  await extractActivations(model, shapes, source(batches.slice(0, 1)), { batchSize: BATCH, views: [] }); // start the workers
+  await extractActivations(model, shapes, batchSource(batches.slice(0, 1)), { batchSize: BATCH, views: [] }); // start the workers
   env.parallelExtractor = undefined;
   const perRound = { stock: [] as number[], solo: [] as number[], pair: [] as number[], pool: [] as number[] };
   for (let r = 0; r < rounds; r++) {
@@ -90,7 +78,7 @@ async function main(): Promise<void> {
     perRound.stock.push((BATCH * BATCHES) / ((performance.now() - t0) / 1000));
     env.parallelExtractor = pool;
     t0 = performance.now();
-    await extractActivations(model, shapes, source(batches), { batchSize: BATCH, views: [] });
+    await extractActivations(model, shapes, batchSource(batches), { batchSize: BATCH, views: [] });
     perRound.pool.push((BATCH * BATCHES) / ((performance.now() - t0) / 1000));
     env.parallelExtractor = undefined;
     perRound.solo.push(await child());

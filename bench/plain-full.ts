@@ -20,7 +20,7 @@ import '@tensorflow/tfjs-backend-wasm';
 import sharp from 'sharp';
 import { env } from '../src/node/index';
 import { Random } from '../src/util/random';
-import { plainTutorialModel } from './plain-model';
+import { plainTutorialModel } from './common';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const SHARED = process.env.TFJS_TRANSFER_SHARED ?? path.resolve(here, '../../shared');

@@ -24,12 +24,11 @@ import '@tensorflow/tfjs-backend-wasm';
 import sharp from 'sharp';
 import { env, loadBackbone, freeze, attachHead, fit, evaluate, transferLearn, imageFolder } from '../src/node/index';
 import { extractActivations } from '../src/train/activations';
-import type { LabelledSource } from '../src/train/source';
 import { takeRows } from '../src/util/rows';
 import { createExtractPool } from '../src/node/extract-pool';
 import { createDiskCache } from '../src/node/disk-cache';
 import { disposeLayers } from '../src/util/dispose';
-import { plainTutorialModel } from './plain-model';
+import { batchSource, median, plainTutorialModel } from './common';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const SHARED = process.env.TFJS_TRANSFER_SHARED ?? path.resolve(here, '../../shared');
@@ -86,23 +85,6 @@ async function timed<T>(fn: () => Promise<T>): Promise<[T, number]> {
   const t = performance.now();
   const r = await fn();
   return [r, (performance.now() - t) / 1000];
-}
-
-const median = (xs: number[]): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
-};
-
-/** Pre-cut batches as the library's internal labelled source (each yielded batch is a clone the consumer frees). */
-function batchSource(batches: tf.Tensor4D[]): LabelledSource {
-  const n = batches.reduce((a, b) => a + b.shape[0], 0);
-  return {
-    size: n,
-    labels: new Int32Array(n),
-    async *batches() {
-      for (const b of batches) yield { xs: tf.clone(b), ys: new Int32Array(b.shape[0]), keys: undefined, sources: undefined };
-    },
-  };
 }
 
 /**
