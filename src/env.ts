@@ -3,40 +3,12 @@
  * files are read and written. One documented object, in the spirit of transformers.js' `env`.
  * @module
  */
-import type * as tf from '@tensorflow/tfjs-core';
-import type { ImageDataset } from './types';
-import type { ParallelExtractor } from './train/activations';
+import type { CheckpointStore, FileSystemAdapter, ParallelExtractor } from './services';
 
 /**
- * File access for local paths. The browser has none; `tfjs-transfer/node` installs one when it is imported.
- * Implementations must never read outside the folder of the `model.json` they were given.
+ * The environment object type; see {@link env}.
+ * @category Environment
  */
-export interface FileSystemAdapter {
-  /** An IOHandler that loads a `model.json` (and its weight shards) from a local path or `file://` URL. */
-  loader(path: string): tf.io.IOHandler;
-  /**
-   * An IOHandler that saves a model into `directory` (created if missing) as `model.json` + `weights.bin`,
-   * atomically: a crash or a full disk leaves any previous model there intact.
-   */
-  saver(directory: string): tf.io.IOHandler;
-  /**
-   * Opens an image folder as training (and validation) datasets, for `transferLearn({ data: path })`.
-   * Installed by `tfjs-transfer/node` (its `imageFolder`).
-   */
-  openImageFolder?: (
-    dir: string,
-    options: { size: readonly [number, number]; seed: number; validationSplit: number },
-  ) => Promise<{
-    /** Training images. */
-    train: ImageDataset;
-    /** Validation images (the folder's validation split, or the held-out fraction). */
-    validation?: ImageDataset;
-    /** Class names, from the folder names. */
-    classes: readonly string[];
-  }>;
-}
-
-/** The environment object type; see {@link env}. */
 export interface Environment {
   /**
    * Base URL of the catalog's pretrained models. Catalog names such as `"mobilenet_v2_1.0_224"` resolve below it.
@@ -64,10 +36,24 @@ export interface Environment {
    * Set to `undefined` to always extract in the calling thread.
    */
   parallelExtractor: ParallelExtractor | undefined;
+  /**
+   * Opens the checkpoint store of a folder path, for `fit(..., { checkpoint: { directory: 'path' } })`. Default:
+   * none in the browser (pass a `CheckpointStore` object instead); in Node, importing `tfjs-transfer/node`
+   * installs `fileCheckpointStore`.
+   */
+  checkpointStore: ((directory: string) => CheckpointStore) | undefined;
 }
 
 /**
- * The library's one environment object. Change its fields before loading models.
+ * The library's one environment object: where models come from, how they are fetched, what is logged, and the
+ * platform services (`fileSystem`, `checkpointStore`, `parallelExtractor`). Change its fields before loading models.
+ *
+ * Importing the main entry changes nothing. Importing `tfjs-transfer/node` performs one install, documented here and
+ * nowhere else: it calls `installNodeServices()`, which fills whichever of `fileSystem` (the Node file loader and
+ * atomic saver, `imageFolder`, sharp decoding), `checkpointStore` (`fileCheckpointStore`) and `parallelExtractor`
+ * (a pool of worker threads, `createExtractPool`) are still `undefined`; slots the application set first are kept.
+ *
+ * @category Environment
  *
  * @example
  * ```ts
@@ -84,6 +70,7 @@ export const env: Environment = {
   verbose: true,
   logger: (message: string) => console.info(message),
   parallelExtractor: undefined,
+  checkpointStore: undefined,
 };
 
 /** Logs `message` through `env.logger` when `env.verbose` is on. @internal */

@@ -10,7 +10,8 @@
  * Or {@link transferLearn} for all five.
  * @packageDocumentation
  */
-export { env, type Environment, type FileSystemAdapter } from './env';
+export { env, type Environment } from './env';
+export type { CheckpointStore, FileSystemAdapter, ParallelExtractor, ParallelRun, PortableProgram } from './services';
 export { TransferError, type TransferErrorCode } from './errors';
 export type {
   BatchOptions,
@@ -56,7 +57,7 @@ export {
   type FitCallbacks,
   type FitHistory,
 } from './train/fit';
-export type { ActivationStore, ParallelExtractor, ParallelRun } from './train/activations';
+export type { ActivationStore } from './train/activations';
 export { createMemoryCache, type MemoryCache, type MemoryCacheOptions, type ActivationCacheStats } from './train/memory-cache';
 export {
   createIndexedDBCache,
@@ -68,7 +69,6 @@ export {
   memoryCheckpointStore,
   CHECKPOINT_FORMAT_VERSION,
   type CheckpointArgs,
-  type CheckpointStore,
   type CheckpointInfo,
 } from './train/checkpoint';
 export { registerWasmTrainingKernels } from './train/wasm-kernels';

@@ -94,5 +94,38 @@ export interface ImageDataset {
 /** Anything `fit`, `evaluate` and `transferLearn` accept as labelled images. */
 export type LabelledData = TensorData | ImageDataset;
 
-/** Called with progress of a long operation: `done` of `total` units (images, batches, bytes). */
-export type ProgressCallback = (progress: { done: number; total: number; stage: string }) => void;
+/**
+ * What a long operation is doing, in {@link Progress}:
+ * - `'download'`: fetching a model's files (units: bytes, or shards when the size is unknown);
+ * - `'scan'`: listing and checking an image folder (units: files);
+ * - `'decode'`: decoding and resizing images outside training (units: images);
+ * - `'cache'`: images whose activations were found in a persistent cache (units: images);
+ * - `'extract'`: running the frozen backbone over images (units: images);
+ * - `'train'`: training epochs (units: epochs);
+ * - `'evaluate'`: evaluating or predicting (units: images);
+ * - `'save'`: writing a model (units: bytes).
+ * @category Environment
+ */
+export type ProgressStage = 'download' | 'scan' | 'decode' | 'cache' | 'extract' | 'train' | 'evaluate' | 'save';
+
+/**
+ * One progress report: `done` of `total` units of `stage`. Every function that takes an `onProgress` reports in
+ * this one shape, and `transferLearn` forwards the reports of every step it runs.
+ * @category Environment
+ */
+export interface Progress {
+  /** What is being done. */
+  stage: ProgressStage;
+  /** Units done so far (never more than `total`). */
+  done: number;
+  /** Units in all (may grow while a download learns its size). */
+  total: number;
+  /** The file, model or folder concerned, when there is one (a URL, a path). */
+  file?: string;
+}
+
+/**
+ * Called with the progress of a long operation; see {@link Progress}.
+ * @category Environment
+ */
+export type ProgressCallback = (progress: Progress) => void;

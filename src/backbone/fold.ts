@@ -18,6 +18,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
+import type { PortableProgram } from '../services';
 
 type Layer = tfl.layers.Layer;
 type SymbolicTensor = tfl.SymbolicTensor;
@@ -69,11 +70,11 @@ export interface FoldPlan {
  * A folded program with its weight values, ready to be posted to a worker thread (transfer `weights[i].buffer`).
  * Its layout is internal to the library and may change between versions.
  */
-export interface SerializedFoldPlan {
+export interface SerializedFoldPlan extends PortableProgram {
   /** The program (internal layout). @internal */
-  plan: FoldPlan;
+  readonly plan: FoldPlan;
   /** Weight values referenced by the program, in order. */
-  weights: Float32Array[];
+  readonly weights: Float32Array[];
 }
 
 /** What folding did, for logs and tests. */
@@ -592,7 +593,8 @@ export interface PlanRunner {
  * const [features] = runner.predict(images);
  * ```
  */
-export function createPlanRunner(serialized: SerializedFoldPlan): PlanRunner {
+export function createPlanRunner(program: PortableProgram): PlanRunner {
+  const serialized = program as SerializedFoldPlan;
   const { plan } = serialized;
   const tensors = serialized.weights.map((data, i) => tf.tensor(data, plan.weightShapes[i], 'float32'));
   const weights = tensors.map((t) => () => t);

@@ -1,13 +1,15 @@
 /**
  * The Node checkpoint store of `fit`: one file, `checkpoint.tfjst`, in a folder, replaced atomically (temporary file,
  * fsync, rename) by {@link atomicWriteFile}, so a crash, a SIGKILL or a full disk while writing leaves the previous
- * checkpoint intact. Importing this module registers it for `fit(..., { checkpoint: { directory: 'path' } })`.
+ * checkpoint intact. `tfjs-transfer/node` installs it as `env.checkpointStore`, which opens
+ * `fit(..., { checkpoint: { directory: 'path' } })`.
  * @module
  */
 import * as fsp from 'node:fs/promises';
 import * as nodePath from 'node:path';
 import { TransferError } from '../errors.js';
-import { CHECKPOINT_FILE_NAME, registerCheckpointDirectoryStore, type CheckpointStore } from '../train/checkpoint.js';
+import type { CheckpointStore } from '../services';
+import { CHECKPOINT_FILE_NAME } from '../train/checkpoint.js';
 import { atomicWriteFile, type FaultPlan } from './file-io.js';
 
 /** Options of {@link fileCheckpointStore}. */
@@ -94,4 +96,3 @@ function isAlive(pid: number): boolean {
   }
 }
 
-registerCheckpointDirectoryStore((directory) => fileCheckpointStore(directory));

@@ -144,7 +144,7 @@ export async function cachedCatalogModel(name: string, options: DownloadOptions 
   try {
     const handler = tf.io.http(url, {
       fetchFunc: env.fetch,
-      onProgress: options.onProgress ? (f: number) => options.onProgress!({ done: Math.round(f * 100), total: 100, stage: 'download model' }) : undefined,
+      onProgress: options.onProgress ? (f: number) => options.onProgress!({ done: Math.round(f * 100), total: 100, stage: 'download' }) : undefined,
     });
     if (!handler.load) throw new Error('the http IO handler cannot load');
     artifacts = await handler.load();

@@ -12,10 +12,9 @@ import { createRequire } from 'node:module';
 import { availableParallelism, cpus } from 'node:os';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
-import type { SerializedFoldPlan } from '../backbone/fold';
 import { log } from '../env';
 import { TransferError } from '../errors';
-import type { ParallelExtractor, ParallelRun } from '../train/activations';
+import type { ParallelExtractor, ParallelRun, PortableProgram } from '../services';
 import type { WorkerRequest, WorkerResponse } from './extract-worker';
 
 /** Options of {@link createExtractPool}. */
@@ -264,7 +263,7 @@ export function createExtractPool(options: ExtractPoolOptions = {}): ExtractPool
     },
     async open(plan, job): Promise<ParallelRun | undefined> {
       if (!backends.has(job.backend) || job.images < minImages || failed !== undefined) return undefined;
-      const serialized: SerializedFoldPlan | undefined = plan();
+      const serialized: PortableProgram | undefined = plan();
       if (!serialized) return undefined;
       const workers = await start(job.backend);
       if (!workers) return undefined;
@@ -308,7 +307,7 @@ export function createExtractPool(options: ExtractPoolOptions = {}): ExtractPool
             });
           });
         },
-        release() {
+        dispose() {
           if (released) return;
           released = true;
           slots?.forEach((s) => s.worker.postMessage({ type: 'unload', id } satisfies WorkerRequest));

@@ -10,12 +10,13 @@
  */
 import { parentPort } from 'node:worker_threads';
 import * as tf from '@tensorflow/tfjs-core';
-import { createPlanRunner, type PlanRunner, type SerializedFoldPlan } from '../backbone/fold';
+import { createPlanRunner, type PlanRunner } from '../backbone/fold';
+import type { PortableProgram } from '../services';
 
 /** Messages the pool sends to a worker. @internal */
 export type WorkerRequest =
   | { type: 'init'; backend: string }
-  | { type: 'load'; id: number; serialized: SerializedFoldPlan }
+  | { type: 'load'; id: number; serialized: PortableProgram }
   | { type: 'run'; job: number; id: number; pixels: Float32Array; shape: [number, number, number, number] }
   | { type: 'unload'; id: number };
 

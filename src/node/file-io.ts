@@ -11,7 +11,7 @@ import type { FileHandle } from 'node:fs/promises';
 import * as nodePath from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs-core';
-import type { FileSystemAdapter } from '../env.js';
+import type { FileSystemAdapter } from '../services';
 import { log } from '../env.js';
 import { TransferError } from '../errors.js';
 import { checkWeightData, validateModelArtifacts, type ValidateModelOptions } from '../io/validate.js';

@@ -269,7 +269,7 @@ export async function imageFolder(dir: string, options: ImageFolderOptions = {})
 
   // Scan each file: read, hash, sniff, header, pixel limit.
   const total = [...candidates.values()].reduce((sum, list) => sum + list.length, 0);
-  const progress = createProgress('scanning images', total, { onProgress: options.onProgress, bar: options.progressBar });
+  const progress = createProgress('scan', total, { onProgress: options.onProgress, bar: options.progressBar });
   const limit = limiter(Math.max(4, (options.concurrency ?? defaultConcurrency()) * 2));
   const scanned = new Map<string, ScannedImage[]>();
   for (const [split, list] of candidates) {

@@ -1,7 +1,7 @@
 /**
- * tfjs-transfer for Node: everything of the main entry, plus file access. Importing this module installs the
- * library's own file loader into `env.fileSystem` (local paths and `file://` URLs for models, image folders for
- * `transferLearn({ data: path })`); it never requires `@tensorflow/tfjs-node`.
+ * tfjs-transfer for Node: everything of the main entry, plus file access. Importing this module runs
+ * {@link installNodeServices} once (its only side effect: it fills the empty platform slots of `env`); it never
+ * requires `@tensorflow/tfjs-node`.
  *
  * @example
  * ```ts
@@ -18,6 +18,7 @@ import { env } from '../env';
 import { nodeFileSystem } from './file-io';
 import { createExtractPool } from './extract-pool';
 import { imageFolder } from './image-folder';
+import { fileCheckpointStore } from './checkpoint-store';
 
 export * from '../index';
 export { imageFolder, type ImageFolder, type ImageFolderOptions } from './image-folder';
@@ -29,28 +30,33 @@ export { createExtractPool, type ExtractPool, type ExtractPoolOptions } from './
 export { createDiskCache, DISK_CACHE_VERSION, type DiskCache } from './disk-cache';
 
 /**
- * Installs the Node file loader into `env.fileSystem` (done once on import; call again after replacing it).
+ * Installs the Node platform services into {@link env}, filling only the slots that are still `undefined`:
+ * `env.fileSystem` (local paths and `file://` URLs for models, atomic saves, image folders for
+ * `transferLearn({ data: path })`, image files for `predict`), `env.checkpointStore` (`fileCheckpointStore`, for
+ * `checkpoint: { directory: 'path' }`) and `env.parallelExtractor` (a worker-thread pool, `createExtractPool()`).
  *
+ * Importing `tfjs-transfer/node` calls it once; that is the entry's only side effect. Call it again after clearing a
+ * slot, or pass `{ replace: true }` to overwrite slots the application set.
+ *
+ * @category Node
  * @example
  * ```ts
- * import { env, installNodeFileSystem } from 'tfjs-transfer/node';
+ * import { env, installNodeServices } from 'tfjs-transfer/node';
  * env.fileSystem = undefined;   // e.g. a test removed it
- * installNodeFileSystem();      // local paths work again
+ * installNodeServices();        // local paths work again
  * ```
  */
-export function installNodeFileSystem(): void {
-  env.fileSystem = {
-    ...nodeFileSystem,
-    openImageFolder: async (dir, options) => {
-      const folder = await imageFolder(dir, {
-        size: [options.size[0], options.size[1]],
-        seed: options.seed,
-        validationSplit: options.validationSplit,
-      });
-      return folder;
-    },
-  };
+export function installNodeServices(options: { replace?: boolean } = {}): void {
+  const replace = options.replace ?? false;
+  if (replace || !env.fileSystem) {
+    env.fileSystem = {
+      ...nodeFileSystem,
+      openImageFolder: async (dir, settings) =>
+        imageFolder(dir, { size: [settings.size[0], settings.size[1]], seed: settings.seed, validationSplit: settings.validationSplit }),
+    };
+  }
+  if (replace || !env.checkpointStore) env.checkpointStore = (directory) => fileCheckpointStore(directory);
+  if (replace || !env.parallelExtractor) env.parallelExtractor = createExtractPool();
 }
 
-if (!env.fileSystem) installNodeFileSystem();
-if (!env.parallelExtractor) env.parallelExtractor = createExtractPool();
+installNodeServices();

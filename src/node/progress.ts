@@ -2,7 +2,7 @@
  * Progress reporting for long loads: a callback, and a progress bar on stderr when it is a terminal.
  * @module
  */
-import type { ProgressCallback } from '../types';
+import type { ProgressCallback, ProgressStage } from '../types';
 
 /** Options for {@link createProgress}. */
 export interface ProgressOptions {
@@ -32,7 +32,7 @@ export interface Progress {
  * progress.finish();
  * ```
  */
-export function createProgress(stage: string, total: number, options: ProgressOptions = {}): Progress {
+export function createProgress(stage: ProgressStage, total: number, options: ProgressOptions = {}): Progress {
   const stream = options.stream ?? process.stderr;
   const bar = options.bar ?? Boolean(stream.isTTY);
   const started = Date.now();

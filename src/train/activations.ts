@@ -6,10 +6,11 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
-import { foldModel, isFoldable, type FoldedModel, type SerializedFoldPlan } from '../backbone/fold';
+import { foldModel, isFoldable, type FoldedModel } from '../backbone/fold';
 import { env } from '../env';
 import { throwIfAborted } from '../errors';
 import type { ProgressCallback } from '../types';
+import type { ParallelRun } from '../services';
 import type { LabelledSource } from './source';
 
 /** Cached activations of `n` images. `values[view][output]` holds `n * size(output)` floats. */
@@ -31,27 +32,6 @@ export interface ActivationStore {
   get(key: string): Promise<Float32Array[] | undefined>;
   /** Stores one image's activations. */
   set(key: string, values: Float32Array[]): Promise<void>;
-}
-
-/**
- * Feature extraction on other threads (Node: `worker_threads`), installed into `env.parallelExtractor` by
- * `tfjs-transfer/node`. The browser-safe core only calls this interface; it never imports Node code.
- */
-export interface ParallelExtractor {
-  /**
-   * Prepares the workers for one extraction job. `plan()` gives the folded frozen prefix with its weights (or
-   * `undefined` when it cannot leave this thread). Resolves `undefined` to extract in the calling thread instead
-   * (e.g. the backend is not one the workers can run, or the job is too small to pay for the workers).
-   */
-  open(plan: () => SerializedFoldPlan | undefined, job: { backend: string; images: number }): Promise<ParallelRun | undefined>;
-}
-
-/** One extraction job on a {@link ParallelExtractor}. */
-export interface ParallelRun {
-  /** Activations of a batch of raw pixels `[n, h, w, 3]`: one `Float32Array` of `n * size` floats per output. */
-  run(pixels: Float32Array, shape: [number, number, number, number]): Promise<Float32Array[]>;
-  /** Frees the job's weights in the workers (the workers stay up for the next job). */
-  release(): void;
 }
 
 /** Runs the frozen prefix over batches. */
@@ -122,7 +102,7 @@ async function openRunner(extractor: tfl.LayersModel | ExtractFunction, images: 
       }
     },
     close() {
-      parallel?.release();
+      parallel?.dispose();
       folded?.dispose();
     },
   };

@@ -5,27 +5,17 @@
  * run with the same seed on the same backend.
  *
  * This module is browser-safe: it never imports Node built-ins. Storage goes through a {@link CheckpointStore};
- * `tfjs-transfer/node` provides a file store (`fileCheckpointStore`, written atomically) and registers it for
- * `checkpoint: { directory: 'path' }`.
+ * `tfjs-transfer/node` provides a file store (`fileCheckpointStore`, written atomically) and installs it as
+ * `env.checkpointStore`, which opens `checkpoint: { directory: 'path' }`.
  *
  * File layout (little-endian): the 8 bytes `TFJSTCK1`, a uint32 header length, the UTF-8 JSON header, then the
  * tensors' raw bytes one after another. The header holds a checksum of the tensor bytes.
  * @module
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { env } from '../env';
 import { TransferError, check } from '../errors';
-
-/** Where checkpoints live. Implementations must make `write` atomic: readers see the old bytes or the new ones. */
-export interface CheckpointStore {
-  /** Where the checkpoint is, for messages (a path, a key). */
-  readonly location: string;
-  /** The bytes of the last checkpoint, or `undefined` when there is none. */
-  read(): Promise<Uint8Array | undefined>;
-  /** Replaces the checkpoint with `bytes`, atomically; on failure the previous checkpoint must stay readable. */
-  write(bytes: Uint8Array): Promise<void>;
-  /** Deletes the checkpoint (optional). */
-  clear?(): Promise<void>;
-}
+import type { CheckpointStore } from '../services';
 
 /** What {@link CheckpointArgs.onSave} receives after each checkpoint is written. */
 export interface CheckpointInfo {
@@ -315,16 +305,6 @@ function short(s: string | undefined): string {
   return s.length > 80 ? `${s.slice(0, 77)}...` : s;
 }
 
-type StoreFactory = (directory: string) => CheckpointStore;
-let directoryStoreFactory: StoreFactory | undefined;
-
-/**
- * Installs the store used for `checkpoint: { directory: 'path' }` (done by `tfjs-transfer/node`). @internal
- */
-export function registerCheckpointDirectoryStore(factory: StoreFactory): void {
-  directoryStoreFactory = factory;
-}
-
 /**
  * A checkpoint store in memory (the checkpoint lives as long as the store object): for tests, or to keep the
  * last good state of a run in the browser. Writes are atomic (a reference swap).
@@ -378,14 +358,15 @@ export async function openCheckpoint(args: CheckpointArgs, where: string): Promi
   const dir = args.directory;
   if (typeof dir === 'string') {
     check(dir.length > 0, `${where}: checkpoint.directory is an empty string; give a folder path.`);
-    if (!directoryStoreFactory) {
+    const openStore = env.checkpointStore;
+    if (!openStore) {
       throw new TransferError(
         'NODE_ONLY',
         `${where}: checkpoint.directory "${dir}" is a path, and this environment has no file access. In Node import from ` +
           `'tfjs-transfer/node'; elsewhere pass a CheckpointStore (e.g. memoryCheckpointStore()).`,
       );
     }
-    store = directoryStoreFactory(dir);
+    store = openStore(dir);
   } else {
     check(
       typeof dir === 'object' && dir !== null && typeof dir.read === 'function' && typeof dir.write === 'function',

@@ -55,7 +55,7 @@ describe.skipIf(!hasShared)('extraction on worker threads', () => {
       let maxDiff = 0;
       for (let i = 0; i < local.length; i++) maxDiff = Math.max(maxDiff, Math.abs(local[i]! - viaWorkers![i]!));
       expect(maxDiff).toBeLessThan(1e-4);
-      run!.release();
+      run!.dispose();
     } finally {
       folded.dispose();
     }
@@ -85,7 +85,7 @@ describe.skipIf(!hasShared)('extraction on worker threads', () => {
       let maxDiff = 0;
       for (let i = 0; i < local.length; i++) maxDiff = Math.max(maxDiff, Math.abs(local[i]! - joined[i]!));
       expect(maxDiff).toBeLessThan(1e-4);
-      run!.release();
+      run!.dispose();
     } finally {
       folded.dispose();
       await small.close();
@@ -112,7 +112,7 @@ describe.skipIf(!hasShared)('extraction on worker threads', () => {
     const counting: ExtractPool['open'] = async (plan, job) => {
       const run = await pool.open(plan, job);
       if (!run) return undefined;
-      return { run: (p, s) => (runs++, run.run(p, s)), release: () => run.release() };
+      return { run: (p, s) => (runs++, run.run(p, s)), dispose: () => run.dispose() };
     };
     for (const extractor of [undefined, { open: counting }]) {
       env.parallelExtractor = extractor;
@@ -146,7 +146,7 @@ describe.skipIf(!hasShared)('extraction on worker threads', () => {
             running--;
           }
         },
-        release: () => run.release(),
+        dispose: () => run.dispose(),
       };
     };
     const flip = { flip: true, rotation: 0, zoom: 0, translation: 0, brightness: 0, contrast: 0 };
@@ -186,9 +186,9 @@ describe.skipIf(!hasShared)('extraction on worker threads', () => {
             running--;
           }
         },
-        release: () => {
+        dispose: () => {
           runningAtRelease = running;
-          run.release();
+          run.dispose();
         },
       };
     };

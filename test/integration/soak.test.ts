@@ -12,7 +12,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { attachHead, env, evaluate, fit, freeze, loadBackbone, loadModel, predict, save } from '../../src/index';
 import { nodeFileSystem } from '../../src/node/file-io';
-import '../../src/node/checkpoint-store';
+import '../../src/node/index';
 import { memoryCheckpointStore } from '../../src/train/checkpoint';
 import { stripes, tinyBackbone } from '../helpers/tiny';
 

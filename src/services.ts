@@ -1,0 +1,98 @@
+/**
+ * The platform services the library calls but does not implement in its browser-safe core: local file access,
+ * checkpoint storage for folder paths, and feature extraction on other threads. Each is a slot on {@link env};
+ * `tfjs-transfer/node` fills the empty ones when it is imported (see `installNodeServices`), and an application
+ * may fill or replace any of them itself.
+ *
+ * This module holds only interfaces, so every layer can name them without importing the code behind them.
+ * @module
+ */
+import type * as tf from '@tensorflow/tfjs-core';
+import type { ImageDataset } from './types';
+
+/**
+ * File access for local paths. The browser has none; `tfjs-transfer/node` installs one when it is imported.
+ * Implementations must never read outside the folder of the `model.json` they were given.
+ * @category Environment
+ */
+export interface FileSystemAdapter {
+  /** An IOHandler that loads a `model.json` (and its weight shards) from a local path or `file://` URL. */
+  loader(path: string): tf.io.IOHandler;
+  /**
+   * An IOHandler that saves a model into `directory` (created if missing) as `model.json` + `weights.bin`,
+   * atomically: a crash or a full disk leaves any previous model there intact.
+   */
+  saver(directory: string): tf.io.IOHandler;
+  /**
+   * Opens an image folder as training (and validation) datasets, for `transferLearn({ data: path })`.
+   * Installed by `tfjs-transfer/node` (its `imageFolder`).
+   */
+  openImageFolder?: (
+    dir: string,
+    options: { size: readonly [number, number]; seed: number; validationSplit: number },
+  ) => Promise<{
+    /** Training images. */
+    train: ImageDataset;
+    /** Validation images (the folder's validation split, or the held-out fraction). */
+    validation?: ImageDataset;
+    /** Class names, from the folder names. */
+    classes: readonly string[];
+  }>;
+  /**
+   * Decodes one local image file into raw RGB pixels `[h, w, 3]` (0..255, float32), for `predict(model, path)`.
+   * Installed by `tfjs-transfer/node` (sharp). The caller disposes the tensor.
+   */
+  decodeImageFile?: (path: string) => Promise<tf.Tensor3D>;
+}
+
+/**
+ * Where checkpoints live. Implementations must make `write` atomic: readers see the old bytes or the new ones.
+ * @category Step 4: Train
+ */
+export interface CheckpointStore {
+  /** Where the checkpoint is, for messages (a path, a key). */
+  readonly location: string;
+  /** The bytes of the last checkpoint, or `undefined` when there is none. */
+  read(): Promise<Uint8Array | undefined>;
+  /** Replaces the checkpoint with `bytes`, atomically; on failure the previous checkpoint must stay readable. */
+  write(bytes: Uint8Array): Promise<void>;
+  /** Deletes the checkpoint (optional). */
+  clear?(): Promise<void>;
+}
+
+/**
+ * A frozen prefix compiled into a portable program with its weights, as the library hands it to a
+ * {@link ParallelExtractor}. Its layout is internal to the library: pass it on unchanged.
+ * @category Advanced
+ */
+export interface PortableProgram {
+  /** The program (internal layout). */
+  readonly plan: unknown;
+  /** Weight values referenced by the program, in order. */
+  readonly weights: Float32Array[];
+}
+
+/**
+ * Feature extraction on other threads (Node: `worker_threads`), installed into `env.parallelExtractor` by
+ * `tfjs-transfer/node`. The browser-safe core only calls this interface; it never imports Node code.
+ * @category Advanced
+ */
+export interface ParallelExtractor {
+  /**
+   * Prepares the workers for one extraction job. `program()` gives the folded frozen prefix with its weights (or
+   * `undefined` when it cannot leave this thread). Resolves `undefined` to extract in the calling thread instead
+   * (e.g. the backend is not one the workers can run, or the job is too small to pay for the workers).
+   */
+  open(program: () => PortableProgram | undefined, job: { backend: string; images: number }): Promise<ParallelRun | undefined>;
+}
+
+/**
+ * One extraction job on a {@link ParallelExtractor}.
+ * @category Advanced
+ */
+export interface ParallelRun {
+  /** Activations of a batch of raw pixels `[n, h, w, 3]`: one `Float32Array` of `n * size` floats per output. */
+  run(pixels: Float32Array, shape: [number, number, number, number]): Promise<Float32Array[]>;
+  /** Frees the job's weights in the workers (the workers stay up for the next job). Safe to call twice. */
+  dispose(): void;
+}
