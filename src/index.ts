@@ -86,7 +86,7 @@ export {
 } from './evaluate';
 
 // Save and load.
-export { DEFAULT_MAX_WEIGHT_BYTES } from './io/validate';
+export { DEFAULT_MAX_WEIGHT_BYTES } from './artifacts/validate';
 export {
   save,
   loadModel,

@@ -12,7 +12,7 @@ import { Backbone, graphRunner, type BackboneFunction } from './backbone';
 import { forceInferenceBatchNorm } from './batchnorm';
 import { resolveCatalogName, type CatalogEntry } from './catalog';
 import { describeCandidates, layerOutput, rewire } from './graph';
-import { loadGraphModelSafely, loadLayersModelSafely, readModelArtifacts } from '../io/load-layers';
+import { loadGraphModelSafely, loadLayersModelSafely, readModelArtifacts } from '../artifacts/load-layers';
 import { disposeLayers } from '../util/dispose';
 import { isHttpUrl, isLocalPath } from '../util/location';
 import { NO_PREPROCESSING, preprocessingLayer, validatePreprocessing } from './preprocess';

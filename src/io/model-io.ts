@@ -17,7 +17,7 @@ import { TransferModel, type HeadSpec } from '../transfer-model';
 import type { BackboneKind } from '../backbone/backbone';
 import type { Preprocessing } from '../types';
 import { isHttpUrl, isLocalPath } from '../util/location';
-import { loadLayersModelSafely, readModelArtifacts } from './load-layers';
+import { loadLayersModelSafely, readModelArtifacts } from '../artifacts/load-layers';
 
 /** Version of the metadata layout written by {@link save}. */
 export const ARTIFACT_FORMAT_VERSION = 1;
