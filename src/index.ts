@@ -43,7 +43,7 @@ export {
   type CatalogEntry,
 } from './backbone/catalog';
 export { applyPreprocessing, NO_PREPROCESSING } from './backbone/preprocess';
-export { foldModel, type FoldedModel, type FoldOptions, type FoldStats, type FusedActivation, type SerializedFoldPlan } from './backbone/fold';
+export { foldModel, type FoldedModel, type FoldArgs, type FoldStats, type FusedActivation, type SerializedFoldPlan } from './backbone/fold';
 export { freeze, type FreezeArgs } from './freeze';
 export { attachHead, type AttachHeadArgs } from './head';
 export { TransferModel, type HeadSpec } from './transfer-model';
