@@ -12,21 +12,30 @@ export const DEFAULT_MAX_WEIGHT_BYTES = 2 * 1024 ** 3;
 /** The model formats tfjs can load. */
 export type ModelFormat = 'layers-model' | 'graph-model';
 
-/** Options of {@link validateModelArtifacts}. */
-export interface ValidateModelOptions {
+/** Defaults of {@link ValidateModelArgs}. @internal */
+export const VALIDATE_MODEL_DEFAULTS = Object.freeze({ maxTotalBytes: DEFAULT_MAX_WEIGHT_BYTES, allowUrlPaths: false, allowMissingWeights: false });
+
+/**
+ * Options of {@link validateModelArtifacts}.
+ * @category Advanced
+ */
+export interface ValidateModelArgs {
   /**
    * Refuse models whose weights add up to more than this many bytes (after accounting for quantization, i.e. the
-   * size on disk). Default {@link DEFAULT_MAX_WEIGHT_BYTES} (2 GiB), about 4x the largest image backbone in common use.
+   * size on disk); about 4x the largest image backbone in common use.
+   * @defaultValue {@link DEFAULT_MAX_WEIGHT_BYTES} (2 GiB)
    */
   maxTotalBytes?: number;
   /**
-   * Whether shard paths may be absolute URLs (`https://...`). Default `false`: a model loaded from disk must keep its
-   * shards beside its `model.json`. Set it only when loading over HTTP from a host you trust to redirect shards.
+   * Whether shard paths may be absolute URLs (`https://...`). A model loaded from disk must keep its shards beside
+   * its `model.json`. Set it only when loading over HTTP from a host you trust to redirect shards.
+   * @defaultValue `false`
    */
   allowUrlPaths?: boolean;
   /**
-   * Whether a `model.json` without `weightsManifest` (topology only) is accepted. Default `false`: every model this
-   * library loads carries weights.
+   * Whether a `model.json` without `weightsManifest` (topology only) is accepted; every model this library loads
+   * carries weights.
+   * @defaultValue `false`
    */
   allowMissingWeights?: boolean;
 }
@@ -103,6 +112,168 @@ export function shardPathProblem(path: string, allowUrl: boolean): string | unde
   return undefined;
 }
 
+/** The format of a `model.json`: its `format` field, or inferred from the topology. */
+function formatOf(json: Record<string, unknown>, where: string): ModelFormat {
+  const topology = json.modelTopology;
+  if (topology === undefined || topology === null) {
+    throw invalid(where, '"modelTopology" is missing. A TensorFlow.js model.json has "modelTopology" and "weightsManifest"; this file may be a weights manifest or metadata file instead.');
+  }
+  if (!isPlainObject(topology)) {
+    throw invalid(where, `"modelTopology" must be an object, found ${describe(topology)}.`);
+  }
+  let format: ModelFormat;
+  if (json.format === undefined || json.format === null) {
+    if (Array.isArray(topology.node)) format = 'graph-model';
+    else if (isPlainObject(topology.model_config) || typeof topology.class_name === 'string') format = 'layers-model';
+    else {
+      throw invalid(where, '"format" is missing and "modelTopology" is neither a Keras model config (class_name/config) nor a TensorFlow graph (node list).');
+    }
+  } else if (json.format === 'layers-model' || json.format === 'graph-model') {
+    format = json.format;
+  } else {
+    throw invalid(where, `"format" is ${describe(json.format)}; expected "layers-model" or "graph-model".`);
+  }
+  for (const key of ['userDefinedMetadata', 'signature', 'modelInitializer', 'trainingConfig'] as const) {
+    const value = json[key];
+    if (value !== undefined && value !== null && !isPlainObject(value)) {
+      throw invalid(where, `"${key}" must be an object when present, found ${describe(value)}.`);
+    }
+  }
+  return format;
+}
+
+/** What the manifest checks accumulate across groups. */
+interface ManifestState {
+  where: string;
+  maxTotalBytes: number;
+  allowUrlPaths: boolean;
+  /** Weight name -> where it was first seen. */
+  names: Map<string, string>;
+  seenPaths: Set<string>;
+  weightSpecs: tf.io.WeightsManifestEntry[];
+  totalBytes: number;
+}
+
+/** Checks a group's shard paths. */
+function checkShardPaths(state: ManifestState, paths: unknown[], at: string): void {
+  const { where } = state;
+  paths.forEach((p: unknown, i) => {
+    if (typeof p !== 'string') throw invalid(where, `${at}.paths[${i}] must be a string, found ${describe(p)}.`);
+    const problem = shardPathProblem(p, state.allowUrlPaths);
+    if (problem) throw invalid(where, `${at}.paths[${i}] ${JSON.stringify(p)} ${problem}. Refusing to read it.`);
+    if (state.seenPaths.has(p)) throw invalid(where, `${at}.paths[${i}] ${JSON.stringify(p)} is listed twice in the manifest.`);
+    state.seenPaths.add(p);
+  });
+}
+
+/** The number of values of a weight `shape`, checking each dimension. */
+function shapeSize(shape: unknown, label: string, where: string): number {
+  if (!Array.isArray(shape)) throw invalid(where, `${label}.shape must be an array of dimensions, found ${describe(shape)}.`);
+  let size = 1;
+  shape.forEach((d: unknown, k) => {
+    if (typeof d !== 'number' || !Number.isInteger(d) || d < 0) {
+      throw invalid(where, `${label}.shape[${k}] is ${describe(d)}; dimensions must be non-negative integers (shape ${JSON.stringify(shape)}).`);
+    }
+    size *= d;
+  });
+  return size;
+}
+
+/** Bytes one value of a quantized weight takes on disk, checking the quantization against the weight's dtype. */
+function quantizedBytes(quantization: unknown, dtype: string, label: string, where: string): number {
+  if (!isPlainObject(quantization)) {
+    throw invalid(where, `${label}.quantization must be an object { dtype, scale, min }, found ${describe(quantization)}.`);
+  }
+  const qdtype = quantization.dtype;
+  if (typeof qdtype !== 'string' || !(qdtype in QUANTIZED_BYTES)) {
+    throw invalid(where, `${label}.quantization.dtype is ${describe(qdtype)}; expected uint8, uint16 or float16.`);
+  }
+  if (qdtype === 'float16') {
+    if (dtype !== 'float32') throw invalid(where, `${label}: float16 quantization applies to float32 weights only, this one is ${dtype}.`);
+  } else {
+    if (dtype !== 'float32' && dtype !== 'int32') {
+      throw invalid(where, `${label}: ${qdtype} quantization applies to float32 or int32 weights only, this one is ${dtype}.`);
+    }
+    for (const key of ['scale', 'min'] as const) {
+      const v = quantization[key];
+      if (typeof v !== 'number' || !Number.isFinite(v)) {
+        throw invalid(where, `${label}.quantization.${key} is ${describe(v)}; ${qdtype} quantization needs finite "scale" and "min" numbers.`);
+      }
+    }
+  }
+  const original = quantization.original_dtype;
+  if (original !== undefined && original !== dtype) {
+    throw invalid(where, `${label}.quantization.original_dtype is ${describe(original)} but the weight's dtype is ${dtype}.`);
+  }
+  return QUANTIZED_BYTES[qdtype]!;
+}
+
+/**
+ * Checks one weight spec, records its clean copy in `state.weightSpecs`, and returns its size in bytes (a lower
+ * bound when `exact` is false). `groupBytes`: bytes of the group's earlier weights, for the total limit.
+ */
+function checkWeightSpec(state: ManifestState, spec: unknown, wat: string, groupBytes: number): { bytes: number; exact: boolean } {
+  const { where, names } = state;
+  if (!isPlainObject(spec)) throw invalid(where, `${wat} must be an object { name, shape, dtype }, found ${describe(spec)}.`);
+  const { name, shape, dtype, quantization, group: weightGroup } = spec;
+  if (typeof name !== 'string' || name.length === 0) {
+    throw invalid(where, `${wat}.name must be a non-empty string, found ${describe(name)}.`);
+  }
+  const label = `${wat} ("${name}")`;
+  const previous = names.get(name);
+  if (previous !== undefined) {
+    throw invalid(where, `${label}: duplicate weight name, already used by ${previous}. Each weight must have a unique name; re-export the model.`);
+  }
+  names.set(name, wat);
+  const size = shapeSize(shape, label, where);
+  if (typeof dtype !== 'string' || !(dtype in DTYPE_BYTES || dtype === 'string')) {
+    throw invalid(where, `${label}.dtype is ${describe(dtype)}; expected one of float32, int32, bool, string, complex64.`);
+  }
+  if (weightGroup !== undefined && weightGroup !== 'model' && weightGroup !== 'optimizer') {
+    throw invalid(where, `${label}.group is ${describe(weightGroup)}; expected "model" or "optimizer".`);
+  }
+  const quantized = quantization !== undefined && quantization !== null;
+  const exact = quantized || dtype !== 'string';
+  const bytesPerValue = quantized ? quantizedBytes(quantization, dtype, label, where) : dtype === 'string' ? STRING_LENGTH_BYTES : DTYPE_BYTES[dtype]!;
+  const bytes = size * bytesPerValue;
+  if (!Number.isSafeInteger(bytes) || state.totalBytes + groupBytes + bytes > state.maxTotalBytes) {
+    throw invalid(
+      where,
+      `${label} with shape ${JSON.stringify(shape)} (${dtype}${quantization ? `, quantized` : ''}) needs ${Number.isFinite(bytes) ? formatBytes(bytes) : 'an unrepresentable number of bytes'}, ` +
+        `bringing the weights to more than the limit of ${formatBytes(state.maxTotalBytes)}. ` +
+        'The manifest is corrupt, or the model is too large: raise the limit (maxTotalBytes) only if you trust this file.',
+    );
+  }
+  const clean: tf.io.WeightsManifestEntry = { name, shape: shape as number[], dtype: dtype as tf.io.WeightsManifestEntry['dtype'] };
+  if (weightGroup !== undefined) clean.group = weightGroup;
+  if (quantized) clean.quantization = quantization as NonNullable<tf.io.WeightsManifestEntry['quantization']>;
+  state.weightSpecs.push(clean);
+  return { bytes, exact };
+}
+
+/** Checks one group of the manifest (its paths and weights) and returns what it must hold. */
+function checkGroup(state: ManifestState, group: unknown, g: number): ValidatedWeightGroup {
+  const { where } = state;
+  const at = `weightsManifest[${g}]`;
+  if (!isPlainObject(group)) throw invalid(where, `${at} must be an object with "paths" and "weights", found ${describe(group)}.`);
+  const { paths, weights } = group;
+  if (!Array.isArray(paths)) throw invalid(where, `${at}.paths must be an array of file names, found ${describe(paths)}.`);
+  if (!Array.isArray(weights)) throw invalid(where, `${at}.weights must be an array of weight specs, found ${describe(weights)}.`);
+  checkShardPaths(state, paths, at);
+  let bytes = 0;
+  let exact = true;
+  weights.forEach((spec: unknown, w) => {
+    const found = checkWeightSpec(state, spec, `${at}.weights[${w}]`, bytes);
+    bytes += found.bytes;
+    exact &&= found.exact;
+  });
+  if (bytes > 0 && paths.length === 0) {
+    throw invalid(where, `${at} describes ${formatBytes(bytes)} of weights but lists no shard paths.`);
+  }
+  state.totalBytes += bytes;
+  return { paths: paths as string[], bytes, exact };
+}
+
 /**
  * Checks a parsed `model.json` before any weight is fetched or allocated: format, topology, and every entry of the
  * weights manifest (shard paths, weight names, shapes, dtypes, quantization). Computes the byte size each weight
@@ -114,7 +285,7 @@ export function shardPathProblem(path: string, allowUrl: boolean): string | unde
  *
  * @param json The parsed content of `model.json`.
  * @param where Where it came from (a path or URL), quoted in error messages.
- * @param options Limits; default total limit {@link DEFAULT_MAX_WEIGHT_BYTES} (2 GiB), no URL shard paths,
+ * @param args Limits; default total limit {@link DEFAULT_MAX_WEIGHT_BYTES} (2 GiB), no URL shard paths,
  *   weights required.
  * @returns The format, total weight bytes, per-group expected bytes and the flattened weight specs.
  * @throws TransferError `MODEL_INVALID` naming the file and the offending entry.
@@ -129,173 +300,35 @@ export function shardPathProblem(path: string, allowUrl: boolean): string | unde
 export function validateModelArtifacts(
   json: unknown,
   where: string,
-  options: ValidateModelOptions = {},
+  args: ValidateModelArgs = {},
 ): ValidatedModelArtifacts {
-  const maxTotalBytes = options.maxTotalBytes ?? DEFAULT_MAX_WEIGHT_BYTES;
+  const maxTotalBytes = args.maxTotalBytes ?? VALIDATE_MODEL_DEFAULTS.maxTotalBytes;
   if (!(typeof maxTotalBytes === 'number' && maxTotalBytes >= 0)) {
     throw new TransferError('INVALID_ARGUMENT', `maxTotalBytes must be a non-negative number, got ${String(maxTotalBytes)}.`);
   }
   if (!isPlainObject(json)) {
     throw invalid(where, `model.json must hold a JSON object, found ${describe(json)}. Check that the file is a TensorFlow.js model.json.`);
   }
-
-  // Topology.
-  const topology = json.modelTopology;
-  if (topology === undefined || topology === null) {
-    throw invalid(where, '"modelTopology" is missing. A TensorFlow.js model.json has "modelTopology" and "weightsManifest"; this file may be a weights manifest or metadata file instead.');
-  }
-  if (!isPlainObject(topology)) {
-    throw invalid(where, `"modelTopology" must be an object, found ${describe(topology)}.`);
-  }
-
-  // Format.
-  let format: ModelFormat;
-  if (json.format === undefined || json.format === null) {
-    if (Array.isArray(topology.node)) format = 'graph-model';
-    else if (isPlainObject(topology.model_config) || typeof topology.class_name === 'string') format = 'layers-model';
-    else {
-      throw invalid(where, '"format" is missing and "modelTopology" is neither a Keras model config (class_name/config) nor a TensorFlow graph (node list).');
-    }
-  } else if (json.format === 'layers-model' || json.format === 'graph-model') {
-    format = json.format;
-  } else {
-    throw invalid(where, `"format" is ${describe(json.format)}; expected "layers-model" or "graph-model".`);
-  }
-
-  for (const key of ['userDefinedMetadata', 'signature', 'modelInitializer', 'trainingConfig'] as const) {
-    const value = json[key];
-    if (value !== undefined && value !== null && !isPlainObject(value)) {
-      throw invalid(where, `"${key}" must be an object when present, found ${describe(value)}.`);
-    }
-  }
-
-  // Manifest.
+  const format = formatOf(json, where);
   const manifest = json.weightsManifest;
   if (manifest === undefined || manifest === null) {
-    if (options.allowMissingWeights) return { format, totalBytes: 0, exact: true, groups: [], weightSpecs: [] };
+    if (args.allowMissingWeights ?? VALIDATE_MODEL_DEFAULTS.allowMissingWeights) return { format, totalBytes: 0, exact: true, groups: [], weightSpecs: [] };
     throw invalid(where, '"weightsManifest" is missing: the file describes a topology without weights. Save the model with its weights (model.save) or point at the complete model.json.');
   }
   if (!Array.isArray(manifest)) {
     throw invalid(where, `"weightsManifest" must be an array of groups ({ paths, weights }), found ${describe(manifest)}.`);
   }
-
-  const groups: ValidatedWeightGroup[] = [];
-  const weightSpecs: tf.io.WeightsManifestEntry[] = [];
-  const names = new Map<string, string>();
-  const seenPaths = new Set<string>();
-  let totalBytes = 0;
-  let allExact = true;
-
-  manifest.forEach((group: unknown, g) => {
-    const at = `weightsManifest[${g}]`;
-    if (!isPlainObject(group)) throw invalid(where, `${at} must be an object with "paths" and "weights", found ${describe(group)}.`);
-    const { paths, weights } = group;
-    if (!Array.isArray(paths)) throw invalid(where, `${at}.paths must be an array of file names, found ${describe(paths)}.`);
-    if (!Array.isArray(weights)) throw invalid(where, `${at}.weights must be an array of weight specs, found ${describe(weights)}.`);
-    paths.forEach((p: unknown, i) => {
-      if (typeof p !== 'string') throw invalid(where, `${at}.paths[${i}] must be a string, found ${describe(p)}.`);
-      const problem = shardPathProblem(p, options.allowUrlPaths === true);
-      if (problem) throw invalid(where, `${at}.paths[${i}] ${JSON.stringify(p)} ${problem}. Refusing to read it.`);
-      if (seenPaths.has(p)) throw invalid(where, `${at}.paths[${i}] ${JSON.stringify(p)} is listed twice in the manifest.`);
-      seenPaths.add(p);
-    });
-
-    let groupBytes = 0;
-    let groupExact = true;
-    weights.forEach((spec: unknown, w) => {
-      const wat = `${at}.weights[${w}]`;
-      if (!isPlainObject(spec)) throw invalid(where, `${wat} must be an object { name, shape, dtype }, found ${describe(spec)}.`);
-      const { name, shape, dtype, quantization, group: weightGroup } = spec;
-      if (typeof name !== 'string' || name.length === 0) {
-        throw invalid(where, `${wat}.name must be a non-empty string, found ${describe(name)}.`);
-      }
-      const label = `${wat} ("${name}")`;
-      const previous = names.get(name);
-      if (previous !== undefined) {
-        throw invalid(where, `${label}: duplicate weight name, already used by ${previous}. Each weight must have a unique name; re-export the model.`);
-      }
-      names.set(name, wat);
-      if (!Array.isArray(shape)) throw invalid(where, `${label}.shape must be an array of dimensions, found ${describe(shape)}.`);
-      let size = 1;
-      shape.forEach((d: unknown, k) => {
-        if (typeof d !== 'number' || !Number.isInteger(d) || d < 0) {
-          throw invalid(where, `${label}.shape[${k}] is ${describe(d)}; dimensions must be non-negative integers (shape ${JSON.stringify(shape)}).`);
-        }
-        size *= d;
-      });
-      if (typeof dtype !== 'string' || !(dtype in DTYPE_BYTES || dtype === 'string')) {
-        throw invalid(where, `${label}.dtype is ${describe(dtype)}; expected one of float32, int32, bool, string, complex64.`);
-      }
-      if (weightGroup !== undefined && weightGroup !== 'model' && weightGroup !== 'optimizer') {
-        throw invalid(where, `${label}.group is ${describe(weightGroup)}; expected "model" or "optimizer".`);
-      }
-
-      let bytesPerValue: number;
-      let exact = true;
-      if (quantization !== undefined && quantization !== null) {
-        if (!isPlainObject(quantization)) {
-          throw invalid(where, `${label}.quantization must be an object { dtype, scale, min }, found ${describe(quantization)}.`);
-        }
-        const qdtype = quantization.dtype;
-        if (typeof qdtype !== 'string' || !(qdtype in QUANTIZED_BYTES)) {
-          throw invalid(where, `${label}.quantization.dtype is ${describe(qdtype)}; expected uint8, uint16 or float16.`);
-        }
-        if (qdtype === 'float16') {
-          if (dtype !== 'float32') throw invalid(where, `${label}: float16 quantization applies to float32 weights only, this one is ${dtype}.`);
-        } else {
-          if (dtype !== 'float32' && dtype !== 'int32') {
-            throw invalid(where, `${label}: ${qdtype} quantization applies to float32 or int32 weights only, this one is ${dtype}.`);
-          }
-          for (const key of ['scale', 'min'] as const) {
-            const v = quantization[key];
-            if (typeof v !== 'number' || !Number.isFinite(v)) {
-              throw invalid(where, `${label}.quantization.${key} is ${describe(v)}; ${qdtype} quantization needs finite "scale" and "min" numbers.`);
-            }
-          }
-        }
-        const original = quantization.original_dtype;
-        if (original !== undefined && original !== dtype) {
-          throw invalid(where, `${label}.quantization.original_dtype is ${describe(original)} but the weight's dtype is ${dtype}.`);
-        }
-        bytesPerValue = QUANTIZED_BYTES[qdtype];
-      } else if (dtype === 'string') {
-        bytesPerValue = STRING_LENGTH_BYTES;
-        exact = false;
-      } else {
-        bytesPerValue = DTYPE_BYTES[dtype];
-      }
-
-      const bytes = size * bytesPerValue;
-      if (!Number.isSafeInteger(bytes) || totalBytes + groupBytes + bytes > maxTotalBytes) {
-        throw invalid(
-          where,
-          `${label} with shape ${JSON.stringify(shape)} (${dtype}${quantization ? `, quantized` : ''}) needs ${Number.isFinite(bytes) ? formatBytes(bytes) : 'an unrepresentable number of bytes'}, ` +
-            `bringing the weights to more than the limit of ${formatBytes(maxTotalBytes)}. ` +
-            'The manifest is corrupt, or the model is too large: raise the limit (maxTotalBytes) only if you trust this file.',
-        );
-      }
-      groupBytes += bytes;
-      groupExact &&= exact;
-      const clean: tf.io.WeightsManifestEntry = {
-        name,
-        shape: shape as number[],
-        dtype: dtype as tf.io.WeightsManifestEntry['dtype'],
-      };
-      if (weightGroup !== undefined) clean.group = weightGroup;
-      if (quantization !== undefined && quantization !== null) {
-        clean.quantization = quantization as NonNullable<tf.io.WeightsManifestEntry['quantization']>;
-      }
-      weightSpecs.push(clean);
-    });
-    if (groupBytes > 0 && paths.length === 0) {
-      throw invalid(where, `${at} describes ${formatBytes(groupBytes)} of weights but lists no shard paths.`);
-    }
-    totalBytes += groupBytes;
-    allExact &&= groupExact;
-    groups.push({ paths: paths as string[], bytes: groupBytes, exact: groupExact });
-  });
-
-  return { format, totalBytes, exact: allExact, groups, weightSpecs };
+  const state: ManifestState = {
+    where,
+    maxTotalBytes,
+    allowUrlPaths: (args.allowUrlPaths ?? VALIDATE_MODEL_DEFAULTS.allowUrlPaths) === true,
+    names: new Map(),
+    seenPaths: new Set(),
+    weightSpecs: [],
+    totalBytes: 0,
+  };
+  const groups = manifest.map((group: unknown, g) => checkGroup(state, group, g));
+  return { format, totalBytes: state.totalBytes, exact: groups.every((g) => g.exact), groups, weightSpecs: state.weightSpecs };
 }
 
 /**
