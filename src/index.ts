@@ -92,6 +92,7 @@ export {
   loadModel,
   ARTIFACT_FORMAT_VERSION,
   type LoadModelArgs,
+  type SaveArgs,
   type ModelSource,
   type SaveDestination,
   type TransferMetadata,
