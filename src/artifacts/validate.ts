@@ -6,10 +6,16 @@
 import type * as tf from '@tensorflow/tfjs-core';
 import { TransferError } from '../errors.js';
 
-/** Largest total weight size a model file may declare by default (2 GiB); larger models are refused before loading. */
+/**
+ * Largest total weight size a model file may declare by default (2 GiB); larger models are refused before loading.
+ * @category Advanced
+ */
 export const DEFAULT_MAX_WEIGHT_BYTES = 2 * 1024 ** 3;
 
-/** The model formats tfjs can load. */
+/**
+ * The model formats tfjs can load.
+ * @internal
+ */
 export type ModelFormat = 'layers-model' | 'graph-model';
 
 /** Defaults of {@link ValidateModelArgs}. @internal */
@@ -40,7 +46,10 @@ export interface ValidateModelArgs {
   allowMissingWeights?: boolean;
 }
 
-/** One weight group of a validated manifest. */
+/**
+ * One weight group of a validated manifest.
+ * @internal
+ */
 export interface ValidatedWeightGroup {
   /** The group's shard paths, relative to the folder of `model.json`, in order. */
   paths: string[];
@@ -50,7 +59,10 @@ export interface ValidatedWeightGroup {
   exact: boolean;
 }
 
-/** What {@link validateModelArtifacts} found. */
+/**
+ * What {@link validateModelArtifacts} found.
+ * @internal
+ */
 export interface ValidatedModelArtifacts {
   /** `"layers-model"` or `"graph-model"` (inferred from the topology when `model.json` has no `format`). */
   format: ModelFormat;
@@ -296,6 +308,7 @@ function checkGroup(state: ManifestState, group: unknown, g: number): ValidatedW
  * const { format, totalBytes, groups } = validateModelArtifacts(json, url);
  * console.log(`${format}: ${groups.length} group(s), ${totalBytes} bytes of weights`);
  * ```
+ * @internal
  */
 export function validateModelArtifacts(
   json: unknown,
@@ -347,6 +360,7 @@ export function validateModelArtifacts(
  * const { groups } = validateModelArtifacts(json, 'model.json');
  * checkWeightData(groups[0].bytes, shard.byteLength, 'group1-shard1of1.bin', groups[0].exact);
  * ```
+ * @internal
  */
 export function checkWeightData(expectedBytes: number, actualBytes: number, where: string, exact = true): void {
   if (actualBytes < expectedBytes) {

@@ -23,10 +23,16 @@ import type { PortableProgram } from '../services';
 type Layer = tfl.layers.Layer;
 type SymbolicTensor = tfl.SymbolicTensor;
 
-/** Activations that run fused with a conv or dense op on every tfjs backend (cpu, wasm, webgl, webgpu). */
+/**
+ * Activations that run fused with a conv or dense op on every tfjs backend (cpu, wasm, webgl, webgpu).
+ * @category Advanced
+ */
 export type FusedActivation = 'linear' | 'relu' | 'relu6';
 
-/** One op of a {@link FoldPlan}. Slots are indices into the program's value table; `w*` index its weights. */
+/**
+ * One op of a {@link FoldPlan}. Slots are indices into the program's value table; `w*` index its weights.
+ * @internal
+ */
 export type FoldStep =
   | {
       op: 'conv2d' | 'depthwiseConv2d';
@@ -50,7 +56,10 @@ export type FoldStep =
   | { op: 'dense'; x: number; kernel: number; bias: number | undefined; activation: FusedActivation; out: number; layers: string[] }
   | { op: 'layer'; xs: number[]; layer: number; callArgs: Record<string, unknown>; outs: number[]; layers: string[] };
 
-/** A folded model as data: the program, without weight values. */
+/**
+ * A folded model as data: the program, without weight values.
+ * @internal
+ */
 export interface FoldPlan {
   /** Number of model inputs; they occupy slots `0 .. numInputs - 1`. */
   numInputs: number;
@@ -69,6 +78,7 @@ export interface FoldPlan {
 /**
  * A folded program with its weight values, ready to be posted to a worker thread (transfer `weights[i].buffer`).
  * Its layout is internal to the library and may change between versions.
+ * @category Advanced
  */
 export interface SerializedFoldPlan extends PortableProgram {
   /** The program (internal layout). @internal */
@@ -77,7 +87,10 @@ export interface SerializedFoldPlan extends PortableProgram {
   readonly weights: Float32Array[];
 }
 
-/** What folding did, for logs and tests. */
+/**
+ * What folding did, for logs and tests.
+ * @category Advanced
+ */
 export interface FoldStats {
   /** BatchNormalization layers folded into a conv. */
   foldedBatchNorms: number;
@@ -89,7 +102,10 @@ export interface FoldStats {
   fallbacks: string[];
 }
 
-/** An inference-only, folded copy of a layers model. See {@link foldModel}. */
+/**
+ * An inference-only, folded copy of a layers model. See {@link foldModel}.
+ * @category Advanced
+ */
 export interface FoldedModel {
   /** The program. @internal */
   readonly plan: FoldPlan;
@@ -116,12 +132,12 @@ export const FOLD_DEFAULTS = Object.freeze({ foldBatchNorm: true, fuseActivation
 export interface FoldArgs {
   /**
    * Fold BatchNormalization layers into the preceding conv.
-   * @defaultValue `true` ({@link FOLD_DEFAULTS})
+   * @defaultValue `true`
    */
   foldBatchNorm?: boolean;
   /**
    * Fuse ReLU / ReLU6 into the preceding conv.
-   * @defaultValue `true` ({@link FOLD_DEFAULTS})
+   * @defaultValue `true`
    */
   fuseActivations?: boolean;
 }
@@ -531,7 +547,7 @@ function foldedModel(plan: FoldPlan, b: ProgramBuilder): FoldedModel {
  * (a fused conv + BN + activation, a single op, or a `layer.apply` fallback), then build the plan and free lists.
  *
  * @param model Any functional or sequential layers model (e.g. `backbone.model`, or a frozen-prefix extractor).
- * @param args Default: fold BN and fuse activations ({@link FOLD_DEFAULTS}).
+ * @param args Default: fold BN and fuse activations.
  * @returns A {@link FoldedModel}; call `dispose()` when done.
  * @category Advanced
  *
@@ -658,7 +674,10 @@ function execute(plan: FoldPlan, weights: (() => tf.Tensor)[], inputs: tf.Tensor
   }
 }
 
-/** Runs a {@link SerializedFoldPlan} (e.g. in a worker): weights become tensors on the current backend. */
+/**
+ * Runs a {@link SerializedFoldPlan} (e.g. in a worker): weights become tensors on the current backend.
+ * @internal
+ */
 export interface PlanRunner {
   /** Runs the plan on `inputs`; the caller disposes the outputs. */
   predict(inputs: tf.Tensor | tf.Tensor[]): tf.Tensor[];
@@ -676,6 +695,7 @@ export interface PlanRunner {
  * const runner = createPlanRunner(serialized);        // worker
  * const [features] = runner.predict(images);
  * ```
+ * @internal
  */
 export function createPlanRunner(program: PortableProgram): PlanRunner {
   const serialized = program as SerializedFoldPlan;

@@ -38,40 +38,55 @@ export type BackboneSource =
 export interface LoadBackboneArgs {
   /**
    * The layer (layers models) or graph node (graph models) whose output are the features: the "bottleneck".
-   * Default: `"out_relu"` for MobileNetV2 (the same cut as Keras `include_top=False`); for another layers model,
-   * the last layer with a spatial (4-D) output; for a graph model, its output. A wrong name lists candidates.
+   * A wrong name lists candidates.
+   * @defaultValue `"out_relu"` for MobileNetV2 (the same cut as Keras `include_top=False`); for another layers
+   * model, the last layer with a spatial (4-D) output; for a graph model, its output
    */
   featureLayer?: string;
   /**
-   * Input size, one number (square) or `[height, width]`. Default: the size the model declares (224 for the
-   * catalog's 224 models). Fully convolutional layers models (MobileNetV2) are rebuilt to run at any size, e.g.
-   * 96, 128, 160 or 192; graph models with a fixed input size cannot change it.
+   * Input size, one number (square) or `[height, width]`. Fully convolutional layers models (MobileNetV2) are
+   * rebuilt to run at any size, e.g. 96, 128, 160 or 192; graph models with a fixed input size cannot change it.
+   * @defaultValue the size the model declares (224 for the catalog's 224 models)
    */
   inputSize?: number | ImageSize;
   /**
-   * How raw 0..255 pixels are mapped to the model's input. Default: the catalog's (MobileNetV2: [-1, 1]); for a
-   * layers model with a layer named like MobileNetV2's `out_relu`, MobileNetV2's; otherwise none
-   * (`{ scale: 1, offset: 0 }`: the model receives raw pixels). A function backbone receives preprocessed pixels.
+   * How raw 0..255 pixels are mapped to the model's input. A function backbone receives preprocessed pixels.
+   * @defaultValue the catalog's (MobileNetV2: [-1, 1]); for a layers model with a layer named like MobileNetV2's
+   * `out_relu`, MobileNetV2's; otherwise none (`{ scale: 1, offset: 0 }`: the model receives raw pixels)
    */
   preprocessing?: Preprocessing;
-  /** A name for reports and cache identity. Default: the catalog name, file name or model name. */
+  /**
+   * A name for reports and cache identity.
+   * @defaultValue the catalog name, file name or model name
+   */
   name?: string;
-  /** For a function backbone: the shape of one image's features. Default: found by running one blank image. */
+  /**
+   * For a function backbone: the shape of one image's features.
+   * @defaultValue found by running one blank image
+   */
   featureShape?: number[];
-  /** Whether a URL is a TF Hub handle (`model.json?tfjs-format=file` is appended). Default: detected. */
+  /**
+   * Whether a URL is a TF Hub handle (`model.json?tfjs-format=file` is appended).
+   * @defaultValue detected from the URL (tfhub.dev, kaggle.com/models) or the catalog entry
+   */
   fromTFHub?: boolean;
   /**
    * Download progress, in the one {@link Progress} shape: stage `'download'`, `done` of `total` bytes (`total`
    * grows as each weight shard's size becomes known), `file` the model's URL or path. The last report has
-   * `done === total`. Default: none.
+   * `done === total`.
+   * @defaultValue none
    */
   onProgress?: ProgressCallback;
-  /** Stops the download: before each file, and inside a fetch that honours the signal. Default: none. */
+  /**
+   * Stops the download: before each file, and inside a fetch that honours the signal.
+   * @defaultValue none
+   */
   signal?: AbortSignal;
   /**
    * For a `tf.LayersModel` or `tf.GraphModel` you pass in: let the backbone own it, so disposing the backbone (or a
-   * `TransferModel` built on it) frees its weights. Default false: a model you pass in stays yours, and you dispose
+   * `TransferModel` built on it) frees its weights. When false, a model you pass in stays yours, and you dispose
    * it when done. Models the library loads itself (names, URLs, paths, handlers) are always owned.
+   * @defaultValue `false`
    */
   takeOwnership?: boolean;
 }

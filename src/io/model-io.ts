@@ -120,7 +120,8 @@ export interface SaveArgs {
   /**
    * Stops the save before anything is written: checked at the start and again after the model is serialized,
    * right before the destination is written (a path is then written atomically, so an abort never leaves half a
-   * model). Default: none.
+   * model).
+   * @defaultValue none
    */
   signal?: AbortSignal;
 }
@@ -177,16 +178,20 @@ export async function save(model: TransferModel, destination: SaveDestination, a
 export interface LoadModelArgs {
   /**
    * The backbone, for artefacts that hold the head only (models trained on graph or function backbones).
-   * Default: none (the artefact must be complete).
+   * @defaultValue none (the artefact must be complete)
    */
   backbone?: BackboneSource;
   /**
    * Download progress, in the one {@link Progress} shape: stage `'download'`, `done` of `total` bytes, `file` the
    * model's URL or path (and then the backbone's, for a head-only artefact). The last report of each file has
-   * `done === total`. Default: none.
+   * `done === total`.
+   * @defaultValue none
    */
   onProgress?: ProgressCallback;
-  /** Stops the load: before each file, and inside a fetch that honours the signal. Default: none. */
+  /**
+   * Stops the load: before each file, and inside a fetch that honours the signal.
+   * @defaultValue none
+   */
   signal?: AbortSignal;
 }
 
