@@ -43,7 +43,7 @@ export {
   type CatalogEntry,
 } from './backbone/catalog';
 export { applyPreprocessing, NO_PREPROCESSING } from './backbone/preprocess';
-export { foldModel, type FoldedModel, type FoldOptions, type FoldStats, type FusedActivation, type SerializedFoldPlan } from './backbone/fold';
+export { foldModel, type FoldedModel, type FoldArgs, type FoldStats, type FusedActivation, type SerializedFoldPlan } from './backbone/fold';
 export { freeze, type FreezeArgs } from './freeze';
 export { attachHead, type AttachHeadArgs } from './head';
 export { TransferModel, type HeadSpec } from './transfer-model';
@@ -86,12 +86,13 @@ export {
 } from './evaluate';
 
 // Save and load.
-export { DEFAULT_MAX_WEIGHT_BYTES } from './io/validate';
+export { DEFAULT_MAX_WEIGHT_BYTES } from './artifacts/validate';
 export {
   save,
   loadModel,
   ARTIFACT_FORMAT_VERSION,
   type LoadModelArgs,
+  type SaveArgs,
   type ModelSource,
   type SaveDestination,
   type TransferMetadata,

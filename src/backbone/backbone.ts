@@ -15,10 +15,16 @@ import { foldModel, isFoldable, type FoldedModel } from './fold';
 /** Names of the layers the library puts in front of a layers backbone (input, preprocessing). @internal */
 export const OWN_LAYERS = new Set(['tt_image', 'tt_preprocess']);
 
-/** A plain function from a batch of (preprocessed) images `[n, h, w, 3]` to features `[n, ...featureShape]`. */
+/**
+ * A plain function from a batch of (preprocessed) images `[n, h, w, 3]` to features `[n, ...featureShape]`.
+ * @category Step 3: Compose
+ */
 export type BackboneFunction = (images: tf.Tensor4D) => tf.Tensor;
 
-/** What kind of model is behind a {@link Backbone}. */
+/**
+ * What kind of model is behind a {@link Backbone}.
+ * @category Step 3: Compose
+ */
 export type BackboneKind = 'layers' | 'graph' | 'function';
 
 /** Everything needed to build a {@link Backbone}. @internal */
@@ -55,6 +61,7 @@ export interface BackboneInit {
  * frozen and fine-tuned. Graph models and functions are always frozen.
  *
  * Call {@link Backbone.dispose} when done (unless a `TransferModel` built on it is disposed instead).
+ * @category Step 3: Compose
  */
 export class Backbone {
   /** A name for reports and cache identity, e.g. `"mobilenet_v2_1.0_224"`. */

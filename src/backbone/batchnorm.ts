@@ -19,7 +19,10 @@ type Callable = tfl.layers.Layer & {
   [PATCHED]?: boolean;
 };
 
-/** Whether a layer's output depends on `training` (it is stochastic or updates state while training). */
+/**
+ * Whether a layer's output depends on `training` (it is stochastic or updates state while training).
+ * @internal
+ */
 export function isTrainingDependent(layer: tfl.layers.Layer): boolean {
   if ((layer as Callable)[PATCHED]) return false;
   const cls = layer.getClassName();
@@ -29,7 +32,10 @@ export function isTrainingDependent(layer: tfl.layers.Layer): boolean {
   );
 }
 
-/** Makes every BatchNormalization layer in `layers` run in inference mode (idempotent). Returns how many. */
+/**
+ * Makes every BatchNormalization layer in `layers` run in inference mode (idempotent). Returns how many.
+ * @internal
+ */
 export function forceInferenceBatchNorm(layers: readonly tfl.layers.Layer[]): number {
   let n = 0;
   for (const layer of layers) {

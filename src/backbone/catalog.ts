@@ -6,12 +6,21 @@ import { env } from '../env';
 import { TransferError } from '../errors';
 import type { Preprocessing } from '../types';
 
-/** MobileNetV2 width multipliers published by Keras Applications / TF Hub. */
+/**
+ * MobileNetV2 width multipliers published by Keras Applications / TF Hub.
+ * @category Step 3: Compose
+ */
 export const MOBILENET_V2_ALPHAS = [0.35, 0.5, 0.75, 1.0, 1.3, 1.4] as const;
-/** MobileNetV2 input sizes published for alphas up to 1.0 (1.3 and 1.4 were published at 224 only). */
+/**
+ * MobileNetV2 input sizes published for alphas up to 1.0 (1.3 and 1.4 were published at 224 only).
+ * @category Step 3: Compose
+ */
 export const MOBILENET_V2_SIZES = [96, 128, 160, 192, 224] as const;
 
-/** A resolved catalog entry: where the weights are and how to use them. */
+/**
+ * A resolved catalog entry: where the weights are and how to use them.
+ * @category Step 3: Compose
+ */
 export interface CatalogEntry {
   /** Canonical name, e.g. `"mobilenet_v2_1.0_224"`. */
   name: string;
@@ -35,7 +44,10 @@ export interface CatalogEntry {
   preprocessing: Preprocessing;
 }
 
-/** MobileNetV2 preprocessing: pixels to [-1, 1], as `keras.applications.mobilenet_v2.preprocess_input`. */
+/**
+ * MobileNetV2 preprocessing: pixels to [-1, 1], as `keras.applications.mobilenet_v2.preprocess_input`.
+ * @category Step 3: Compose
+ */
 export const MOBILENET_V2_PREPROCESSING: Preprocessing = { scale: 1 / 127.5, offset: -1 };
 
 const TFJS_MODELS_MOBILENET_V2_1_224 = 'https://storage.googleapis.com/tfjs-models/tfjs/mobilenet_v2_1.0_224/model.json';
@@ -56,6 +68,7 @@ function featureChannels(alpha: number): number {
  * ```ts
  * listCatalog().map((e) => e.name); // ['mobilenet_v2_0.35_96', ..., 'mobilenet_v2_1.4_224']
  * ```
+ * @category Step 3: Compose
  */
 export function listCatalog(): CatalogEntry[] {
   const entries: CatalogEntry[] = [];
@@ -114,6 +127,7 @@ const NAME_RE = /^mobilenet_?v2(?:[_-](\d+(?:\.\d+)?))?(?:[_-](\d+))?$/i;
  * ```ts
  * resolveCatalogName('mobilenet_v2_0.5_160')!.url;
  * ```
+ * @category Step 3: Compose
  */
 export function resolveCatalogName(name: string): CatalogEntry | undefined {
   const m = NAME_RE.exec(name.trim());

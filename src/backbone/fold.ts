@@ -23,10 +23,16 @@ import type { PortableProgram } from '../services';
 type Layer = tfl.layers.Layer;
 type SymbolicTensor = tfl.SymbolicTensor;
 
-/** Activations that run fused with a conv or dense op on every tfjs backend (cpu, wasm, webgl, webgpu). */
+/**
+ * Activations that run fused with a conv or dense op on every tfjs backend (cpu, wasm, webgl, webgpu).
+ * @category Advanced
+ */
 export type FusedActivation = 'linear' | 'relu' | 'relu6';
 
-/** One op of a {@link FoldPlan}. Slots are indices into the program's value table; `w*` index its weights. */
+/**
+ * One op of a {@link FoldPlan}. Slots are indices into the program's value table; `w*` index its weights.
+ * @internal
+ */
 export type FoldStep =
   | {
       op: 'conv2d' | 'depthwiseConv2d';
@@ -50,7 +56,10 @@ export type FoldStep =
   | { op: 'dense'; x: number; kernel: number; bias: number | undefined; activation: FusedActivation; out: number; layers: string[] }
   | { op: 'layer'; xs: number[]; layer: number; callArgs: Record<string, unknown>; outs: number[]; layers: string[] };
 
-/** A folded model as data: the program, without weight values. */
+/**
+ * A folded model as data: the program, without weight values.
+ * @internal
+ */
 export interface FoldPlan {
   /** Number of model inputs; they occupy slots `0 .. numInputs - 1`. */
   numInputs: number;
@@ -69,6 +78,7 @@ export interface FoldPlan {
 /**
  * A folded program with its weight values, ready to be posted to a worker thread (transfer `weights[i].buffer`).
  * Its layout is internal to the library and may change between versions.
+ * @category Advanced
  */
 export interface SerializedFoldPlan extends PortableProgram {
   /** The program (internal layout). @internal */
@@ -77,7 +87,10 @@ export interface SerializedFoldPlan extends PortableProgram {
   readonly weights: Float32Array[];
 }
 
-/** What folding did, for logs and tests. */
+/**
+ * What folding did, for logs and tests.
+ * @category Advanced
+ */
 export interface FoldStats {
   /** BatchNormalization layers folded into a conv. */
   foldedBatchNorms: number;
@@ -89,7 +102,10 @@ export interface FoldStats {
   fallbacks: string[];
 }
 
-/** An inference-only, folded copy of a layers model. See {@link foldModel}. */
+/**
+ * An inference-only, folded copy of a layers model. See {@link foldModel}.
+ * @category Advanced
+ */
 export interface FoldedModel {
   /** The program. @internal */
   readonly plan: FoldPlan;
@@ -106,11 +122,23 @@ export interface FoldedModel {
   dispose(): void;
 }
 
-/** Options of {@link foldModel}. */
-export interface FoldOptions {
-  /** Fold BatchNormalization layers into the preceding conv. Default true. */
+/** Defaults of {@link FoldArgs}. @internal */
+export const FOLD_DEFAULTS = Object.freeze({ foldBatchNorm: true, fuseActivations: true });
+
+/**
+ * Options of {@link foldModel}.
+ * @category Advanced
+ */
+export interface FoldArgs {
+  /**
+   * Fold BatchNormalization layers into the preceding conv.
+   * @defaultValue `true`
+   */
   foldBatchNorm?: boolean;
-  /** Fuse ReLU / ReLU6 into the preceding conv. Default true. */
+  /**
+   * Fuse ReLU / ReLU6 into the preceding conv.
+   * @defaultValue `true`
+   */
   fuseActivations?: boolean;
 }
 
@@ -213,32 +241,8 @@ function canFoldBatchNormWeights(layer: Layer): boolean {
   return weightNamed(layer, 'moving_mean') !== undefined && weightNamed(layer, 'moving_variance') !== undefined;
 }
 
-/**
- * Compiles a tfjs-layers model into an inference-only program with BatchNormalization folded into the preceding
- * convolutions and ReLU / ReLU6 fused into them. The result computes the same outputs as `model.predict` (within
- * float32 rounding, ~1e-6 relative), usually about twice as fast on wasm and cpu for MobileNet-style networks.
- *
- * The model is not modified. The folded model owns folded copies of the BN-adjusted kernels (dispose it when
- * done) and reads every other weight from the model's own variables at run time; if frozen BN or conv weights
- * of the model change later, fold again.
- *
- * @param model Any functional or sequential layers model (e.g. `backbone.model`, or a frozen-prefix extractor).
- * @param options Default: fold BN and fuse activations.
- * @returns A {@link FoldedModel}; call `dispose()` when done.
- *
- * @example
- * ```ts
- * const folded = foldModel(backbone.model!);
- * const [features] = folded.predict(images);   // same as backbone.model.predict(images)
- * folded.dispose();
- * ```
- */
-export function foldModel(model: tfl.LayersModel, options: FoldOptions = {}): FoldedModel {
-  const foldBN = options.foldBatchNorm ?? true;
-  const fuseAct = options.fuseActivations ?? true;
-  const outputs = model.outputs;
-
-  // 1. Every tensor reachable from the outputs, in topological order, and how many ops consume each.
+/** Every tensor reachable from `outputs`, in topological order, and the one consumer of each tensor that has one. */
+function traverse(outputs: SymbolicTensor[]): { order: SymbolicTensor[]; consumerOf: Map<SymbolicTensor, SymbolicTensor> } {
   const order: SymbolicTensor[] = [];
   const seen = new Set<SymbolicTensor>();
   const consumers = new Map<SymbolicTensor, number>();
@@ -268,193 +272,245 @@ export function foldModel(model: tfl.LayersModel, options: FoldOptions = {}): Fo
     if (node.outputTensors.length !== 1) continue;
     for (const i of node.inputTensors) if (single(i)) consumerOf.set(i, u);
   }
+  return { order, consumerOf };
+}
 
-  // 2. Slots: model inputs first.
-  const slot = new Map<SymbolicTensor, number>();
-  model.inputs.forEach((t, i) => slot.set(t, i));
-  let numSlots = model.inputs.length;
-  const newSlot = (): number => numSlots++;
+/** The program under construction: value slots (model inputs first), weights, steps and what folding did. */
+class ProgramBuilder {
+  readonly slot = new Map<SymbolicTensor, number>();
+  numSlots: number;
+  readonly weights: (() => tf.Tensor)[] = [];
+  /** Folded weights, new tensors the program owns. */
+  readonly owned: tf.Tensor[] = [];
+  readonly weightShapes: number[][] = [];
+  readonly steps: FoldStep[] = [];
+  readonly fallbackLayers: Layer[] = [];
+  readonly stats: FoldStats = { foldedBatchNorms: 0, fusedActivations: 0, ops: 0, fallbacks: [] };
+  /** Tensors an emitted step computes. */
+  readonly done = new Set<SymbolicTensor>();
 
-  const weights: (() => tf.Tensor)[] = [];
-  const owned: tf.Tensor[] = [];
-  const weightShapes: number[][] = [];
-  const liveWeight = (w: LayerWeight): number => {
-    weights.push(() => w.read());
-    weightShapes.push(w.read().shape.slice());
-    return weights.length - 1;
-  };
-  const ownedWeight = (t: tf.Tensor): number => {
-    // The program owns its folded weights whatever scope it is built in (a caller's tf.tidy must not free them).
-    owned.push(tf.keep(t));
-    weights.push(() => t);
-    weightShapes.push(t.shape.slice());
-    return weights.length - 1;
-  };
-
-  const steps: FoldStep[] = [];
-  const fallbackLayers: Layer[] = [];
-  const stats: FoldStats = { foldedBatchNorms: 0, fusedActivations: 0, ops: 0, fallbacks: [] };
-  const done = new Set<SymbolicTensor>();
-
-  const fallback = (t: SymbolicTensor): void => {
-    const node = nodeOf(t);
-    const xs = node.inputTensors.map((i) => slot.get(i)!);
-    const outs = node.outputTensors.map((o) => {
-      const s = newSlot();
-      slot.set(o, s);
-      done.add(o);
-      return s;
-    });
-    fallbackLayers.push(t.sourceLayer);
-    stats.fallbacks.push(t.sourceLayer.getClassName());
-    steps.push({ op: 'layer', xs, layer: fallbackLayers.length - 1, callArgs: { ...(node.callArgs ?? {}), training: false }, outs, layers: [t.sourceLayer.name] });
-  };
-
-  try {
-    for (const t of order) {
-      if (done.has(t) || slot.has(t)) continue;
-      if (isInput(t)) throw new Error(`foldModel: input layer "${t.sourceLayer.name}" is not an input of the model.`);
-      const layer = t.sourceLayer;
-      const node = nodeOf(t);
-      const cls = layer.getClassName();
-      const config = layer.getConfig();
-      const ins = node.inputTensors.map((i) => {
-        const s = slot.get(i);
-        if (s === undefined) throw new Error(`foldModel: "${i.sourceLayer.name}" is used before it is computed.`);
-        return s;
-      });
-      const plain = node.outputTensors.length === 1 && ins.length === 1;
-      const emit = (step: FoldStep, last: SymbolicTensor): void => {
-        steps.push(step);
-        slot.set(last, (step as { out: number }).out);
-        done.add(last);
-      };
-
-      if ((cls === 'Conv2D' || cls === 'DepthwiseConv2D') && plain && channelsLast(config) && t.rank === 4) {
-        const own = asFused(activationName(config));
-        const kernelW = weightNamed(layer, cls === 'Conv2D' ? 'kernel' : 'depthwise_kernel') ?? weightsOf(layer)[0];
-        const groups = (config.groups as number | undefined) ?? 1;
-        if (own && kernelW && groups === 1) {
-          const biasW = config.useBias ? weightNamed(layer, 'bias') ?? weightsOf(layer)[1] : undefined;
-          const names = [layer.name];
-          let last = t;
-          let activation: FusedActivation = own;
-          let kernel: number;
-          let bias: number | undefined;
-          const bnT = consumerOf.get(t);
-          if (foldBN && own === 'linear' && bnT && isBatchNorm(bnT.sourceLayer) && canFoldBatchNormWeights(bnT.sourceLayer)) {
-            const [scale, shift] = batchNormAffine(bnT.sourceLayer);
-            try {
-              const k = kernelW.read();
-              const folded = tf.tidy(() => {
-                // Conv2D kernel [kh, kw, in, out]: scale the last axis. Depthwise [kh, kw, in, mult]: output channel
-                // c * mult + m gets scale[c * mult + m].
-                const s = cls === 'Conv2D' ? scale : tf.reshape(scale, [k.shape[2]!, k.shape[3]!]);
-                const newKernel = tf.mul(k, s);
-                const newBias = biasW ? tf.add(tf.mul(biasW.read(), scale), shift) : tf.clone(shift);
-                return [newKernel, newBias] as const;
-              });
-              kernel = ownedWeight(folded[0]);
-              bias = ownedWeight(folded[1]);
-            } finally {
-              scale.dispose();
-              shift.dispose();
-            }
-            names.push(bnT.sourceLayer.name);
-            last = bnT;
-            stats.foldedBatchNorms++;
-          } else {
-            kernel = liveWeight(kernelW);
-            bias = biasW ? liveWeight(biasW) : undefined;
-          }
-          const actT = fuseAct && activation === 'linear' ? consumerOf.get(last) : undefined;
-          const act = actT ? fusableActivationLayer(actT.sourceLayer) : undefined;
-          if (actT && act) {
-            activation = act;
-            names.push(actT.sourceLayer.name);
-            last = actT;
-            stats.fusedActivations++;
-          }
-          emit(
-            {
-              op: cls === 'Conv2D' ? 'conv2d' : 'depthwiseConv2d',
-              x: ins[0]!,
-              kernel,
-              bias,
-              strides: pair(config.strides, 1),
-              pad: config.padding === 'valid' ? 'valid' : 'same',
-              dilations: pair(config.dilationRate, 1),
-              activation,
-              out: newSlot(),
-              layers: names,
-            },
-            last,
-          );
-          // The folded BN / activation tensors are produced by this op: mark the intermediates as done.
-          for (const n of [t, ...(last !== t ? [consumerOf.get(t)!] : [])]) done.add(n);
-          continue;
-        }
-      }
-      if (cls === 'BatchNormalization' && plain && isBatchNorm(layer) && canFoldBatchNormWeights(layer)) {
-        const [scale, shift] = batchNormAffine(layer);
-        emit({ op: 'affine', x: ins[0]!, scale: ownedWeight(scale), shift: ownedWeight(shift), out: newSlot(), layers: [layer.name] }, t);
-        continue;
-      }
-      if (cls === 'Rescaling' && plain && typeof config.scale === 'number' && typeof (config.offset ?? 0) === 'number') {
-        emit({ op: 'rescale', x: ins[0]!, scale: config.scale, offset: (config.offset as number | undefined) ?? 0, out: newSlot(), layers: [layer.name] }, t);
-        continue;
-      }
-      if (cls === 'ZeroPadding2D' && plain && channelsLast(config)) {
-        const p = config.padding as unknown;
-        const pp: [number, number][] =
-          typeof p === 'number'
-            ? [[p, p], [p, p]]
-            : Array.isArray(p) && p.every((e) => Array.isArray(e))
-              ? (p as [number, number][])
-              : Array.isArray(p)
-                ? [[p[0] as number, p[0] as number], [p[1] as number, p[1] as number]]
-                : [[1, 1], [1, 1]];
-        emit({ op: 'pad', x: ins[0]!, paddings: [[0, 0], pp[0]!, pp[1]!, [0, 0]], out: newSlot(), layers: [layer.name] }, t);
-        continue;
-      }
-      if (cls === 'ReLU' && plain) {
-        const max = config.maxValue as number | null | undefined;
-        emit({ op: 'relu', x: ins[0]!, maxValue: max ?? undefined, out: newSlot(), layers: [layer.name] }, t);
-        continue;
-      }
-      if (cls === 'Add' && node.outputTensors.length === 1 && ins.length >= 1) {
-        emit({ op: 'add', xs: ins, out: newSlot(), layers: [layer.name] }, t);
-        continue;
-      }
-      if ((cls === 'GlobalAveragePooling2D' || cls === 'GlobalMaxPooling2D') && plain && channelsLast(config)) {
-        emit({ op: cls === 'GlobalAveragePooling2D' ? 'globalAvgPool' : 'globalMaxPool', x: ins[0]!, keepDims: config.keepDims === true, out: newSlot(), layers: [layer.name] }, t);
-        continue;
-      }
-      if (cls === 'Dense' && plain && t.rank === 2) {
-        const act = asFused(activationName(config));
-        const kernelW = weightNamed(layer, 'kernel') ?? weightsOf(layer)[0];
-        if (act && kernelW) {
-          const biasW = config.useBias ? weightNamed(layer, 'bias') ?? weightsOf(layer)[1] : undefined;
-          emit({ op: 'dense', x: ins[0]!, kernel: liveWeight(kernelW), bias: biasW ? liveWeight(biasW) : undefined, activation: act, out: newSlot(), layers: [layer.name] }, t);
-          continue;
-        }
-      }
-      fallback(t);
-    }
-  } catch (e) {
-    owned.forEach((w) => w.dispose());
-    throw e;
+  constructor(inputs: SymbolicTensor[]) {
+    inputs.forEach((t, i) => this.slot.set(t, i));
+    this.numSlots = inputs.length;
   }
 
-  const outSlots = outputs.map((o) => {
-    const s = slot.get(o);
-    if (s === undefined) throw new Error(`foldModel: output "${o.sourceLayer.name}" was not computed.`);
-    return s;
-  });
-  const plan: FoldPlan = { numInputs: model.inputs.length, numSlots, steps, free: freeLists(steps, model.inputs.length, outSlots), outputs: outSlots, weightShapes };
-  stats.ops = steps.length;
-  let disposed = false;
+  newSlot(): number {
+    return this.numSlots++;
+  }
 
+  /** A weight read from the model's own variable at run time. */
+  liveWeight(w: LayerWeight): number {
+    this.weights.push(() => w.read());
+    this.weightShapes.push(w.read().shape.slice());
+    return this.weights.length - 1;
+  }
+
+  /** A weight the program owns, whatever scope it is built in (a caller's tf.tidy must not free it). */
+  ownedWeight(t: tf.Tensor): number {
+    this.owned.push(tf.keep(t));
+    this.weights.push(() => t);
+    this.weightShapes.push(t.shape.slice());
+    return this.weights.length - 1;
+  }
+
+  /** Slots of the inputs of the node producing `t`. */
+  inputSlots(node: InboundNode): number[] {
+    return node.inputTensors.map((i) => {
+      const s = this.slot.get(i);
+      if (s === undefined) throw new Error(`foldModel: "${i.sourceLayer.name}" is used before it is computed.`);
+      return s;
+    });
+  }
+
+  /** Appends `step`, whose output is the value of `last`. */
+  emit(step: FoldStep, last: SymbolicTensor): void {
+    this.steps.push(step);
+    this.slot.set(last, (step as { out: number }).out);
+    this.done.add(last);
+  }
+
+  /** Runs the layer producing `t` through `layer.apply` (inference mode). */
+  fallback(t: SymbolicTensor): void {
+    const node = nodeOf(t);
+    const xs = node.inputTensors.map((i) => this.slot.get(i)!);
+    const outs = node.outputTensors.map((o) => {
+      const s = this.newSlot();
+      this.slot.set(o, s);
+      this.done.add(o);
+      return s;
+    });
+    this.fallbackLayers.push(t.sourceLayer);
+    this.stats.fallbacks.push(t.sourceLayer.getClassName());
+    const callArgs = { ...(node.callArgs ?? {}), training: false };
+    this.steps.push({ op: 'layer', xs, layer: this.fallbackLayers.length - 1, callArgs, outs, layers: [t.sourceLayer.name] });
+  }
+
+  /** The finished plan: output slots and free lists. */
+  plan(inputs: SymbolicTensor[], outputs: SymbolicTensor[]): FoldPlan {
+    const outSlots = outputs.map((o) => {
+      const s = this.slot.get(o);
+      if (s === undefined) throw new Error(`foldModel: output "${o.sourceLayer.name}" was not computed.`);
+      return s;
+    });
+    this.stats.ops = this.steps.length;
+    const free = freeLists(this.steps, inputs.length, outSlots);
+    return { numInputs: inputs.length, numSlots: this.numSlots, steps: this.steps, free, outputs: outSlots, weightShapes: this.weightShapes };
+  }
+}
+
+/** The layer that produces a tensor, as the step builders read it. */
+interface LayerAt {
+  t: SymbolicTensor;
+  layer: Layer;
+  node: InboundNode;
+  cls: string;
+  config: tf.serialization.ConfigDict;
+  /** Slots of its inputs. */
+  ins: number[];
+  /** One input, one output. */
+  plain: boolean;
+}
+
+/** What the conv step builder needs besides the layer. */
+interface FoldContext {
+  b: ProgramBuilder;
+  consumerOf: Map<SymbolicTensor, SymbolicTensor>;
+  foldBatchNorm: boolean;
+  fuseActivations: boolean;
+}
+
+/** A conv's kernel and bias with the following BatchNormalization folded in, as weights the program owns. */
+function foldBatchNormIntoConv(b: ProgramBuilder, cls: string, kernelW: LayerWeight, biasW: LayerWeight | undefined, bn: Layer): [number, number] {
+  const [scale, shift] = batchNormAffine(bn);
+  try {
+    const k = kernelW.read();
+    const folded = tf.tidy(() => {
+      // Conv2D kernel [kh, kw, in, out]: scale the last axis. Depthwise [kh, kw, in, mult]: output channel
+      // c * mult + m gets scale[c * mult + m].
+      const s = cls === 'Conv2D' ? scale : tf.reshape(scale, [k.shape[2]!, k.shape[3]!]);
+      const newKernel = tf.mul(k, s);
+      const newBias = biasW ? tf.add(tf.mul(biasW.read(), scale), shift) : tf.clone(shift);
+      return [newKernel, newBias] as const;
+    });
+    return [b.ownedWeight(folded[0]), b.ownedWeight(folded[1])];
+  } finally {
+    scale.dispose();
+    shift.dispose();
+  }
+}
+
+/**
+ * Emits a Conv2D / DepthwiseConv2D with the BatchNormalization and ReLU / ReLU6 that follow it (when they are its
+ * only consumers) as one fused op. Returns false when the layer is not a conv the interpreter runs.
+ */
+function emitConv(ctx: FoldContext, at: LayerAt): boolean {
+  const { t, layer, cls, config } = at;
+  const b = ctx.b;
+  if (!((cls === 'Conv2D' || cls === 'DepthwiseConv2D') && at.plain && channelsLast(config) && t.rank === 4)) return false;
+  const own = asFused(activationName(config));
+  const kernelW = weightNamed(layer, cls === 'Conv2D' ? 'kernel' : 'depthwise_kernel') ?? weightsOf(layer)[0];
+  const groups = (config.groups as number | undefined) ?? 1;
+  if (!own || !kernelW || groups !== 1) return false;
+  const biasW = config.useBias ? weightNamed(layer, 'bias') ?? weightsOf(layer)[1] : undefined;
+  const names = [layer.name];
+  let last = t;
+  let activation: FusedActivation = own;
+  let kernel: number;
+  let bias: number | undefined;
+  const bnT = ctx.consumerOf.get(t);
+  if (ctx.foldBatchNorm && own === 'linear' && bnT && isBatchNorm(bnT.sourceLayer) && canFoldBatchNormWeights(bnT.sourceLayer)) {
+    [kernel, bias] = foldBatchNormIntoConv(b, cls, kernelW, biasW, bnT.sourceLayer);
+    names.push(bnT.sourceLayer.name);
+    last = bnT;
+    b.stats.foldedBatchNorms++;
+  } else {
+    kernel = b.liveWeight(kernelW);
+    bias = biasW ? b.liveWeight(biasW) : undefined;
+  }
+  const actT = ctx.fuseActivations && activation === 'linear' ? ctx.consumerOf.get(last) : undefined;
+  const act = actT ? fusableActivationLayer(actT.sourceLayer) : undefined;
+  if (actT && act) {
+    activation = act;
+    names.push(actT.sourceLayer.name);
+    last = actT;
+    b.stats.fusedActivations++;
+  }
+  const op = cls === 'Conv2D' ? 'conv2d' : 'depthwiseConv2d';
+  const strides = pair(config.strides, 1);
+  const dilations = pair(config.dilationRate, 1);
+  const pad = config.padding === 'valid' ? 'valid' : 'same';
+  b.emit({ op, x: at.ins[0]!, kernel, bias, strides, pad, dilations, activation, out: b.newSlot(), layers: names }, last);
+  // The folded BN / activation tensors are produced by this op: mark the intermediates as done.
+  for (const n of [t, ...(last !== t ? [ctx.consumerOf.get(t)!] : [])]) b.done.add(n);
+  return true;
+}
+
+/** `ZeroPadding2D`'s `padding` config as `[[top, bottom], [left, right]]`. */
+function zeroPadding(p: unknown): [number, number][] {
+  if (typeof p === 'number') return [[p, p], [p, p]];
+  if (Array.isArray(p) && p.every((e) => Array.isArray(e))) return p as [number, number][];
+  if (Array.isArray(p)) return [[p[0] as number, p[0] as number], [p[1] as number, p[1] as number]];
+  return [[1, 1], [1, 1]];
+}
+
+/** The one step of a layer the interpreter runs without fusing (BN, rescale, pad, ReLU, add, pooling, dense). */
+function singleStep(b: ProgramBuilder, at: LayerAt): FoldStep | undefined {
+  const { t, layer, cls, config, plain, ins } = at;
+  const x = ins[0]!;
+  const layers = [layer.name];
+  if (cls === 'BatchNormalization' && plain && isBatchNorm(layer) && canFoldBatchNormWeights(layer)) {
+    const [scale, shift] = batchNormAffine(layer);
+    return { op: 'affine', x, scale: b.ownedWeight(scale), shift: b.ownedWeight(shift), out: b.newSlot(), layers };
+  }
+  if (cls === 'Rescaling' && plain && typeof config.scale === 'number' && typeof (config.offset ?? 0) === 'number') {
+    return { op: 'rescale', x, scale: config.scale, offset: (config.offset as number | undefined) ?? 0, out: b.newSlot(), layers };
+  }
+  if (cls === 'ZeroPadding2D' && plain && channelsLast(config)) {
+    const pp = zeroPadding(config.padding as unknown);
+    return { op: 'pad', x, paddings: [[0, 0], pp[0]!, pp[1]!, [0, 0]], out: b.newSlot(), layers };
+  }
+  if (cls === 'ReLU' && plain) {
+    const max = config.maxValue as number | null | undefined;
+    return { op: 'relu', x, maxValue: max ?? undefined, out: b.newSlot(), layers };
+  }
+  if (cls === 'Add' && at.node.outputTensors.length === 1 && ins.length >= 1) {
+    return { op: 'add', xs: ins, out: b.newSlot(), layers };
+  }
+  if ((cls === 'GlobalAveragePooling2D' || cls === 'GlobalMaxPooling2D') && plain && channelsLast(config)) {
+    const op = cls === 'GlobalAveragePooling2D' ? 'globalAvgPool' : 'globalMaxPool';
+    return { op, x, keepDims: config.keepDims === true, out: b.newSlot(), layers };
+  }
+  if (cls === 'Dense' && plain && t.rank === 2) {
+    const activation = asFused(activationName(config));
+    const kernelW = weightNamed(layer, 'kernel') ?? weightsOf(layer)[0];
+    if (activation && kernelW) {
+      const biasW = config.useBias ? weightNamed(layer, 'bias') ?? weightsOf(layer)[1] : undefined;
+      const bias = biasW ? b.liveWeight(biasW) : undefined;
+      return { op: 'dense', x, kernel: b.liveWeight(kernelW), bias, activation, out: b.newSlot(), layers };
+    }
+  }
+  return undefined;
+}
+
+/** Emits the step(s) computing `t`: a fused conv, a single op, or a fallback through `layer.apply`. */
+function compileTensor(ctx: FoldContext, t: SymbolicTensor): void {
+  const b = ctx.b;
+  if (b.done.has(t) || b.slot.has(t)) return;
+  if (isInput(t)) throw new Error(`foldModel: input layer "${t.sourceLayer.name}" is not an input of the model.`);
+  const node = nodeOf(t);
+  const ins = b.inputSlots(node);
+  const layer = t.sourceLayer;
+  const at: LayerAt = { t, layer, node, cls: layer.getClassName(), config: layer.getConfig(), ins, plain: node.outputTensors.length === 1 && ins.length === 1 };
+  if (emitConv(ctx, at)) return;
+  const step = singleStep(b, at);
+  if (step) b.emit(step, t);
+  else b.fallback(t);
+}
+
+/** The {@link FoldedModel} running `plan` over `b`'s weights. */
+function foldedModel(plan: FoldPlan, b: ProgramBuilder): FoldedModel {
+  const { weights, owned, fallbackLayers, stats } = b;
+  let disposed = false;
   return {
     plan,
     stats,
@@ -476,6 +532,50 @@ export function foldModel(model: tfl.LayersModel, options: FoldOptions = {}): Fo
       owned.forEach((w) => w.dispose());
     },
   };
+}
+
+/**
+ * Compiles a tfjs-layers model into an inference-only program with BatchNormalization folded into the preceding
+ * convolutions and ReLU / ReLU6 fused into them. The result computes the same outputs as `model.predict` (within
+ * float32 rounding, ~1e-6 relative), usually about twice as fast on wasm and cpu for MobileNet-style networks.
+ *
+ * The model is not modified. The folded model owns folded copies of the BN-adjusted kernels (dispose it when
+ * done) and reads every other weight from the model's own variables at run time; if frozen BN or conv weights
+ * of the model change later, fold again.
+ *
+ * Steps: traverse the graph (topological order, single consumers), then compile each tensor in order
+ * (a fused conv + BN + activation, a single op, or a `layer.apply` fallback), then build the plan and free lists.
+ *
+ * @param model Any functional or sequential layers model (e.g. `backbone.model`, or a frozen-prefix extractor).
+ * @param args Default: fold BN and fuse activations.
+ * @returns A {@link FoldedModel}; call `dispose()` when done.
+ * @category Advanced
+ *
+ * @example
+ * ```ts
+ * const folded = foldModel(backbone.model!);
+ * const [features] = folded.predict(images);   // same as backbone.model.predict(images)
+ * folded.dispose();
+ * ```
+ */
+export function foldModel(model: tfl.LayersModel, args: FoldArgs = {}): FoldedModel {
+  const { order, consumerOf } = traverse(model.outputs);
+  const b = new ProgramBuilder(model.inputs);
+  const ctx: FoldContext = {
+    b,
+    consumerOf,
+    foldBatchNorm: args.foldBatchNorm ?? FOLD_DEFAULTS.foldBatchNorm,
+    fuseActivations: args.fuseActivations ?? FOLD_DEFAULTS.fuseActivations,
+  };
+  let plan: FoldPlan;
+  try {
+    for (const t of order) compileTensor(ctx, t);
+    plan = b.plan(model.inputs, model.outputs);
+  } catch (e) {
+    b.owned.forEach((w) => w.dispose());
+    throw e;
+  }
+  return foldedModel(plan, b);
 }
 
 /** For each step, the slots whose last use it is (never model inputs or outputs). */
@@ -574,7 +674,10 @@ function execute(plan: FoldPlan, weights: (() => tf.Tensor)[], inputs: tf.Tensor
   }
 }
 
-/** Runs a {@link SerializedFoldPlan} (e.g. in a worker): weights become tensors on the current backend. */
+/**
+ * Runs a {@link SerializedFoldPlan} (e.g. in a worker): weights become tensors on the current backend.
+ * @internal
+ */
 export interface PlanRunner {
   /** Runs the plan on `inputs`; the caller disposes the outputs. */
   predict(inputs: tf.Tensor | tf.Tensor[]): tf.Tensor[];
@@ -592,6 +695,7 @@ export interface PlanRunner {
  * const runner = createPlanRunner(serialized);        // worker
  * const [features] = runner.predict(images);
  * ```
+ * @internal
  */
 export function createPlanRunner(program: PortableProgram): PlanRunner {
   const serialized = program as SerializedFoldPlan;

@@ -25,7 +25,10 @@ function inboundNode(t: SymbolicTensor): InboundNode {
   return node;
 }
 
-/** True when `t` is the output of an InputLayer (a graph source). */
+/**
+ * True when `t` is the output of an InputLayer (a graph source).
+ * @internal
+ */
 export function isInputTensor(t: SymbolicTensor): boolean {
   return t.sourceLayer.getClassName() === 'InputLayer';
 }
@@ -33,6 +36,7 @@ export function isInputTensor(t: SymbolicTensor): boolean {
 /**
  * Re-applies the layers that compute `outputs` from the tensors already in `mapping` (old tensor → new tensor).
  * Layers are shared, not copied: the result trains and disposes the same weights.
+ * @internal
  */
 export function rewire(outputs: SymbolicTensor[], mapping: Map<SymbolicTensor, SymbolicTensor>): SymbolicTensor[] {
   const visit = (t: SymbolicTensor): SymbolicTensor => {
@@ -56,7 +60,10 @@ export function rewire(outputs: SymbolicTensor[], mapping: Map<SymbolicTensor, S
   return outputs.map(visit);
 }
 
-/** The layers that compute `outputs` from the graph's inputs or from `stopAt`, in topological order. */
+/**
+ * The layers that compute `outputs` from the graph's inputs or from `stopAt`, in topological order.
+ * @internal
+ */
 export function ancestorLayers(outputs: SymbolicTensor[], stopAt: Set<SymbolicTensor> = new Set()): Layer[] {
   const seen = new Set<Layer>();
   const order: Layer[] = [];
@@ -72,7 +79,10 @@ export function ancestorLayers(outputs: SymbolicTensor[], stopAt: Set<SymbolicTe
   return order;
 }
 
-/** The (first) output tensor of a named layer, or an error listing candidate names. */
+/**
+ * The (first) output tensor of a named layer, or an error listing candidate names.
+ * @internal
+ */
 export function layerOutput(model: tfl.LayersModel, name: string, what: string): SymbolicTensor {
   const layer = model.layers.find((l) => l.name === name);
   if (!layer) {
@@ -85,7 +95,10 @@ export function layerOutput(model: tfl.LayersModel, name: string, what: string):
   return (Array.isArray(out) ? out[0] : out) as SymbolicTensor;
 }
 
-/** "Candidates: ..." listing the layers whose outputs are 4-D feature maps, last ones first. */
+/**
+ * "Candidates: ..." listing the layers whose outputs are 4-D feature maps, last ones first.
+ * @internal
+ */
 export function describeCandidates(model: tfl.LayersModel): string {
   const names = model.layers
     .filter((l) => {
@@ -98,7 +111,10 @@ export function describeCandidates(model: tfl.LayersModel): string {
   return `Candidates (last first): ${shown.join(', ')}${names.length > shown.length ? `, ... (${names.length} in all)` : ''}.`;
 }
 
-/** The input tensors of the layer application that produced `t` (none for graph inputs). */
+/**
+ * The input tensors of the layer application that produced `t` (none for graph inputs).
+ * @internal
+ */
 export function nodeInputs(t: SymbolicTensor): SymbolicTensor[] {
   return isInputTensor(t) ? [] : inboundNode(t).inputTensors;
 }
@@ -106,6 +122,7 @@ export function nodeInputs(t: SymbolicTensor): SymbolicTensor[] {
 /**
  * Splits the graph computing `outputs` where `isFrozen(t)` stops holding: returns the frozen tensors consumed by
  * non-frozen layer applications (or that are outputs themselves), in discovery order.
+ * @internal
  */
 export function boundaryTensors(outputs: SymbolicTensor[], isFrozen: (t: SymbolicTensor) => boolean): SymbolicTensor[] {
   const boundary: SymbolicTensor[] = [];

@@ -7,17 +7,21 @@ import * as tfl from '@tensorflow/tfjs-layers';
 import * as tfc from '@tensorflow/tfjs-converter';
 import { env, log } from '../env';
 import { TransferError, check, throwIfAborted } from '../errors';
-import type { ImageSize, Preprocessing } from '../types';
+import type { ImageSize, Preprocessing, ProgressCallback } from '../types';
 import { Backbone, graphRunner, type BackboneFunction } from './backbone';
 import { forceInferenceBatchNorm } from './batchnorm';
-import { resolveCatalogName, type CatalogEntry } from './catalog';
+import { MOBILENET_V2_PREPROCESSING, resolveCatalogName, type CatalogEntry } from './catalog';
 import { describeCandidates, layerOutput, rewire } from './graph';
-import { loadGraphModelSafely, loadLayersModelSafely, readModelArtifacts } from '../io/load-layers';
+import { downloadMonitor, urlLoadHandler, weightByteLength, type DownloadMonitor } from '../artifacts/download';
+import { loadGraphModelSafely, loadLayersModelSafely, readModelArtifacts } from '../artifacts/load-layers';
 import { disposeLayers } from '../util/dispose';
 import { isHttpUrl, isLocalPath } from '../util/location';
 import { NO_PREPROCESSING, preprocessingLayer, validatePreprocessing } from './preprocess';
 
-/** Anything {@link loadBackbone} accepts. */
+/**
+ * Anything {@link loadBackbone} accepts.
+ * @category Step 3: Compose
+ */
 export type BackboneSource =
   | string
   | URL
@@ -27,45 +31,65 @@ export type BackboneSource =
   | BackboneFunction
   | Backbone;
 
-/** Options of {@link loadBackbone}. */
+/**
+ * Options of {@link loadBackbone}.
+ * @category Step 3: Compose
+ */
 export interface LoadBackboneArgs {
   /**
    * The layer (layers models) or graph node (graph models) whose output are the features: the "bottleneck".
-   * Default: `"out_relu"` for MobileNetV2 (the same cut as Keras `include_top=False`); for another layers model,
-   * the last layer with a spatial (4-D) output; for a graph model, its output. A wrong name lists candidates.
+   * A wrong name lists candidates.
+   * @defaultValue `"out_relu"` for MobileNetV2 (the same cut as Keras `include_top=False`); for another layers
+   * model, the last layer with a spatial (4-D) output; for a graph model, its output
    */
   featureLayer?: string;
   /**
-   * Input size, one number (square) or `[height, width]`. Default: the size the model declares (224 for the
-   * catalog's 224 models). Fully convolutional layers models (MobileNetV2) are rebuilt to run at any size, e.g.
-   * 96, 128, 160 or 192; graph models with a fixed input size cannot change it.
+   * Input size, one number (square) or `[height, width]`. Fully convolutional layers models (MobileNetV2) are
+   * rebuilt to run at any size, e.g. 96, 128, 160 or 192; graph models with a fixed input size cannot change it.
+   * @defaultValue the size the model declares (224 for the catalog's 224 models)
    */
   inputSize?: number | ImageSize;
   /**
-   * How raw 0..255 pixels are mapped to the model's input. Default: the catalog's (MobileNetV2: [-1, 1]); for a
-   * layers model with a layer named like MobileNetV2's `out_relu`, MobileNetV2's; otherwise none
-   * (`{ scale: 1, offset: 0 }`: the model receives raw pixels). A function backbone receives preprocessed pixels.
+   * How raw 0..255 pixels are mapped to the model's input. A function backbone receives preprocessed pixels.
+   * @defaultValue the catalog's (MobileNetV2: [-1, 1]); for a layers model with a layer named like MobileNetV2's
+   * `out_relu`, MobileNetV2's; otherwise none (`{ scale: 1, offset: 0 }`: the model receives raw pixels)
    */
   preprocessing?: Preprocessing;
-  /** A name for reports and cache identity. Default: the catalog name, file name or model name. */
+  /**
+   * A name for reports and cache identity.
+   * @defaultValue the catalog name, file name or model name
+   */
   name?: string;
-  /** For a function backbone: the shape of one image's features. Default: found by running one blank image. */
+  /**
+   * For a function backbone: the shape of one image's features.
+   * @defaultValue found by running one blank image
+   */
   featureShape?: number[];
-  /** Whether a URL is a TF Hub handle (`model.json?tfjs-format=file` is appended). Default: detected. */
+  /**
+   * Whether a URL is a TF Hub handle (`model.json?tfjs-format=file` is appended).
+   * @defaultValue detected from the URL (tfhub.dev, kaggle.com/models) or the catalog entry
+   */
   fromTFHub?: boolean;
-  /** Weight download progress, from 0 to 1. */
-  onProgress?: (fraction: number) => void;
-  /** Abort the download. */
+  /**
+   * Download progress, in the one {@link Progress} shape: stage `'download'`, `done` of `total` bytes (`total`
+   * grows as each weight shard's size becomes known), `file` the model's URL or path. The last report has
+   * `done === total`.
+   * @defaultValue none
+   */
+  onProgress?: ProgressCallback;
+  /**
+   * Stops the download: before each file, and inside a fetch that honours the signal.
+   * @defaultValue none
+   */
   signal?: AbortSignal;
   /**
    * For a `tf.LayersModel` or `tf.GraphModel` you pass in: let the backbone own it, so disposing the backbone (or a
-   * `TransferModel` built on it) frees its weights. Default false: a model you pass in stays yours, and you dispose
+   * `TransferModel` built on it) frees its weights. When false, a model you pass in stays yours, and you dispose
    * it when done. Models the library loads itself (names, URLs, paths, handlers) are always owned.
+   * @defaultValue `false`
    */
   takeOwnership?: boolean;
 }
-
-const MOBILENET_V2_PREPROCESSING: Preprocessing = { scale: 1 / 127.5, offset: -1 };
 
 function isIOHandler(x: unknown): x is tf.io.IOHandler {
   return typeof x === 'object' && x !== null && typeof (x as tf.io.IOHandler).load === 'function' && !(x instanceof tfl.LayersModel);
@@ -86,13 +110,11 @@ function normaliseSize(size: number | ImageSize | undefined, where: string): Ima
 }
 
 /** Loads model artefacts (layers or graph) through a handler, then builds the right model. */
-async function loadAnyModel(
-  handler: tf.io.IOHandler,
-  where: string,
-  options: LoadBackboneArgs,
-): Promise<tfl.LayersModel | tfc.GraphModel> {
+async function loadAnyModel(loader: Loader, args: LoadBackboneArgs): Promise<tfl.LayersModel | tfc.GraphModel> {
+  const { handler, where, monitor } = loader;
   const artifacts = await readModelArtifacts(handler, where);
-  throwIfAborted(options.signal, 'Loading the backbone');
+  throwIfAborted(args.signal, 'Loading the backbone');
+  monitor.finish(weightByteLength(artifacts));
   const topology = artifacts.modelTopology as Record<string, unknown> | undefined;
   if (!topology || typeof topology !== 'object') {
     throw new TransferError('MODEL_INVALID', `${where}: model.json has no modelTopology; it is not a TF.js model.`);
@@ -102,7 +124,18 @@ async function loadAnyModel(
   return isGraph ? loadGraphModelSafely(memory, where) : loadLayersModelSafely(memory, where);
 }
 
-function handlerFor(source: string, options: LoadBackboneArgs, entry: CatalogEntry | undefined): { handler: tf.io.IOHandler; where: string } {
+/** A handler for a model's files, where they are, and the monitor that reports their download. */
+interface Loader {
+  handler: tf.io.IOHandler;
+  where: string;
+  monitor: DownloadMonitor;
+}
+
+function monitorFor(file: string, args: LoadBackboneArgs): DownloadMonitor {
+  return downloadMonitor({ fetch: env.fetch, onProgress: args.onProgress, signal: args.signal, file, what: 'Loading the backbone' });
+}
+
+function loaderFor(source: string, args: LoadBackboneArgs, entry: CatalogEntry | undefined): Loader {
   if (isLocalPath(source)) {
     if (!env.fileSystem) {
       throw new TransferError(
@@ -113,22 +146,60 @@ function handlerFor(source: string, options: LoadBackboneArgs, entry: CatalogEnt
           `(e.g. tf.io.browserFiles).`,
       );
     }
-    return { handler: env.fileSystem.loader(source), where: source };
+    return { handler: env.fileSystem.loader(source), where: source, monitor: monitorFor(source, args) };
   }
   if (isHttpUrl(source) && !env.allowRemoteModels) {
     throw new TransferError('NETWORK', `Remote models are disabled (env.allowRemoteModels = false); cannot load ${source}. Pass a local path or a handler.`);
   }
-  const fromTFHub = options.fromTFHub ?? entry?.fromTFHub ?? /tfhub\.dev|kaggle\.com\/models/.test(source);
+  const fromTFHub = args.fromTFHub ?? entry?.fromTFHub ?? /tfhub\.dev|kaggle\.com\/models/.test(source);
   let url = source;
   if (fromTFHub && !url.endsWith('model.json') && !url.includes('tfjs-format=file')) url = `${url.replace(/\/$/, '')}/model.json?tfjs-format=file`;
-  if (isHttpUrl(url)) {
-    const handler = tf.io.http(url, { fetchFunc: env.fetch, onProgress: options.onProgress });
-    return { handler, where: url };
-  }
-  const handlers = tf.io.getLoadHandlers(url, { onProgress: options.onProgress });
-  const handler = handlers[0];
+  const monitor = monitorFor(url, args);
+  const handler = urlLoadHandler(url, monitor);
   if (!handler) throw new TransferError('UNKNOWN_BACKBONE', `No TF.js IO handler accepts "${url}".`);
-  return { handler, where: url };
+  return { handler, where: url, monitor };
+}
+
+/** The model behind a source that is not a function or a Backbone: loaded (names, URLs, paths, handlers) or given. */
+async function modelOf(
+  source: BackboneSource,
+  args: LoadBackboneArgs,
+): Promise<{ model: tfl.LayersModel | tfc.GraphModel; where: string; entry?: CatalogEntry }> {
+  if (typeof source === 'string' || source instanceof URL) {
+    const text = source.toString();
+    const entry = resolveCatalogName(text);
+    if (entry && !env.allowRemoteModels) {
+      throw new TransferError(
+        'NETWORK',
+        `Catalog backbone "${text}" would be downloaded from ${entry.url}, but env.allowRemoteModels is false. ` +
+          `Pass the local path of a downloaded copy instead.`,
+      );
+    }
+    const loader = loaderFor(entry ? entry.url : text, args, entry);
+    if (entry) log(`tfjs-transfer: loading ${entry.name} from ${entry.url}`);
+    return { model: await loadAnyModel(loader, args), where: loader.where, entry };
+  }
+  if (source instanceof tfl.LayersModel) return { model: source, where: `LayersModel "${source.name}"` };
+  if (isGraphModel(source)) return { model: source, where: 'GraphModel' };
+  if (isIOHandler(source)) {
+    const loader = { handler: source, where: 'IOHandler', monitor: monitorFor('IOHandler', args) };
+    return { model: await loadAnyModel(loader, args), where: loader.where };
+  }
+  throw new TransferError(
+    'INVALID_ARGUMENT',
+    `loadBackbone: unsupported source ${Object.prototype.toString.call(source)}. Pass a catalog name, a URL or path, an IOHandler, a tf.LayersModel, a tf.GraphModel or a function.`,
+  );
+}
+
+/** What the builders of a backbone need besides the model. */
+interface BuildContext {
+  args: LoadBackboneArgs;
+  inputSize: ImageSize | undefined;
+  entry: CatalogEntry | undefined;
+  name: string;
+  where: string;
+  /** Whether the backbone owns the model (loaded by the library, or `takeOwnership`). */
+  owned: boolean;
 }
 
 /**
@@ -152,57 +223,28 @@ function handlerFor(source: string, options: LoadBackboneArgs, entry: CatalogEnt
  * const small = await loadBackbone('./models/mobilenet/model.json', { inputSize: 160 }); // Node path
  * const custom = await loadBackbone(myLayersModel, { featureLayer: 'conv5_block3_out' });
  * ```
+ * @category Step 3: Compose
  */
-export async function loadBackbone(source: BackboneSource, options: LoadBackboneArgs = {}): Promise<Backbone> {
+export async function loadBackbone(source: BackboneSource, args: LoadBackboneArgs = {}): Promise<Backbone> {
   check(source != null, 'loadBackbone: source is required: a catalog name such as "mobilenet_v2_1.0_224", a URL or path to a model.json, an IOHandler, a model or a function.');
-  check(typeof options === 'object' && options !== null, 'loadBackbone: options must be an object.');
-  if (options.preprocessing != null) validatePreprocessing(options.preprocessing, 'loadBackbone'); // reliability: was `if (options.preprocessing)`, so 0 / '' / false slipped through
-  const inputSize = normaliseSize(options.inputSize, 'loadBackbone');
-  throwIfAborted(options.signal, 'Loading the backbone');
+  check(typeof args === 'object' && args !== null, 'loadBackbone: options must be an object.');
+  if (args.preprocessing != null) validatePreprocessing(args.preprocessing, 'loadBackbone'); // reliability: was `if (options.preprocessing)`, so 0 / '' / false slipped through
+  const inputSize = normaliseSize(args.inputSize, 'loadBackbone');
+  throwIfAborted(args.signal, 'Loading the backbone');
 
   if (source instanceof Backbone) return source;
 
   if (typeof source === 'function' && !(source instanceof tfl.LayersModel)) {
-    return fromFunction(source as BackboneFunction, options, inputSize);
+    return fromFunction(source as BackboneFunction, args, inputSize);
   }
 
-  let entry: CatalogEntry | undefined;
-  let model: tfl.LayersModel | tfc.GraphModel;
-  let where: string;
-  if (typeof source === 'string' || source instanceof URL) {
-    const text = source.toString();
-    entry = resolveCatalogName(text);
-    if (entry && !env.allowRemoteModels) {
-      throw new TransferError(
-        'NETWORK',
-        `Catalog backbone "${text}" would be downloaded from ${entry.url}, but env.allowRemoteModels is false. ` +
-          `Pass the local path of a downloaded copy instead.`,
-      );
-    }
-    const h = handlerFor(entry ? entry.url : text, options, entry);
-    where = h.where;
-    if (entry) log(`tfjs-transfer: loading ${entry.name} from ${entry.url}`);
-    model = await loadAnyModel(h.handler, where, options);
-  } else if (source instanceof tfl.LayersModel) {
-    model = source;
-    where = `LayersModel "${source.name}"`;
-  } else if (isGraphModel(source)) {
-    model = source;
-    where = 'GraphModel';
-  } else if (isIOHandler(source)) {
-    where = 'IOHandler';
-    model = await loadAnyModel(source, where, options);
-  } else {
-    throw new TransferError(
-      'INVALID_ARGUMENT',
-      `loadBackbone: unsupported source ${Object.prototype.toString.call(source)}. Pass a catalog name, a URL or path, an IOHandler, a tf.LayersModel, a tf.GraphModel or a function.`,
-    );
-  }
-  const owned = typeof source === 'string' || source instanceof URL || isIOHandler(source) || options.takeOwnership === true;
-  const name = options.name ?? entry?.name ?? (typeof source === 'string' ? source : source instanceof URL ? source.toString() : (model as { name?: string }).name ?? 'backbone');
+  const { model, where, entry } = await modelOf(source, args);
+  const owned = typeof source === 'string' || source instanceof URL || isIOHandler(source) || args.takeOwnership === true;
+  const name = args.name ?? entry?.name ?? (typeof source === 'string' ? source : source instanceof URL ? source.toString() : (model as { name?: string }).name ?? 'backbone');
+  const ctx: BuildContext = { args, inputSize, entry, name, where, owned };
   try {
-    if (model instanceof tfl.LayersModel) return fromLayersModel(model, options, inputSize, entry, name, where, owned);
-    return fromGraphModel(model, options, inputSize, entry, name, where, owned);
+    if (model instanceof tfl.LayersModel) return fromLayersModel(model, ctx);
+    return fromGraphModel(model, ctx);
   } catch (e) {
     if (owned) model.dispose();
     throw e;
@@ -218,15 +260,8 @@ function defaultFeatureLayer(model: tfl.LayersModel): string {
   return model.layers[model.layers.length - 1]!.name;
 }
 
-function fromLayersModel(
-  model: tfl.LayersModel,
-  options: LoadBackboneArgs,
-  inputSize: ImageSize | undefined,
-  entry: CatalogEntry | undefined,
-  name: string,
-  where: string,
-  owned: boolean,
-): Backbone {
+function fromLayersModel(model: tfl.LayersModel, ctx: BuildContext): Backbone {
+  const { args, inputSize, entry, name, where, owned } = ctx;
   if (model.inputs.length !== 1) {
     throw new TransferError('NOT_SUPPORTED', `${where}: a backbone takes one image input; this model has ${model.inputs.length} inputs.`);
   }
@@ -235,10 +270,10 @@ function fromLayersModel(
     throw new TransferError('NOT_SUPPORTED', `${where}: a backbone takes RGB images [n, h, w, 3]; this model's input is [${declared.map(String).join(', ')}].`);
   }
   const size: ImageSize = inputSize ?? [declared[1] ?? entry?.inputSize ?? 224, declared[2] ?? entry?.inputSize ?? 224];
-  const featureLayer = options.featureLayer ?? entry?.featureLayer ?? defaultFeatureLayer(model);
+  const featureLayer = args.featureLayer ?? entry?.featureLayer ?? defaultFeatureLayer(model);
   const featureTensor = layerOutput(model, featureLayer, `loadBackbone(${where})`);
   const preprocessing =
-    options.preprocessing ?? entry?.preprocessing ?? (model.layers.some((l) => l.name === 'out_relu') ? MOBILENET_V2_PREPROCESSING : NO_PREPROCESSING);
+    args.preprocessing ?? entry?.preprocessing ?? (model.layers.some((l) => l.name === 'out_relu') ? MOBILENET_V2_PREPROCESSING : NO_PREPROCESSING);
 
   const input = tfl.input({ shape: [size[0], size[1], 3], name: 'tt_image', dtype: 'float32' });
   const pre = preprocessingLayer(preprocessing).apply(input) as tfl.SymbolicTensor;
@@ -281,15 +316,8 @@ function fromLayersModel(
   });
 }
 
-function fromGraphModel(
-  model: tfc.GraphModel,
-  options: LoadBackboneArgs,
-  inputSize: ImageSize | undefined,
-  entry: CatalogEntry | undefined,
-  name: string,
-  where: string,
-  owned: boolean,
-): Backbone {
+function fromGraphModel(model: tfc.GraphModel, ctx: BuildContext): Backbone {
+  const { args, inputSize, entry, name, where, owned } = ctx;
   const inputs = model.inputs;
   if (inputs.length !== 1) throw new TransferError('NOT_SUPPORTED', `${where}: a backbone takes one image input; this graph model has ${inputs.length}.`);
   const shape = inputs[0]!.shape ?? [-1, -1, -1, 3];
@@ -299,10 +327,10 @@ function fromGraphModel(
   if ((fixedH && fixedH !== size[0]) || (fixedW && fixedW !== size[1])) {
     throw new TransferError('SHAPE_MISMATCH', `${where}: this graph model has a fixed input size ${fixedH}x${fixedW}; it cannot run at ${size[0]}x${size[1]}.`);
   }
-  const node = options.featureLayer ?? (entry?.featureLayer || undefined);
+  const node = args.featureLayer ?? (entry?.featureLayer || undefined);
   const run = graphRunner(model, node);
-  const preprocessing = options.preprocessing ?? entry?.preprocessing ?? NO_PREPROCESSING;
-  const featureShape = options.featureShape ?? probeFeatureShape(run, size, preprocessing, where);
+  const preprocessing = args.preprocessing ?? entry?.preprocessing ?? NO_PREPROCESSING;
+  const featureShape = args.featureShape ?? probeFeatureShape(run, size, preprocessing, where);
   return new Backbone({
     name,
     kind: 'graph',
@@ -330,12 +358,12 @@ function probeFeatureShape(run: (x: tf.Tensor4D) => tf.Tensor, size: ImageSize, 
   }
 }
 
-function fromFunction(fn: BackboneFunction, options: LoadBackboneArgs, inputSize: ImageSize | undefined): Backbone {
+function fromFunction(fn: BackboneFunction, args: LoadBackboneArgs, inputSize: ImageSize | undefined): Backbone {
   const size: ImageSize = inputSize ?? [224, 224];
-  const preprocessing = options.preprocessing ?? NO_PREPROCESSING;
-  const featureShape = options.featureShape ?? probeFeatureShape(fn, size, preprocessing, 'loadBackbone(function)');
+  const preprocessing = args.preprocessing ?? NO_PREPROCESSING;
+  const featureShape = args.featureShape ?? probeFeatureShape(fn, size, preprocessing, 'loadBackbone(function)');
   return new Backbone({
-    name: options.name ?? (fn.name || 'function'),
+    name: args.name ?? (fn.name || 'function'),
     kind: 'function',
     inputSize: size,
     featureShape,

@@ -7,7 +7,10 @@ import * as tfl from '@tensorflow/tfjs-layers';
 import { check } from '../errors';
 import type { Preprocessing } from '../types';
 
-/** The identity preprocessing: the model receives raw 0..255 pixels. */
+/**
+ * The identity preprocessing: the model receives raw 0..255 pixels.
+ * @category Step 3: Compose
+ */
 export const NO_PREPROCESSING: Preprocessing = { scale: 1, offset: 0 };
 
 function isTriple(v: unknown): v is readonly [number, number, number] {
@@ -33,6 +36,7 @@ export function validatePreprocessing(p: Preprocessing, where: string): void {
  * ```ts
  * const y = applyPreprocessing(tf.fill([1, 2, 2, 3], 255), { scale: 1 / 127.5, offset: -1 }); // all 1
  * ```
+ * @category Step 3: Compose
  */
 export function applyPreprocessing<T extends tf.Tensor>(images: T, preprocessing: Preprocessing): T {
   return tf.tidy(() => {

@@ -51,6 +51,40 @@ export interface Command {
   run(argv: string[], io: Io): Promise<number>;
 }
 
+/** The values `parse` returns for `options`. */
+export type ParsedValues<O extends NonNullable<ParseArgsConfig['options']>> = ReturnType<typeof parse<O>>['values'];
+
+/** What {@link defineCommand} needs: the command's name, texts, options, and its body. */
+export interface CommandSpec<O extends NonNullable<ParseArgsConfig['options']>> {
+  name: string;
+  summary: string;
+  help: string;
+  /** Its `parseArgs` options; a `help` option prints `help`. */
+  options: O;
+  /** Runs the command on the parsed command line; returns the exit code. */
+  run(values: ParsedValues<O>, positionals: string[], io: Io): Promise<number>;
+}
+
+/**
+ * A {@link Command} that parses its options strictly (mistakes become {@link UsageError}s of the command) and
+ * prints its help for `--help`, before running `spec.run`.
+ */
+export function defineCommand<O extends NonNullable<ParseArgsConfig['options']>>(spec: CommandSpec<O>): Command {
+  return {
+    name: spec.name,
+    summary: spec.summary,
+    help: spec.help,
+    async run(argv, io) {
+      const { values, positionals } = parse(spec.name, argv, spec.options);
+      if ((values as { help?: unknown }).help) {
+        line(io.out, spec.help);
+        return EXIT.OK;
+      }
+      return spec.run(values, positionals, io);
+    },
+  };
+}
+
 /** Options every command takes. */
 export const COMMON_OPTIONS = {
   help: { type: 'boolean', short: 'h' },
@@ -77,6 +111,12 @@ export function parse<O extends NonNullable<ParseArgsConfig['options']>>(
     const msg = e instanceof Error ? e.message.replace(/\. To specify a positional.*$/s, '.') : String(e);
     throw new UsageError(msg, command);
   }
+}
+
+/** The one folder a command takes (`examine <dir>`, `train <dir>`), or a usage error. */
+export function oneFolder(command: string, positionals: string[]): string {
+  if (positionals.length !== 1) throw new UsageError(`${command} takes one folder, got ${positionals.length ? positionals.join(' ') : 'none'}.`, command);
+  return positionals[0]!;
 }
 
 /** A positive integer option, or a usage error. */

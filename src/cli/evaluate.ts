@@ -6,7 +6,7 @@ import { TransferError } from '../errors';
 import { evaluate } from '../evaluate';
 import { loadModel } from '../io/model-io';
 import { imageFolder } from '../node/image-folder';
-import { COMMON_HELP, COMMON_OPTIONS, EXIT, EXIT_CODES_HELP, UsageError, intOption, line, parse, type Command } from './common';
+import { COMMON_HELP, COMMON_OPTIONS, EXIT, defineCommand, EXIT_CODES_HELP, UsageError, intOption, line, type Command } from './common';
 import { formatEvaluation } from './format';
 import { requireFolder, startRun } from './run-context';
 
@@ -40,16 +40,12 @@ const OPTIONS = {
 } as const;
 
 /** The `evaluate` command. */
-export const evaluateCommand: Command = {
+export const evaluateCommand: Command = defineCommand({
   name: 'evaluate',
   summary: 'evaluate a saved model on a folder of class subfolders',
   help: HELP,
-  async run(argv, io) {
-    const { values: v, positionals } = parse('evaluate', argv, OPTIONS);
-    if (v.help) {
-      line(io.out, HELP);
-      return EXIT.OK;
-    }
+  options: OPTIONS,
+  async run(v, positionals, io) {
     if (positionals.length !== 2) throw new UsageError(`evaluate takes <model> <dir>, got ${positionals.length} argument(s).`, 'evaluate');
     const [modelSource, dir] = positionals as [string, string];
     const batchSize = intOption('evaluate', 'batch-size', v['batch-size'], 1, 4096);
@@ -90,4 +86,4 @@ export const evaluateCommand: Command = {
     }
     return EXIT.OK;
   },
-};
+});

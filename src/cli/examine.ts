@@ -4,10 +4,9 @@
  */
 import { examine, formatReport } from '../examine/examine';
 import { imageFolder } from '../node/image-folder';
-import { COMMON_OPTIONS, EXIT, EXIT_CODES_HELP, UsageError, line, parse, type Command } from './common';
+import { COMMON_OPTIONS, EXIT, defineCommand, EXIT_CODES_HELP, line, oneFolder, type Command } from './common';
 import { progressReporter } from './progress';
-import { requireFolder } from './run-context';
-import { env } from '../env';
+import { requireFolder, routeLogs } from './run-context';
 
 const HELP = `Usage: tfjs-transfer examine <dir> [options]
 
@@ -28,24 +27,19 @@ Example:
 const OPTIONS = { help: COMMON_OPTIONS.help, quiet: COMMON_OPTIONS.quiet, json: { type: 'boolean' } } as const;
 
 /** The `examine` command. */
-export const examineCommand: Command = {
+export const examineCommand: Command = defineCommand({
   name: 'examine',
   summary: 'report classes, counts, sizes, duplicates and unreadable files of a folder',
   help: HELP,
-  async run(argv, io) {
-    const { values: v, positionals } = parse('examine', argv, OPTIONS);
-    if (v.help) {
-      line(io.out, HELP);
-      return EXIT.OK;
-    }
-    if (positionals.length !== 1) throw new UsageError(`examine takes one folder, got ${positionals.length ? positionals.join(' ') : 'none'}.`, 'examine');
-    env.verbose = !v.quiet;
-    env.logger = (message) => line(io.err, message);
-    const root = await requireFolder(positionals[0]!, 'the folder');
+  options: OPTIONS,
+  async run(v, positionals, io) {
+    const dir = oneFolder('examine', positionals);
+    routeLogs(io, v.quiet);
+    const root = await requireFolder(dir, 'the folder');
     const folder = await imageFolder(root, { validationSplit: 0, progressBar: false, onProgress: progressReporter(io.err, { quiet: v.quiet }) });
     const report = examine(folder, { print: false });
     if (v.json) line(io.out, JSON.stringify({ root, layout: folder.layout, ...report }));
     else line(io.out, formatReport(report));
     return EXIT.OK;
   },
-};
+});

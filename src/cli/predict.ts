@@ -7,7 +7,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { predict, type Prediction } from '../evaluate';
 import { loadModel } from '../io/model-io';
 import { decodeImage } from '../node/decode';
-import { COMMON_HELP, COMMON_OPTIONS, EXIT, EXIT_CODES_HELP, UsageError, line, parse, type Command } from './common';
+import { COMMON_HELP, COMMON_OPTIONS, EXIT, defineCommand, EXIT_CODES_HELP, UsageError, line, type Command } from './common';
 import { formatPrediction } from './format';
 import { startRun } from './run-context';
 
@@ -35,16 +35,12 @@ const OPTIONS = { ...COMMON_OPTIONS, json: { type: 'boolean' } } as const;
 export type PredictionEntry = ({ file: string } & Prediction) | { file: string; error: string };
 
 /** The `predict` command. */
-export const predictCommand: Command = {
+export const predictCommand: Command = defineCommand({
   name: 'predict',
   summary: 'predict the class of images with a saved model',
   help: HELP,
-  async run(argv, io) {
-    const { values: v, positionals } = parse('predict', argv, OPTIONS);
-    if (v.help) {
-      line(io.out, HELP);
-      return EXIT.OK;
-    }
+  options: OPTIONS,
+  async run(v, positionals, io) {
     if (positionals.length < 2) throw new UsageError('predict takes <model> and at least one image.', 'predict');
     const [modelSource, ...files] = positionals as [string, ...string[]];
     await startRun(io, { backend: v.backend, quiet: v.quiet, command: 'predict' });
@@ -74,4 +70,4 @@ export const predictCommand: Command = {
     if (v.json) line(io.out, JSON.stringify({ model: modelSource, classes: model.classes, predictions: entries }));
     return entries.some((e) => 'error' in e) ? EXIT.FAILURE : EXIT.OK;
   },
-};
+});

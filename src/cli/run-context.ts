@@ -20,12 +20,27 @@ export interface RunContext {
   note(message: string): void;
 }
 
+/** Sends the library's log lines to stderr, or nowhere when `quiet` (stdout stays for results and `--json`). */
+export function routeLogs(io: Io, quiet: boolean | undefined): void {
+  env.verbose = !quiet;
+  env.logger = (message: string) => line(io.err, message);
+}
+
+/** Options of {@link startRun}. */
+export interface StartRunArgs {
+  /** The `--backend` value. Default: the first of tensorflow, wasm, cpu that starts. */
+  backend?: string;
+  /** `--quiet`: no log lines, notices or progress. Default false. */
+  quiet?: boolean;
+  /** The command, for usage errors. */
+  command: string;
+}
+
 /**
  * Routes the library's log lines to stderr (or nowhere when `quiet`), then imports and activates the backend.
  */
-export async function startRun(io: Io, options: { backend?: string; quiet?: boolean; command: string }): Promise<RunContext> {
-  env.verbose = !options.quiet;
-  env.logger = (message: string) => line(io.err, message);
+export async function startRun(io: Io, options: StartRunArgs): Promise<RunContext> {
+  routeLogs(io, options.quiet);
   const backend = await selectBackend(options.backend, options.command);
   const note = (message: string) => {
     if (!options.quiet) line(io.err, message);

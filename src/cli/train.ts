@@ -5,7 +5,7 @@
 import { basename, resolve } from 'node:path';
 import { save } from '../io/model-io';
 import { transferLearn, TRANSFER_LEARN_DEFAULTS } from '../transfer-learn';
-import { COMMON_HELP, COMMON_OPTIONS, EXIT, EXIT_CODES_HELP, UsageError, intOption, line, numberOption, parse, type Command } from './common';
+import { COMMON_HELP, COMMON_OPTIONS, EXIT, defineCommand, EXIT_CODES_HELP, UsageError, intOption, line, numberOption, oneFolder, type Command } from './common';
 import { formatEvaluation } from './format';
 import { requireFolder, startRun } from './run-context';
 import { MOBILENET_V2_ALPHAS } from '../backbone/catalog';
@@ -56,18 +56,13 @@ const OPTIONS = {
 } as const;
 
 /** The `train` command. */
-export const trainCommand: Command = {
+export const trainCommand: Command = defineCommand({
   name: 'train',
   summary: 'train a classifier on a folder of class subfolders, and save it',
   help: HELP,
-  async run(argv, io) {
-    const { values: v, positionals } = parse('train', argv, OPTIONS);
-    if (v.help) {
-      line(io.out, HELP);
-      return EXIT.OK;
-    }
-    if (positionals.length !== 1) throw new UsageError(`train takes one folder, got ${positionals.length ? positionals.join(' ') : 'none'}.`, 'train');
-    const dir = positionals[0]!;
+  options: OPTIONS,
+  async run(v, positionals, io) {
+    const dir = oneFolder('train', positionals);
     let alpha: number | undefined;
     if (v.alpha !== undefined) {
       alpha = Number(v.alpha);
@@ -128,4 +123,4 @@ export const trainCommand: Command = {
     }
     return EXIT.OK;
   },
-};
+});

@@ -15,14 +15,22 @@ import { TransferError, check } from '../errors';
 import { freeze } from '../freeze';
 import { TransferModel, type HeadSpec } from '../transfer-model';
 import type { BackboneKind } from '../backbone/backbone';
-import type { Preprocessing } from '../types';
-import { isHttpUrl, isLocalPath } from '../util/location';
-import { loadLayersModelSafely, readModelArtifacts } from './load-layers';
+import type { Preprocessing, ProgressCallback } from '../types';
+import { isLocalPath } from '../util/location';
+import { downloadMonitor, urlLoadHandler, weightByteLength, type DownloadMonitor } from '../artifacts/download';
+import { loadLayersModelSafely, readModelArtifacts } from '../artifacts/load-layers';
+import { throwIfAborted } from '../errors';
 
-/** Version of the metadata layout written by {@link save}. */
+/**
+ * Version of the metadata layout written by {@link save}.
+ * @category Save and load
+ */
 export const ARTIFACT_FORMAT_VERSION = 1;
 
-/** What {@link save} stores in `model.json`'s `userDefinedMetadata.tfjsTransfer`. */
+/**
+ * What {@link save} stores in `model.json`'s `userDefinedMetadata.tfjsTransfer`.
+ * @category Save and load
+ */
 export interface TransferMetadata {
   /** Layout version, {@link ARTIFACT_FORMAT_VERSION}. */
   formatVersion: number;
@@ -58,10 +66,16 @@ export interface TransferMetadata {
   writtenBy: string;
 }
 
-/** Anything {@link save} accepts as a destination. */
+/**
+ * Anything {@link save} accepts as a destination.
+ * @category Save and load
+ */
 export type SaveDestination = string | tf.io.IOHandler;
 
-/** Anything {@link loadModel} accepts. */
+/**
+ * Anything {@link loadModel} accepts.
+ * @category Save and load
+ */
 export type ModelSource = string | URL | tf.io.IOHandler;
 
 const LIBRARY = 'tfjs-transfer';
@@ -99,6 +113,20 @@ function metadataOf(model: TransferModel, contents: 'full' | 'head'): TransferMe
 }
 
 /**
+ * Options of {@link save}.
+ * @category Save and load
+ */
+export interface SaveArgs {
+  /**
+   * Stops the save before anything is written: checked at the start and again after the model is serialized,
+   * right before the destination is written (a path is then written atomically, so an abort never leaves half a
+   * model).
+   * @defaultValue none
+   */
+  signal?: AbortSignal;
+}
+
+/**
  * Saves the whole model (backbone + head, preprocessing included) with its class names as one TF.js layers
  * model: `model.json` + `weights.bin`. In Node a path is written atomically (a crash or full disk leaves the
  * previous model intact); in the browser use `indexeddb://name`, `localstorage://name` or `downloads://name`.
@@ -109,54 +137,82 @@ function metadataOf(model: TransferModel, contents: 'full' | 'head'): TransferMe
  * The artefact is a standard layers model: `tf.loadLayersModel` loads it too (it takes raw pixels and outputs
  * probabilities); {@link loadModel} also restores class names and the backbone/head structure.
  *
+ * @throws TransferError `ABORTED` (an `AbortError`) when `args.signal` fires before the write; `SAVE_FAILED` when
+ *   writing fails.
+ * @category Save and load
+ *
  * @example
  * ```ts
  * await save(model, './cats-vs-dogs');              // Node
  * await save(model, 'indexeddb://cats-vs-dogs');    // browser
  * ```
  */
-export async function save(model: TransferModel, destination: SaveDestination): Promise<tf.io.SaveResult> {
+export async function save(model: TransferModel, destination: SaveDestination, args: SaveArgs = {}): Promise<tf.io.SaveResult> {
   check(model instanceof TransferModel, `save: expected a TransferModel, got ${Object.prototype.toString.call(model)}.`);
   model.assertUsable('save');
+  const signal = args?.signal ?? undefined;
+  throwIfAborted(signal, 'Saving the model');
   const { handler, where } = saveHandler(destination);
   const contents = model.isSerializable ? 'full' : 'head';
   const target = contents === 'full' ? model.model : model.head;
   target.setUserDefinedMetadata(JSON.parse(JSON.stringify({ tfjsTransfer: metadataOf(model, contents) })) as object);
+  // Serializing the weights can take a while; the last chance to stop is right before the destination is written.
+  const guarded: tf.io.IOHandler = {
+    save: async (artifacts) => {
+      throwIfAborted(signal, 'Saving the model');
+      return handler.save!(artifacts);
+    },
+  };
   try {
-    return await target.save(handler);
+    return await target.save(guarded);
   } catch (e) {
     if (e instanceof TransferError) throw e;
     throw new TransferError('SAVE_FAILED', `save: writing the model to ${where} failed: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
   }
 }
 
-/** Options of {@link loadModel}. */
+/**
+ * Options of {@link loadModel}.
+ * @category Save and load
+ */
 export interface LoadModelArgs {
   /**
    * The backbone, for artefacts that hold the head only (models trained on graph or function backbones).
-   * Default: none (the artefact must be complete).
+   * @defaultValue none (the artefact must be complete)
    */
   backbone?: BackboneSource;
-  /** Download progress, 0 to 1. */
-  onProgress?: (fraction: number) => void;
+  /**
+   * Download progress, in the one {@link Progress} shape: stage `'download'`, `done` of `total` bytes, `file` the
+   * model's URL or path (and then the backbone's, for a head-only artefact). The last report of each file has
+   * `done === total`.
+   * @defaultValue none
+   */
+  onProgress?: ProgressCallback;
+  /**
+   * Stops the load: before each file, and inside a fetch that honours the signal.
+   * @defaultValue none
+   */
+  signal?: AbortSignal;
 }
 
-function loadHandler(source: ModelSource, onProgress?: (f: number) => void): { handler: tf.io.IOHandler; where: string } {
+function loadHandler(source: ModelSource, args: LoadModelArgs): { handler: tf.io.IOHandler; where: string; monitor: DownloadMonitor } {
+  const monitorFor = (file: string): DownloadMonitor =>
+    downloadMonitor({ fetch: env.fetch, onProgress: args.onProgress, signal: args.signal, file, what: 'Loading the model' });
   if (typeof source === 'object' && !(source instanceof URL)) {
     check(source !== null && typeof source.load === 'function', 'loadModel: source must be a path, a URL or a tf.io.IOHandler with load().');
-    return { handler: source, where: 'IOHandler' };
+    return { handler: source, where: 'IOHandler', monitor: monitorFor('IOHandler') };
   }
   const text = source.toString();
+  const monitor = monitorFor(text);
   if (isLocalPath(text)) {
     if (!env.fileSystem) {
       throw new TransferError('NODE_ONLY', `loadModel: "${text}" looks like a local path, and this environment has no file access. In Node import from 'tfjs-transfer/node'; in the browser use a URL, indexeddb://name or tf.io.browserFiles.`);
     }
-    return { handler: env.fileSystem.loader(text), where: text };
+    return { handler: env.fileSystem.loader(text), where: text, monitor };
   }
-  if (isHttpUrl(text)) return { handler: tf.io.http(text, { fetchFunc: env.fetch, onProgress }), where: text };
-  const handler = tf.io.getLoadHandlers(text, { onProgress })[0];
+  const handler = urlLoadHandler(text, monitor);
   if (!handler) throw new TransferError('MODEL_LOAD_FAILED', `loadModel: no TF.js IO handler can load "${text}".`);
-  return { handler, where: text };
+  return { handler, where: text, monitor };
 }
 
 function readMetadata(model: tfl.LayersModel, where: string): TransferMetadata {
@@ -184,12 +240,18 @@ function readMetadata(model: tfl.LayersModel, where: string): TransferMetadata {
  * const model = await loadModel('./cats-vs-dogs');
  * const [p] = await predict(model, image);
  * ```
+ * @category Save and load
  */
-export async function loadModel(source: ModelSource, options: LoadModelArgs = {}): Promise<TransferModel> {
+export async function loadModel(source: ModelSource, args: LoadModelArgs = {}): Promise<TransferModel> {
   check(source != null, 'loadModel: source is required: a path, a URL or a tf.io.IOHandler.');
+  const options = args ?? {};
+  throwIfAborted(options.signal, 'Loading the model');
   registerCustomLayers();
-  const { handler, where } = loadHandler(source, options.onProgress);
-  const loaded = await loadLayersModelSafely(tf.io.fromMemory(await readModelArtifacts(handler, where)), where);
+  const { handler, where, monitor } = loadHandler(source, options);
+  const artifacts = await readModelArtifacts(handler, where);
+  throwIfAborted(options.signal, 'Loading the model');
+  monitor.finish(weightByteLength(artifacts));
+  const loaded = await loadLayersModelSafely(tf.io.fromMemory(artifacts), where);
   let meta: TransferMetadata;
   try {
     meta = readMetadata(loaded, where);
@@ -235,7 +297,14 @@ async function attachSavedHead(head: tfl.LayersModel, meta: TransferMetadata, op
         `pass that backbone: loadModel(source, { backbone: ... }).`,
     );
   }
-  const backbone = await loadBackbone(options.backbone, { inputSize: [meta.inputShape[0], meta.inputShape[1]], preprocessing: meta.preprocessing });
+  const { signal, onProgress } = options;
+  let backbone: Backbone;
+  try {
+    backbone = await loadBackbone(options.backbone, { inputSize: [meta.inputShape[0], meta.inputShape[1]], preprocessing: meta.preprocessing, signal, onProgress });
+  } catch (e) {
+    head.dispose();
+    throw e;
+  }
   const same = backbone.featureShape.length === meta.backbone.featureShape.length && backbone.featureShape.every((d, i) => d === meta.backbone.featureShape[i]);
   if (!same) {
     head.dispose();

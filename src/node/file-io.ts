@@ -14,7 +14,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { FileSystemAdapter } from '../services';
 import { log } from '../env.js';
 import { TransferError } from '../errors.js';
-import { checkWeightData, validateModelArtifacts, type ValidateModelOptions } from '../io/validate.js';
+import { checkWeightData, validateModelArtifacts, type ValidateModelArgs as ValidateModelOptions } from '../artifacts/validate.js';
 
 /** The file name of the weights the saver writes (one shard). */
 export const WEIGHTS_FILE_NAME = 'weights.bin';

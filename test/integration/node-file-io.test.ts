@@ -6,7 +6,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { TransferError } from '../../src/errors.js';
-import { loadLayersModelSafely } from '../../src/io/load-layers.js';
+import { loadLayersModelSafely } from '../../src/artifacts/load-layers.js';
 import { atomicWriteFile, createNodeFileSystem, nodeFileSystem } from '../../src/node/file-io.js';
 
 const SHARED = path.resolve('../shared/models');

@@ -6,7 +6,7 @@ import {
   DEFAULT_MAX_WEIGHT_BYTES,
   shardPathProblem,
   validateModelArtifacts,
-} from '../../src/io/validate.js';
+} from '../../src/artifacts/validate.js';
 
 const WHERE = '/models/test/model.json';
 

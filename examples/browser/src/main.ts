@@ -284,7 +284,7 @@ async function ensureBackbone(): Promise<Backbone> {
   const backbone = await loadBackbone(choice.source, {
     inputSize: choice.size,
     name: choice.key,
-    onProgress: (f) => setStatus('model-status', `Loading ${choice.key}… ${Math.round(f * 100)}%`),
+    onProgress: ({ done, total }) => setStatus('model-status', `Loading ${choice.key}… ${total > 0 ? Math.round((done / total) * 100) : 0}%`),
   });
   state.backbone = { key: choice.key, backbone };
   setStatus(

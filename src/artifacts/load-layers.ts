@@ -166,6 +166,7 @@ function mismatchError(where: string, detail: string): TransferError {
  * const path = 'models/mobilenet/model.json';
  * const model = await loadLayersModelSafely(nodeFileSystem.loader(path), path);
  * ```
+ * @internal
  */
 export async function loadLayersModelSafely(
   handler: tf.io.IOHandler | string,
@@ -229,6 +230,7 @@ export async function loadLayersModelSafely(
  * ```ts
  * const model = await loadGraphModelSafely(nodeFileSystem.loader('models/detector'), 'models/detector');
  * ```
+ * @internal
  */
 export async function loadGraphModelSafely(
   handler: tf.io.IOHandler | string,
