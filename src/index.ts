@@ -15,7 +15,10 @@ export type { CheckpointStore, FileSystemAdapter, ParallelExtractor, ParallelRun
 export { TransferError, type TransferErrorCode } from './errors';
 export type {
   BatchOptions,
+  DrawableImage,
+  IDBFactoryLike,
   ImageBatch,
+  ImageDataLike,
   ImageDataset,
   ImageSize,
   LabelledData,

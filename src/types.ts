@@ -111,6 +111,43 @@ export interface ImageDataset {
 export type LabelledData = TensorData | ImageDataset;
 
 /**
+ * Pixels shaped like the DOM's `ImageData` (RGBA bytes, row by row): an `ImageData` is one. Declared structurally so
+ * that the published types compile without the DOM lib (a Node project).
+ * @category Step 2: Pipeline
+ */
+export interface ImageDataLike {
+  /** RGBA bytes, `width * height * 4` of them. */
+  readonly data: Uint8ClampedArray | Uint8Array;
+  /** Width in pixels. */
+  readonly width: number;
+  /** Height in pixels. */
+  readonly height: number;
+}
+
+/**
+ * An image the browser draws: an `HTMLImageElement`, `HTMLCanvasElement`, `HTMLVideoElement` or `ImageBitmap`
+ * (what `tf.browser.fromPixels` reads). Declared structurally so that the published types compile without the DOM
+ * lib; the DOM's types satisfy it.
+ * @category Step 2: Pipeline
+ */
+export interface DrawableImage {
+  /** Width in pixels. */
+  readonly width: number;
+  /** Height in pixels. */
+  readonly height: number;
+}
+
+/**
+ * The part of the DOM's `IDBFactory` that {@link createIndexedDBCache} calls: `globalThis.indexedDB` is one, and
+ * so is `fake-indexeddb`'s. Declared structurally so that the published types compile without the DOM lib.
+ * @category Caches
+ */
+export interface IDBFactoryLike {
+  /** Opens (or creates) a database; returns an `IDBOpenDBRequest`. */
+  open(name: string, version?: number): unknown;
+}
+
+/**
  * What a long operation is doing, in {@link Progress}:
  * - `'download'`: fetching a model's files (units: bytes, or shards when the size is unknown);
  * - `'scan'`: listing and checking an image folder (units: files);
