@@ -29,7 +29,7 @@ export { createDiskCache, type DiskCache } from './disk-cache';
 /**
  * Installs the Node platform services into {@link env}, filling only the slots that are still `undefined`:
  * `env.fileSystem` (local paths and `file://` URLs for models, atomic saves, image folders for
- * `transferLearn({ data: path })`, image files for `predict`), `env.checkpointStore` (`fileCheckpointStore`, for
+ * `transferLearn({ data: path })`, image files for `predict`), `env.checkpointStore` (atomic checkpoint files, for
  * `checkpoint: { directory: 'path' }`) and `env.parallelExtractor` (a worker-thread pool, `createExtractPool()`).
  *
  * Importing `tfjs-transfer/node` calls it once; that is the entry's only side effect. Call it again after clearing a
