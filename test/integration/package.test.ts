@@ -9,7 +9,7 @@
  * wasm project.
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -211,6 +211,15 @@ run('npm package', () => {
     const tsc = join(repo, 'node_modules/typescript/bin/tsc');
     sh('node', [tsc, '-p', 'tsconfig.node16.json'], project);
     sh('node', [tsc, '-p', 'tsconfig.bundler.json'], project);
+  });
+
+  test('the published types hold no internal declarations (stripInternal: test hooks such as __faults)', () => {
+    const dist = join(project, 'node_modules/tfjs-transfer/dist');
+    const types = ['index.d.ts', 'index.d.cts', 'node/index.d.ts', 'node/index.d.cts'].map((f) => readFileSync(join(dist, f), 'utf8'));
+    for (const text of types) {
+      expect(text).not.toContain('__faults');
+      expect(text).not.toContain('FaultPlan');
+    }
   });
 
   test('the published types compile in a strict Node project without the DOM lib (skipLibCheck: false)', () => {
