@@ -39,7 +39,7 @@ export interface Environment {
   /**
    * Opens the checkpoint store of a folder path, for `fit(..., { checkpoint: { directory: 'path' } })`. Default:
    * none in the browser (pass a `CheckpointStore` object instead); in Node, importing `tfjs-transfer/node`
-   * installs `fileCheckpointStore`.
+   * installs one that writes `<directory>/checkpoint.tfjst` atomically.
    */
   checkpointStore: ((directory: string) => CheckpointStore) | undefined;
 }
@@ -50,7 +50,7 @@ export interface Environment {
  *
  * Importing the main entry changes nothing. Importing `tfjs-transfer/node` performs one install, documented here and
  * nowhere else: it calls `installNodeServices()`, which fills whichever of `fileSystem` (the Node file loader and
- * atomic saver, `imageFolder`, sharp decoding), `checkpointStore` (`fileCheckpointStore`) and `parallelExtractor`
+ * atomic saver, `imageFolder`, sharp decoding), `checkpointStore` (atomic checkpoint files) and `parallelExtractor`
  * (a pool of worker threads, `createExtractPool`) are still `undefined`; slots the application set first are kept.
  *
  * @category Environment

@@ -3,7 +3,10 @@
  * @module
  */
 
-/** Machine-readable reason of a {@link TransferError}. */
+/**
+ * Machine-readable reason of a {@link TransferError}.
+ * @category Errors
+ */
 export type TransferErrorCode =
   | 'INVALID_ARGUMENT'
   | 'UNKNOWN_BACKBONE'
@@ -30,6 +33,7 @@ export type TransferErrorCode =
  * try { await loadBackbone('mobilenet_v9'); }
  * catch (e) { if (e instanceof TransferError && e.code === 'UNKNOWN_BACKBONE') console.log(e.message); }
  * ```
+ * @category Errors
  */
 export class TransferError extends Error {
   /** Machine-readable reason. */

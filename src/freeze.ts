@@ -6,7 +6,10 @@ import { Backbone } from './backbone/backbone';
 import { TransferError, check } from './errors';
 import { TransferModel } from './transfer-model';
 
-/** Options of {@link freeze}. */
+/**
+ * Options of {@link freeze}.
+ * @category Step 3: Compose
+ */
 export interface FreezeArgs {
   /**
    * The first backbone layer that stays **trainable**, by name (e.g. `"block_11_expand"`) or by index in
@@ -31,6 +34,7 @@ export interface FreezeArgs {
  * freeze(model, { trainableFrom: 'block_11_expand' });                        // then fine-tune the top
  * await fit(model, train, { learningRate: 1e-5 });
  * ```
+ * @category Step 3: Compose
  */
 export function freeze<T extends Backbone | TransferModel>(target: T, options: FreezeArgs = {}): T {
   check(

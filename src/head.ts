@@ -8,7 +8,10 @@ import { TransferError, check } from './errors';
 import { TransferModel, type HeadSpec } from './transfer-model';
 import { Random } from './util/random';
 
-/** Options of {@link attachHead}. */
+/**
+ * Options of {@link attachHead}.
+ * @category Step 3: Compose
+ */
 export interface AttachHeadArgs {
   /**
    * The classes, in output order: their names (`['cat', 'dog']`), or how many (named `class_0`, `class_1`, ...).
@@ -68,6 +71,7 @@ export function normaliseClasses(classes: readonly string[] | number, where: str
  * const model = attachHead(backbone, { classes: ['cat', 'dog'] });        // avg pool, dropout 0.2, sigmoid
  * const three = attachHead(backbone2, { classes: 3, hiddenUnits: [128] }); // softmax over 3 classes
  * ```
+ * @category Step 3: Compose
  */
 export function attachHead(backbone: Backbone, options: AttachHeadArgs): TransferModel {
   check(backbone instanceof Backbone, `attachHead: expected a Backbone from loadBackbone, got ${Object.prototype.toString.call(backbone)}.`);

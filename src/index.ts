@@ -15,35 +15,32 @@ export type { CheckpointStore, FileSystemAdapter, ParallelExtractor, ParallelRun
 export { TransferError, type TransferErrorCode } from './errors';
 export type {
   BatchOptions,
+  DrawableImage,
+  IDBFactoryLike,
   ImageBatch,
+  ImageDataLike,
   ImageDataset,
   ImageSize,
   LabelledData,
   Labels,
   Preprocessing,
+  Progress,
   ProgressCallback,
+  ProgressStage,
   TensorData,
 } from './types';
 
-// Step 1: examine.
+// Step 1: examine (the step's public surface is its index).
 export * from './examine/index';
 
-// Step 2: the input pipeline.
+// Step 2: the input pipeline (the step's public surface is its index).
 export * from './data/index';
 
 // Step 3: compose.
 export { Backbone, type BackboneFunction, type BackboneKind } from './backbone/backbone';
 export { loadBackbone, type BackboneSource, type LoadBackboneArgs } from './backbone/load';
-export {
-  listCatalog,
-  resolveCatalogName,
-  MOBILENET_V2_ALPHAS,
-  MOBILENET_V2_SIZES,
-  MOBILENET_V2_PREPROCESSING,
-  type CatalogEntry,
-} from './backbone/catalog';
-export { applyPreprocessing, NO_PREPROCESSING } from './backbone/preprocess';
-export { foldModel, type FoldedModel, type FoldArgs, type FoldStats, type FusedActivation, type SerializedFoldPlan } from './backbone/fold';
+export { listCatalog, MOBILENET_V2_PREPROCESSING, type CatalogEntry } from './backbone/catalog';
+export { NO_PREPROCESSING } from './backbone/preprocess';
 export { freeze, type FreezeArgs } from './freeze';
 export { attachHead, type AttachHeadArgs } from './head';
 export { TransferModel, type HeadSpec } from './transfer-model';
@@ -57,21 +54,13 @@ export {
   type FitCallbacks,
   type FitHistory,
 } from './train/fit';
+export { memoryCheckpointStore, type CheckpointArgs, type CheckpointInfo } from './train/checkpoint';
+export { registerWasmTrainingKernels } from './train/wasm-kernels';
+
+// Caches of frozen-backbone activations.
 export type { ActivationStore } from './train/activations';
 export { createMemoryCache, type MemoryCache, type MemoryCacheOptions, type ActivationCacheStats } from './train/memory-cache';
-export {
-  createIndexedDBCache,
-  INDEXEDDB_CACHE_VERSION,
-  type IndexedDBCache,
-  type IndexedDBCacheOptions,
-} from './train/indexeddb-cache';
-export {
-  memoryCheckpointStore,
-  CHECKPOINT_FORMAT_VERSION,
-  type CheckpointArgs,
-  type CheckpointInfo,
-} from './train/checkpoint';
-export { registerWasmTrainingKernels } from './train/wasm-kernels';
+export { createIndexedDBCache, type IndexedDBCache, type IndexedDBCacheOptions } from './train/indexeddb-cache';
 
 // Step 5: evaluate, and use.
 export {
@@ -86,17 +75,7 @@ export {
 } from './evaluate';
 
 // Save and load.
-export { DEFAULT_MAX_WEIGHT_BYTES } from './artifacts/validate';
-export {
-  save,
-  loadModel,
-  ARTIFACT_FORMAT_VERSION,
-  type LoadModelArgs,
-  type SaveArgs,
-  type ModelSource,
-  type SaveDestination,
-  type TransferMetadata,
-} from './io/model-io';
+export { save, loadModel, type LoadModelArgs, type SaveArgs, type ModelSource, type SaveDestination, type TransferMetadata } from './io/model-io';
 
 // All five steps.
 export {

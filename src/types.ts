@@ -15,6 +15,7 @@ import type * as tf from '@tensorflow/tfjs-core';
  * The identity is `{ scale: 1, offset: 0 }`.
  *
  * Preprocessing is stored with a saved model, so a saved model always takes raw pixels.
+ * @category Step 3: Compose
  */
 export interface Preprocessing {
   /** Multiplier applied to raw 0..255 pixels; one number, or three (R, G, B). */
@@ -23,19 +24,24 @@ export interface Preprocessing {
   offset: number | readonly [number, number, number];
 }
 
-/** Spatial input size of a backbone: `[height, width]` in pixels. */
+/**
+ * Spatial input size of a backbone: `[height, width]` in pixels.
+ * @category Step 2: Pipeline
+ */
 export type ImageSize = readonly [height: number, width: number];
 
 /**
  * Class labels for a set of images, in any of the forms users already have:
  * class indices (`number[]`, `Int32Array`, a 1-D tensor), class names (`string[]`, matched against the model's
  * classes), or a one-hot `[n, numClasses]` tensor.
+ * @category Step 2: Pipeline
  */
 export type Labels = ArrayLike<number> | readonly string[] | tf.Tensor1D | tf.Tensor2D;
 
 /**
  * Images already in memory: `xs` holds raw RGB pixels in 0..255, shape `[n, height, width, 3]`, at the backbone's
  * input size (see `resizeImages` to get there); `ys` the label of each image.
+ * @category Step 2: Pipeline
  */
 export interface TensorData {
   /** Raw RGB pixels in 0..255, `[n, height, width, 3]`. */
@@ -44,7 +50,10 @@ export interface TensorData {
   ys: Labels;
 }
 
-/** One batch produced by an {@link ImageDataset}. The consumer owns (and must dispose) `xs` and `ys`. */
+/**
+ * One batch produced by an {@link ImageDataset}. The consumer owns (and must dispose) `xs` and `ys`.
+ * @category Step 2: Pipeline
+ */
 export interface ImageBatch {
   /** Raw RGB pixels in 0..255, `[n, height, width, 3]`, float32. */
   xs: tf.Tensor4D;
@@ -59,7 +68,10 @@ export interface ImageBatch {
   sources?: string[];
 }
 
-/** Options for {@link ImageDataset.batches}. */
+/**
+ * Options for {@link ImageDataset.batches}.
+ * @category Step 2: Pipeline
+ */
 export interface BatchOptions {
   /** Images per batch. Default 32. */
   batchSize?: number;
@@ -79,6 +91,7 @@ export interface BatchOptions {
  * A labelled image collection that can be streamed in batches without holding every decoded image in memory.
  * Built by the pipeline (`imageFolder` in Node, `fromImages` / `fromTensors` anywhere) and accepted by `fit`,
  * `evaluate` and `transferLearn`.
+ * @category Step 2: Pipeline
  */
 export interface ImageDataset {
   /** Class names; label `i` means `classes[i]`. */
@@ -91,8 +104,48 @@ export interface ImageDataset {
   batches(options?: BatchOptions): AsyncIterable<ImageBatch>;
 }
 
-/** Anything `fit`, `evaluate` and `transferLearn` accept as labelled images. */
+/**
+ * Anything `fit`, `evaluate` and `transferLearn` accept as labelled images.
+ * @category Step 2: Pipeline
+ */
 export type LabelledData = TensorData | ImageDataset;
+
+/**
+ * Pixels shaped like the DOM's `ImageData` (RGBA bytes, row by row): an `ImageData` is one. Declared structurally so
+ * that the published types compile without the DOM lib (a Node project).
+ * @category Step 2: Pipeline
+ */
+export interface ImageDataLike {
+  /** RGBA bytes, `width * height * 4` of them. */
+  readonly data: Uint8ClampedArray | Uint8Array;
+  /** Width in pixels. */
+  readonly width: number;
+  /** Height in pixels. */
+  readonly height: number;
+}
+
+/**
+ * An image the browser draws: an `HTMLImageElement`, `HTMLCanvasElement`, `HTMLVideoElement` or `ImageBitmap`
+ * (what `tf.browser.fromPixels` reads). Declared structurally so that the published types compile without the DOM
+ * lib; the DOM's types satisfy it.
+ * @category Step 2: Pipeline
+ */
+export interface DrawableImage {
+  /** Width in pixels. */
+  readonly width: number;
+  /** Height in pixels. */
+  readonly height: number;
+}
+
+/**
+ * The part of the DOM's `IDBFactory` that {@link createIndexedDBCache} calls: `globalThis.indexedDB` is one, and
+ * so is `fake-indexeddb`'s. Declared structurally so that the published types compile without the DOM lib.
+ * @category Caches
+ */
+export interface IDBFactoryLike {
+  /** Opens (or creates) a database; returns an `IDBOpenDBRequest`. */
+  open(name: string, version?: number): unknown;
+}
 
 /**
  * What a long operation is doing, in {@link Progress}:

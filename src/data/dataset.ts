@@ -5,7 +5,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { env, log } from '../env';
 import { TransferError, check, throwIfAborted } from '../errors';
-import type { BatchOptions, ImageBatch, ImageDataset, ImageSize, Labels } from '../types';
+import type { BatchOptions, DrawableImage, ImageBatch, ImageDataLike, ImageDataset, ImageSize, Labels } from '../types';
 import { Random } from '../util/random';
 import { takeRows } from '../util/rows';
 import { type AugmentArgs, augmentImages, resolveAugmentArgs } from './augment';
@@ -585,11 +585,8 @@ function inferNumericClasses(ys: Labels, indices: Int32Array): string[] {
 export type ImageInput =
   | tf.Tensor3D
   | tf.PixelData
-  | ImageData
-  | HTMLImageElement
-  | HTMLCanvasElement
-  | HTMLVideoElement
-  | ImageBitmap
+  | ImageDataLike
+  | DrawableImage
   | Blob
   | string;
 
@@ -716,7 +713,7 @@ export async function decodeImageInput(image: ImageInput, signal?: AbortSignal):
   }
   if (typeof Blob !== 'undefined' && image instanceof Blob) return decodeBlob(image, 'a Blob');
   try {
-    return tf.browser.fromPixels(image as Exclude<ImageInput, string | Blob | tf.Tensor3D>, 3);
+    return tf.browser.fromPixels(image as Parameters<typeof tf.browser.fromPixels>[0], 3);
   } catch (error) {
     // reliability: tfjs' own error for a value that is no image at all
     throw new TransferError(

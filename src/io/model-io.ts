@@ -32,7 +32,7 @@ export const ARTIFACT_FORMAT_VERSION = 1;
  * @category Save and load
  */
 export interface TransferMetadata {
-  /** Layout version, {@link ARTIFACT_FORMAT_VERSION}. */
+  /** Layout version of the saved files (1 in this release). */
   formatVersion: number;
   /** Class names, in output order. */
   classes: string[];

@@ -39,7 +39,7 @@ export interface DecodeOptions {
   size?: ImageSize;
   /** How a different aspect ratio is fitted into `size`; see {@link ResizeFit}. Default `'squash'`. */
   fit?: ResizeFit;
-  /** Refuse images with more pixels than this (checked from the header). Default {@link DEFAULT_MAX_PIXELS}. */
+  /** Refuse images with more pixels than this (checked from the header). Default 50,000,000. */
   maxPixels?: number;
 }
 

@@ -22,17 +22,14 @@ import { fileCheckpointStore } from './checkpoint-store';
 
 export * from '../index';
 export { imageFolder, type ImageFolder, type ImageFolderOptions } from './image-folder';
-export { nodeFileSystem, createNodeFileSystem, atomicWriteFile, type NodeFileSystemOptions, type AtomicWriteOptions } from './file-io';
-export { decodeImage, decodeBmp, readImageHeader, sniffFormat, SUPPORTED_FORMATS, DEFAULT_MAX_PIXELS, type DecodeOptions, type DecodedImage, type ImageFormat, type ImageHeader } from './decode';
-export { contentHash, hashFile, CONTENT_HASH_LENGTH } from './hash';
-export { fileCheckpointStore, type FileCheckpointStoreOptions } from './checkpoint-store';
+export { decodeImage, type DecodeOptions, type DecodedImage, type ImageFormat } from './decode';
 export { createExtractPool, type ExtractPool, type ExtractPoolOptions } from './extract-pool';
-export { createDiskCache, DISK_CACHE_VERSION, type DiskCache } from './disk-cache';
+export { createDiskCache, type DiskCache } from './disk-cache';
 
 /**
  * Installs the Node platform services into {@link env}, filling only the slots that are still `undefined`:
  * `env.fileSystem` (local paths and `file://` URLs for models, atomic saves, image folders for
- * `transferLearn({ data: path })`, image files for `predict`), `env.checkpointStore` (`fileCheckpointStore`, for
+ * `transferLearn({ data: path })`, image files for `predict`), `env.checkpointStore` (atomic checkpoint files, for
  * `checkpoint: { directory: 'path' }`) and `env.parallelExtractor` (a worker-thread pool, `createExtractPool()`).
  *
  * Importing `tfjs-transfer/node` calls it once; that is the entry's only side effect. Call it again after clearing a

@@ -9,6 +9,7 @@
 import { TransferError, check } from '../errors';
 import type { ActivationStore } from './activations';
 import type { ActivationCacheStats } from './memory-cache';
+import type { IDBFactoryLike } from '../types';
 
 /** Format version of stored entries; entries of another version are ignored (and rewritten). */
 export const INDEXEDDB_CACHE_VERSION = 1;
@@ -18,7 +19,7 @@ const STORE = 'activations';
 /** Options of {@link createIndexedDBCache}. */
 export interface IndexedDBCacheOptions {
   /** The IndexedDB factory. Default: `globalThis.indexedDB`. */
-  indexedDB?: IDBFactory;
+  indexedDB?: IDBFactoryLike;
 }
 
 /** An {@link ActivationStore} in IndexedDB, from {@link createIndexedDBCache}. */
@@ -78,7 +79,7 @@ export function createIndexedDBCache(name = 'tfjs-transfer-activations', options
 
   const open = (): Promise<IDBDatabase> => {
     if (db) return db;
-    const factory = options.indexedDB ?? (globalThis as { indexedDB?: IDBFactory }).indexedDB;
+    const factory = (options.indexedDB ?? (globalThis as { indexedDB?: IDBFactoryLike }).indexedDB) as IDBFactory | undefined;
     if (!factory) {
       return Promise.reject(
         new TransferError('NOT_SUPPORTED', 'createIndexedDBCache: this environment has no IndexedDB. In Node, use createDiskCache from tfjs-transfer/node.'),

@@ -1,6 +1,8 @@
 /**
  * Seeded pseudo-random numbers (mulberry32): fast, 32-bit state, reproducible on every platform.
- * @internal
+ *
+ * Not exported from the entries, but not marked internal: `augmentImages`' signature names it, and the build
+ * strips internal declarations from the published types (`stripInternal`).
  */
 export class Random {
   private state: number;

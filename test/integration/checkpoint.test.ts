@@ -9,7 +9,8 @@ import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { attachHead, env, fit, freeze, loadBackbone, TransferError, type FitArgs, type FitHistory } from '../../src/index';
-import { fileCheckpointStore } from '../../src/node/index';
+import '../../src/node/index'; // installs the Node services: checkpoint: { directory: path } needs env.checkpointStore
+import { fileCheckpointStore } from '../../src/node/checkpoint-store';
 import type { SaveStep } from '../../src/node/file-io';
 import { decodeCheckpoint, memoryCheckpointStore } from '../../src/train/checkpoint';
 import type { CheckpointStore } from '../../src/services';

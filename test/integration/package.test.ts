@@ -1,14 +1,15 @@
 /**
  * The published package, as a user gets it: `npm pack` holds only dist/, the README, the license and the changelog;
  * the tarball installs into a fresh project, imports as ESM and as CommonJS (both entries), its types resolve
- * under `moduleResolution` node16 and bundler, and a tiny transfer-learning run works from the installed code.
+ * under `moduleResolution` node16 and bundler, they compile in a strict Node project without the DOM lib
+ * (`skipLibCheck: false`), and a tiny transfer-learning run works from the installed code.
  *
  * Builds dist/ first unless it is newer than every source file (CI builds before testing). Peer dependencies
  * (tfjs) and sharp are linked from the repository's node_modules rather than installed again. Runs once, in the
  * wasm project.
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -111,6 +112,32 @@ export const f: typeof main.loadBackbone = node.loadBackbone;
 export type Folder = node.ImageFolder;
 `;
 
+/**
+ * A strict Node project: no DOM lib, `skipLibCheck: false`, so every published `.d.ts` is checked. Calls a few
+ * functions of both entries, and passes browser-shaped inputs through the structural types that replace the DOM's.
+ */
+const STRICT_NODE_CHECK = `
+import * as tf from '@tensorflow/tfjs-core';
+import { attachHead, createIndexedDBCache, createMemoryCache, env, evaluate, fit, freeze, fromImages, loadBackbone, predict, type ImageInput, type Prediction, type Progress, type TransferModel } from 'tfjs-transfer';
+import { createDiskCache, decodeImage, imageFolder, installNodeServices, transferLearn, type ImageFolder } from 'tfjs-transfer/node';
+export async function run(dir: string, bytes: Uint8Array): Promise<Prediction[]> {
+  installNodeServices();
+  env.verbose = false;
+  const folder: ImageFolder = await imageFolder(dir, { size: [96, 96] });
+  const model: TransferModel = attachHead(freeze(await loadBackbone('mobilenet_v2_0.35_96')), { classes: folder.classes });
+  await fit(model, folder.train, { epochs: 1, cache: createDiskCache(dir + '/.cache'), onProgress: (p: Progress) => console.log(p.stage) });
+  await evaluate(model, folder.validation ?? folder.train);
+  const decoded = await decodeImage(bytes, { size: [96, 96] });
+  const pixels: ImageInput = { data: new Uint8ClampedArray(96 * 96 * 4), width: 96, height: 96 };
+  fromImages([{ image: pixels, label: 0 }, { image: { width: 96, height: 96 }, label: 1 }], { classes: ['a', 'b'] });
+  createMemoryCache();
+  createIndexedDBCache('features', { indexedDB: { open: () => ({}) } });
+  const { evaluation } = await transferLearn({ data: dir, epochs: 1 });
+  console.log(decoded.width, evaluation.accuracy);
+  return predict(model, tf.zeros([96, 96, 3]) as tf.Tensor3D);
+}
+`;
+
 run('npm package', () => {
   let temp: string;
   let project: string;
@@ -185,6 +212,34 @@ run('npm package', () => {
     sh('node', [tsc, '-p', 'tsconfig.node16.json'], project);
     sh('node', [tsc, '-p', 'tsconfig.bundler.json'], project);
   });
+
+  test('the published types hold no internal declarations (stripInternal: test hooks such as __faults)', () => {
+    const dist = join(project, 'node_modules/tfjs-transfer/dist');
+    const types = ['index.d.ts', 'index.d.cts', 'node/index.d.ts', 'node/index.d.cts'].map((f) => readFileSync(join(dist, f), 'utf8'));
+    for (const text of types) {
+      expect(text).not.toContain('__faults');
+      expect(text).not.toContain('FaultPlan');
+    }
+  });
+
+  test('the published types compile in a strict Node project without the DOM lib (skipLibCheck: false)', () => {
+    writeFileSync(join(project, 'strict-node.ts'), STRICT_NODE_CHECK);
+    const compilerOptions = { strict: true, noEmit: true, skipLibCheck: false, target: 'es2022', lib: ['es2022'], types: ['node'], module: 'node16', moduleResolution: 'node16' };
+    writeFileSync(join(project, 'tsconfig.strict.json'), JSON.stringify({ compilerOptions, files: ['strict-node.ts'] }));
+    const tsc = join(repo, 'node_modules/typescript/bin/tsc');
+    let output = '';
+    try {
+      execFileSync('node', [tsc, '-p', 'tsconfig.strict.json', '--pretty', 'false'], { cwd: project, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 120_000 });
+    } catch (error) {
+      output = String((error as { stdout?: string }).stdout ?? '') || String(error);
+    }
+    // tfjs 4.22's own declarations (and @webgpu/types, which tfjs-core pulls in) need the DOM lib: those errors are
+    // theirs, reported in their files. Ours (the installed tfjs-transfer's .d.ts and the check file) must be none.
+    const ours = /^(node_modules\/tfjs-transfer\/|strict-node\.ts)/;
+    const errors = output.split('\n').filter((line) => /\(\d+,\d+\): error TS/.test(line) && ours.test(line));
+    expect(output, 'tsc ran and reported (at least tfjs\'s own DOM-lib errors)').toMatch(/error TS/);
+    expect(errors).toEqual([]);
+  }, 120_000);
 
   test('a tiny run from the installed package: backbone, head, fit, save, load, predict on wasm', () => {
     writeFileSync(join(project, 'run-check.mjs'), RUN_CHECK);

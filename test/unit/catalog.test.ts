@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { env, listCatalog, loadBackbone, MOBILENET_V2_ALPHAS, MOBILENET_V2_SIZES, resolveCatalogName } from '../../src/index';
+import { env, listCatalog, loadBackbone } from '../../src/index';
+import { MOBILENET_V2_ALPHAS, MOBILENET_V2_SIZES, resolveCatalogName } from '../../src/backbone/catalog';
 
 describe('backbone catalog', () => {
   it('knows every published MobileNetV2 alpha and input size (22 models)', () => {

@@ -307,7 +307,7 @@ describe('predictProbabilities', () => {
   });
 
   it('foldModel owns its folded weights even when built inside tf.tidy', async () => {
-    const { foldModel } = await import('../../src/index');
+    const { foldModel } = await import('../../src/backbone/fold');
     const backbone = await loadBackbone(tinyBackbone(32), { takeOwnership: true });
     let folded!: ReturnType<typeof foldModel>;
     tf.tidy(() => {
