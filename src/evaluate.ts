@@ -8,11 +8,13 @@ import { resizeImages } from './data/resize';
 import { TransferError, check, throwIfAborted } from './errors';
 import { TransferModel } from './transfer-model';
 import { gatherBatch, extractActivations } from './train/activations';
-import { freezeBoundaryOf, takeValidationActivations } from './train/fit';
+import { freezeBoundaryOf } from './train/boundary';
+import type { KeptActivations } from './train/kept-activations';
 import { toLabelledSource } from './train/source';
 import type { LabelledData } from './types';
+import { withDefaults } from './util/args';
 
-/** Precision, recall and F1 of one class (one-vs-rest). */
+/** Precision, recall and F1 of one class (one-vs-rest). @category Step 5: Evaluate */
 export interface ClassMetrics {
   /** Class name. */
   name: string;
@@ -26,7 +28,7 @@ export interface ClassMetrics {
   support: number;
 }
 
-/** One image the model got wrong. */
+/** One image the model got wrong. @category Step 5: Evaluate */
 export interface Misclassified {
   /** Position of the image in the data. */
   index: number;
@@ -40,7 +42,7 @@ export interface Misclassified {
   probability: number;
 }
 
-/** What {@link evaluate} returns. */
+/** What {@link evaluate} returns. @category Step 5: Evaluate */
 export interface Evaluation {
   /** Mean cross-entropy. */
   loss: number;
@@ -62,14 +64,27 @@ export interface Evaluation {
   misclassified: Misclassified[];
 }
 
-/** Options of {@link evaluate}. */
+/** Defaults of {@link evaluate}. @category Step 5: Evaluate */
+export const EVALUATE_DEFAULTS = Object.freeze({
+  batchSize: 32,
+  maxMisclassified: 100,
+});
+
+/** Options of {@link evaluate}. An option given as `undefined` or `null` takes its default. @category Step 5: Evaluate */
 export interface EvaluateArgs {
-  /** Images per forward pass. Default 32. */
+  /** Images per forward pass. @defaultValue {@link EVALUATE_DEFAULTS}.batchSize (32) */
   batchSize?: number;
-  /** How many misclassified images to list. Default 100. */
+  /** How many misclassified images to list. @defaultValue {@link EVALUATE_DEFAULTS}.maxMisclassified (100) */
   maxMisclassified?: number;
-  /** Stops within one batch; `evaluate` then rejects with an `AbortError`. */
+  /** Stops within one batch; `evaluate` then rejects with an `AbortError`. @defaultValue none */
   signal?: AbortSignal;
+  /**
+   * The frozen-prefix activations of `data` kept by `fit` (`history.validationActivations`, with
+   * `keepValidationActivations: true`): the backbone then does not run. They are checked to belong to this model
+   * and this data, with the same frozen layers; otherwise `evaluate` throws.
+   * @defaultValue none (the frozen prefix runs over `data`)
+   */
+  activations?: KeptActivations;
 }
 
 /** Area under the ROC curve (ties counted half), by the rank-sum formula. @internal */
@@ -157,26 +172,29 @@ export function metricsFromProbabilities(
  * Evaluates `model` on labelled data: loss, accuracy, per-class precision / recall / F1, the confusion matrix,
  * ROC AUC for two classes, and the misclassified images. Runs in inference mode; changes nothing.
  *
+ * @category Step 5: Evaluate
  * @example
  * ```ts
  * const result = await evaluate(model, validation);
  * console.log(result.accuracy, result.perClass, result.confusionMatrix);
  * ```
  */
-export async function evaluate(model: TransferModel, data: LabelledData, options: EvaluateArgs = {}): Promise<Evaluation> {
+export async function evaluate(model: TransferModel, data: LabelledData, args: EvaluateArgs = {}): Promise<Evaluation> {
   check(model instanceof TransferModel, `evaluate: expected a TransferModel, got ${Object.prototype.toString.call(model)}.`);
   check(data != null, 'evaluate: data is required: { xs, ys } or an ImageDataset.');
-  const batchSize = options.batchSize ?? 32;
+  check(args == null || typeof args === 'object', 'evaluate: options must be an object such as { batchSize: 32 }.');
+  const options = withDefaults(args, EVALUATE_DEFAULTS);
+  const batchSize = options.batchSize;
   check(Number.isInteger(batchSize) && batchSize > 0, `evaluate: batchSize must be a positive integer, got ${batchSize}.`);
   model.assertUsable('evaluate');
   const source = toLabelledSource(data, model.classes, [model.inputShape[0], model.inputShape[1]], 'evaluate');
   const k = model.numClasses;
-  // The frozen prefix runs as in fit (folded, on worker threads when available); right after fit on the same
-  // validation data, its cached activations are reused and the backbone does not run at all.
+  // The frozen prefix runs as in fit (folded, on worker threads when available); with the activations fit kept
+  // for this data, the backbone does not run at all.
   const split = freezeBoundaryOf(model);
-  const acts =
-    (await takeValidationActivations(model, data)) ??
-    (await extractActivations(split.extractor, split.shapes, source, { batchSize, views: [], signal: options.signal }));
+  const acts = options.activations
+    ? await options.activations.activationsFor(model, data, 'evaluate')
+    : await extractActivations(split.extractor, split.shapes, source, { batchSize, views: [], signal: options.signal });
   if (acts.n === 0) throw new TransferError('EMPTY_DATA', 'evaluate: no images could be read.');
   const probs = new Float32Array(acts.n * k);
   const rows = Array.from({ length: acts.n }, (_, i) => i);
@@ -197,10 +215,10 @@ export async function evaluate(model: TransferModel, data: LabelledData, options
   const sources = 'sources' in data && Array.isArray((data as { sources?: unknown }).sources) && (data as { sources: string[] }).sources.length === acts.n
     ? (data as { sources: string[] }).sources
     : [];
-  return metricsFromProbabilities(probs, acts.labels, model.classes, sources, options.maxMisclassified ?? 100);
+  return metricsFromProbabilities(probs, acts.labels, model.classes, sources, options.maxMisclassified);
 }
 
-/** One image's prediction. */
+/** One image's prediction. @category Step 5: Evaluate */
 export interface Prediction {
   /** The most likely class. */
   label: string;
@@ -212,15 +230,29 @@ export interface Prediction {
   probabilities: Record<string, number>;
 }
 
-/** What {@link predict} accepts: a tensor of raw pixels (`[h, w, 3]` or `[n, h, w, 3]`), or images. */
+/** Defaults of {@link predict}. @category Step 5: Evaluate */
+export const PREDICT_DEFAULTS = Object.freeze({
+  batchSize: 32,
+});
+
+/** Options of {@link predict}. An option given as `undefined` or `null` takes its default. @category Step 5: Evaluate */
+export interface PredictArgs {
+  /** Images per forward pass. @defaultValue {@link PREDICT_DEFAULTS}.batchSize (32) */
+  batchSize?: number;
+  /** Stops before the next image is decoded or the forward pass starts; `predict` then rejects with an `AbortError`. @defaultValue none */
+  signal?: AbortSignal;
+}
+
+/** What {@link predict} accepts: a tensor of raw pixels (`[h, w, 3]` or `[n, h, w, 3]`), or images (in Node also local file paths). @category Step 5: Evaluate */
 export type PredictInput = tf.Tensor3D | tf.Tensor4D | ImageInput | readonly ImageInput[];
 
 /**
  * Predicts the class of each image. Takes raw RGB pixels `[n, h, w, 3]` or one image `[h, w, 3]` of any size, or
  * images as the browser has them (`HTMLImageElement`, canvas, video frame, `ImageBitmap`, `ImageData`, `Blob`,
- * a URL), or a list of those. Images are resized to the model's input (squashed, as in training). Tensors passed
+ * a URL; in Node, with `tfjs-transfer/node`, a local file path), or a list of those. Images are resized to the model's input (squashed, as in training). Tensors passed
  * in are not disposed.
  *
+ * @category Step 5: Evaluate
  * @example
  * ```ts
  * const [p] = await predict(model, document.querySelector('img')!);
@@ -228,11 +260,14 @@ export type PredictInput = tf.Tensor3D | tf.Tensor4D | ImageInput | readonly Ima
  * const many = await predict(model, batchTensor); // one Prediction per image
  * ```
  */
-export async function predict(model: TransferModel, images: PredictInput, options: { batchSize?: number } = {}): Promise<Prediction[]> {
+export async function predict(model: TransferModel, images: PredictInput, args: PredictArgs = {}): Promise<Prediction[]> {
   check(model instanceof TransferModel, `predict: expected a TransferModel, got ${Object.prototype.toString.call(model)}.`);
   check(images != null, 'predict: images are required: a tf.Tensor of raw RGB pixels, an image element, a Blob, a URL, or a list of them.');
-  check(typeof options === 'object' && options !== null, 'predict: options must be an object such as { batchSize: 32 }.'); // reliability
-  check(options.batchSize === undefined || (Number.isInteger(options.batchSize) && options.batchSize > 0), `predict: batchSize must be a positive integer, got ${JSON.stringify(options.batchSize)}.`); // reliability
+  check(args == null || typeof args === 'object', 'predict: options must be an object such as { batchSize: 32 }.');
+  const options = withDefaults(args, PREDICT_DEFAULTS);
+  check(Number.isInteger(options.batchSize) && options.batchSize > 0, `predict: batchSize must be a positive integer, got ${JSON.stringify(options.batchSize)}.`);
+  check(options.signal === undefined || typeof options.signal?.aborted === 'boolean', 'predict: signal must be an AbortSignal.');
+  throwIfAborted(options.signal, 'predict');
   model.assertUsable('predict');
   const [h, w] = model.inputShape;
   let batch: tf.Tensor4D;
@@ -249,7 +284,10 @@ export async function predict(model: TransferModel, images: PredictInput, option
     check(list.length > 0, 'predict: the list of images is empty.');
     const decoded: tf.Tensor3D[] = [];
     try {
-      for (const image of list) decoded.push(await decodeImageInput(image));
+      for (const image of list) {
+        throwIfAborted(options.signal, 'predict');
+        decoded.push(await decodeImageInput(image, options.signal));
+      }
       batch = tf.tidy(() => tf.stack(decoded.map((d) => resizeImages(d, [h, w]))) as tf.Tensor4D);
     } finally {
       tf.dispose(decoded);
@@ -257,7 +295,8 @@ export async function predict(model: TransferModel, images: PredictInput, option
   }
   let p: tf.Tensor2D | undefined;
   try {
-    p = model.predictProbabilities(batch, options.batchSize ?? 32);
+    throwIfAborted(options.signal, 'predict');
+    p = model.predictProbabilities(batch, { batchSize: options.batchSize });
     const values = await p.data();
     const k = model.numClasses;
     const out: Prediction[] = [];

@@ -61,7 +61,13 @@ export class TransferModel {
   readonly headSpec: HeadSpec;
   /** Names of the head's layers inside `model`. */
   readonly headLayers: readonly string[];
+  /**
+   * Set to `true` from a `fit` callback to stop training after the current batch (as tfjs' `model.stopTraining`);
+   * `fit` resets it when it starts and ends.
+   */
+  stopTraining = false;
   private disposedFlag = false;
+  private trainingFlag = false;
 
   /** @internal Use {@link attachHead} or {@link loadModel}. */
   constructor(init: TransferModelInit) {
@@ -88,6 +94,16 @@ export class TransferModel {
     return this.backbone.kind === 'layers';
   }
 
+  /** Whether a `fit` of this model is running (a second one is refused meanwhile). */
+  get isTraining(): boolean {
+    return this.trainingFlag;
+  }
+
+  /** @internal Set by `fit`. */
+  setTraining(on: boolean): void {
+    this.trainingFlag = on;
+  }
+
   /** Whether {@link TransferModel.dispose} was called. */
   get isDisposed(): boolean {
     return this.disposedFlag;
@@ -96,15 +112,22 @@ export class TransferModel {
   /**
    * Class probabilities `[n, numClasses]` (two columns for two classes) of raw images, in inference mode.
    * Does not dispose `images`.
+   *
+   * @param args `batchSize`: images per forward pass, default 32.
+   * @example
+   * ```ts
+   * const p = model.predictProbabilities(images, { batchSize: 16 }); // [n, numClasses]
+   * ```
    */
-  predictProbabilities(images: tf.Tensor4D, batchSize = 32): tf.Tensor2D {
+  predictProbabilities(images: tf.Tensor4D, args: { batchSize?: number } = {}): tf.Tensor2D {
     this.assertUsable('predict');
+    const batchSize = args?.batchSize ?? 32;
     this.backbone.checkImages(images, 'predict');
     const n = images.shape[0];
     const run = (x: tf.Tensor4D) =>
       tf.tidy(() => {
         // Layers backbones run as their compiled (folded) program, then the head; others through the composed model.
-        const p = (this.backbone.kind === 'layers' ? this.head.predict(this.backbone.extract(x, batchSize)) : this.model.predict(x)) as tf.Tensor2D;
+        const p = (this.backbone.kind === 'layers' ? this.head.predict(this.backbone.extract(x, { batchSize })) : this.model.predict(x)) as tf.Tensor2D;
         return (this.numClasses === 2 && p.shape[1] === 1 ? tf.concat([tf.sub(1, p), p], 1) : p) as tf.Tensor2D;
       });
     if (n <= batchSize) return run(images);
