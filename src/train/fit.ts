@@ -182,11 +182,12 @@ async function train(model: TransferModel, data: LabelledData, args: ResolvedFit
   if (session) checkFingerprint(session, fingerprint, 'fit');
   const extractMs = Date.now() - t0;
   logExtraction(args, split, sources, acts, extractMs, vars);
-  const { optimizer, owned } = makeOptimizer(args);
+  const monitor = monitorOf(args.earlyStopping, acts.validation !== undefined);
+  const { optimizer, owned } = makeOptimizer(args); // Adam allocates its state here: nothing may throw between this and the try
   const history = emptyHistory({ layers: trainedLayers(split), parameters: vars.reduce((a, v) => a + v.size, 0) }, { layers: split.names, shapes: split.shapes });
   const state: FitState = {
     model, split, args, seed, rng, vars, optimizer, history, t0, extractMs,
-    monitor: monitorOf(args.earlyStopping, acts.validation !== undefined),
+    monitor,
     startEpoch: 0, batchCounter: 0, best: undefined, sinceBest: 0, startWeights: snapshot(vars), bestWeights: undefined,
   };
   model.stopTraining = false;
