@@ -123,7 +123,7 @@ export interface TransferLearnArgs {
   yieldEvery?: FitArgs['yieldEvery'];
 }
 
-/** What {@link transferLearn} returns. */
+/** What {@link transferLearn} returns. @category All five steps */
 export interface TransferLearnResult {
   /** The trained model (call `dispose()` when done). */
   model: TransferModel;
@@ -255,6 +255,7 @@ function defaultTrainableFrom(model: TransferModel): string | number {
  * and freeze the backbone and attach a head, train (reporting the validation loss and accuracy before training,
  * as the Keras tutorial does), optionally fine-tune the backbone's top, and evaluate.
  *
+ * @category All five steps
  * @example
  * ```ts
  * import { transferLearn, save } from 'tfjs-transfer/node';

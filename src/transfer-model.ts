@@ -9,7 +9,7 @@ import { TransferError } from './errors';
 import { disposeLayers } from './util/dispose';
 import { takeRows } from './util/rows';
 
-/** How the head was built (stored with a saved model). */
+/** How the head was built (stored with a saved model). @category Step 3: Compose */
 export interface HeadSpec {
   /** Pooling of the backbone's spatial features. */
   pooling: 'avg' | 'max' | 'flatten' | 'none';
@@ -41,6 +41,7 @@ export interface TransferModelInit {
  * `model` is one `tf.LayersModel` from **raw RGB pixels (0..255)** to class probabilities, preprocessing included.
  * Class names travel with it. Call {@link TransferModel.dispose} when done: it frees the backbone too.
  *
+ * @category Step 3: Compose
  * @example
  * ```ts
  * const model = attachHead(freeze(await loadBackbone('mobilenet_v2_1.0_224')), { classes: ['cat', 'dog'] });

@@ -21,7 +21,7 @@ export const DISK_CACHE_VERSION = 2;
 
 const MAGIC = 0x43415454; // "TTAC" little-endian
 
-/** An {@link ActivationStore} in a folder, from {@link createDiskCache}. */
+/** An {@link ActivationStore} in a folder, from {@link createDiskCache}. @category Caches */
 export interface DiskCache extends ActivationStore {
   /** The cache folder (absolute). */
   readonly dir: string;
@@ -103,6 +103,7 @@ async function decode(bytes: Uint8Array, key: string): Promise<Float32Array[] | 
  * @param dir The cache folder; created when the first entry is written.
  * @returns The store; pass it as `fit(model, data, { cache })` or `transferLearn({ ..., cache })`.
  *
+ * @category Caches
  * @example
  * ```ts
  * import { createDiskCache, fit, imageFolder } from 'tfjs-transfer/node';

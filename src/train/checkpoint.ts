@@ -18,7 +18,7 @@ import { TransferError, check } from '../errors';
 import type { CheckpointStore } from '../services';
 import { sha256Hex } from '../util/hash';
 
-/** What {@link CheckpointArgs.onSave} receives after each checkpoint is written. */
+/** What {@link CheckpointArgs.onSave} receives after each checkpoint is written. @category Step 4: Train */
 export interface CheckpointInfo {
   /** Epochs completed when the checkpoint was taken (1-based count). */
   epoch: number;
@@ -30,22 +30,23 @@ export interface CheckpointInfo {
   location: string;
 }
 
-/** The `checkpoint` option of `fit`. */
+/** The `checkpoint` option of `fit`. @category Step 4: Train */
 export interface CheckpointArgs {
   /**
    * A folder (Node, with `tfjs-transfer/node` imported; the file `checkpoint.tfjst` is written inside it,
    * atomically) or any {@link CheckpointStore}.
    */
   directory: string | CheckpointStore;
-  /** Checkpoint every this many epochs (the last epoch and an early stop are always checkpointed). Default 1. */
+  /** Checkpoint every this many epochs (the last epoch and an early stop are always checkpointed). @defaultValue 1 */
   every?: number;
   /**
    * Continue from the checkpoint found there, if any, skipping the epochs it completed. A checkpoint written by a
    * different run (other data, model, or options) is refused with an error that names the differences. `false`
-   * starts over and overwrites it. Default `true`.
+   * starts over and overwrites it.
+   * @defaultValue `true`
    */
   resume?: boolean;
-  /** Called after each checkpoint is written. Default: none. */
+  /** Called after each checkpoint is written. @defaultValue none */
   onSave?: (info: CheckpointInfo) => void | Promise<void>;
 }
 
@@ -305,6 +306,7 @@ function short(s: string | undefined): string {
  * last good state of a run in the browser. Writes are atomic (a reference swap).
  *
  * @param location Names the store in messages. Default `"memory"`.
+ * @category Step 4: Train
  * @example
  * ```ts
  * const store = memoryCheckpointStore();

@@ -6,7 +6,8 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { attachHead, env, evaluate, fit, freeze, loadBackbone, predict, type FitArgs, type FitCallback, type TransferModel } from '../../src/index';
+import { attachHead, env, evaluate, fit, freeze, loadBackbone, predict, type FitArgs, type TransferModel } from '../../src/index';
+import type { FitCallback } from '../../src/train/callbacks';
 import { createYielder } from '../../src/train/yield';
 import { withDefaults } from '../../src/util/args';
 import { stripes, tinyBackbone, weightValues } from '../helpers/tiny';
