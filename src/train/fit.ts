@@ -45,9 +45,6 @@ export type { BatchBeginLogs, BatchLogs, EpochLogs, FitCallback, FitCallbacks } 
 export { EARLY_STOPPING_DEFAULTS, FIT_DEFAULTS, type EarlyStoppingArgs, type FitArgs, type YieldEvery } from './fit-args';
 export type { FitHistory } from './history';
 export { KeptActivations } from './kept-activations';
-export { scoreActivations } from './epoch-loop';
-export { freezeBoundaryOf } from './boundary';
-export { extractorIdentity } from './identity';
 
 function makeOptimizer(args: ResolvedFitArgs): { optimizer: tf.Optimizer; owned: boolean } {
   const choice = args.optimizer;
