@@ -3,7 +3,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, describe, expect, it } from 'vitest';
-import { attachHead, env, fit, freeze, loadBackbone, loadModel, predict, save, transferLearn } from '../../src/node/index';
+import { attachHead, env, fit, freeze, loadBackbone, loadModel, memoryCheckpointStore, predict, save, transferLearn } from '../../src/node/index';
 import { CATS_DOGS, hasShared, listImages, MODEL_035 } from '../helpers/real-data';
 import { stripes, tinyBackbone } from '../helpers/tiny';
 
@@ -86,6 +86,35 @@ describe('transferLearn', () => {
     first.model.dispose();
     again.model.dispose();
     data.xs.dispose();
+    expect(tf.memory().numTensors).toBe(base);
+  });
+
+  it('fine-tuning with a CheckpointStore: none for fine-tuning unless fineTune.checkpoint is given (said in a log line)', async () => {
+    const base = tf.memory().numTensors;
+    const data = stripes(24);
+    const ys = data.ys.map((y) => (y ? 'blue' : 'red'));
+    const logs: string[] = [];
+    const logger = env.logger;
+    env.logger = (m) => logs.push(m);
+    try {
+      const head = memoryCheckpointStore('head');
+      const tuned = memoryCheckpointStore('tuned');
+      const common = {
+        data: { xs: data.xs, ys }, backbone: tinyBackbone(32), backboneOptions: { takeOwnership: true }, head: { dropout: 0 },
+        seed: 2, examine: false, epochs: 2, batchSize: 8, verbose: true, checkpoint: { directory: head },
+      };
+      const a = await transferLearn({ ...common, fineTune: { trainableFrom: 'block_1_project', epochs: 1 } });
+      expect(logs.some((l) => /fine-tuning is not checkpointed/.test(l))).toBe(true);
+      expect(head.bytes).toBeDefined();
+      const b = await transferLearn({ ...common, backbone: tinyBackbone(32), fineTune: { trainableFrom: 'block_1_project', epochs: 1, checkpoint: { directory: tuned } } });
+      expect(b.history.resumedEpochs).toBe(a.history.epochs);
+      expect(tuned.bytes).toBeDefined();
+      a.model.dispose();
+      b.model.dispose();
+    } finally {
+      env.logger = logger;
+      data.xs.dispose();
+    }
     expect(tf.memory().numTensors).toBe(base);
   });
 
