@@ -37,7 +37,7 @@ export * from './examine/index';
 export * from './data/index';
 
 // Step 3: compose.
-export { Backbone, type BackboneFunction, type BackboneKind } from './backbone/backbone';
+export { Backbone, EXTRACT_DEFAULTS, type BackboneFunction, type BackboneKind, type ExtractArgs } from './backbone/backbone';
 export { loadBackbone, type BackboneSource, type LoadBackboneArgs } from './backbone/load';
 export { listCatalog, MOBILENET_V2_PREPROCESSING, type CatalogEntry } from './backbone/catalog';
 export { NO_PREPROCESSING } from './backbone/preprocess';
@@ -48,26 +48,35 @@ export { TransferModel, type HeadSpec } from './transfer-model';
 // Step 4: train.
 export {
   fit,
+  FIT_DEFAULTS,
+  EARLY_STOPPING_DEFAULTS,
+  KeptActivations,
+  type BatchBeginLogs,
+  type BatchLogs,
   type EarlyStoppingArgs,
   type EpochLogs,
   type FitArgs,
-  type FitCallbacks,
+  type FitCallback,
   type FitHistory,
+  type YieldEvery,
 } from './train/fit';
 export { memoryCheckpointStore, type CheckpointArgs, type CheckpointInfo } from './train/checkpoint';
 export { registerWasmTrainingKernels } from './train/wasm-kernels';
 
 // Caches of frozen-backbone activations.
 export type { ActivationStore } from './train/activations';
-export { createMemoryCache, type MemoryCache, type MemoryCacheOptions, type ActivationCacheStats } from './train/memory-cache';
-export { createIndexedDBCache, type IndexedDBCache, type IndexedDBCacheOptions } from './train/indexeddb-cache';
+export { createMemoryCache, type MemoryCache, type MemoryCacheArgs, type ActivationCacheStats } from './train/memory-cache';
+export { createIndexedDBCache, type IndexedDBCache, type IndexedDBCacheArgs } from './train/indexeddb-cache';
 
 // Step 5: evaluate, and use.
 export {
   evaluate,
+  EVALUATE_DEFAULTS,
   predict,
+  PREDICT_DEFAULTS,
   type ClassMetrics,
   type EvaluateArgs,
+  type PredictArgs,
   type Evaluation,
   type Misclassified,
   type Prediction,
@@ -81,6 +90,7 @@ export { save, loadModel, type LoadModelArgs, type SaveArgs, type ModelSource, t
 export {
   transferLearn,
   TRANSFER_LEARN_DEFAULTS,
+  FINE_TUNE_DEFAULTS,
   type FineTuneArgs,
   type TransferLearnArgs,
   type TransferLearnResult,

@@ -4,39 +4,55 @@
  */
 import { loadBackbone, type BackboneSource, type LoadBackboneArgs } from './backbone/load';
 import { env, log } from './env';
+import type { CheckpointArgs } from './train/checkpoint';
+import { withDefaults, type Resolved } from './util/args';
 import { TransferError, check } from './errors';
 import { evaluate, type Evaluation } from './evaluate';
 import { examine, type ExamineReport } from './examine/examine';
 import { freeze } from './freeze';
 import { attachHead, type AttachHeadArgs } from './head';
-import { fit, type FitArgs, type FitHistory } from './train/fit';
+import { fit, type EarlyStoppingArgs, type FitArgs, type FitHistory } from './train/fit';
 import type { TransferModel } from './transfer-model';
 import type { LabelledData } from './types';
 import { isImageDataset, isTensorData } from './train/source';
 import { fromTensors, type Dataset } from './data/dataset';
 import { splitDataset } from './data/split';
 
-/** Fine-tuning after the head is trained: unfreeze the backbone's top and train on at a lower learning rate. */
+/**
+ * Fine-tuning after the head is trained: unfreeze the backbone's top and train on at a lower learning rate.
+ * @category All five steps
+ */
 export interface FineTuneArgs {
   /**
-   * First backbone layer to unfreeze, by name or index. Default for MobileNetV2: `"block_11_expand"`, the first
-   * layer of `block_11` (Keras' tutorial unfreezes from layer 100 of 155, inside `block_11`); for other
-   * backbones: the top third of the layers.
+   * First backbone layer to unfreeze, by name or index. For MobileNetV2 `"block_11_expand"`, the first layer of
+   * `block_11` (Keras' tutorial unfreezes from layer 100 of 155, inside `block_11`); for other backbones the top
+   * third of the layers.
    *
    * Cost: only the unfrozen part runs per epoch (the activations entering it are cached), but it runs forward and
    * backward. On 2 CPU cores with the wasm backend, 2000 images at 224 px take about 35 s per epoch from
    * `"block_16_expand"` and roughly 4 times that from `"block_11_expand"`; `"block_16_expand"` for 2 epochs already
    * took cats vs dogs from 0.977 to 0.984 (docs/accuracy.md).
+   * @defaultValue `"block_11_expand"` (MobileNetV2), else the top third
    */
   trainableFrom?: string | number;
-  /** Epochs of fine-tuning. Default 10. */
+  /** Epochs of fine-tuning. @defaultValue {@link FINE_TUNE_DEFAULTS}.epochs (10) */
   epochs?: number;
-  /** Learning rate. Default: the head's learning rate / 10. */
+  /** Learning rate. @defaultValue the head's learning rate / {@link FINE_TUNE_DEFAULTS}.learningRateDivisor (10) */
   learningRate?: number;
+  /**
+   * Checkpoint of the fine-tuning phase (its run differs from the head's, so it cannot share its checkpoint). When
+   * `checkpoint.directory` is a folder path, fine-tuning checkpoints in its `fine-tune` subfolder unless this is given.
+   * @defaultValue the `fine-tune` subfolder of `checkpoint.directory` (a path); none for a `CheckpointStore`
+   */
+  checkpoint?: CheckpointArgs;
 }
 
-/** Options of {@link transferLearn}. */
-export interface TransferLearnArgs extends Omit<FitArgs, 'validationData'> {
+/**
+ * Options of {@link transferLearn}. An option given as `undefined` or `null` takes its default (the command line
+ * passes `undefined` for every flag not given).
+ * @category All five steps
+ */
+export interface TransferLearnArgs {
   /**
    * Training data: `{ xs, ys }` tensors, an `ImageDataset`, `{ train, validation }`, or (Node, importing
    * `tfjs-transfer/node`) the path of an image folder (`dir/<class>/*` or `dir/train|validation/<class>/*`).
@@ -50,23 +66,64 @@ export interface TransferLearnArgs extends Omit<FitArgs, 'validationData'> {
         /** The validation images. Default: a `validationSplit` of `train`. */
         validation?: LabelledData;
       };
-  /** Validation data; default: the folder's `validation` split, else a `validationSplit` of the data. */
+  /** Validation data. @defaultValue the folder's `validation` split, else a `validationSplit` of the data */
   validationData?: LabelledData;
-  /** The backbone: anything {@link loadBackbone} takes. Default `"mobilenet_v2_1.0_224"`. */
+  /**
+   * Share of each class held out for validation when there is no validation data.
+   * @defaultValue {@link TRANSFER_LEARN_DEFAULTS}.validationSplit (0.2)
+   */
+  validationSplit?: number;
+  /** The backbone: anything {@link loadBackbone} takes. @defaultValue {@link TRANSFER_LEARN_DEFAULTS}.backbone (`"mobilenet_v2_1.0_224"`) */
   backbone?: BackboneSource;
-  /** Options for {@link loadBackbone} (feature layer, input size, preprocessing). */
+  /** Options for {@link loadBackbone} (feature layer, input size, preprocessing). @defaultValue none */
   backboneOptions?: LoadBackboneArgs;
-  /** The head: everything {@link attachHead} takes except `classes`. Default: average pooling, dropout 0.2. */
+  /** The head: everything {@link attachHead} takes except `classes`. @defaultValue average pooling, dropout 0.2 */
   head?: Omit<AttachHeadArgs, 'classes'>;
-  /** Class names, when `data` is tensors with numeric labels. Default: from the data. */
+  /** Class names, when `data` is tensors with numeric labels. @defaultValue from the data */
   classes?: readonly string[];
-  /** Fine-tune the backbone's top after training the head: `true` for the defaults of {@link FineTuneArgs}. Default false. */
+  /** Fine-tune the backbone's top after training the head: `true` for the defaults of {@link FineTuneArgs}. @defaultValue false */
   fineTune?: boolean | FineTuneArgs;
-  /** Run and print the examine report first. Default true. */
+  /** Run and print the examine report first. @defaultValue true */
   examine?: boolean;
+  /** Epochs of head training (early stopping usually ends sooner). @defaultValue {@link TRANSFER_LEARN_DEFAULTS}.epochs (20) */
+  epochs?: number;
+  /** Images per gradient step. @defaultValue 32 (as `fit`) */
+  batchSize?: number;
+  /** Learning rate of the head's optimizer. @defaultValue {@link TRANSFER_LEARN_DEFAULTS}.learningRate (1e-3, Adam) */
+  learningRate?: number;
+  /** `'adam'`, `'sgd'`, `'rmsprop'` or a `tf.Optimizer` for the head (fine-tuning uses a new Adam). @defaultValue `'adam'` */
+  optimizer?: FitArgs['optimizer'];
+  /** Early stopping of head training. @defaultValue {@link TRANSFER_LEARN_DEFAULTS}.earlyStopping (valLoss, patience 5, best weights restored) when there is validation data, else off */
+  earlyStopping?: FitArgs['earlyStopping'];
+  /** Weight of each class in the loss, by index or name. @defaultValue all 1 */
+  classWeight?: FitArgs['classWeight'];
+  /** Seed of the validation split, the head's initial weights, shuffling, dropout and augmentation. @defaultValue random */
+  seed?: number;
+  /** Shuffle the training data every epoch. @defaultValue true */
+  shuffle?: boolean;
+  /** Random augmentation of the training images (see `FitArgs.augment`). @defaultValue false */
+  augment?: FitArgs['augment'];
+  /** Callbacks of both training phases (see {@link FitCallback}). @defaultValue none */
+  callbacks?: FitArgs['callbacks'];
+  /** Stops loading, training or evaluation; `transferLearn` then rejects with an `AbortError`. @defaultValue none */
+  signal?: AbortSignal;
+  /** Progress of extraction and training. @defaultValue none */
+  onProgress?: FitArgs['onProgress'];
+  /** Print the report, one line per epoch and the evaluation. @defaultValue `env.verbose` */
+  verbose?: boolean;
+  /** Persistent activation cache (see `FitArgs.cache`). @defaultValue none */
+  cache?: FitArgs['cache'];
+  /** Images per forward pass of the frozen backbone while extracting. @defaultValue `batchSize` */
+  extractBatchSize?: number;
+  /** Checkpoint of head training (see `FitArgs.checkpoint`); fine-tuning gets its own (see {@link FineTuneArgs.checkpoint}). @defaultValue none */
+  checkpoint?: CheckpointArgs;
+  /** See `FitArgs.gradientNormWarning`. @defaultValue 1000 */
+  gradientNormWarning?: number;
+  /** See `FitArgs.yieldEvery`. @defaultValue `'auto'` */
+  yieldEvery?: FitArgs['yieldEvery'];
 }
 
-/** What {@link transferLearn} returns. */
+/** What {@link transferLearn} returns. @category All five steps */
 export interface TransferLearnResult {
   /** The trained model (call `dispose()` when done). */
   model: TransferModel;
@@ -98,26 +155,37 @@ export interface TransferLearnResult {
  * full-size photos) against 0.978 (0.986) for these defaults. Every converged setting measured (1e-4 x 50, 1e-3 x
  * 10/20/50, 3e-3) lands within 1-3 images of 1000 of each other; 1e-3 is the rate that converges in 10-20 epochs
  * without overshooting, and early stopping keeps the lowest-validation-loss epoch on small or noisy data sets.
+ * @category All five steps
  */
-export const TRANSFER_LEARN_DEFAULTS = {
+export const TRANSFER_LEARN_DEFAULTS = Object.freeze({
   /** The backbone: MobileNetV2 1.0 at 224, ImageNet weights, cut at `out_relu`. */
-  backbone: 'mobilenet_v2_1.0_224',
+  backbone: 'mobilenet_v2_1.0_224' as BackboneSource,
   /** Epochs of head training (early stopping usually ends sooner). */
-  epochs: 20,
+  epochs: 20 as number,
   /** Adam's learning rate for the head. */
-  learningRate: 1e-3,
+  learningRate: 1e-3 as number,
   /** Share of each class held out for validation when the data has no validation split. */
-  validationSplit: 0.2,
+  validationSplit: 0.2 as number,
+  /** Run and print the examine report first. */
+  examine: true as boolean,
   /** Early stopping, when there is validation data. */
-  earlyStopping: {
+  earlyStopping: Object.freeze<EarlyStoppingArgs>({
     /** The metric watched. */
     monitor: 'valLoss',
     /** Epochs without improvement before stopping. */
     patience: 5,
     /** Whether the best epoch's weights are restored at the end. */
     restoreBestWeights: true,
-  },
-} as const;
+  }),
+});
+
+/** Defaults of {@link FineTuneArgs}. @category All five steps */
+export const FINE_TUNE_DEFAULTS = Object.freeze({
+  /** Epochs of fine-tuning. */
+  epochs: 10 as number,
+  /** The fine-tuning learning rate is the head's divided by this. */
+  learningRateDivisor: 10 as number,
+});
 
 function classesOf(data: LabelledData, given: readonly string[] | undefined): string[] {
   if (given) return [...given];
@@ -131,7 +199,7 @@ function classesOf(data: LabelledData, given: readonly string[] | undefined): st
 }
 
 async function resolveData(
-  options: TransferLearnArgs,
+  options: ResolvedTransferLearnArgs,
   inputSize: readonly [number, number],
 ): Promise<{ train: LabelledData; validation?: LabelledData; examinable: Parameters<typeof examine>[0] }> {
   const { data } = options;
@@ -143,7 +211,7 @@ async function resolveData(
     const folder = await open(data, {
       size: inputSize,
       seed: options.seed ?? 0,
-      validationSplit: options.validationData ? 0 : options.validationSplit ?? TRANSFER_LEARN_DEFAULTS.validationSplit,
+      validationSplit: options.validationData ? 0 : options.validationSplit,
     });
     return { train: folder.train, validation: options.validationData ?? folder.validation, examinable: folder };
   }
@@ -157,7 +225,7 @@ async function resolveData(
     return { train, validation: options.validationData, examinable: { train, validation: options.validationData } as Parameters<typeof examine>[0] };
   }
   // Hold out a seeded, stratified validation split, so the final evaluation is on images the model never saw.
-  const fraction = options.validationSplit ?? TRANSFER_LEARN_DEFAULTS.validationSplit;
+  const fraction = options.validationSplit;
   if (fraction > 0) {
     const dataset: Dataset | undefined = isTensorData(train)
       ? fromTensors(train.xs, train.ys, { classes: classesOf(train, options.classes) })
@@ -187,6 +255,7 @@ function defaultTrainableFrom(model: TransferModel): string | number {
  * and freeze the backbone and attach a head, train (reporting the validation loss and accuracy before training,
  * as the Keras tutorial does), optionally fine-tune the backbone's top, and evaluate.
  *
+ * @category All five steps
  * @example
  * ```ts
  * import { transferLearn, save } from 'tfjs-transfer/node';
@@ -195,57 +264,48 @@ function defaultTrainableFrom(model: TransferModel): string | number {
  * await save(model, './my-model');
  * ```
  */
-export async function transferLearn(options: TransferLearnArgs): Promise<TransferLearnResult> {
-  check(options != null && typeof options === 'object' && options.data != null, 'transferLearn: options.data is required: { xs, ys }, a dataset, { train, validation } or (Node) a folder path.');
+export async function transferLearn(args: TransferLearnArgs): Promise<TransferLearnResult> {
+  check(args != null && typeof args === 'object' && args.data != null, 'transferLearn: options.data is required: { xs, ys }, a dataset, { train, validation } or (Node) a folder path.');
+  const options = withDefaults(args, TRANSFER_LEARN_DEFAULTS);
   const seed = options.seed ?? Math.floor(Math.random() * 2 ** 31);
-  const backbone = await loadBackbone(options.backbone ?? TRANSFER_LEARN_DEFAULTS.backbone, { signal: options.signal, ...options.backboneOptions });
+  const verbose = options.verbose ?? env.verbose;
+  const say = (m: string) => (verbose ? env.logger(m) : undefined);
+  const backbone = await loadBackbone(options.backbone, { signal: options.signal, ...options.backboneOptions });
   let model: TransferModel | undefined;
   try {
     const size = [backbone.inputShape[0], backbone.inputShape[1]] as const;
     const { train, validation, examinable } = await resolveData({ ...options, seed }, size);
-    const report = options.examine === false ? undefined : examine(examinable, { print: options.verbose ?? true });
+    const report = options.examine ? examine(examinable, { print: verbose }) : undefined;
     const classes = classesOf(train, options.classes);
     model = attachHead(freeze(backbone), { ...options.head, classes, seed: options.head?.seed ?? seed });
-    const {
-      data: _data,
-      backbone: _b,
-      backboneOptions: _bo,
-      head: _h,
-      classes: _c,
-      fineTune,
-      examine: _e,
-      validationData: _v,
-      ...fitOptions
-    } = options;
-    const fitArgs: FitArgs = {
-      epochs: TRANSFER_LEARN_DEFAULTS.epochs,
-      learningRate: TRANSFER_LEARN_DEFAULTS.learningRate,
-      earlyStopping: validation ? { ...TRANSFER_LEARN_DEFAULTS.earlyStopping } : false,
-      ...fitOptions,
-      seed,
-      validationData: validation,
-      validationSplit: undefined,
-    };
+    const fitArgs = headFitArgs(options, seed, validation);
     if (!validation) log('tfjs-transfer: no validation data; the evaluation below is on the training data and overstates accuracy.');
     const history = await fit(model, train, fitArgs);
-    if (history.initial && (options.verbose ?? true)) {
-      log(`tfjs-transfer: before training: val_loss ${history.initial.valLoss.toFixed(4)} - val_accuracy ${history.initial.valAccuracy.toFixed(4)}`);
-    }
+    let last = history;
     let fineTuneHistory: FitHistory | undefined;
-    if (fineTune) {
-      const ft = fineTune === true ? {} : fineTune;
+    if (options.fineTune) {
+      const ft = withDefaults<FineTuneArgs, typeof FINE_TUNE_DEFAULTS>(options.fineTune === true ? {} : options.fineTune, FINE_TUNE_DEFAULTS);
+      history.validationActivations?.dispose(); // the boundary moves: they no longer apply
       freeze(model, { trainableFrom: ft.trainableFrom ?? defaultTrainableFrom(model) });
       fineTuneHistory = await fit(model, train, {
         ...fitArgs,
-        epochs: ft.epochs ?? 10,
-        learningRate: ft.learningRate ?? (fitArgs.learningRate ?? 1e-4) / 10,
+        epochs: ft.epochs,
+        learningRate: ft.learningRate ?? options.learningRate / ft.learningRateDivisor,
         optimizer: undefined,
+        checkpoint: fineTuneCheckpoint(options.checkpoint, ft.checkpoint, say),
       });
+      last = fineTuneHistory;
     }
-    const evaluation = await evaluate(model, validation ?? train, { signal: options.signal });
-    if (options.verbose ?? true) {
-      log(`tfjs-transfer: ${validation ? 'validation' : 'training'} accuracy ${evaluation.accuracy.toFixed(4)}, loss ${evaluation.loss.toFixed(4)}${evaluation.rocAuc !== undefined ? `, ROC AUC ${evaluation.rocAuc.toFixed(4)}` : ''}`);
+    const activations = last.validationActivations;
+    let evaluation: Evaluation;
+    try {
+      evaluation = await evaluate(model, validation ?? train, { signal: options.signal, activations });
+    } finally {
+      activations?.dispose();
+      delete history.validationActivations;
+      if (fineTuneHistory) delete fineTuneHistory.validationActivations;
     }
+    say(`tfjs-transfer: ${validation ? 'validation' : 'training'} accuracy ${evaluation.accuracy.toFixed(4)}, loss ${evaluation.loss.toFixed(4)}${evaluation.rocAuc !== undefined ? `, ROC AUC ${evaluation.rocAuc.toFixed(4)}` : ''}`);
     return {
       model,
       classes,
@@ -262,3 +322,42 @@ export async function transferLearn(options: TransferLearnArgs): Promise<Transfe
   }
 }
 
+type ResolvedTransferLearnArgs = Resolved<TransferLearnArgs, typeof TRANSFER_LEARN_DEFAULTS>;
+
+/** The options of the head's `fit`: this function's own defaults, the validation data resolved above. */
+function headFitArgs(options: ResolvedTransferLearnArgs, seed: number, validation: LabelledData | undefined): FitArgs {
+  return {
+    epochs: options.epochs,
+    batchSize: options.batchSize,
+    learningRate: options.learningRate,
+    optimizer: options.optimizer,
+    earlyStopping: options.earlyStopping === TRANSFER_LEARN_DEFAULTS.earlyStopping ? (validation ? { ...TRANSFER_LEARN_DEFAULTS.earlyStopping } : false) : options.earlyStopping,
+    classWeight: options.classWeight,
+    seed,
+    shuffle: options.shuffle,
+    augment: options.augment,
+    callbacks: options.callbacks,
+    signal: options.signal,
+    onProgress: options.onProgress,
+    verbose: options.verbose,
+    cache: options.cache,
+    extractBatchSize: options.extractBatchSize,
+    checkpoint: options.checkpoint,
+    gradientNormWarning: options.gradientNormWarning,
+    yieldEvery: options.yieldEvery,
+    validationData: validation,
+    keepValidationActivations: validation !== undefined,
+  };
+}
+
+/**
+ * The checkpoint of fine-tuning: the one given for it; else, for a folder, its `fine-tune` subfolder; else (a
+ * store object, which cannot be divided) none, said in a log line.
+ */
+function fineTuneCheckpoint(head: CheckpointArgs | undefined, given: CheckpointArgs | undefined, say: (m: string) => void): CheckpointArgs | undefined {
+  if (given) return given;
+  if (!head) return undefined;
+  if (typeof head.directory === 'string') return { ...head, directory: `${head.directory.replace(/[\\/]+$/, '')}/fine-tune` };
+  say('tfjs-transfer: fine-tuning is not checkpointed: checkpoint.directory is a CheckpointStore; pass fineTune.checkpoint to checkpoint it too.');
+  return undefined;
+}

@@ -9,7 +9,7 @@ import { TransferError } from './errors';
 import { disposeLayers } from './util/dispose';
 import { takeRows } from './util/rows';
 
-/** How the head was built (stored with a saved model). */
+/** How the head was built (stored with a saved model). @category Step 3: Compose */
 export interface HeadSpec {
   /** Pooling of the backbone's spatial features. */
   pooling: 'avg' | 'max' | 'flatten' | 'none';
@@ -41,6 +41,7 @@ export interface TransferModelInit {
  * `model` is one `tf.LayersModel` from **raw RGB pixels (0..255)** to class probabilities, preprocessing included.
  * Class names travel with it. Call {@link TransferModel.dispose} when done: it frees the backbone too.
  *
+ * @category Step 3: Compose
  * @example
  * ```ts
  * const model = attachHead(freeze(await loadBackbone('mobilenet_v2_1.0_224')), { classes: ['cat', 'dog'] });
@@ -61,7 +62,13 @@ export class TransferModel {
   readonly headSpec: HeadSpec;
   /** Names of the head's layers inside `model`. */
   readonly headLayers: readonly string[];
+  /**
+   * Set to `true` from a `fit` callback to stop training after the current batch (as tfjs' `model.stopTraining`);
+   * `fit` resets it when it starts and ends.
+   */
+  stopTraining = false;
   private disposedFlag = false;
+  private trainingFlag = false;
 
   /** @internal Use {@link attachHead} or {@link loadModel}. */
   constructor(init: TransferModelInit) {
@@ -88,6 +95,16 @@ export class TransferModel {
     return this.backbone.kind === 'layers';
   }
 
+  /** Whether a `fit` of this model is running (a second one is refused meanwhile). */
+  get isTraining(): boolean {
+    return this.trainingFlag;
+  }
+
+  /** @internal Set by `fit`. */
+  setTraining(on: boolean): void {
+    this.trainingFlag = on;
+  }
+
   /** Whether {@link TransferModel.dispose} was called. */
   get isDisposed(): boolean {
     return this.disposedFlag;
@@ -96,15 +113,22 @@ export class TransferModel {
   /**
    * Class probabilities `[n, numClasses]` (two columns for two classes) of raw images, in inference mode.
    * Does not dispose `images`.
+   *
+   * @param args `batchSize`: images per forward pass, default 32.
+   * @example
+   * ```ts
+   * const p = model.predictProbabilities(images, { batchSize: 16 }); // [n, numClasses]
+   * ```
    */
-  predictProbabilities(images: tf.Tensor4D, batchSize = 32): tf.Tensor2D {
+  predictProbabilities(images: tf.Tensor4D, args: { batchSize?: number } = {}): tf.Tensor2D {
     this.assertUsable('predict');
+    const batchSize = args?.batchSize ?? 32;
     this.backbone.checkImages(images, 'predict');
     const n = images.shape[0];
     const run = (x: tf.Tensor4D) =>
       tf.tidy(() => {
         // Layers backbones run as their compiled (folded) program, then the head; others through the composed model.
-        const p = (this.backbone.kind === 'layers' ? this.head.predict(this.backbone.extract(x, batchSize)) : this.model.predict(x)) as tf.Tensor2D;
+        const p = (this.backbone.kind === 'layers' ? this.head.predict(this.backbone.extract(x, { batchSize })) : this.model.predict(x)) as tf.Tensor2D;
         return (this.numClasses === 2 && p.shape[1] === 1 ? tf.concat([tf.sub(1, p), p], 1) : p) as tf.Tensor2D;
       });
     if (n <= batchSize) return run(images);

@@ -9,7 +9,7 @@ import '@tensorflow/tfjs-backend-wasm';
 import { parseArgs } from 'node:util';
 import { join } from 'node:path';
 import { attachHead, freeze, loadBackbone, registerWasmTrainingKernels } from '../../src/node/index';
-import { freezeBoundaryOf } from '../../src/train/fit';
+import { freezeBoundaryOf } from '../../src/train/boundary';
 import { findShared } from './locate';
 
 const { values } = parseArgs({ options: { original: { type: 'boolean' }, cuts: { type: 'string' }, steps: { type: 'string', default: '3' } } });

@@ -59,9 +59,9 @@ export async function main(options: BackendsOptions = {}): Promise<BackendCost[]
       try {
         // Warm-up: the first pass compiles kernels (webgl shaders) and allocates memory.
         const warmUp = tf.slice(images, 0, Math.min(batchSize, count)) as tf.Tensor4D;
-        tf.dispose([backbone.extract(warmUp, batchSize), warmUp]);
+        tf.dispose([backbone.extract(warmUp, { batchSize }), warmUp]);
         const start = performance.now();
-        const features = backbone.extract(images, batchSize);
+        const features = backbone.extract(images, { batchSize });
         await features.data();
         const seconds = (performance.now() - start) / 1000;
         features.dispose();

@@ -10,10 +10,19 @@ import type { ImageSize, Preprocessing } from '../types';
 import { disposeLayers, releaseBorrowedLayers } from '../util/dispose';
 import { takeRows } from '../util/rows';
 import { applyPreprocessing } from './preprocess';
-import { foldModel, isFoldable, type FoldedModel } from './fold';
+import { tryFold, type FoldedModel } from './fold';
 
 /** Names of the layers the library puts in front of a layers backbone (input, preprocessing). @internal */
 export const OWN_LAYERS = new Set(['tt_image', 'tt_preprocess']);
+
+/** Defaults of {@link Backbone.extract}. @category Step 3: Compose */
+export const EXTRACT_DEFAULTS = Object.freeze({ batchSize: 32 });
+
+/** Options of {@link Backbone.extract}. @category Step 3: Compose */
+export interface ExtractArgs {
+  /** Images per forward pass. @defaultValue {@link EXTRACT_DEFAULTS}.batchSize (32) */
+  batchSize?: number;
+}
 
 /**
  * A plain function from a batch of (preprocessed) images `[n, h, w, 3]` to features `[n, ...featureShape]`.
@@ -139,7 +148,7 @@ export class Backbone {
    * Features of a batch of raw images, in inference mode. Does not dispose `images`.
    *
    * @param images Raw RGB pixels in 0..255, `[n, height, width, 3]` at `inputShape`.
-   * @param batchSize Images per forward pass. Default 32.
+   * @param args `batchSize`: images per forward pass, default {@link EXTRACT_DEFAULTS}.batchSize (32).
    * @returns Features `[n, ...featureShape]`; the caller disposes them.
    *
    * @example
@@ -148,8 +157,11 @@ export class Backbone {
    * const features = backbone.extract(images); // [n, 7, 7, 1280]
    * ```
    */
-  extract(images: tf.Tensor4D, batchSize = 32): tf.Tensor {
+  extract(images: tf.Tensor4D, args: ExtractArgs = {}): tf.Tensor {
     this.assertUsable('extract');
+    check(args == null || typeof args === 'object', 'Backbone.extract: args must be an object such as { batchSize: 32 }.');
+    const batchSize = args?.batchSize ?? EXTRACT_DEFAULTS.batchSize;
+    check(Number.isInteger(batchSize) && batchSize > 0, `Backbone.extract: batchSize must be a positive integer, got ${JSON.stringify(batchSize)}.`);
     this.checkImages(images, 'Backbone.extract');
     const n = images.shape[0];
     // The model runs as a folded program (BN folded into convs, conv+bias+relu6 fused): the same features, about
@@ -224,15 +236,6 @@ export class Backbone {
     if (this.disposedFlag) {
       throw new TransferError('INVALID_ARGUMENT', `Backbone "${this.name}" was disposed; cannot ${what}. Load it again.`);
     }
-  }
-}
-
-function tryFold(model: tfl.LayersModel): FoldedModel | undefined {
-  if (!isFoldable(model)) return undefined;
-  try {
-    return foldModel(model);
-  } catch {
-    return undefined;
   }
 }
 

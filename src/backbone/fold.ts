@@ -718,3 +718,17 @@ export function isFoldable(model: tfl.LayersModel): boolean {
     return c === 'Conv2D' || c === 'DepthwiseConv2D';
   });
 }
+
+/**
+ * `model` folded (see {@link foldModel}), or `undefined` when folding is not worth it ({@link isFoldable}) or the
+ * interpreter cannot walk the model: the caller then runs `model.predict`. The caller disposes the result.
+ * @internal
+ */
+export function tryFold(model: tfl.LayersModel): FoldedModel | undefined {
+  if (!isFoldable(model)) return undefined;
+  try {
+    return foldModel(model);
+  } catch {
+    return undefined; // any model the interpreter cannot walk runs through predict()
+  }
+}

@@ -6,6 +6,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { env, log } from '../env';
 import { TransferError, check, throwIfAborted } from '../errors';
 import type { BatchOptions, DrawableImage, ImageBatch, ImageDataLike, ImageDataset, ImageSize, Labels } from '../types';
+import { isLocalPath } from '../util/location';
 import { Random } from '../util/random';
 import { takeRows } from '../util/rows';
 import { type AugmentArgs, augmentImages, resolveAugmentArgs } from './augment';
@@ -696,6 +697,15 @@ export async function decodeImageInput(image: ImageInput, signal?: AbortSignal):
   if (image instanceof tf.Tensor) {
     check(!image.isDisposed, 'fromImages: an image tensor was disposed before it was loaded; keep it alive.');
     return tf.clone(image);
+  }
+  if (typeof image === 'string' && isLocalPath(image) && !/^(data|blob):/i.test(image)) {
+    // A local path (or file:// URL): decoded by the platform (Node: sharp), never fetched.
+    const decodeFile = env.fileSystem?.decodeImageFile;
+    if (!decodeFile) {
+      throw new TransferError('NODE_ONLY', `cannot read the image file "${image}": local paths need file access; in Node import from 'tfjs-transfer/node'.`);
+    }
+    throwIfAborted(signal, 'Decoding');
+    return decodeFile(image);
   }
   if (typeof image === 'string') {
     const fetchFn = env.fetch;

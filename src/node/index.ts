@@ -14,7 +14,12 @@
  * ```
  * @packageDocumentation
  */
+import { readFile } from 'node:fs/promises';
+import { fileURLToPath } from 'node:url';
+import * as tf from '@tensorflow/tfjs-core';
 import { env } from '../env';
+import { TransferError } from '../errors';
+import { decodeImage } from './decode';
 import { nodeFileSystem } from './file-io';
 import { createExtractPool } from './extract-pool';
 import { imageFolder } from './image-folder';
@@ -50,10 +55,24 @@ export function installNodeServices(options: { replace?: boolean } = {}): void {
       ...nodeFileSystem,
       openImageFolder: async (dir, settings) =>
         imageFolder(dir, { size: [settings.size[0], settings.size[1]], seed: settings.seed, validationSplit: settings.validationSplit }),
+      decodeImageFile,
     };
   }
   if (replace || !env.checkpointStore) env.checkpointStore = (directory) => fileCheckpointStore(directory);
   if (replace || !env.parallelExtractor) env.parallelExtractor = createExtractPool();
+}
+
+/** One local image file as raw RGB pixels `[h, w, 3]`, float32 0..255 (sharp), for `predict(model, path)`. */
+async function decodeImageFile(path: string): Promise<tf.Tensor3D> {
+  const file = /^file:\/\//i.test(path) ? fileURLToPath(path) : path;
+  let bytes: Uint8Array;
+  try {
+    bytes = await readFile(file);
+  } catch (error) {
+    throw new TransferError('INVALID_ARGUMENT', `cannot read the image file ${file}: ${error instanceof Error ? error.message : String(error)}.`, { cause: error });
+  }
+  const image = await decodeImage(bytes);
+  return tf.tensor3d(Float32Array.from(image.data), [image.height, image.width, 3], 'float32');
 }
 
 installNodeServices();

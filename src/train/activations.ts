@@ -6,12 +6,13 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
-import { foldModel, isFoldable, type FoldedModel } from '../backbone/fold';
+import { tryFold } from '../backbone/fold';
 import { env } from '../env';
 import { throwIfAborted } from '../errors';
 import type { ProgressCallback } from '../types';
 import type { ParallelRun } from '../services';
 import type { LabelledSource } from './source';
+import type { Yielder } from './yield';
 
 /** Cached activations of `n` images. `values[view][output]` holds `n * size(output)` floats. */
 export interface Activations {
@@ -26,7 +27,7 @@ export interface Activations {
 /** A transformation of a batch before extraction (a cached view), e.g. horizontal flip. */
 export type ViewTransform = (xs: tf.Tensor4D) => tf.Tensor4D;
 
-/** Persistent storage of per-image activations, keyed by image content and extractor identity. */
+/** Persistent storage of per-image activations, keyed by image content and extractor identity. @category Caches */
 export interface ActivationStore {
   /** Activations of one image (one array per boundary output), or undefined. */
   get(key: string): Promise<Float32Array[] | undefined>;
@@ -51,15 +52,6 @@ interface BatchRunner {
 
 /** A plain function from a batch to the boundary activations (the caller disposes the result). */
 export type ExtractFunction = (xs: tf.Tensor4D) => tf.Tensor[];
-
-function tryFold(extractor: tfl.LayersModel): FoldedModel | undefined {
-  if (!isFoldable(extractor)) return undefined;
-  try {
-    return foldModel(extractor);
-  } catch {
-    return undefined; // any model the interpreter cannot walk runs through predict()
-  }
-}
 
 /**
  * The fastest way to run `extractor` here: on `env.parallelExtractor`'s workers when it takes the job, else the
@@ -136,7 +128,8 @@ async function* prefetch<T extends { xs: tf.Tensor }>(source: AsyncIterable<T>):
   }
 }
 
-export interface ExtractOptions {
+/** How {@link extractActivations} runs. @internal */
+export interface ExtractionArgs {
   batchSize: number;
   views: ViewTransform[];
   signal?: AbortSignal;
@@ -144,6 +137,8 @@ export interface ExtractOptions {
   /** Applied to raw batches before the views (e.g. random augmentation). */
   transform?: (xs: tf.Tensor4D) => tf.Tensor4D;
   store?: { store: ActivationStore; identity: string };
+  /** Gives the event loop a turn between batches (see `FitArgs.yieldEvery`). */
+  yielder?: Yielder;
 }
 
 /** Number of values in one image's activations of `shape`. @internal */
@@ -159,7 +154,7 @@ export async function extractActivations(
   extractor: tfl.LayersModel | ExtractFunction,
   shapes: number[][],
   source: LabelledSource,
-  options: ExtractOptions,
+  options: ExtractionArgs,
 ): Promise<Activations> {
   const views = options.views.length > 0 ? options.views : [(x: tf.Tensor4D) => x];
   const capacity = source.size;
@@ -217,6 +212,7 @@ export async function extractActivations(
         for (let i = 0; i < b; i++) keys.push(batch.keys?.[i]);
         n += b;
         while (inFlight.length >= runner.depth) await inFlight.shift();
+        await options.yielder?.batchEnd();
       } finally {
         batch.xs.dispose();
       }

@@ -79,3 +79,21 @@ export function splitAtFreezeBoundary(model: TransferModel): FreezeBoundary {
     },
   };
 }
+
+/** Which layers are trainable, as a string: changes whenever `freeze` moves the boundary. @internal */
+export function freezeSignature(model: TransferModel): string {
+  return model.model.layers.map((l) => (l.trainable ? '1' : '0')).join('');
+}
+
+/** The memo of {@link freezeBoundaryOf}: a derived value per model, dropped with the model. */
+const boundaryMemo = new WeakMap<TransferModel, { signature: string; split: FreezeBoundary }>();
+
+/** The model split at its current freeze boundary, memoised until `freeze` changes it. @internal */
+export function freezeBoundaryOf(model: TransferModel): FreezeBoundary {
+  const signature = freezeSignature(model);
+  const hit = boundaryMemo.get(model);
+  if (hit && hit.signature === signature) return hit.split;
+  const split = splitAtFreezeBoundary(model);
+  boundaryMemo.set(model, { signature, split });
+  return split;
+}

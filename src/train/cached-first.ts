@@ -8,7 +8,7 @@
 import type * as tfl from '@tensorflow/tfjs-layers';
 import { throwIfAborted } from '../errors';
 import type { ImageDataset } from '../types';
-import { extractActivations, sizeOf, type ActivationStore, type Activations, type ExtractOptions } from './activations';
+import { extractActivations, sizeOf, type ActivationStore, type Activations, type ExtractionArgs } from './activations';
 import type { LabelledSource } from './source';
 
 /** A dataset that can be subset by index and knows its content keys (the pipeline's `Dataset`). */
@@ -38,7 +38,7 @@ export async function extractCachedFirst(
   shapes: number[][],
   data: unknown,
   toSource: (subset: ImageDataset) => LabelledSource,
-  options: ExtractOptions & { store: { store: ActivationStore; identity: string } },
+  options: ExtractionArgs & { store: { store: ActivationStore; identity: string } },
 ): Promise<Activations | undefined> {
   if (!isKeyed(data)) return undefined;
   const keys = data.keys as readonly string[];

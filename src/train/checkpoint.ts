@@ -9,15 +9,16 @@
  * `env.checkpointStore`, which opens `checkpoint: { directory: 'path' }`.
  *
  * File layout (little-endian): the 8 bytes `TFJSTCK1`, a uint32 header length, the UTF-8 JSON header, then the
- * tensors' raw bytes one after another. The header holds a checksum of the tensor bytes.
+ * tensors' raw bytes one after another. The header holds the SHA-256 of the tensor bytes.
  * @module
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { env } from '../env';
 import { TransferError, check } from '../errors';
 import type { CheckpointStore } from '../services';
+import { sha256Hex } from '../util/hash';
 
-/** What {@link CheckpointArgs.onSave} receives after each checkpoint is written. */
+/** What {@link CheckpointArgs.onSave} receives after each checkpoint is written. @category Step 4: Train */
 export interface CheckpointInfo {
   /** Epochs completed when the checkpoint was taken (1-based count). */
   epoch: number;
@@ -29,27 +30,32 @@ export interface CheckpointInfo {
   location: string;
 }
 
-/** The `checkpoint` option of `fit`. */
+/** The `checkpoint` option of `fit`. @category Step 4: Train */
 export interface CheckpointArgs {
   /**
    * A folder (Node, with `tfjs-transfer/node` imported; the file `checkpoint.tfjst` is written inside it,
    * atomically) or any {@link CheckpointStore}.
    */
   directory: string | CheckpointStore;
-  /** Checkpoint every this many epochs (the last epoch and an early stop are always checkpointed). Default 1. */
+  /** Checkpoint every this many epochs (the last epoch and an early stop are always checkpointed). @defaultValue 1 */
   every?: number;
   /**
    * Continue from the checkpoint found there, if any, skipping the epochs it completed. A checkpoint written by a
    * different run (other data, model, or options) is refused with an error that names the differences. `false`
-   * starts over and overwrites it. Default `true`.
+   * starts over and overwrites it.
+   * @defaultValue `true`
    */
   resume?: boolean;
-  /** Called after each checkpoint is written. Default: none. */
+  /** Called after each checkpoint is written. @defaultValue none */
   onSave?: (info: CheckpointInfo) => void | Promise<void>;
 }
 
-/** Version of the checkpoint layout. */
-export const CHECKPOINT_FORMAT_VERSION = 1;
+/**
+ * Version of the checkpoint layout. 2: the payload checksum and the label hashes of the fingerprint are SHA-256
+ * (were 32-bit FNV-1a in 1).
+ * @category Step 4: Train
+ */
+export const CHECKPOINT_FORMAT_VERSION = 2;
 /** The file name of the Node file store inside its folder. */
 export const CHECKPOINT_FILE_NAME = 'checkpoint.tfjst';
 const MAGIC = 'TFJSTCK1';
@@ -125,24 +131,14 @@ interface Header {
   payloadHash: string;
 }
 
-/** FNV-1a 32-bit over bytes, as 8 hex digits (detects damaged files; not a security measure). */
-function fnv1a(bytes: Uint8Array): string {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < bytes.length; i++) {
-    h ^= bytes[i]!;
-    h = Math.imul(h, 0x01000193) >>> 0;
-  }
-  return h.toString(16).padStart(8, '0');
-}
-
-/** A short hash of numbers (labels, class weights) for fingerprints. @internal */
-export function hashNumbers(values: ArrayLike<number>): string {
+/** A hash of numbers (labels, class weights) for fingerprints: count, then SHA-256 of their float64 bytes. @internal */
+export async function hashNumbers(values: ArrayLike<number>): Promise<string> {
   const f = Float64Array.from(values as ArrayLike<number>);
-  return `${values.length}:${fnv1a(new Uint8Array(f.buffer))}`;
+  return `${values.length}:${await sha256Hex(new Uint8Array(f.buffer))}`;
 }
 
 /** Serialises a checkpoint to bytes. @internal */
-export function encodeCheckpoint(ckpt: Checkpoint): Uint8Array {
+export async function encodeCheckpoint(ckpt: Checkpoint): Promise<Uint8Array> {
   const tensors: HeaderTensor[] = [];
   const parts: Uint8Array[] = [];
   let offset = 0;
@@ -171,7 +167,7 @@ export function encodeCheckpoint(ckpt: Checkpoint): Uint8Array {
     fingerprint: ckpt.fingerprint,
     tensors,
     payloadBytes: payload.byteLength,
-    payloadHash: fnv1a(payload),
+    payloadHash: await sha256Hex(payload),
   };
   const json = new TextEncoder().encode(JSON.stringify(header));
   const out = new Uint8Array(8 + 4 + json.byteLength + payload.byteLength);
@@ -183,7 +179,7 @@ export function encodeCheckpoint(ckpt: Checkpoint): Uint8Array {
 }
 
 /** Parses checkpoint bytes, checking every size and the checksum. Throws `MODEL_INVALID` naming `location`. @internal */
-export function decodeCheckpoint(bytes: Uint8Array, location: string): Checkpoint {
+export async function decodeCheckpoint(bytes: Uint8Array, location: string): Promise<Checkpoint> {
   const bad = (why: string): never => {
     throw new TransferError(
       'MODEL_INVALID',
@@ -208,7 +204,7 @@ export function decodeCheckpoint(bytes: Uint8Array, location: string): Checkpoin
   if (typeof header.state !== 'object' || header.state === null || !Array.isArray(header.tensors)) bad('its header lacks the training state');
   const payload = bytes.subarray(12 + headerBytes);
   if (payload.byteLength !== header.payloadBytes) bad(`the tensor data is ${payload.byteLength} bytes, the header says ${header.payloadBytes}`);
-  if (fnv1a(payload) !== header.payloadHash) bad('the tensor data does not match its checksum (the file is damaged)');
+  if ((await sha256Hex(payload)) !== header.payloadHash) bad('the tensor data does not match its checksum (the file is damaged)');
   const out: Checkpoint = { state: header.state, fingerprint: header.fingerprint ?? {}, weights: [], optimizer: [], optimizerExtra: [], best: undefined };
   for (const t of header.tensors) {
     const ok =
@@ -310,6 +306,7 @@ function short(s: string | undefined): string {
  * last good state of a run in the browser. Writes are atomic (a reference swap).
  *
  * @param location Names the store in messages. Default `"memory"`.
+ * @category Step 4: Train
  * @example
  * ```ts
  * const store = memoryCheckpointStore();
@@ -384,7 +381,7 @@ export async function openCheckpoint(args: CheckpointArgs, where: string): Promi
       if (error instanceof TransferError) throw error;
       throw new TransferError('MODEL_LOAD_FAILED', `${where}: could not read the checkpoint at ${store.location}: ${error instanceof Error ? error.message : String(error)}.`, { cause: error });
     }
-    if (bytes !== undefined) found = decodeCheckpoint(bytes, store.location);
+    if (bytes !== undefined) found = await decodeCheckpoint(bytes, store.location);
   }
   return { store, every, resume, onSave: args.onSave, found };
 }
@@ -408,7 +405,7 @@ export function checkFingerprint(session: CheckpointSession, current: RunFingerp
 /** Writes `ckpt` through the session's store; a failure is `SAVE_FAILED` and says the previous checkpoint is intact. @internal */
 export async function writeCheckpoint(session: CheckpointSession, ckpt: Checkpoint, where: string): Promise<CheckpointInfo> {
   const t0 = Date.now();
-  const bytes = encodeCheckpoint(ckpt);
+  const bytes = await encodeCheckpoint(ckpt);
   try {
     await session.store.write(bytes);
   } catch (error) {

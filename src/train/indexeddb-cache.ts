@@ -11,18 +11,18 @@ import type { ActivationStore } from './activations';
 import type { ActivationCacheStats } from './memory-cache';
 import type { IDBFactoryLike } from '../types';
 
-/** Format version of stored entries; entries of another version are ignored (and rewritten). */
+/** Format version of stored entries; entries of another version are ignored (and rewritten). @category Caches */
 export const INDEXEDDB_CACHE_VERSION = 1;
 
 const STORE = 'activations';
 
-/** Options of {@link createIndexedDBCache}. */
-export interface IndexedDBCacheOptions {
-  /** The IndexedDB factory. Default: `globalThis.indexedDB`. */
+/** Options of {@link createIndexedDBCache}. @category Caches */
+export interface IndexedDBCacheArgs {
+  /** The IndexedDB factory. @defaultValue `globalThis.indexedDB` */
   indexedDB?: IDBFactoryLike;
 }
 
-/** An {@link ActivationStore} in IndexedDB, from {@link createIndexedDBCache}. */
+/** An {@link ActivationStore} in IndexedDB, from {@link createIndexedDBCache}. @category Caches */
 export interface IndexedDBCache extends ActivationStore {
   /** The database name. */
   readonly name: string;
@@ -72,7 +72,7 @@ function done(tx: IDBTransaction): Promise<void> {
  * await fit(model, dataset, { cache });   // items need content keys: fromImages([{ image, label, key }])
  * ```
  */
-export function createIndexedDBCache(name = 'tfjs-transfer-activations', options: IndexedDBCacheOptions = {}): IndexedDBCache {
+export function createIndexedDBCache(name = 'tfjs-transfer-activations', options: IndexedDBCacheArgs = {}): IndexedDBCache {
   check(typeof name === 'string' && name.length > 0, `createIndexedDBCache: name must be a non-empty string, got ${JSON.stringify(name)}.`);
   const stats: ActivationCacheStats = { hits: 0, misses: 0, corrupt: 0, writes: 0 };
   let db: Promise<IDBDatabase> | undefined;

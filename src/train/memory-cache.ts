@@ -6,7 +6,7 @@
 import { check } from '../errors';
 import type { ActivationStore } from './activations';
 
-/** Counters of an activation cache's use since it was created. */
+/** Counters of an activation cache's use since it was created. @category Caches */
 export interface ActivationCacheStats {
   /** `get` calls that returned activations. */
   hits: number;
@@ -18,13 +18,13 @@ export interface ActivationCacheStats {
   writes: number;
 }
 
-/** Options of {@link createMemoryCache}. */
-export interface MemoryCacheOptions {
-  /** Most floats kept (4 bytes each); the least recently used entries go first. Default: no limit. */
+/** Options of {@link createMemoryCache}. @category Caches */
+export interface MemoryCacheArgs {
+  /** Most floats kept (4 bytes each); the least recently used entries go first. @defaultValue no limit */
   maxFloats?: number;
 }
 
-/** An {@link ActivationStore} in memory, from {@link createMemoryCache}. */
+/** An {@link ActivationStore} in memory, from {@link createMemoryCache}. @category Caches */
 export interface MemoryCache extends ActivationStore {
   /** Hits, misses and writes so far. */
   readonly stats: ActivationCacheStats;
@@ -41,6 +41,7 @@ export interface MemoryCache extends ActivationStore {
  * default head caches 1280 floats (5 KB) per image and view.
  *
  * @param options Default: unbounded.
+ * @category Caches
  * @example
  * ```ts
  * const cache = createMemoryCache();
@@ -48,8 +49,8 @@ export interface MemoryCache extends ActivationStore {
  * await fit(modelB, data, { cache, learningRate: 1e-3 }); // same backbone: no extraction
  * ```
  */
-export function createMemoryCache(options: MemoryCacheOptions = {}): MemoryCache {
-  const maxFloats = options.maxFloats ?? Infinity;
+export function createMemoryCache(options: MemoryCacheArgs = {}): MemoryCache {
+  const maxFloats = options?.maxFloats ?? Infinity;
   check(maxFloats > 0, `createMemoryCache: maxFloats must be positive, got ${maxFloats}.`);
   const map = new Map<string, Float32Array[]>();
   let floats = 0;

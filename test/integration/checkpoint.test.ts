@@ -93,7 +93,7 @@ describe('resume is bit-identical', () => {
     const store = memoryCheckpointStore();
     const { seed: _seed, ...unseeded } = BASE;
     await train({ ...unseeded, checkpoint: { directory: crashingAfter(store, 2) } });
-    const saved = decodeCheckpoint(store.bytes!, 'memory');
+    const saved = await decodeCheckpoint(store.bytes!, 'memory');
     const reference = await train({ ...BASE, seed: saved.state.seed });
     const resumed = await train({ ...unseeded, checkpoint: { directory: store } });
     expect(numbers(resumed.history!)).toEqual(numbers(reference.history!));
@@ -126,7 +126,7 @@ describe('atomic checkpoint files', () => {
       expect(error.message).toContain(fault.code);
       // The file on disk is the complete checkpoint of epoch 2, and no temporary file is left.
       expect((await readdir(dir)).sort()).toEqual(['checkpoint.tfjst']);
-      expect(decodeCheckpoint(new Uint8Array(await readFile(join(dir, 'checkpoint.tfjst'))), 'x').state.epoch).toBe(2);
+      expect((await decodeCheckpoint(new Uint8Array(await readFile(join(dir, 'checkpoint.tfjst'))), 'x')).state.epoch).toBe(2);
       // And it resumes to the uninterrupted result.
       const reference = await train(BASE);
       const resumed = await train({ ...BASE, checkpoint: { directory: dir } });
@@ -161,7 +161,7 @@ describe('refusing checkpoints that do not fit', () => {
     // resume: false starts over and overwrites it.
     const fresh = await train({ ...BASE, epochs: 1, batchSize: 4, checkpoint: { directory: store, resume: false } });
     expect(fresh.history!.resumedEpochs).toBe(0);
-    expect(decodeCheckpoint(store.bytes!, 'm').state.epoch).toBe(1);
+    expect((await decodeCheckpoint(store.bytes!, 'm')).state.epoch).toBe(1);
   });
 
   it('refuses damaged checkpoints with MODEL_INVALID and says what to do', async () => {

@@ -3,7 +3,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, describe, expect, it } from 'vitest';
-import { attachHead, env, fit, freeze, loadBackbone, loadModel, predict, save, transferLearn } from '../../src/node/index';
+import { attachHead, env, fit, freeze, loadBackbone, loadModel, memoryCheckpointStore, predict, save, transferLearn } from '../../src/node/index';
 import { CATS_DOGS, hasShared, listImages, MODEL_035 } from '../helpers/real-data';
 import { stripes, tinyBackbone } from '../helpers/tiny';
 
@@ -36,6 +36,8 @@ describe('transferLearn', () => {
       expect(result.report!.splits.map((s) => s.total)).toEqual([32, 8]);
       expect(logs.some((l) => /before training: val_loss/.test(l))).toBe(true);
       expect(logs.some((l) => /^epoch 1\/30/.test(l))).toBe(true);
+      // Printed before the first epoch (was: after the last).
+      expect(logs.findIndex((l) => /before training: val_loss/.test(l))).toBeLessThan(logs.findIndex((l) => /^epoch 1\/30/.test(l)));
       result.model.dispose();
     } finally {
       env.verbose = false;
@@ -43,6 +45,87 @@ describe('transferLearn', () => {
     }
     data.xs.dispose();
     expect(tf.memory().numTensors).toBe(base);
+  });
+
+  it('an option given as undefined takes transferLearn\'s default (the CLI passes undefined for every flag not given)', async () => {
+    const base = tf.memory().numTensors;
+    const data = stripes(20);
+    const ys = data.ys.map((y) => (y ? 'blue' : 'red'));
+    const common = { data: { xs: data.xs, ys }, backbone: tinyBackbone(32), backboneOptions: { takeOwnership: true }, head: { dropout: 0 }, seed: 4, examine: false };
+    const keys = ['validationData', 'validationSplit', 'classes', 'fineTune', 'epochs', 'batchSize', 'learningRate', 'optimizer', 'earlyStopping',
+      'classWeight', 'shuffle', 'augment', 'callbacks', 'signal', 'onProgress', 'verbose', 'cache', 'extractBatchSize', 'checkpoint',
+      'gradientNormWarning', 'yieldEvery'];
+    const omitted = await transferLearn({ ...common });
+    const undef = await transferLearn({ ...Object.fromEntries(keys.map((k) => [k, undefined])), ...common, backbone: tinyBackbone(32) });
+    const numbers = (r: typeof omitted) => ({ ...r.history, timing: undefined, accuracy: r.evaluation.accuracy, loss: r.evaluation.loss });
+    expect(numbers(undef)).toEqual(numbers(omitted));
+    // and these are transferLearn's defaults (20 epochs at 1e-3 with early stopping), not fit's (10 at 1e-4)
+    expect(omitted.history.epochs === 20 || omitted.history.stoppedEarly).toBe(true);
+    omitted.model.dispose();
+    undef.model.dispose();
+    data.xs.dispose();
+    expect(tf.memory().numTensors).toBe(base);
+  });
+
+  it('fine-tuning with a checkpoint folder gets its own checkpoint (a fine-tune subfolder) and resumes', async () => {
+    const base = tf.memory().numTensors;
+    const data = stripes(24);
+    const ys = data.ys.map((y) => (y ? 'blue' : 'red'));
+    const dir = path.join(tmp, 'ckpt-run');
+    const run = () => transferLearn({
+      data: { xs: data.xs, ys }, backbone: tinyBackbone(32), backboneOptions: { takeOwnership: true }, head: { dropout: 0 },
+      seed: 2, examine: false, epochs: 3, batchSize: 8, fineTune: { trainableFrom: 'block_1_project', epochs: 2 }, checkpoint: { directory: dir },
+    });
+    const first = await run(); // was: "belongs to another run" when fine-tuning opened the head's checkpoint
+    expect(fs.existsSync(path.join(dir, 'checkpoint.tfjst'))).toBe(true);
+    expect(fs.existsSync(path.join(dir, 'fine-tune', 'checkpoint.tfjst'))).toBe(true);
+    const again = await run(); // both phases resume from their complete checkpoints
+    expect(again.history.resumedEpochs).toBe(first.history.epochs);
+    expect(again.fineTuneHistory!.resumedEpochs).toBe(2);
+    expect(again.fineTuneHistory!.loss).toEqual(first.fineTuneHistory!.loss);
+    first.model.dispose();
+    again.model.dispose();
+    data.xs.dispose();
+    expect(tf.memory().numTensors).toBe(base);
+  });
+
+  it('fine-tuning with a CheckpointStore: none for fine-tuning unless fineTune.checkpoint is given (said in a log line)', async () => {
+    const base = tf.memory().numTensors;
+    const data = stripes(24);
+    const ys = data.ys.map((y) => (y ? 'blue' : 'red'));
+    const logs: string[] = [];
+    const logger = env.logger;
+    env.logger = (m) => logs.push(m);
+    try {
+      const head = memoryCheckpointStore('head');
+      const tuned = memoryCheckpointStore('tuned');
+      const common = {
+        data: { xs: data.xs, ys }, backbone: tinyBackbone(32), backboneOptions: { takeOwnership: true }, head: { dropout: 0 },
+        seed: 2, examine: false, epochs: 2, batchSize: 8, verbose: true, checkpoint: { directory: head },
+      };
+      const a = await transferLearn({ ...common, fineTune: { trainableFrom: 'block_1_project', epochs: 1 } });
+      expect(logs.some((l) => /fine-tuning is not checkpointed/.test(l))).toBe(true);
+      expect(head.bytes).toBeDefined();
+      const b = await transferLearn({ ...common, backbone: tinyBackbone(32), fineTune: { trainableFrom: 'block_1_project', epochs: 1, checkpoint: { directory: tuned } } });
+      expect(b.history.resumedEpochs).toBe(a.history.epochs);
+      expect(tuned.bytes).toBeDefined();
+      a.model.dispose();
+      b.model.dispose();
+    } finally {
+      env.logger = logger;
+      data.xs.dispose();
+    }
+    expect(tf.memory().numTensors).toBe(base);
+  });
+
+  it('TransferLearnArgs documents its own defaults (was: inherited FitArgs\' "Default 10" for epochs)', () => {
+    const source = fs.readFileSync(new URL('../../src/transfer-learn.ts', import.meta.url), 'utf8');
+    const args = source.slice(source.indexOf('export interface TransferLearnArgs'));
+    expect(args.startsWith('export interface TransferLearnArgs {')).toBe(true); // no `extends FitArgs`
+    const epochsDoc = /\/\*\*([^]*?)\*\/\s*epochs\?: number;/.exec(args)![1]!;
+    expect(epochsDoc).toMatch(/TRANSFER_LEARN_DEFAULTS\}\.epochs \(20\)/);
+    const rateDoc = /\/\*\*([^]*?)\*\/\s*learningRate\?: number;/.exec(args)![1]!;
+    expect(rateDoc).toMatch(/1e-3/);
   });
 
   it('rejects missing data and numeric labels without class names', async () => {

@@ -1,0 +1,87 @@
+/**
+ * `evaluate` (step 5): how good the model is on labelled data.
+ * @module
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { TransferError, check, throwIfAborted } from '../errors';
+import { TransferModel } from '../transfer-model';
+import { gatherBatch, extractActivations } from '../train/activations';
+import { freezeBoundaryOf } from '../train/boundary';
+import type { KeptActivations } from '../train/kept-activations';
+import { toLabelledSource } from '../train/source';
+import type { LabelledData } from '../types';
+import { withDefaults } from '../util/args';
+import { metricsFromProbabilities, type Evaluation } from './metrics';
+
+/** Defaults of {@link evaluate}. @category Step 5: Evaluate */
+export const EVALUATE_DEFAULTS = Object.freeze({
+  batchSize: 32,
+  maxMisclassified: 100,
+});
+
+/** Options of {@link evaluate}. An option given as `undefined` or `null` takes its default. @category Step 5: Evaluate */
+export interface EvaluateArgs {
+  /** Images per forward pass. @defaultValue {@link EVALUATE_DEFAULTS}.batchSize (32) */
+  batchSize?: number;
+  /** How many misclassified images to list. @defaultValue {@link EVALUATE_DEFAULTS}.maxMisclassified (100) */
+  maxMisclassified?: number;
+  /** Stops within one batch; `evaluate` then rejects with an `AbortError`. @defaultValue none */
+  signal?: AbortSignal;
+  /**
+   * The frozen-prefix activations of `data` kept by `fit` (`history.validationActivations`, with
+   * `keepValidationActivations: true`): the backbone then does not run. They are checked to belong to this model
+   * and this data, with the same frozen layers; otherwise `evaluate` throws.
+   * @defaultValue none (the frozen prefix runs over `data`)
+   */
+  activations?: KeptActivations;
+}
+
+/**
+ * Evaluates `model` on labelled data: loss, accuracy, per-class precision / recall / F1, the confusion matrix,
+ * ROC AUC for two classes, and the misclassified images. Runs in inference mode; changes nothing.
+ *
+ * @category Step 5: Evaluate
+ * @example
+ * ```ts
+ * const result = await evaluate(model, validation);
+ * console.log(result.accuracy, result.perClass, result.confusionMatrix);
+ * ```
+ */
+export async function evaluate(model: TransferModel, data: LabelledData, args: EvaluateArgs = {}): Promise<Evaluation> {
+  check(model instanceof TransferModel, `evaluate: expected a TransferModel, got ${Object.prototype.toString.call(model)}.`);
+  check(data != null, 'evaluate: data is required: { xs, ys } or an ImageDataset.');
+  check(args == null || typeof args === 'object', 'evaluate: options must be an object such as { batchSize: 32 }.');
+  const options = withDefaults(args, EVALUATE_DEFAULTS);
+  const batchSize = options.batchSize;
+  check(Number.isInteger(batchSize) && batchSize > 0, `evaluate: batchSize must be a positive integer, got ${batchSize}.`);
+  model.assertUsable('evaluate');
+  const source = toLabelledSource(data, model.classes, [model.inputShape[0], model.inputShape[1]], 'evaluate');
+  const k = model.numClasses;
+  // The frozen prefix runs as in fit (folded, on worker threads when available); with the activations fit kept
+  // for this data, the backbone does not run at all.
+  const split = freezeBoundaryOf(model);
+  const acts = options.activations
+    ? await options.activations.activationsFor(model, data, 'evaluate')
+    : await extractActivations(split.extractor, split.shapes, source, { batchSize, views: [], signal: options.signal });
+  if (acts.n === 0) throw new TransferError('EMPTY_DATA', 'evaluate: no images could be read.');
+  const probs = new Float32Array(acts.n * k);
+  const rows = Array.from({ length: acts.n }, (_, i) => i);
+  for (let s = 0; s < acts.n; s += batchSize) {
+    throwIfAborted(options.signal, 'evaluate');
+    const idx = rows.slice(s, s + batchSize);
+    const p = tf.tidy(() => {
+      const inputs = gatherBatch(acts, idx, () => 0);
+      const out = split.top.apply(inputs.length === 1 ? inputs[0]! : inputs, { training: false }) as tf.Tensor2D;
+      return (k === 2 && out.shape[1] === 1 ? tf.concat([tf.sub(1, out), out], 1) : out) as tf.Tensor2D;
+    });
+    try {
+      probs.set(await p.data(), s * k);
+    } finally {
+      p.dispose();
+    }
+  }
+  const sources = 'sources' in data && Array.isArray((data as { sources?: unknown }).sources) && (data as { sources: string[] }).sources.length === acts.n
+    ? (data as { sources: string[] }).sources
+    : [];
+  return metricsFromProbabilities(probs, acts.labels, model.classes, sources, options.maxMisclassified);
+}

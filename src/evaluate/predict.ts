@@ -1,0 +1,108 @@
+/**
+ * `predict`: what the model says about new images.
+ * @module
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { decodeImageInput, type ImageInput } from '../data/dataset';
+import { resizeImages } from '../data/resize';
+import { TransferError, check, throwIfAborted } from '../errors';
+import { TransferModel } from '../transfer-model';
+import { withDefaults } from '../util/args';
+
+/** One image's prediction. @category Step 5: Evaluate */
+export interface Prediction {
+  /** The most likely class. */
+  label: string;
+  /** Its index in the model's classes. */
+  index: number;
+  /** Its probability. */
+  probability: number;
+  /** Every class's probability, by name. */
+  probabilities: Record<string, number>;
+}
+
+/** Defaults of {@link predict}. @category Step 5: Evaluate */
+export const PREDICT_DEFAULTS = Object.freeze({
+  batchSize: 32,
+});
+
+/** Options of {@link predict}. An option given as `undefined` or `null` takes its default. @category Step 5: Evaluate */
+export interface PredictArgs {
+  /** Images per forward pass. @defaultValue {@link PREDICT_DEFAULTS}.batchSize (32) */
+  batchSize?: number;
+  /** Stops before the next image is decoded or the forward pass starts; `predict` then rejects with an `AbortError`. @defaultValue none */
+  signal?: AbortSignal;
+}
+
+/** What {@link predict} accepts: a tensor of raw pixels (`[h, w, 3]` or `[n, h, w, 3]`), or images (in Node also local file paths). @category Step 5: Evaluate */
+export type PredictInput = tf.Tensor3D | tf.Tensor4D | ImageInput | readonly ImageInput[];
+
+/**
+ * Predicts the class of each image. Takes raw RGB pixels `[n, h, w, 3]` or one image `[h, w, 3]` of any size, or
+ * images as the browser has them (`HTMLImageElement`, canvas, video frame, `ImageBitmap`, `ImageData`, `Blob`,
+ * a URL; in Node, with `tfjs-transfer/node`, a local file path), or a list of those. Images are resized to the model's input (squashed, as in training). Tensors passed
+ * in are not disposed.
+ *
+ * @category Step 5: Evaluate
+ * @example
+ * ```ts
+ * const [p] = await predict(model, document.querySelector('img')!);
+ * console.log(p.label, p.probability, p.probabilities);
+ * const many = await predict(model, batchTensor); // one Prediction per image
+ * ```
+ */
+export async function predict(model: TransferModel, images: PredictInput, args: PredictArgs = {}): Promise<Prediction[]> {
+  check(model instanceof TransferModel, `predict: expected a TransferModel, got ${Object.prototype.toString.call(model)}.`);
+  check(images != null, 'predict: images are required: a tf.Tensor of raw RGB pixels, an image element, a Blob, a URL, or a list of them.');
+  check(args == null || typeof args === 'object', 'predict: options must be an object such as { batchSize: 32 }.');
+  const options = withDefaults(args, PREDICT_DEFAULTS);
+  check(Number.isInteger(options.batchSize) && options.batchSize > 0, `predict: batchSize must be a positive integer, got ${JSON.stringify(options.batchSize)}.`);
+  check(options.signal === undefined || typeof options.signal?.aborted === 'boolean', 'predict: signal must be an AbortSignal.');
+  throwIfAborted(options.signal, 'predict');
+  model.assertUsable('predict');
+  const [h, w] = model.inputShape;
+  let batch: tf.Tensor4D;
+  if (images instanceof tf.Tensor) {
+    if ((images.rank !== 3 && images.rank !== 4) || images.shape[images.rank - 1] !== 3) {
+      throw new TransferError('SHAPE_MISMATCH', `predict: images must be RGB [h, w, 3] or [n, h, w, 3], got [${images.shape.join(', ')}]. Drop an alpha channel with images.slice([0, 0, 0], [-1, -1, 3]).`);
+    }
+    batch = tf.tidy(() => {
+      const b = (images.rank === 3 ? tf.expandDims(images, 0) : images) as tf.Tensor4D;
+      return b.shape[1] === h && b.shape[2] === w ? tf.cast(b, 'float32') : resizeImages(tf.cast(b, 'float32'), [h, w]);
+    });
+  } else {
+    const list = (Array.isArray(images) ? images : [images]) as ImageInput[];
+    check(list.length > 0, 'predict: the list of images is empty.');
+    const decoded: tf.Tensor3D[] = [];
+    try {
+      for (const image of list) {
+        throwIfAborted(options.signal, 'predict');
+        decoded.push(await decodeImageInput(image, options.signal));
+      }
+      batch = tf.tidy(() => tf.stack(decoded.map((d) => resizeImages(d, [h, w]))) as tf.Tensor4D);
+    } finally {
+      tf.dispose(decoded);
+    }
+  }
+  let p: tf.Tensor2D | undefined;
+  try {
+    throwIfAborted(options.signal, 'predict');
+    p = model.predictProbabilities(batch, { batchSize: options.batchSize });
+    const values = await p.data();
+    const k = model.numClasses;
+    const out: Prediction[] = [];
+    for (let i = 0; i < batch.shape[0]; i++) {
+      let best = 0;
+      const probabilities: Record<string, number> = {};
+      for (let c = 0; c < k; c++) {
+        probabilities[model.classes[c]!] = values[i * k + c]!;
+        if (values[i * k + c]! > values[i * k + best]!) best = c;
+      }
+      out.push({ label: model.classes[best]!, index: best, probability: values[i * k + best]!, probabilities });
+    }
+    return out;
+  } finally {
+    batch.dispose();
+    p?.dispose();
+  }
+}

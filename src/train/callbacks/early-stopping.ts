@@ -1,0 +1,58 @@
+/**
+ * Built-in callback: the best epoch and early stopping. Always installed, since `history.bestEpoch` is kept
+ * either way; with `earlyStopping` it also stops training (through `model.stopTraining`) once the monitored
+ * metric has not improved for `patience` epochs, keeps the best epoch's weights and restores them at the end
+ * (Keras' `EarlyStopping(restore_best_weights=True)`).
+ * @internal
+ * @module
+ */
+import { TransferError } from '../../errors';
+import type { FitCallback } from '../callbacks';
+import { disposeSnapshot, restore, snapshot, type FitState } from '../fit-state';
+
+/** @internal */
+export function earlyStopping(state: FitState, say: (message: string) => void): FitCallback {
+  const { args, history, monitor } = state;
+  const es = args.earlyStopping;
+  const higherIsBetter = monitor === 'valAccuracy' || monitor === 'accuracy';
+  const restoreBest = es?.restoreBestWeights ?? false;
+  const minDelta = es?.minDelta ?? 0;
+  return {
+    onEpochEnd(epoch, logs) {
+      const value = logs[monitor];
+      if (value === undefined) return;
+      const best = state.best;
+      const improved = best === undefined || (higherIsBetter ? value > best + minDelta : value < best - minDelta);
+      if (improved) {
+        state.best = value;
+        history.bestEpoch = epoch;
+        state.sinceBest = 0;
+        if (restoreBest) {
+          disposeSnapshot(state.bestWeights);
+          state.bestWeights = snapshot(state.vars);
+        }
+        return;
+      }
+      if (!es) return;
+      state.sinceBest++;
+      // Out of patience on the last epoch is not an early stop: every epoch asked for ran.
+      if (state.sinceBest >= es.patience && epoch + 1 < args.epochs) {
+        history.stoppedEarly = true;
+        state.model.stopTraining = true;
+        say(`tfjs-transfer: early stopping after epoch ${epoch + 1} of ${args.epochs}; best ${monitor} ${state.best!.toFixed(4)} at epoch ${history.bestEpoch + 1}.`);
+      }
+    },
+    onTrainEnd() {
+      if (restoreBest && state.bestWeights && history.bestEpoch !== history.epochs - 1) restore(state.vars, state.bestWeights);
+    },
+  };
+}
+
+/** The metric compared across epochs; throws when early stopping watches a validation metric without validation data. @internal */
+export function monitorOf(es: FitState['args']['earlyStopping'], hasValidation: boolean): FitState['monitor'] {
+  const monitor = es?.monitor ?? (hasValidation ? 'valLoss' : 'loss');
+  if (es && monitor.startsWith('val') && !hasValidation) {
+    throw new TransferError('INVALID_ARGUMENT', `fit: earlyStopping monitors ${monitor} but there is no validation data; give validationData or validationSplit, or monitor 'loss'.`);
+  }
+  return monitor;
+}

@@ -1,0 +1,126 @@
+/**
+ * Stage 3 of {@link fit}: the activations at the freeze boundary, from the persistent cache (only the misses are
+ * decoded), from the worker pool, or from the folded prefix in this thread (see `extractActivations`); then the
+ * validation split, and the check that every activation is finite.
+ * @internal
+ * @module
+ */
+import { augmentImages } from '../data/augment';
+import { splitIndices } from '../data/split';
+import { TransferError } from '../errors';
+import type { TransferModel } from '../transfer-model';
+import type { LabelledData } from '../types';
+import { Random } from '../util/random';
+import { extractActivations, subsetActivations, type Activations, type ExtractionArgs } from './activations';
+import type { FreezeBoundary } from './boundary';
+import { extractCachedFirst } from './cached-first';
+import type { TrainingData } from './epoch-loop';
+import type { ResolvedFitArgs } from './fit-args';
+import type { FitSources } from './fit-sources';
+import { extractorIdentity } from './identity';
+import type { Yielder } from './yield';
+
+/** What the activations stage produced. @internal */
+export interface FitActivations extends TrainingData {
+  /** The training activations of the first epoch. */
+  train: Activations;
+  /** Rows of the data kept for training (with a validation split), in data order. */
+  trainRows: number[] | undefined;
+}
+
+interface Context {
+  model: TransferModel;
+  data: LabelledData;
+  split: FreezeBoundary;
+  sources: FitSources;
+  args: ResolvedFitArgs;
+  seed: number;
+  rng: Random;
+  yielder: Yielder;
+}
+
+/** @internal */
+export async function obtainActivations(ctx: Context): Promise<FitActivations> {
+  const { model, data, split, sources, args, seed, rng } = ctx;
+  const store = args.cache && sources.cacheable ? { store: args.cache, identity: await extractorIdentity(split, model) } : undefined;
+  const augment = args.augment;
+  const trainArgs: ExtractionArgs = {
+    batchSize: args.extractBatchSize,
+    views: sources.views,
+    signal: args.signal,
+    onProgress: args.onProgress,
+    store,
+    yielder: ctx.yielder,
+    transform: sources.augmentUpFront ? (x) => augmentImages(x, augment!, rng) : undefined,
+  };
+  let train =
+    (store && (await extractCachedFirst(split.extractor, split.shapes, data, sources.trainSubset, { ...trainArgs, store }))) ||
+    (await extractActivations(split.extractor, split.shapes, sources.train, trainArgs));
+  let validation: Activations | undefined;
+  let trainRows: number[] | undefined;
+  if (args.validationData && sources.validation) {
+    const valArgs: ExtractionArgs = { batchSize: args.extractBatchSize, views: [], signal: args.signal, store, yielder: ctx.yielder };
+    validation =
+      (store && (await extractCachedFirst(split.extractor, split.shapes, args.validationData, sources.validationSubset, { ...valArgs, store }))) ||
+      (await extractActivations(split.extractor, split.shapes, sources.validation, valArgs));
+  } else if (args.validationSplit) {
+    const parts = splitIndices(train.labels, args.validationSplit, new Random(seed ^ 0x5bd1e995));
+    if (parts.train.length === 0 || parts.validation.length === 0) {
+      throw new TransferError('EMPTY_DATA', `fit: validationSplit ${args.validationSplit} of ${train.n} images leaves an empty split.`);
+    }
+    validation = subsetActivations({ ...train, values: [train.values[0]!] }, parts.validation);
+    train = subsetActivations(train, parts.train);
+    trainRows = parts.train;
+  }
+  if (train.n === 0) throw new TransferError('EMPTY_DATA', 'fit: no training images could be read.');
+  // A NaN or infinite pixel gives NaN features, which the clipped cross-entropy would silently turn into a finite
+  // loss with zero gradients: refuse them here, naming the images.
+  checkFinite(train, trainRows, 'training');
+  if (validation) checkFinite(validation, undefined, args.validationData ? 'validationData' : 'validation split');
+  const first = train;
+  const activationsFor = async (epoch: number): Promise<Activations> => {
+    if (sources.cacheable || (sources.augmentUpFront && epoch === 0)) return first;
+    // Fresh random augmentation each epoch: re-run the frozen prefix.
+    const fresh = await extractActivations(split.extractor, split.shapes, sources.train, {
+      batchSize: args.extractBatchSize,
+      views: [],
+      signal: args.signal,
+      yielder: ctx.yielder,
+      transform: (x) => augmentImages(x, augment!, rng),
+    });
+    const acts = trainRows ? subsetActivations(fresh, trainRows) : fresh;
+    checkFinite(acts, trainRows, 'augmented training');
+    return acts;
+  };
+  return { train, trainRows, validation, views: Math.max(1, sources.views.length), activationsFor };
+}
+
+/** Throws NUMERICAL_FAULT when any cached activation is NaN or infinite, naming the first images concerned. @internal */
+export function checkFinite(acts: Activations, rows: number[] | undefined, what: string): void {
+  const bad: number[] = [];
+  let example = 0;
+  const sizes = acts.shapes.map((s) => s.reduce((a, b) => a * b, 1));
+  for (let r = 0; r < acts.n; r++) {
+    const value = firstNonFinite(acts, r, sizes);
+    if (value === undefined) continue;
+    if (bad.length === 0) example = value;
+    bad.push(rows ? rows[r]! : r);
+  }
+  if (bad.length === 0) return;
+  throw new TransferError(
+    'NUMERICAL_FAULT',
+    `fit: the frozen layers gave ${example} features for ${bad.length} of ${acts.n} ${what} images (indices ${bad.slice(0, 5).join(', ')}` +
+      `${bad.length > 5 ? ', ...' : ''}, in data order); training did not start and no weight changed. ` +
+      'Check those images for NaN or infinite pixel values (xs must be finite numbers in 0..255).',
+  );
+}
+
+function firstNonFinite(acts: Activations, row: number, sizes: number[]): number | undefined {
+  for (const perView of acts.values) {
+    for (let j = 0; j < perView.length; j++) {
+      const arr = perView[j]!;
+      for (let i = row * sizes[j]!, end = (row + 1) * sizes[j]!; i < end; i++) if (!Number.isFinite(arr[i]!)) return arr[i]!;
+    }
+  }
+  return undefined;
+}
