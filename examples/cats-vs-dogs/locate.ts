@@ -8,7 +8,7 @@
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { cacheDirectory, cachedCatalogModel, cachedZip } from '../../src/node/download';
+import { cacheDirectory, cachedCatalogModel, cachedZip } from './download';
 import type { ProgressCallback } from '../../src/node/index';
 
 /** The repository root (two folders above this file). */
