@@ -40,7 +40,7 @@ export interface Located {
 }
 
 /** Options of {@link locate}. */
-export interface LocateOptions {
+export interface LocateArgs {
   data?: string;
   model?: string;
   fullres?: string;
@@ -79,7 +79,7 @@ function firstImages(dir: string, n: number): string[] {
 }
 
 /** Finds (or downloads) the data set, the model, the full-resolution photos and a few photos to predict. */
-export async function locate(options: LocateOptions = {}): Promise<Located> {
+export async function locate(options: LocateArgs = {}): Promise<Located> {
   const shared = options.shared === false ? undefined : options.shared ?? findShared();
   const datasetUrl = options.datasetUrl ?? DATASET_URL;
   const cacheDir = options.cacheDir ?? cacheDirectory();

@@ -36,7 +36,7 @@ import {
 } from '../../src/node/index';
 import { selectBackend } from '../../src/cli/backend';
 import { formatEvaluation } from '../../src/cli/format';
-import { progressReporter } from '../../src/cli/progress';
+import { progressReporter } from '../../src/node/progress';
 import { REPO, locate } from './locate';
 
 /** Fine-tuning of the main command: where the cut is and how long it trains (see docs/accuracy.md). */

@@ -101,7 +101,7 @@ export interface DatasetSource {
 }
 
 /** Options for {@link Dataset.batches}: {@link BatchOptions} plus pipeline settings. */
-export interface DatasetBatchOptions extends Omit<BatchOptions, 'augment'> {
+export interface DatasetBatchArgs extends Omit<BatchOptions, 'augment'> {
   /** Augment (training only): `true` uses the dataset's {@link AugmentArgs}, an object overrides them. Default `false`. */
   augment?: boolean | AugmentArgs;
   /** Batches decoded ahead of the consumer; memory is bounded by `(prefetch + 1) * batchSize` images. Default: the dataset's (2). */
@@ -132,8 +132,8 @@ export interface Dataset extends ImageDataset {
   readonly skipped: readonly SkippedImage[];
   /** A dataset of some of these images (indices into this dataset), e.g. for a split. */
   subset(indices: ArrayLike<number>, name?: string): Dataset;
-  /** Streams the images in batches of raw 0..255 float32 pixels; see {@link DatasetBatchOptions}. */
-  batches(options?: DatasetBatchOptions): AsyncIterable<ImageBatch>;
+  /** Streams the images in batches of raw 0..255 float32 pixels; see {@link DatasetBatchArgs}. */
+  batches(options?: DatasetBatchArgs): AsyncIterable<ImageBatch>;
 }
 
 /** State shared by a dataset and its subsets. */
@@ -245,7 +245,7 @@ class StreamingDataset implements Dataset {
     return new StreamingDataset(this.state, picked, name ?? `${this.name}.subset`);
   }
 
-  batches(options: DatasetBatchOptions = {}): AsyncIterable<ImageBatch> {
+  batches(options: DatasetBatchArgs = {}): AsyncIterable<ImageBatch> {
     const src = this.state.source;
     const what = `${this.name}.batches`;
     const batchSize = options.batchSize ?? DEFAULT_BATCH_SIZE;
@@ -518,7 +518,7 @@ function toRgbTensor(image: LoadedImage): tf.Tensor3D {
 // In-memory sources
 
 /** Options for {@link fromTensors}. */
-export interface FromTensorsOptions {
+export interface FromTensorsArgs {
   /**
    * Class names. Default: inferred — the sorted distinct names for string labels, the column count for one-hot
    * labels, otherwise `"0"`..`"<max label>"`.
@@ -543,7 +543,7 @@ export interface FromTensorsOptions {
  * for await (const b of ds.batches({ batchSize: 2, shuffle: true, seed: 1 })) { ...; tf.dispose([b.xs, b.ys]); }
  * ```
  */
-export function fromTensors(xs: tf.Tensor4D, ys: Labels, options: FromTensorsOptions = {}): Dataset {
+export function fromTensors(xs: tf.Tensor4D, ys: Labels, options: FromTensorsArgs = {}): Dataset {
   const name = options.name ?? 'tensors';
   check(
     xs instanceof tf.Tensor && xs.rank === 4 && [1, 3, 4].includes(xs.shape[3]),
@@ -613,7 +613,7 @@ export interface LabelledImage {
 }
 
 /** Options for {@link fromImages}. */
-export interface FromImagesOptions {
+export interface FromImagesArgs {
   /** Class names. Default: the sorted distinct names (string labels) or `"0"`..`"<max>"` (numeric labels). */
   classes?: readonly string[];
   /** Augmentation used by `batches({ augment: true })`. Default: the {@link AugmentArgs} defaults. */
@@ -647,7 +647,7 @@ export interface FromImagesOptions {
  * for await (const b of ds.batches({ size: [224, 224] })) { ... }
  * ```
  */
-export function fromImages(images: readonly LabelledImage[], options: FromImagesOptions = {}): Dataset {
+export function fromImages(images: readonly LabelledImage[], options: FromImagesArgs = {}): Dataset {
   const name = options.name ?? 'images';
   check(Array.isArray(images) && images.length > 0, `fromImages: pass a non-empty array of { image, label }.`);
   images.forEach((item, i) =>

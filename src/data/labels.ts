@@ -7,7 +7,7 @@ import { TransferError, check } from '../errors';
 import type { Labels } from '../types';
 
 /** Options for {@link toClassIndices}. */
-export interface ToClassIndicesOptions {
+export interface ToClassIndicesArgs {
   /**
    * Class names; label `i` means `classes[i]`. Required to resolve string labels unless `inferClasses` is on,
    * and used to check that numeric labels are in range. Default: none (numeric labels are only checked to be
@@ -48,7 +48,7 @@ function isTensor(x: unknown): x is tf.Tensor {
  * const { indices: i2, classes } = toClassIndices(['dog', 'cat']); // [1, 0], classes ['cat', 'dog']
  * ```
  */
-export function toClassIndices(labels: Labels, options: ToClassIndicesOptions = {}): ClassIndices {
+export function toClassIndices(labels: Labels, options: ToClassIndicesArgs = {}): ClassIndices {
   const what = options.what ?? 'labels';
   check(options.classes == null || Array.isArray(options.classes), `${what}: classes must be an array of class names, got ${typeof options.classes}.`); // reliability
   const given = options.classes ? [...options.classes] : undefined;

@@ -18,7 +18,7 @@ import type { ImageSize } from '../types';
 export type ResizeFit = 'squash' | 'centerCrop' | 'pad';
 
 /** Options for {@link resizeImages}. */
-export interface ResizeOptions {
+export interface ResizeArgs {
   /** How to handle a different aspect ratio. Default `'squash'`. */
   fit?: ResizeFit;
   /**
@@ -45,7 +45,7 @@ export const RESIZE_FITS: readonly ResizeFit[] = ['squash', 'centerCrop', 'pad']
  * const x = resizeImages(photo, [224, 224], { fit: 'centerCrop' }); // [224, 224, 3]
  * ```
  */
-export function resizeImages<T extends tf.Tensor3D | tf.Tensor4D>(images: T, size: ImageSize, options: ResizeOptions = {}): T {
+export function resizeImages<T extends tf.Tensor3D | tf.Tensor4D>(images: T, size: ImageSize, options: ResizeArgs = {}): T {
   const fit = options.fit ?? 'squash';
   check(
     RESIZE_FITS.includes(fit),

@@ -7,7 +7,7 @@ import { Random } from '../util/random';
 import type { Dataset } from './dataset';
 
 /** Options for {@link splitDataset}. */
-export interface SplitOptions {
+export interface SplitArgs {
   /** Fraction of the images (of each class, when stratified) that go to validation, in (0, 1). Default `0.2`. */
   validationSplit?: number;
   /** Seed of the random choice; the same seed gives the same split. Default `0`. */
@@ -66,7 +66,7 @@ export function splitIndices(labels: ArrayLike<number>, fraction: number, random
  * const { train, validation } = splitDataset(all, { validationSplit: 0.2, seed: 1 });
  * ```
  */
-export function splitDataset(dataset: Dataset, options: SplitOptions = {}): DatasetSplit {
+export function splitDataset(dataset: Dataset, options: SplitArgs = {}): DatasetSplit {
   const fraction = options.validationSplit ?? 0.2;
   check(
     typeof fraction === 'number' && fraction > 0 && fraction < 1,

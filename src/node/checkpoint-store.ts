@@ -13,7 +13,7 @@ import { CHECKPOINT_FILE_NAME } from '../train/checkpoint.js';
 import { atomicWriteFile, type FaultPlan } from './file-io.js';
 
 /** Options of {@link fileCheckpointStore}. */
-export interface FileCheckpointStoreOptions {
+export interface FileCheckpointStoreArgs {
   /** File name inside the folder. Default `checkpoint.tfjst`. */
   fileName?: string;
   /** Fault injection for tests (see `atomicWriteFile`). @internal */
@@ -35,7 +35,7 @@ export interface FileCheckpointStoreOptions {
  * // same as: checkpoint: { directory: 'runs/cats' }
  * ```
  */
-export function fileCheckpointStore(directory: string, options: FileCheckpointStoreOptions = {}): CheckpointStore {
+export function fileCheckpointStore(directory: string, options: FileCheckpointStoreArgs = {}): CheckpointStore {
   if (typeof directory !== 'string' || directory.length === 0) {
     throw new TransferError('INVALID_ARGUMENT', `fileCheckpointStore: directory must be a folder path, got ${JSON.stringify(directory)}.`);
   }
@@ -96,3 +96,10 @@ function isAlive(pid: number): boolean {
   }
 }
 
+
+/**
+ * Old name of {@link FileCheckpointStoreArgs}, kept only so `src/node/index.ts` compiles until its export line names `FileCheckpointStoreArgs`.
+ * @deprecated Use {@link FileCheckpointStoreArgs}.
+ * @internal
+ */
+export type FileCheckpointStoreOptions = FileCheckpointStoreArgs;

@@ -34,7 +34,7 @@ export interface ImageHeader {
 }
 
 /** Options for {@link decodeImage}. */
-export interface DecodeOptions {
+export interface DecodeArgs {
   /** Resize to `[height, width]` (bilinear, antialiased when shrinking). Default: keep the image's own size. */
   size?: ImageSize;
   /** How a different aspect ratio is fitted into `size`; see {@link ResizeFit}. Default `'squash'`. */
@@ -195,7 +195,7 @@ export function mayBeTruncated(bytes: Uint8Array, format: string): boolean {
  * const { data, height, width } = await decodeImage(await readFile('cat.jpg'), { size: [224, 224], fit: 'centerCrop' });
  * ```
  */
-export async function decodeImage(bytes: Uint8Array, options: DecodeOptions = {}): Promise<DecodedImage> {
+export async function decodeImage(bytes: Uint8Array, options: DecodeArgs = {}): Promise<DecodedImage> {
   const maxPixels = options.maxPixels ?? DEFAULT_MAX_PIXELS;
   const header = await readImageHeader(bytes, { maxPixels });
   const sharp = await loadSharp();
@@ -348,3 +348,10 @@ export function decodeBmp(
   }
   return { data: out, width, height, channels: 3 };
 }
+
+/**
+ * Old name of {@link DecodeArgs}, kept only so `src/node/index.ts` compiles until its export line names `DecodeArgs`.
+ * @deprecated Use {@link DecodeArgs}.
+ * @internal
+ */
+export type DecodeOptions = DecodeArgs;

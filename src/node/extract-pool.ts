@@ -18,7 +18,7 @@ import type { ParallelExtractor, ParallelRun, PortableProgram } from '../service
 import type { WorkerRequest, WorkerResponse } from './extract-worker';
 
 /** Options of {@link createExtractPool}. */
-export interface ExtractPoolOptions {
+export interface ExtractPoolArgs {
   /** Worker threads. Default: the number of cores (`os.availableParallelism()`), at least 1. */
   workers?: number;
   /**
@@ -120,7 +120,7 @@ function coreCount(): number {
  * env.parallelExtractor = undefined;                           // always extract in this thread
  * ```
  */
-export function createExtractPool(options: ExtractPoolOptions = {}): ExtractPool {
+export function createExtractPool(options: ExtractPoolArgs = {}): ExtractPool {
   const size = Math.max(1, Math.floor(options.workers ?? coreCount()));
   const backends = new Set(options.backends ?? ['wasm']);
   const minImages = options.minImages ?? 64;
@@ -328,3 +328,10 @@ export function createExtractPool(options: ExtractPoolOptions = {}): ExtractPool
   };
   return pool;
 }
+
+/**
+ * Old name of {@link ExtractPoolArgs}, kept only so `src/node/index.ts` compiles until its export line names `ExtractPoolArgs`.
+ * @deprecated Use {@link ExtractPoolArgs}.
+ * @internal
+ */
+export type ExtractPoolOptions = ExtractPoolArgs;

@@ -52,13 +52,13 @@ export interface FaultPlan {
 }
 
 /** Options of {@link createNodeFileSystem}. */
-export interface NodeFileSystemOptions extends Pick<ValidateModelOptions, 'maxTotalBytes'> {
+export interface NodeFileSystemArgs extends Pick<ValidateModelOptions, 'maxTotalBytes'> {
   /** Fault injection for tests. @internal */
   __faults?: FaultPlan;
 }
 
 /** Options of {@link atomicWriteFile}. */
-export interface AtomicWriteOptions {
+export interface AtomicWriteArgs {
   /** File mode of a newly created file. Default `0o644`. */
   mode?: number;
   /** Fault injection for tests. @internal */
@@ -206,7 +206,7 @@ function uniqueSuffix(): string {
 export async function atomicWriteFile(
   path: string,
   data: string | Uint8Array | ArrayBuffer,
-  options: AtomicWriteOptions = {},
+  options: AtomicWriteArgs = {},
 ): Promise<void> {
   const target = nodePath.resolve(path);
   const dir = nodePath.dirname(target);
@@ -352,7 +352,7 @@ async function readShard(shard: Shard, target: Uint8Array, offset: number, model
   }
 }
 
-async function loadModelArtifacts(pathOrFileUrl: string, options: NodeFileSystemOptions): Promise<tf.io.ModelArtifacts> {
+async function loadModelArtifacts(pathOrFileUrl: string, options: NodeFileSystemArgs): Promise<tf.io.ModelArtifacts> {
   const modelJson = await locateModelJson(pathOrFileUrl);
   let text: string;
   try {
@@ -472,7 +472,7 @@ function weightBuffers(weightData: tf.io.WeightData | undefined): ArrayBuffer[] 
 async function saveModelArtifacts(
   directory: string,
   artifacts: tf.io.ModelArtifacts,
-  options: NodeFileSystemOptions,
+  options: NodeFileSystemArgs,
 ): Promise<tf.io.SaveResult> {
   let target = nodePath.resolve(directory);
   // Saving through a symlinked folder replaces the real folder, not the link.
@@ -595,7 +595,7 @@ async function saveModelArtifacts(
  * const model = await tfl.loadLayersModel(fs.loader('models/big/model.json'));
  * ```
  */
-export function createNodeFileSystem(options: NodeFileSystemOptions = {}): FileSystemAdapter {
+export function createNodeFileSystem(options: NodeFileSystemArgs = {}): FileSystemAdapter {
   return {
     loader(pathOrFileUrl: string): tf.io.IOHandler {
       if (typeof pathOrFileUrl !== 'string' || pathOrFileUrl.length === 0) {
@@ -626,3 +626,17 @@ export function createNodeFileSystem(options: NodeFileSystemOptions = {}): FileS
  * ```
  */
 export const nodeFileSystem: FileSystemAdapter = createNodeFileSystem();
+
+/**
+ * Old name of {@link NodeFileSystemArgs}, kept only so `src/node/index.ts` compiles until its export line names `NodeFileSystemArgs`.
+ * @deprecated Use {@link NodeFileSystemArgs}.
+ * @internal
+ */
+export type NodeFileSystemOptions = NodeFileSystemArgs;
+
+/**
+ * Old name of {@link AtomicWriteArgs}, kept only so `src/node/index.ts` compiles until its export line names `AtomicWriteArgs`.
+ * @deprecated Use {@link AtomicWriteArgs}.
+ * @internal
+ */
+export type AtomicWriteOptions = AtomicWriteArgs;
