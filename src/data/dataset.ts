@@ -732,8 +732,8 @@ async function decodeBlob(blob: Blob, what: string): Promise<tf.Tensor3D> {
   if (typeof createImageBitmap !== 'function') {
     throw new TransferError(
       'NOT_SUPPORTED',
-      `cannot decode ${what}: createImageBitmap is not available here (in Node, use imageFolder or imageFiles ` +
-        `from 'tfjs-transfer/node').`,
+      `cannot decode ${what}: createImageBitmap is not available here (in Node, use imageFolder from ` +
+        `'tfjs-transfer/node', or decodeImage from it and pass the pixels).`,
     );
   }
   let bitmap: ImageBitmap;
