@@ -5,7 +5,7 @@
  * @module
  */
 import { randomBytes } from 'node:crypto';
-import { constants as fsConstants } from 'node:fs';
+import { constants as fsConstants, type Stats } from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
 import * as nodePath from 'node:path';
@@ -469,6 +469,86 @@ function weightBuffers(weightData: tf.io.WeightData | undefined): ArrayBuffer[] 
   return Array.isArray(weightData) ? weightData : [weightData];
 }
 
+/** The model.json of `artifacts`, its weights in one `weights.bin`. */
+function modelJsonOf(artifacts: tf.io.ModelArtifacts & { modelTopology: object }): tf.io.ModelJSON {
+  const modelJSON: tf.io.ModelJSON = {
+    modelTopology: artifacts.modelTopology,
+    format: artifacts.format,
+    generatedBy: artifacts.generatedBy,
+    convertedBy: artifacts.convertedBy,
+    weightsManifest: [{ paths: [WEIGHTS_FILE_NAME], weights: artifacts.weightSpecs ?? [] }],
+  };
+  if (artifacts.trainingConfig != null) modelJSON.trainingConfig = artifacts.trainingConfig;
+  if (artifacts.signature != null) modelJSON.signature = artifacts.signature;
+  if (artifacts.userDefinedMetadata != null) modelJSON.userDefinedMetadata = artifacts.userDefinedMetadata;
+  if (artifacts.modelInitializer != null) modelJSON.modelInitializer = artifacts.modelInitializer;
+  if (artifacts.initializerSignature != null) modelJSON.initializerSignature = artifacts.initializerSignature;
+  return modelJSON;
+}
+
+/** One save in progress: where it goes, what was there, and how a failure is worded. */
+interface SaveTarget {
+  target: string;
+  existing: Stats | undefined;
+  faults: Faults;
+  fail: (reason: string, cause?: unknown) => TransferError;
+}
+
+/**
+ * Writes model.json and weights.bin into a temporary sibling folder, carries the old folder's other files over,
+ * then swaps it into place (the old folder renamed to a backup first). On failure the temporary folder is removed
+ * and the backup renamed back.
+ * @returns The backup of the previous folder, to remove once the save succeeded.
+ */
+async function writeAndSwap(t: SaveTarget, modelJSON: tf.io.ModelJSON, buffers: ArrayBuffer[]): Promise<string | undefined> {
+  const { target, existing, faults } = t;
+  const parent = nodePath.dirname(target);
+  const base = nodePath.basename(target);
+  let temp: string | undefined;
+  let backup: string | undefined;
+  let swapped = false;
+  try {
+    faults.step('mkdir', parent);
+    await fsp.mkdir(parent, { recursive: true });
+    temp = await fsp.mkdtemp(nodePath.join(parent, `.${base}.tmp-`));
+    faults.step('write-model-json', nodePath.join(temp, MODEL_FILE_NAME));
+    await writeFileDurably(nodePath.join(temp, MODEL_FILE_NAME), [toBytes(JSON.stringify(modelJSON))], faults);
+    faults.step('write-weights', nodePath.join(temp, WEIGHTS_FILE_NAME));
+    await writeFileDurably(nodePath.join(temp, WEIGHTS_FILE_NAME), buffers.map((b) => new Uint8Array(b)), faults);
+    if (existing) await carryOver(target, temp, faults);
+    await syncDirectory(temp);
+    if (existing) {
+      backup = nodePath.join(parent, `.${base}.bak-${uniqueSuffix()}`);
+      faults.step('rename-backup', target);
+      await fsp.rename(target, backup);
+    }
+    faults.step('rename-into-place', target);
+    await fsp.rename(temp, target);
+    swapped = true;
+    temp = undefined;
+    await syncDirectory(parent);
+    return backup;
+  } catch (error) {
+    if (temp) await fsp.rm(temp, { recursive: true, force: true }).catch(() => undefined);
+    let restored = true;
+    if (backup && !swapped) {
+      restored = await fsp
+        .rename(backup, target)
+        .then(() => true)
+        .catch(async () => (await fsp.lstat(target).catch(() => undefined)) !== undefined);
+    }
+    if (!restored) {
+      throw new TransferError(
+        'SAVE_FAILED',
+        `Could not save the model to ${target}: ${reasonOf(error)}. The previous model was moved to ${backup} and could not be ` +
+          `moved back; rename ${backup} to ${target} to restore it.`,
+        { cause: error },
+      );
+    }
+    throw t.fail(reasonOf(error), error);
+  }
+}
+
 async function saveModelArtifacts(
   directory: string,
   artifacts: tf.io.ModelArtifacts,
@@ -488,86 +568,25 @@ async function saveModelArtifacts(
   if (existing && !existing.isDirectory()) {
     throw fail('the path exists and is not a folder; choose a folder path (model.json and weights.bin go inside it)');
   }
-  if (artifacts.modelTopology instanceof ArrayBuffer) {
+  const topology = artifacts.modelTopology;
+  if (topology instanceof ArrayBuffer) {
     throw new TransferError('NOT_SUPPORTED', `Could not save the model to ${target}: binary (GraphDef) topologies cannot be saved as model.json. ${intact}`);
   }
-  if (artifacts.modelTopology == null) {
+  if (topology == null) {
     throw new TransferError('INVALID_ARGUMENT', `Could not save the model to ${target}: the artifacts have no modelTopology. ${intact}`);
   }
-
   const buffers = weightBuffers(artifacts.weightData);
-  const weightBytes = buffers.reduce((sum, b) => sum + b.byteLength, 0);
-  const modelJSON: tf.io.ModelJSON = {
-    modelTopology: artifacts.modelTopology,
-    format: artifacts.format,
-    generatedBy: artifacts.generatedBy,
-    convertedBy: artifacts.convertedBy,
-    weightsManifest: [{ paths: [WEIGHTS_FILE_NAME], weights: artifacts.weightSpecs ?? [] }],
-  };
-  if (artifacts.trainingConfig != null) modelJSON.trainingConfig = artifacts.trainingConfig;
-  if (artifacts.signature != null) modelJSON.signature = artifacts.signature;
-  if (artifacts.userDefinedMetadata != null) modelJSON.userDefinedMetadata = artifacts.userDefinedMetadata;
-  if (artifacts.modelInitializer != null) modelJSON.modelInitializer = artifacts.modelInitializer;
-  if (artifacts.initializerSignature != null) modelJSON.initializerSignature = artifacts.initializerSignature;
-
+  const modelJSON = modelJsonOf({ ...artifacts, modelTopology: topology });
   // Refuse to write what the loader would refuse to read.
   try {
     const validated = validateModelArtifacts(modelJSON, modelJsonPath, { maxTotalBytes: options.maxTotalBytes });
+    const weightBytes = buffers.reduce((sum, b) => sum + b.byteLength, 0);
     checkWeightData(validated.totalBytes, weightBytes, `the weight data being saved to ${target}`, validated.exact);
   } catch (error) {
     throw fail(`the artifacts are inconsistent (${error instanceof Error ? error.message : String(error)})`, error);
   }
 
-  const parent = nodePath.dirname(target);
-  const base = nodePath.basename(target);
-  let temp: string | undefined;
-  let backup: string | undefined;
-  let swapped = false;
-  try {
-    faults.step('mkdir', parent);
-    await fsp.mkdir(parent, { recursive: true });
-    temp = await fsp.mkdtemp(nodePath.join(parent, `.${base}.tmp-`));
-    faults.step('write-model-json', nodePath.join(temp, MODEL_FILE_NAME));
-    await writeFileDurably(nodePath.join(temp, MODEL_FILE_NAME), [toBytes(JSON.stringify(modelJSON))], faults);
-    faults.step('write-weights', nodePath.join(temp, WEIGHTS_FILE_NAME));
-    await writeFileDurably(
-      nodePath.join(temp, WEIGHTS_FILE_NAME),
-      buffers.map((b) => new Uint8Array(b)),
-      faults,
-    );
-    if (existing) await carryOver(target, temp, faults);
-    await syncDirectory(temp);
-
-    if (existing) {
-      backup = nodePath.join(parent, `.${base}.bak-${uniqueSuffix()}`);
-      faults.step('rename-backup', target);
-      await fsp.rename(target, backup);
-    }
-    faults.step('rename-into-place', target);
-    await fsp.rename(temp, target);
-    swapped = true;
-    temp = undefined;
-    await syncDirectory(parent);
-  } catch (error) {
-    if (temp) await fsp.rm(temp, { recursive: true, force: true }).catch(() => undefined);
-    let restored = true;
-    if (backup && !swapped) {
-      restored = await fsp
-        .rename(backup, target)
-        .then(() => true)
-        .catch(async () => (await fsp.lstat(target).catch(() => undefined)) !== undefined);
-    }
-    if (!restored) {
-      throw new TransferError(
-        'SAVE_FAILED',
-        `Could not save the model to ${target}: ${reasonOf(error)}. The previous model was moved to ${backup} and could not be ` +
-          `moved back; rename ${backup} to ${target} to restore it.`,
-        { cause: error },
-      );
-    }
-    throw fail(reasonOf(error), error);
-  }
-
+  const backup = await writeAndSwap({ target, existing, faults, fail }, modelJSON, buffers);
   if (backup) {
     try {
       faults.step('remove-backup', backup);
