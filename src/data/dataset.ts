@@ -12,7 +12,10 @@ import { type AugmentArgs, augmentImages, resolveAugmentArgs } from './augment';
 import { checkClassNames, toClassIndices } from './labels';
 import { RESIZE_FITS, type ResizeFit, resizeImages } from './resize';
 
-/** A file or image that was left out, and why. Nothing is dropped silently: every one is listed here. */
+/**
+ * A file or image that was left out, and why. Nothing is dropped silently: every one is listed here.
+ * @category Step 2: Pipeline
+ */
 export interface SkippedImage {
   /** Where it came from: a file path, a URL, `"images[3]"`. */
   source: string;
@@ -29,7 +32,10 @@ export interface SkippedImage {
   ignored?: boolean;
 }
 
-/** Pixels decoded outside tfjs (e.g. by sharp in Node): `height * width * channels` values, row-major, RGB. */
+/**
+ * Pixels decoded outside tfjs (e.g. by sharp in Node): `height * width * channels` values, row-major, RGB.
+ * @category Step 2: Pipeline
+ */
 export interface DecodedPixels {
   /** Pixel values in 0..255, `[height, width, channels]` order. */
   data: Uint8Array | Uint8ClampedArray | Float32Array;
@@ -41,10 +47,16 @@ export interface DecodedPixels {
   channels?: number;
 }
 
-/** What a {@link DatasetSource} loader returns for one image. A returned tensor is owned (disposed) by the dataset. */
+/**
+ * What a {@link DatasetSource} loader returns for one image. A returned tensor is owned (disposed) by the dataset.
+ * @category Step 2: Pipeline
+ */
 export type LoadedImage = DecodedPixels | tf.Tensor3D;
 
-/** What the pipeline asks a loader for. */
+/**
+ * What the pipeline asks a loader for.
+ * @category Step 2: Pipeline
+ */
 export interface LoadRequest {
   /** Target `[height, width]`; the loader may resize (cheaper at decode time) or leave it to the pipeline. */
   size?: ImageSize;
@@ -54,7 +66,10 @@ export interface LoadRequest {
   signal: AbortSignal;
 }
 
-/** Facts about one image known without decoding it (from its header), used by `examine`. */
+/**
+ * Facts about one image known without decoding it (from its header), used by `examine`.
+ * @category Step 2: Pipeline
+ */
 export interface ImageInfo {
   /** Width in pixels, after EXIF orientation. */
   width?: number;
@@ -66,7 +81,10 @@ export interface ImageInfo {
   bytes?: number;
 }
 
-/** Everything {@link createDataset} needs to turn a loader into a streaming dataset. */
+/**
+ * Everything {@link createDataset} needs to turn a loader into a streaming dataset.
+ * @category Step 2: Pipeline
+ */
 export interface DatasetSource {
   /** Class names; label `i` means `classes[i]`. */
   classes: readonly string[];
@@ -100,7 +118,10 @@ export interface DatasetSource {
   name?: string;
 }
 
-/** Options for {@link Dataset.batches}: {@link BatchOptions} plus pipeline settings. */
+/**
+ * Options for {@link Dataset.batches}: {@link BatchOptions} plus pipeline settings.
+ * @category Step 2: Pipeline
+ */
 export interface DatasetBatchArgs extends Omit<BatchOptions, 'augment'> {
   /** Augment (training only): `true` uses the dataset's {@link AugmentArgs}, an object overrides them. Default `false`. */
   augment?: boolean | AugmentArgs;
@@ -113,6 +134,7 @@ export interface DatasetBatchArgs extends Omit<BatchOptions, 'augment'> {
 /**
  * An {@link ImageDataset} with the extras the pipeline provides: where images come from, content keys, header
  * facts, what was skipped, and subsets.
+ * @category Step 2: Pipeline
  */
 export interface Dataset extends ImageDataset {
   /** Names the dataset in messages (`"train"`, `"validation"`, ...). */
@@ -163,6 +185,7 @@ const DEFAULT_PREFETCH = 2;
  * });
  * for await (const { xs, ys } of ds.batches({ batchSize: 16, size: [224, 224] })) { ...; xs.dispose(); ys.dispose(); }
  * ```
+ * @category Step 2: Pipeline
  */
 export function createDataset(source: DatasetSource): Dataset {
   const name = source.name ?? 'dataset';
@@ -517,7 +540,10 @@ function toRgbTensor(image: LoadedImage): tf.Tensor3D {
 // ---------------------------------------------------------------------------------------------------------------
 // In-memory sources
 
-/** Options for {@link fromTensors}. */
+/**
+ * Options for {@link fromTensors}.
+ * @category Step 2: Pipeline
+ */
 export interface FromTensorsArgs {
   /**
    * Class names. Default: inferred — the sorted distinct names for string labels, the column count for one-hot
@@ -542,6 +568,7 @@ export interface FromTensorsArgs {
  * const ds = fromTensors(xs, ['cat', 'dog', 'dog'], { classes: ['cat', 'dog'] });
  * for await (const b of ds.batches({ batchSize: 2, shuffle: true, seed: 1 })) { ...; tf.dispose([b.xs, b.ys]); }
  * ```
+ * @category Step 2: Pipeline
  */
 export function fromTensors(xs: tf.Tensor4D, ys: Labels, options: FromTensorsArgs = {}): Dataset {
   const name = options.name ?? 'tensors';
@@ -581,7 +608,10 @@ function inferNumericClasses(ys: Labels, indices: Int32Array): string[] {
   return Array.from({ length: count }, (_, i) => String(i));
 }
 
-/** Image sources the browser can decode, plus in-memory pixels and tensors (which work everywhere). */
+/**
+ * Image sources the browser can decode, plus in-memory pixels and tensors (which work everywhere).
+ * @category Step 2: Pipeline
+ */
 export type ImageInput =
   | tf.Tensor3D
   | tf.PixelData
@@ -593,7 +623,10 @@ export type ImageInput =
   | Blob
   | string;
 
-/** One labelled image for {@link fromImages}. */
+/**
+ * One labelled image for {@link fromImages}.
+ * @category Step 2: Pipeline
+ */
 export interface LabelledImage {
   /**
    * The image: an element, canvas, `ImageBitmap`, `ImageData`, `{ data, width, height }` pixels, a `[h, w, 3]`
@@ -612,7 +645,10 @@ export interface LabelledImage {
   key?: string;
 }
 
-/** Options for {@link fromImages}. */
+/**
+ * Options for {@link fromImages}.
+ * @category Step 2: Pipeline
+ */
 export interface FromImagesArgs {
   /** Class names. Default: the sorted distinct names (string labels) or `"0"`..`"<max>"` (numeric labels). */
   classes?: readonly string[];
@@ -646,6 +682,7 @@ export interface FromImagesArgs {
  * ]);
  * for await (const b of ds.batches({ size: [224, 224] })) { ... }
  * ```
+ * @category Step 2: Pipeline
  */
 export function fromImages(images: readonly LabelledImage[], options: FromImagesArgs = {}): Dataset {
   const name = options.name ?? 'images';

@@ -6,7 +6,10 @@ import * as tf from '@tensorflow/tfjs-core';
 import { TransferError, check } from '../errors';
 import type { Labels } from '../types';
 
-/** Options for {@link toClassIndices}. */
+/**
+ * Options for {@link toClassIndices}.
+ * @category Step 2: Pipeline
+ */
 export interface ToClassIndicesArgs {
   /**
    * Class names; label `i` means `classes[i]`. Required to resolve string labels unless `inferClasses` is on,
@@ -25,7 +28,10 @@ export interface ToClassIndicesArgs {
   what?: string;
 }
 
-/** Result of {@link toClassIndices}. */
+/**
+ * Result of {@link toClassIndices}.
+ * @category Step 2: Pipeline
+ */
 export interface ClassIndices {
   /** Class index of each label. */
   indices: Int32Array;
@@ -47,6 +53,7 @@ function isTensor(x: unknown): x is tf.Tensor {
  * const { indices } = toClassIndices(['cat', 'dog', 'cat'], { classes: ['cat', 'dog'] }); // Int32Array [0, 1, 0]
  * const { indices: i2, classes } = toClassIndices(['dog', 'cat']); // [1, 0], classes ['cat', 'dog']
  * ```
+ * @category Step 2: Pipeline
  */
 export function toClassIndices(labels: Labels, options: ToClassIndicesArgs = {}): ClassIndices {
   const what = options.what ?? 'labels';

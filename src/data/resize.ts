@@ -14,10 +14,14 @@ import type { ImageSize } from '../types';
  *   `crop_to_aspect_ratio=True`).
  * - `'pad'`: scale so the whole image fits, then pad the rest equally on both sides with black (Keras
  *   `pad_to_aspect_ratio=True`).
+ * @category Step 2: Pipeline
  */
 export type ResizeFit = 'squash' | 'centerCrop' | 'pad';
 
-/** Options for {@link resizeImages}. */
+/**
+ * Options for {@link resizeImages}.
+ * @category Step 2: Pipeline
+ */
 export interface ResizeArgs {
   /** How to handle a different aspect ratio. Default `'squash'`. */
   fit?: ResizeFit;
@@ -44,6 +48,7 @@ export const RESIZE_FITS: readonly ResizeFit[] = ['squash', 'centerCrop', 'pad']
  * const photo = tf.browser.fromPixels(img);               // [480, 640, 3]
  * const x = resizeImages(photo, [224, 224], { fit: 'centerCrop' }); // [224, 224, 3]
  * ```
+ * @category Step 2: Pipeline
  */
 export function resizeImages<T extends tf.Tensor3D | tf.Tensor4D>(images: T, size: ImageSize, options: ResizeArgs = {}): T {
   const fit = options.fit ?? 'squash';

@@ -6,7 +6,10 @@ import { check } from '../errors';
 import { Random } from '../util/random';
 import type { Dataset } from './dataset';
 
-/** Options for {@link splitDataset}. */
+/**
+ * Options for {@link splitDataset}.
+ * @category Step 2: Pipeline
+ */
 export interface SplitArgs {
   /** Fraction of the images (of each class, when stratified) that go to validation, in (0, 1). Default `0.2`. */
   validationSplit?: number;
@@ -19,7 +22,10 @@ export interface SplitArgs {
   stratify?: boolean;
 }
 
-/** The two parts of a {@link splitDataset}. */
+/**
+ * The two parts of a {@link splitDataset}.
+ * @category Step 2: Pipeline
+ */
 export interface DatasetSplit {
   /** The images kept for training. */
   train: Dataset;
@@ -65,6 +71,7 @@ export function splitIndices(labels: ArrayLike<number>, fraction: number, random
  * ```ts
  * const { train, validation } = splitDataset(all, { validationSplit: 0.2, seed: 1 });
  * ```
+ * @category Step 2: Pipeline
  */
 export function splitDataset(dataset: Dataset, options: SplitArgs = {}): DatasetSplit {
   const fraction = options.validationSplit ?? 0.2;

@@ -9,10 +9,16 @@ import { env } from '../env';
 import { check } from '../errors';
 import type { ImageDataset, TensorData } from '../types';
 
-/** Something `examine` accepts as one split. */
+/**
+ * Something `examine` accepts as one split.
+ * @category Step 1: Examine
+ */
 export type ExaminableSplit = Dataset | ImageDataset | TensorData;
 
-/** Data with separate splits, e.g. what `imageFolder` returns. */
+/**
+ * Data with separate splits, e.g. what `imageFolder` returns.
+ * @category Step 1: Examine
+ */
 export interface ExaminableSplits {
   /** The training images. */
   train: ExaminableSplit;
@@ -52,7 +58,10 @@ export interface ExamineArgs {
   maxListed?: number;
 }
 
-/** Per-split facts in an {@link ExamineReport}. */
+/**
+ * Per-split facts in an {@link ExamineReport}.
+ * @category Step 1: Examine
+ */
 export interface SplitReport {
   /** `'train'`, `'validation'`, or the dataset's name. */
   name: string;
@@ -64,7 +73,10 @@ export interface SplitReport {
   imbalanceRatio: number;
 }
 
-/** Minimum, median and maximum of a quantity. */
+/**
+ * Minimum, median and maximum of a quantity.
+ * @category Step 1: Examine
+ */
 export interface Stats {
   /** The smallest value. */
   min: number;
@@ -74,7 +86,10 @@ export interface Stats {
   max: number;
 }
 
-/** A pair of identical images (same content hash) found in both training and validation. */
+/**
+ * A pair of identical images (same content hash) found in both training and validation.
+ * @category Step 1: Examine
+ */
 export interface DuplicatePair {
   /** The shared content key. */
   key: string;
@@ -84,7 +99,10 @@ export interface DuplicatePair {
   validation: string;
 }
 
-/** What {@link examine} found. */
+/**
+ * What {@link examine} found.
+ * @category Step 1: Examine
+ */
 export interface ExamineReport {
   /** Class names. */
   classes: string[];
@@ -133,7 +151,10 @@ function stats(values: number[]): Stats {
   return { min: sorted[0] as number, median, max: sorted[sorted.length - 1] as number };
 }
 
-/** The defaults of {@link examine}'s options. */
+/**
+ * The defaults of {@link examine}'s options.
+ * @category Step 1: Examine
+ */
 export const EXAMINE_DEFAULTS = Object.freeze({ imbalanceThreshold: 1.5, maxListed: 10 });
 
 /** What the per-split pass collects over all splits. */
@@ -302,6 +323,7 @@ export function examine(data: ExaminableSplits | ExaminableSplit, options: Exami
  * ```ts
  * const text = formatReport(examine(data, { verbose: false }));
  * ```
+ * @category Step 1: Examine
  */
 export function formatReport(report: ExamineReport, options: { maxListed?: number } = {}): string {
   const maxListed = options.maxListed ?? EXAMINE_DEFAULTS.maxListed;

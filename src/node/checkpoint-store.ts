@@ -12,7 +12,10 @@ import type { CheckpointStore } from '../services';
 import { CHECKPOINT_FILE_NAME } from '../train/checkpoint.js';
 import { atomicWriteFile, type FaultPlan } from './file-io.js';
 
-/** Options of {@link fileCheckpointStore}. */
+/**
+ * Options of {@link fileCheckpointStore}.
+ * @category Node
+ */
 export interface FileCheckpointStoreArgs {
   /** File name inside the folder. Default `checkpoint.tfjst`. */
   fileName?: string;
@@ -34,6 +37,7 @@ export interface FileCheckpointStoreArgs {
  * await fit(model, data, { epochs: 50, seed: 1, checkpoint: { directory: fileCheckpointStore('runs/cats') } });
  * // same as: checkpoint: { directory: 'runs/cats' }
  * ```
+ * @category Node
  */
 export function fileCheckpointStore(directory: string, options: FileCheckpointStoreArgs = {}): CheckpointStore {
   if (typeof directory !== 'string' || directory.length === 0) {

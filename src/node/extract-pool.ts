@@ -17,7 +17,10 @@ import { TransferError } from '../errors';
 import type { ParallelExtractor, ParallelRun, PortableProgram } from '../services';
 import type { WorkerRequest, WorkerResponse } from './extract-worker';
 
-/** Options of {@link createExtractPool}. */
+/**
+ * Options of {@link createExtractPool}.
+ * @category Node
+ */
 export interface ExtractPoolArgs {
   /** Worker threads. Default: the number of cores (`os.availableParallelism()`), at least 1. */
   workers?: number;
@@ -37,7 +40,10 @@ export interface ExtractPoolArgs {
   chunkImages?: number;
 }
 
-/** A pool of extraction workers; see {@link createExtractPool}. */
+/**
+ * A pool of extraction workers; see {@link createExtractPool}.
+ * @category Node
+ */
 export interface ExtractPool extends ParallelExtractor {
   /** Number of worker threads. */
   readonly size: number;

@@ -16,9 +16,15 @@ import { log } from '../env.js';
 import { TransferError } from '../errors.js';
 import { checkWeightData, validateModelArtifacts, type ValidateModelOptions } from '../io/validate.js';
 
-/** The file name of the weights the saver writes (one shard). */
+/**
+ * The file name of the weights the saver writes (one shard).
+ * @category Node
+ */
 export const WEIGHTS_FILE_NAME = 'weights.bin';
-/** The file name of the model the saver writes and the loader looks for inside a folder. */
+/**
+ * The file name of the model the saver writes and the loader looks for inside a folder.
+ * @category Node
+ */
 export const MODEL_FILE_NAME = 'model.json';
 /** Largest `model.json` the loader reads: 512 MiB (graph models with large topologies stay far below). */
 const MAX_MODEL_JSON_BYTES = 512 * 1024 ** 2;
@@ -51,13 +57,19 @@ export interface FaultPlan {
   code?: string;
 }
 
-/** Options of {@link createNodeFileSystem}. */
+/**
+ * Options of {@link createNodeFileSystem}.
+ * @category Node
+ */
 export interface NodeFileSystemArgs extends Pick<ValidateModelOptions, 'maxTotalBytes'> {
   /** Fault injection for tests. @internal */
   __faults?: FaultPlan;
 }
 
-/** Options of {@link atomicWriteFile}. */
+/**
+ * Options of {@link atomicWriteFile}.
+ * @category Node
+ */
 export interface AtomicWriteArgs {
   /** File mode of a newly created file. Default `0o644`. */
   mode?: number;
@@ -202,6 +214,7 @@ function uniqueSuffix(): string {
  * import { atomicWriteFile } from 'tfjs-transfer/node';
  * await atomicWriteFile('checkpoints/state.json', JSON.stringify({ epoch: 3 }));
  * ```
+ * @category Node
  */
 export async function atomicWriteFile(
   path: string,
@@ -613,6 +626,7 @@ async function saveModelArtifacts(
  * const fs = createNodeFileSystem({ maxTotalBytes: 4 * 1024 ** 3 });
  * const model = await tfl.loadLayersModel(fs.loader('models/big/model.json'));
  * ```
+ * @category Node
  */
 export function createNodeFileSystem(options: NodeFileSystemArgs = {}): FileSystemAdapter {
   return {
@@ -643,6 +657,7 @@ export function createNodeFileSystem(options: NodeFileSystemArgs = {}): FileSyst
  * const model = await tfl.loadLayersModel(nodeFileSystem.loader('models/mobilenet/model.json'));
  * await model.save(nodeFileSystem.saver('out/my-model'));
  * ```
+ * @category Node
  */
 export const nodeFileSystem: FileSystemAdapter = createNodeFileSystem();
 

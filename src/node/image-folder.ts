@@ -25,7 +25,10 @@ import {
 import { contentHash } from './hash';
 import { type ProgressArgs, createProgress } from './progress';
 
-/** Options for {@link imageFolder}. */
+/**
+ * Options for {@link imageFolder}.
+ * @category Node
+ */
 export interface ImageFolderArgs {
   /**
    * Class names, in label order; each must be a folder. Folders not listed are left out (and named in
@@ -96,7 +99,10 @@ export interface ImageFolderArgs {
   onSkip?: (skipped: SkippedImage) => void;
 }
 
-/** What {@link imageFolder} found. */
+/**
+ * What {@link imageFolder} found.
+ * @category Node
+ */
 export interface ImageFolder {
   /** Training images (all images, with the `'classes'` layout and `validationSplit: 0`). */
   train: Dataset;
@@ -153,6 +159,7 @@ interface ScannedImage extends Candidate {
  *   // ... xs: raw 0..255 pixels [32, 224, 224, 3]; dispose xs and ys when done
  * }
  * ```
+ * @category Node
  */
 export async function imageFolder(dir: string, options: ImageFolderArgs = {}): Promise<ImageFolder> {
   check(typeof dir === 'string' && dir.length > 0, 'imageFolder: pass the path of a folder of class folders.');
