@@ -13,7 +13,10 @@ import { Random } from '../util/random';
  * @category Step 2: Pipeline
  */
 export interface AugmentArgs {
-  /** Random horizontal flip (half the images, like Keras `RandomFlip("horizontal")`). Default `true`. */
+  /**
+   * Random horizontal flip (half the images, like Keras `RandomFlip("horizontal")`).
+   * @defaultValue `true`
+   */
   flip?: boolean;
   /**
    * Maximum rotation as a fraction of a full turn (2π), like Keras `RandomRotation(factor)`: `0.1` rotates by a

@@ -43,7 +43,10 @@ export interface DecodedPixels {
   height: number;
   /** Image width in pixels. */
   width: number;
-  /** 3 (RGB), 4 (RGBA: alpha is dropped) or 1 (gray: copied to R, G and B). Default 3. */
+  /**
+   * 3 (RGB), 4 (RGBA: alpha is dropped) or 1 (gray: copied to R, G and B).
+   * @defaultValue 3
+   */
   channels?: number;
 }
 
@@ -92,29 +95,65 @@ export interface DatasetSource {
   labels: ArrayLike<number>;
   /** Loads image `index` (0-based). Throw (or reject) to have it skipped and recorded in `skipped`. */
   load(index: number, request: LoadRequest): Promise<LoadedImage>;
-  /** Where each image comes from, for reports. Default `"<name>[i]"`. */
+  /**
+   * Where each image comes from, for reports.
+   * @defaultValue `"<name>[i]"`
+   */
   sources?: readonly string[];
-  /** Content identity of each image (e.g. a content hash), used as feature-cache keys. Default: none. */
+  /**
+   * Content identity of each image (e.g. a content hash), used as feature-cache keys.
+   * @defaultValue none
+   */
   keys?: readonly string[];
-  /** Header facts per image, for `examine`. Default: none. */
+  /**
+   * Header facts per image, for `examine`.
+   * @defaultValue none
+   */
   info?: readonly (ImageInfo | undefined)[];
-  /** The size every image already has, if they all share one; then `batches()` needs no `size`. Default: none. */
+  /**
+   * The size every image already has, if they all share one; then `batches()` needs no `size`.
+   * @defaultValue none
+   */
   imageSize?: ImageSize;
-  /** Images loaded at the same time. Default 4. */
+  /**
+   * Images loaded at the same time.
+   * @defaultValue 4
+   */
   concurrency?: number;
-  /** Batches decoded ahead of the consumer. Default 2. */
+  /**
+   * Batches decoded ahead of the consumer.
+   * @defaultValue 2
+   */
   prefetch?: number;
-  /** Augmentation used when `batches({ augment: true })`. Default: the {@link AugmentArgs} defaults. */
+  /**
+   * Augmentation used when `batches({ augment: true })`.
+   * @defaultValue the {@link AugmentArgs} defaults
+   */
   augment?: AugmentArgs;
-  /** How images are fitted to `size`. Default `'squash'`. */
+  /**
+   * How images are fitted to `size`.
+   * @defaultValue `'squash'`
+   */
   fit?: ResizeFit;
-  /** Make an image that fails to load an error instead of skipping it. Default `false`. */
+  /**
+   * Make an image that fails to load an error instead of skipping it.
+   * @defaultValue `false`
+   */
   strict?: boolean;
-  /** Called for each image skipped while producing batches (after it is added to `skipped`). Default: none. */
+  /**
+   * Called for each image skipped while producing batches (after it is added to `skipped`).
+   * @defaultValue none
+   */
   onSkip?: (skipped: SkippedImage) => void;
-  /** Images already skipped before the dataset was made (e.g. while scanning a folder). Default `[]`. */
+  /**
+   * Images already skipped before the dataset was made (e.g. while scanning a folder).
+   * @defaultValue `[]`
+   */
   skipped?: SkippedImage[];
-  /** Names the dataset in messages and default sources. Default `"dataset"`. */
+  /**
+   * Names the dataset in messages and default sources.
+   * @defaultValue `"dataset"`
+   */
   name?: string;
 }
 
@@ -125,9 +164,15 @@ export interface DatasetSource {
 export interface DatasetBatchArgs extends Omit<BatchOptions, 'augment'> {
   /** Augment (training only): `true` uses the dataset's {@link AugmentArgs}, an object overrides them. Default `false`. */
   augment?: boolean | AugmentArgs;
-  /** Batches decoded ahead of the consumer; memory is bounded by `(prefetch + 1) * batchSize` images. Default: the dataset's (2). */
+  /**
+   * Batches decoded ahead of the consumer; memory is bounded by `(prefetch + 1) * batchSize` images.
+   * @defaultValue the dataset's (2)
+   */
   prefetch?: number;
-  /** How images are fitted to `size`. Default: the dataset's (`'squash'`). */
+  /**
+   * How images are fitted to `size`.
+   * @defaultValue the dataset's (`'squash'`)
+   */
   fit?: ResizeFit;
 }
 
@@ -550,11 +595,20 @@ export interface FromTensorsArgs {
    * labels, otherwise `"0"`..`"<max label>"`.
    */
   classes?: readonly string[];
-  /** Augmentation used by `batches({ augment: true })`. Default: the {@link AugmentArgs} defaults. */
+  /**
+   * Augmentation used by `batches({ augment: true })`.
+   * @defaultValue the {@link AugmentArgs} defaults
+   */
   augment?: AugmentArgs;
-  /** How images are fitted when `batches()` is given a different `size`. Default `'squash'`. */
+  /**
+   * How images are fitted when `batches()` is given a different `size`.
+   * @defaultValue `'squash'`
+   */
   fit?: ResizeFit;
-  /** Names the dataset in messages. Default `"tensors"`. */
+  /**
+   * Names the dataset in messages.
+   * @defaultValue `"tensors"`
+   */
   name?: string;
 }
 
@@ -635,7 +689,10 @@ export interface LabelledImage {
   image: ImageInput;
   /** Class name (matched against `classes`) or class index. */
   label: string | number;
-  /** Names the image in reports. Default: the URL, the file name, or `"images[i]"`. */
+  /**
+   * Names the image in reports.
+   * @defaultValue the URL, the file name, or `"images[i]"`
+   */
   source?: string;
   /**
    * A stable identity of the image's content (e.g. a SHA-256 of its bytes), so a persistent activation cache
@@ -650,21 +707,45 @@ export interface LabelledImage {
  * @category Step 2: Pipeline
  */
 export interface FromImagesArgs {
-  /** Class names. Default: the sorted distinct names (string labels) or `"0"`..`"<max>"` (numeric labels). */
+  /**
+   * Class names.
+   * @defaultValue the sorted distinct names (string labels) or `"0"`..`"<max>"` (numeric labels)
+   */
   classes?: readonly string[];
-  /** Augmentation used by `batches({ augment: true })`. Default: the {@link AugmentArgs} defaults. */
+  /**
+   * Augmentation used by `batches({ augment: true })`.
+   * @defaultValue the {@link AugmentArgs} defaults
+   */
   augment?: AugmentArgs;
-  /** How images are fitted to `size`. Default `'squash'`. */
+  /**
+   * How images are fitted to `size`.
+   * @defaultValue `'squash'`
+   */
   fit?: ResizeFit;
-  /** Images decoded at the same time. Default 4. */
+  /**
+   * Images decoded at the same time.
+   * @defaultValue 4
+   */
   concurrency?: number;
-  /** Batches decoded ahead. Default 2. */
+  /**
+   * Batches decoded ahead.
+   * @defaultValue 2
+   */
   prefetch?: number;
-  /** Make an image that fails to decode an error instead of skipping it. Default `false`. */
+  /**
+   * Make an image that fails to decode an error instead of skipping it.
+   * @defaultValue `false`
+   */
   strict?: boolean;
-  /** Called for each image skipped while producing batches. Default: none (a log line is printed). */
+  /**
+   * Called for each image skipped while producing batches.
+   * @defaultValue none (a log line is printed)
+   */
   onSkip?: (skipped: SkippedImage) => void;
-  /** Names the dataset in messages. Default `"images"`. */
+  /**
+   * Names the dataset in messages.
+   * @defaultValue `"images"`
+   */
   name?: string;
 }
 

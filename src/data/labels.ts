@@ -17,14 +17,20 @@ export interface ToClassIndicesArgs {
    * non-negative integers, string labels need `inferClasses`).
    */
   classes?: readonly string[];
-  /** Expected number of labels (e.g. the number of images); a different count is an error. Default: not checked. */
+  /**
+   * Expected number of labels (e.g. the number of images); a different count is an error.
+   * @defaultValue not checked
+   */
   expectedLength?: number;
   /**
    * When labels are strings and `classes` is not given, take the sorted distinct names as the classes.
    * Default `true`.
    */
   inferClasses?: boolean;
-  /** Names the labels in error messages, e.g. `"fromTensors(ys)"`. Default `"labels"`. */
+  /**
+   * Names the labels in error messages, e.g. `"fromTensors(ys)"`.
+   * @defaultValue `"labels"`
+   */
   what?: string;
 }
 

@@ -23,7 +23,10 @@ export type ResizeFit = 'squash' | 'centerCrop' | 'pad';
  * @category Step 2: Pipeline
  */
 export interface ResizeArgs {
-  /** How to handle a different aspect ratio. Default `'squash'`. */
+  /**
+   * How to handle a different aspect ratio.
+   * @defaultValue `'squash'`
+   */
   fit?: ResizeFit;
   /**
    * Antialias when shrinking by more than 2x: a box (average) pre-shrink by the integer part of the factor, then

@@ -11,9 +11,15 @@ import type { Dataset } from './dataset';
  * @category Step 2: Pipeline
  */
 export interface SplitArgs {
-  /** Fraction of the images (of each class, when stratified) that go to validation, in (0, 1). Default `0.2`. */
+  /**
+   * Fraction of the images (of each class, when stratified) that go to validation, in (0, 1).
+   * @defaultValue `0.2`
+   */
   validationSplit?: number;
-  /** Seed of the random choice; the same seed gives the same split. Default `0`. */
+  /**
+   * Seed of the random choice; the same seed gives the same split.
+   * @defaultValue `0`
+   */
   seed?: number;
   /**
    * Split every class separately so both parts keep the class proportions (each class with at least 2 images

@@ -24,9 +24,15 @@ export interface ExaminableSplits {
   train: ExaminableSplit;
   /** The validation images, if any. */
   validation?: ExaminableSplit;
-  /** Files left out while loading (as `imageFolder` returns them). Default: the datasets' own `skipped`. */
+  /**
+   * Files left out while loading (as `imageFolder` returns them).
+   * @defaultValue the datasets' own `skipped`
+   */
   skipped?: readonly SkippedImage[];
-  /** Notices from loading (as `imageFolder` returns them). Default: none. */
+  /**
+   * Notices from loading (as `imageFolder` returns them).
+   * @defaultValue none
+   */
   warnings?: readonly string[];
 }
 

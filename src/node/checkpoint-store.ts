@@ -17,7 +17,10 @@ import { atomicWriteFile, type FaultPlan } from './file-io.js';
  * @category Node
  */
 export interface FileCheckpointStoreArgs {
-  /** File name inside the folder. Default `checkpoint.tfjst`. */
+  /**
+   * File name inside the folder.
+   * @defaultValue `checkpoint.tfjst`
+   */
   fileName?: string;
   /** Fault injection for tests (see `atomicWriteFile`). @internal */
   __faults?: FaultPlan;

@@ -48,11 +48,17 @@ export interface ImageHeader {
  * @category Node
  */
 export interface DecodeArgs {
-  /** Resize to `[height, width]` (bilinear, antialiased when shrinking). Default: keep the image's own size. */
+  /**
+   * Resize to `[height, width]` (bilinear, antialiased when shrinking).
+   * @defaultValue keep the image's own size
+   */
   size?: ImageSize;
   /** How a different aspect ratio is fitted into `size`; see {@link ResizeFit}. Default `'squash'`. */
   fit?: ResizeFit;
-  /** Refuse images with more pixels than this (checked from the header). Default {@link DEFAULT_MAX_PIXELS}. */
+  /**
+   * Refuse images with more pixels than this (checked from the header).
+   * @defaultValue {@link DEFAULT_MAX_PIXELS}
+   */
   maxPixels?: number;
 }
 

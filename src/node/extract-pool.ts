@@ -22,7 +22,10 @@ import type { WorkerRequest, WorkerResponse } from './extract-worker';
  * @category Node
  */
 export interface ExtractPoolArgs {
-  /** Worker threads. Default: the number of cores (`os.availableParallelism()`), at least 1. */
+  /**
+   * Worker threads.
+   * @defaultValue the number of cores (`os.availableParallelism()`), at least 1
+   */
   workers?: number;
   /**
    * Backends for which the pool takes jobs (the workers run the caller's backend). Default `['wasm']`: in Node,
@@ -30,7 +33,10 @@ export interface ExtractPoolArgs {
    * anyway; `tensorflow` (tfjs-node) already uses every core and is never handed to workers.
    */
   backends?: readonly string[];
-  /** Smallest job (images x views) worth starting workers for; smaller jobs run in the calling thread. Default 64. */
+  /**
+   * Smallest job (images x views) worth starting workers for; smaller jobs run in the calling thread.
+   * @defaultValue 64
+   */
   minImages?: number;
   /**
    * Largest piece of a batch a worker runs at once. Batches are cut into pieces of at most this many images and

@@ -53,7 +53,10 @@ export interface FaultPlan {
   failAfterBytes?: number;
   /** Fail when this step starts. */
   failAtStep?: SaveStep;
-  /** The `code` of the simulated system error. Default `"ENOSPC"`. */
+  /**
+   * The `code` of the simulated system error.
+   * @defaultValue `"ENOSPC"`
+   */
   code?: string;
 }
 
@@ -71,7 +74,10 @@ export interface NodeFileSystemArgs extends Pick<ValidateModelOptions, 'maxTotal
  * @category Node
  */
 export interface AtomicWriteArgs {
-  /** File mode of a newly created file. Default `0o644`. */
+  /**
+   * File mode of a newly created file.
+   * @defaultValue `0o644`
+   */
   mode?: number;
   /** Fault injection for tests. @internal */
   __faults?: FaultPlan;

@@ -46,29 +46,50 @@ export interface ImageFolderArgs {
    * none. Ignored with the `'split'` layout, whose folders decide. Default `0.2`.
    */
   validationSplit?: number;
-  /** Seed of the validation split. Default `0`. */
+  /**
+   * Seed of the validation split.
+   * @defaultValue `0`
+   */
   seed?: number;
   /**
    * Size batches are resized to, `[height, width]` (the backbone's input size); `batches({ size })` overrides it.
    * Default: none, so `batches()` needs `size` unless every image has the same size.
    */
   size?: ImageSize;
-  /** How a different aspect ratio is fitted into `size`. Default `'squash'` (like Keras). */
+  /**
+   * How a different aspect ratio is fitted into `size`.
+   * @defaultValue `'squash'` (like Keras)
+   */
   fit?: ResizeFit;
   /**
    * Images decoded at once (sharp runs them on libuv's thread pool; measured faster here than a pool of
    * worker_threads). `1` decodes on one core. Default: 2 per core, at most `UV_THREADPOOL_SIZE` (4).
    */
   concurrency?: number;
-  /** Batches decoded ahead of the consumer; memory holds at most `(prefetch + 1) * batchSize` images. Default `2`. */
+  /**
+   * Batches decoded ahead of the consumer; memory holds at most `(prefetch + 1) * batchSize` images.
+   * @defaultValue `2`
+   */
   prefetch?: number;
-  /** Refuse images above this many pixels, read from the header before decoding. Default 50 000 000. */
+  /**
+   * Refuse images above this many pixels, read from the header before decoding.
+   * @defaultValue 50 000 000
+   */
   maxPixels?: number;
-  /** Formats accepted (by content, not extension). Default: all of `'jpeg'`, `'png'`, `'webp'`, `'gif'`, `'bmp'`. */
+  /**
+   * Formats accepted (by content, not extension).
+   * @defaultValue all of `'jpeg'`, `'png'`, `'webp'`, `'gif'`, `'bmp'`
+   */
   formats?: readonly ImageFormat[];
-  /** Also look in folders nested inside class folders (Keras does). Default `true`. */
+  /**
+   * Also look in folders nested inside class folders (Keras does).
+   * @defaultValue `true`
+   */
   recursive?: boolean;
-  /** Follow symbolic links (loops are detected and skipped). Default `true`. */
+  /**
+   * Follow symbolic links (loops are detected and skipped).
+   * @defaultValue `true`
+   */
   followSymlinks?: boolean;
   /**
    * Decode every image completely while scanning, so corrupt files are found before training. Default `false`:
@@ -81,9 +102,15 @@ export interface ImageFolderArgs {
    * `Thumbs.db` are still just ignored). Default `false`: skip it, count it, and list it in `skipped`.
    */
   strict?: boolean;
-  /** Augmentation used by `batches({ augment: true })`. Default: the {@link AugmentArgs} defaults. */
+  /**
+   * Augmentation used by `batches({ augment: true })`.
+   * @defaultValue the {@link AugmentArgs} defaults
+   */
   augment?: AugmentArgs;
-  /** Called as the scan advances. Default: none. */
+  /**
+   * Called as the scan advances.
+   * @defaultValue none
+   */
   onProgress?: ProgressCallback;
   /**
    * Log notices (warnings, the number of skipped files) through `env.logger`, and allow the scan's progress bar.
@@ -95,7 +122,10 @@ export interface ImageFolderArgs {
    * @defaultValue `verbose` and stderr is a terminal (TTY)
    */
   progressBar?: boolean;
-  /** Called for each file skipped while batches run (it is also logged and added to `skipped`). Default: none. */
+  /**
+   * Called for each file skipped while batches run (it is also logged and added to `skipped`).
+   * @defaultValue none
+   */
   onSkip?: (skipped: SkippedImage) => void;
 }
 
