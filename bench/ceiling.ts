@@ -86,7 +86,7 @@ async function main(): Promise<void> {
     perRound.pair.push(pair[0]! + pair[1]!);
     process.stderr.write(`round ${r + 1}: stock ${perRound.stock[r]!.toFixed(1)}, pool ${perRound.pool[r]!.toFixed(1)}, one process ${perRound.solo[r]!.toFixed(1)}, two processes ${perRound.pair[r]!.toFixed(1)} img/s\n`);
   }
-  await pool.close();
+  await pool.dispose();
   const line = (what: string, xs: number[]) =>
     `${what.padEnd(44)} ${median(xs).toFixed(1).padStart(6)} img/s (${Math.min(...xs).toFixed(1)}-${Math.max(...xs).toFixed(1)})  ${median(xs.map((v, i) => v / perRound.stock[i]!)).toFixed(2)}x stock`;
   console.log(`model: ${MODEL}; ${rounds} interleaved rounds, medians (range), median of per-round ratios`);

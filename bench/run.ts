@@ -145,7 +145,7 @@ async function extractionBench(backend: 'wasm' | 'cpu', n: number, modelPath = M
     stage(`round ${r + 1}: library, ${pool.size} workers`);
     speeds.all.push(n / (await timed(() => library(true)))[1]);
   }
-  await pool.close();
+  await pool.dispose();
   tf.dispose([xs, ...batches]);
   backbone.dispose();
   const ratio = (path: number[]) => median(path.map((v, i) => v / speeds.stock[i]!));
@@ -257,7 +257,7 @@ async function main(): Promise<void> {
     model.dispose();
   } finally {
     env.parallelExtractor = undefined;
-    await pool.close();
+    await pool.dispose();
     fs.rmSync(cacheDir, { recursive: true, force: true });
   }
   results.transferLearnCold = e2e;

@@ -275,7 +275,7 @@ export async function transferLearn(args: TransferLearnArgs): Promise<TransferLe
   try {
     const size = [backbone.inputShape[0], backbone.inputShape[1]] as const;
     const { train, validation, examinable } = await resolveData({ ...options, seed }, size);
-    const report = options.examine ? examine(examinable, { print: verbose }) : undefined;
+    const report = options.examine ? examine(examinable, { verbose }) : undefined;
     const classes = classesOf(train, options.classes);
     model = attachHead(freeze(backbone), { ...options.head, classes, seed: options.head?.seed ?? seed });
     const fitArgs = headFitArgs(options, seed, validation);

@@ -8,7 +8,7 @@
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { cacheDirectory, cachedCatalogModel, cachedZip } from '../../src/node/download';
+import { cacheDirectory, cachedCatalogModel, cachedZip } from './download';
 import type { ProgressCallback } from '../../src/node/index';
 
 /** The repository root (two folders above this file). */
@@ -33,14 +33,14 @@ export interface Located {
   model: string;
   /** Folder of full-size photos `{cats,dogs}/*` never used in training, if available. */
   fullres?: string;
-  /** A few photos for the reload check. */
+  /** {@link RELOAD_PHOTOS} photos for the reload check (fewer only when the data has fewer images). */
   photos: string[];
   /** Where each came from, for the log. */
   origin: { data: string; model: string; fullres: string };
 }
 
 /** Options of {@link locate}. */
-export interface LocateOptions {
+export interface LocateArgs {
   data?: string;
   model?: string;
   fullres?: string;
@@ -78,8 +78,30 @@ function firstImages(dir: string, n: number): string[] {
     .map((f) => join(dir, f));
 }
 
+/** How many photos the reload check predicts in this process and in a fresh one (the README reports N/8). */
+export const RELOAD_PHOTOS = 8;
+
+/**
+ * {@link RELOAD_PHOTOS} photos for the reload check: everyday photos of the shared folder, then full-size photos,
+ * then validation images, cats and dogs alternately; fewer only when the data has fewer images.
+ */
+function reloadPhotos(shared: string | undefined, fullres: string | undefined, data: string): string[] {
+  const everyday = shared ? ['cat.jpg', 'cat_720p.jpg', 'dog_test_0.jpg', 'dog_train_0.jpg'].map((f) => join(shared, 'images', f)).filter((f) => existsSync(f)) : [];
+  const half = RELOAD_PHOTOS / 2;
+  const byClass = (dir: string): [string[], string[]] => [firstImages(join(dir, 'cats'), half), firstImages(join(dir, 'dogs'), half)];
+  const sources = [...(fullres ? [byClass(fullres)] : []), byClass(join(data, 'validation'))];
+  const photos = [...everyday];
+  // Top up with cats and dogs in turn from each source until there are enough.
+  for (const [cats, dogs] of sources) {
+    for (let i = 0; photos.length < RELOAD_PHOTOS && i < half; i++) {
+      for (const f of [cats[i], dogs[i]]) if (f && photos.length < RELOAD_PHOTOS) photos.push(f);
+    }
+  }
+  return photos;
+}
+
 /** Finds (or downloads) the data set, the model, the full-resolution photos and a few photos to predict. */
-export async function locate(options: LocateOptions = {}): Promise<Located> {
+export async function locate(options: LocateArgs = {}): Promise<Located> {
   const shared = options.shared === false ? undefined : options.shared ?? findShared();
   const datasetUrl = options.datasetUrl ?? DATASET_URL;
   const cacheDir = options.cacheDir ?? cacheDirectory();
@@ -118,11 +140,6 @@ export async function locate(options: LocateOptions = {}): Promise<Located> {
   else if (process.env.TFJS_TRANSFER_FULLRES) [fullres, fullresOrigin] = [resolve(process.env.TFJS_TRANSFER_FULLRES), 'TFJS_TRANSFER_FULLRES'];
   else if (sharedFull && isDir(sharedFull)) [fullres, fullresOrigin] = [sharedFull, 'the shared folder'];
 
-  const everyday = shared ? ['cat.jpg', 'cat_720p.jpg', 'dog_test_0.jpg', 'dog_train_0.jpg'].map((f) => join(shared, 'images', f)).filter((f) => existsSync(f)) : [];
-  const photos = [
-    ...everyday,
-    ...(fullres ? [...firstImages(join(fullres, 'cats'), 2), ...firstImages(join(fullres, 'dogs'), 2)] : []),
-  ];
-  if (photos.length === 0) photos.push(...firstImages(join(data, 'validation/cats'), 2), ...firstImages(join(data, 'validation/dogs'), 2));
+  const photos = reloadPhotos(shared, fullres, data);
   return { data, model, fullres, photos, origin: { data: dataOrigin, model: modelOrigin, fullres: fullresOrigin } };
 }

@@ -74,7 +74,7 @@ export async function main(options: GettingStartedOptions = {}): Promise<Getting
     const folder = await imageFolder(data, { size: [height, width] });
 
     // 1. Examine: classes, counts, imbalance, sizes, duplicates, files that were skipped.
-    examine(folder, { print: verbose });
+    examine(folder, { verbose });
 
     // 3b, 3c. Freeze it and stack a classifier: average pooling, dropout 0.2, one sigmoid unit for two classes.
     const model = attachHead(freeze(backbone), { classes: folder.classes, seed: 1 });

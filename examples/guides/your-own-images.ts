@@ -100,7 +100,7 @@ export async function main(options: YourOwnImagesOptions = {}): Promise<YourOwnI
 
     // Examine before training: counts and imbalance per split, sizes, formats, duplicates across splits,
     // skipped files with their reason, and warnings.
-    const report = examine(folder, { print: false });
+    const report = examine(folder, { verbose: false });
     if (verbose) console.log(formatReport(report));
 
     // Batches decode (and resize) lazily; a file that only fails now is skipped and added to `skipped`.

@@ -5,7 +5,7 @@
 import { examine, formatReport } from '../examine/examine';
 import { imageFolder } from '../node/image-folder';
 import { COMMON_OPTIONS, EXIT, defineCommand, EXIT_CODES_HELP, line, oneFolder, type Command } from './common';
-import { progressReporter } from './progress';
+import { progressReporter } from '../node/progress';
 import { requireFolder, routeLogs } from './run-context';
 
 const HELP = `Usage: tfjs-transfer examine <dir> [options]
@@ -37,7 +37,7 @@ export const examineCommand: Command = defineCommand({
     routeLogs(io, v.quiet);
     const root = await requireFolder(dir, 'the folder');
     const folder = await imageFolder(root, { validationSplit: 0, progressBar: false, onProgress: progressReporter(io.err, { quiet: v.quiet }) });
-    const report = examine(folder, { print: false });
+    const report = examine(folder, { verbose: false });
     if (v.json) line(io.out, JSON.stringify({ root, layout: folder.layout, ...report }));
     else line(io.out, formatReport(report));
     return EXIT.OK;

@@ -9,7 +9,7 @@ import { TransferError } from '../errors';
 import type { ProgressCallback } from '../types';
 import { selectBackend, type CliBackend } from './backend';
 import { line, type Io } from './common';
-import { progressReporter } from './progress';
+import { progressReporter } from '../node/progress';
 
 /** What a command gets from {@link startRun}. */
 export interface RunContext {

@@ -10,9 +10,13 @@ import { Random } from '../util/random';
  * Which random transformations to apply, and how strongly. Each image of a batch gets its own random draw. Set a
  * field to `false` or `0` to turn that transformation off. Geometric transformations fill uncovered pixels by
  * reflecting the image (Keras' default `fill_mode="reflect"`).
+ * @category Step 2: Pipeline
  */
 export interface AugmentArgs {
-  /** Random horizontal flip (half the images, like Keras `RandomFlip("horizontal")`). Default `true`. */
+  /**
+   * Random horizontal flip (half the images, like Keras `RandomFlip("horizontal")`).
+   * @defaultValue `true`
+   */
   flip?: boolean;
   /**
    * Maximum rotation as a fraction of a full turn (2π), like Keras `RandomRotation(factor)`: `0.1` rotates by a
@@ -41,7 +45,10 @@ export interface AugmentArgs {
   contrast?: number | false;
 }
 
-/** {@link AugmentArgs} with every default filled in. */
+/**
+ * {@link AugmentArgs} with every default filled in.
+ * @category Step 2: Pipeline
+ */
 export const DEFAULT_AUGMENT_ARGS: Readonly<Required<{ [K in keyof AugmentArgs]: Exclude<AugmentArgs[K], false> }>> = {
   flip: true,
   rotation: 0.1,
@@ -95,6 +102,7 @@ export function resolveAugmentArgs(args: AugmentArgs = {}, what = 'augment'): Re
  * ```ts
  * const augmented = augmentImages(batch.xs, { rotation: 0.05, brightness: false }, 42);
  * ```
+ * @category Step 2: Pipeline
  */
 export function augmentImages(images: tf.Tensor4D, args: AugmentArgs = {}, seed: number | Random = 0): tf.Tensor4D {
   check(

@@ -13,7 +13,10 @@ import { type AugmentArgs, augmentImages, resolveAugmentArgs } from './augment';
 import { checkClassNames, toClassIndices } from './labels';
 import { RESIZE_FITS, type ResizeFit, resizeImages } from './resize';
 
-/** A file or image that was left out, and why. Nothing is dropped silently: every one is listed here. */
+/**
+ * A file or image that was left out, and why. Nothing is dropped silently: every one is listed here.
+ * @category Step 2: Pipeline
+ */
 export interface SkippedImage {
   /** Where it came from: a file path, a URL, `"images[3]"`. */
   source: string;
@@ -30,7 +33,10 @@ export interface SkippedImage {
   ignored?: boolean;
 }
 
-/** Pixels decoded outside tfjs (e.g. by sharp in Node): `height * width * channels` values, row-major, RGB. */
+/**
+ * Pixels decoded outside tfjs (e.g. by sharp in Node): `height * width * channels` values, row-major, RGB.
+ * @category Step 2: Pipeline
+ */
 export interface DecodedPixels {
   /** Pixel values in 0..255, `[height, width, channels]` order. */
   data: Uint8Array | Uint8ClampedArray | Float32Array;
@@ -38,14 +44,23 @@ export interface DecodedPixels {
   height: number;
   /** Image width in pixels. */
   width: number;
-  /** 3 (RGB), 4 (RGBA: alpha is dropped) or 1 (gray: copied to R, G and B). Default 3. */
+  /**
+   * 3 (RGB), 4 (RGBA: alpha is dropped) or 1 (gray: copied to R, G and B).
+   * @defaultValue 3
+   */
   channels?: number;
 }
 
-/** What a {@link DatasetSource} loader returns for one image. A returned tensor is owned (disposed) by the dataset. */
+/**
+ * What a {@link DatasetSource} loader returns for one image. A returned tensor is owned (disposed) by the dataset.
+ * @category Step 2: Pipeline
+ */
 export type LoadedImage = DecodedPixels | tf.Tensor3D;
 
-/** What the pipeline asks a loader for. */
+/**
+ * What the pipeline asks a loader for.
+ * @category Step 2: Pipeline
+ */
 export interface LoadRequest {
   /** Target `[height, width]`; the loader may resize (cheaper at decode time) or leave it to the pipeline. */
   size?: ImageSize;
@@ -55,7 +70,10 @@ export interface LoadRequest {
   signal: AbortSignal;
 }
 
-/** Facts about one image known without decoding it (from its header), used by `examine`. */
+/**
+ * Facts about one image known without decoding it (from its header), used by `examine`.
+ * @category Step 2: Pipeline
+ */
 export interface ImageInfo {
   /** Width in pixels, after EXIF orientation. */
   width?: number;
@@ -67,7 +85,10 @@ export interface ImageInfo {
   bytes?: number;
 }
 
-/** Everything {@link createDataset} needs to turn a loader into a streaming dataset. */
+/**
+ * Everything {@link createDataset} needs to turn a loader into a streaming dataset.
+ * @category Step 2: Pipeline
+ */
 export interface DatasetSource {
   /** Class names; label `i` means `classes[i]`. */
   classes: readonly string[];
@@ -75,45 +96,91 @@ export interface DatasetSource {
   labels: ArrayLike<number>;
   /** Loads image `index` (0-based). Throw (or reject) to have it skipped and recorded in `skipped`. */
   load(index: number, request: LoadRequest): Promise<LoadedImage>;
-  /** Where each image comes from, for reports. Default `"<name>[i]"`. */
+  /**
+   * Where each image comes from, for reports.
+   * @defaultValue `"<name>[i]"`
+   */
   sources?: readonly string[];
-  /** Content identity of each image (e.g. a content hash), used as feature-cache keys. Default: none. */
+  /**
+   * Content identity of each image (e.g. a content hash), used as feature-cache keys.
+   * @defaultValue none
+   */
   keys?: readonly string[];
-  /** Header facts per image, for `examine`. Default: none. */
+  /**
+   * Header facts per image, for `examine`.
+   * @defaultValue none
+   */
   info?: readonly (ImageInfo | undefined)[];
-  /** The size every image already has, if they all share one; then `batches()` needs no `size`. Default: none. */
+  /**
+   * The size every image already has, if they all share one; then `batches()` needs no `size`.
+   * @defaultValue none
+   */
   imageSize?: ImageSize;
-  /** Images loaded at the same time. Default 4. */
+  /**
+   * Images loaded at the same time.
+   * @defaultValue 4
+   */
   concurrency?: number;
-  /** Batches decoded ahead of the consumer. Default 2. */
+  /**
+   * Batches decoded ahead of the consumer.
+   * @defaultValue 2
+   */
   prefetch?: number;
-  /** Augmentation used when `batches({ augment: true })`. Default: the {@link AugmentArgs} defaults. */
+  /**
+   * Augmentation used when `batches({ augment: true })`.
+   * @defaultValue the {@link AugmentArgs} defaults
+   */
   augment?: AugmentArgs;
-  /** How images are fitted to `size`. Default `'squash'`. */
+  /**
+   * How images are fitted to `size`.
+   * @defaultValue `'squash'`
+   */
   fit?: ResizeFit;
-  /** Make an image that fails to load an error instead of skipping it. Default `false`. */
+  /**
+   * Make an image that fails to load an error instead of skipping it.
+   * @defaultValue `false`
+   */
   strict?: boolean;
-  /** Called for each image skipped while producing batches (after it is added to `skipped`). Default: none. */
+  /**
+   * Called for each image skipped while producing batches (after it is added to `skipped`).
+   * @defaultValue none
+   */
   onSkip?: (skipped: SkippedImage) => void;
-  /** Images already skipped before the dataset was made (e.g. while scanning a folder). Default `[]`. */
+  /**
+   * Images already skipped before the dataset was made (e.g. while scanning a folder).
+   * @defaultValue `[]`
+   */
   skipped?: SkippedImage[];
-  /** Names the dataset in messages and default sources. Default `"dataset"`. */
+  /**
+   * Names the dataset in messages and default sources.
+   * @defaultValue `"dataset"`
+   */
   name?: string;
 }
 
-/** Options for {@link Dataset.batches}: {@link BatchOptions} plus pipeline settings. */
-export interface DatasetBatchOptions extends Omit<BatchOptions, 'augment'> {
+/**
+ * Options for {@link Dataset.batches}: {@link BatchOptions} plus pipeline settings.
+ * @category Step 2: Pipeline
+ */
+export interface DatasetBatchArgs extends Omit<BatchOptions, 'augment'> {
   /** Augment (training only): `true` uses the dataset's {@link AugmentArgs}, an object overrides them. Default `false`. */
   augment?: boolean | AugmentArgs;
-  /** Batches decoded ahead of the consumer; memory is bounded by `(prefetch + 1) * batchSize` images. Default: the dataset's (2). */
+  /**
+   * Batches decoded ahead of the consumer; memory is bounded by `(prefetch + 1) * batchSize` images.
+   * @defaultValue the dataset's (2)
+   */
   prefetch?: number;
-  /** How images are fitted to `size`. Default: the dataset's (`'squash'`). */
+  /**
+   * How images are fitted to `size`.
+   * @defaultValue the dataset's (`'squash'`)
+   */
   fit?: ResizeFit;
 }
 
 /**
  * An {@link ImageDataset} with the extras the pipeline provides: where images come from, content keys, header
  * facts, what was skipped, and subsets.
+ * @category Step 2: Pipeline
  */
 export interface Dataset extends ImageDataset {
   /** Names the dataset in messages (`"train"`, `"validation"`, ...). */
@@ -133,8 +200,8 @@ export interface Dataset extends ImageDataset {
   readonly skipped: readonly SkippedImage[];
   /** A dataset of some of these images (indices into this dataset), e.g. for a split. */
   subset(indices: ArrayLike<number>, name?: string): Dataset;
-  /** Streams the images in batches of raw 0..255 float32 pixels; see {@link DatasetBatchOptions}. */
-  batches(options?: DatasetBatchOptions): AsyncIterable<ImageBatch>;
+  /** Streams the images in batches of raw 0..255 float32 pixels; see {@link DatasetBatchArgs}. */
+  batches(options?: DatasetBatchArgs): AsyncIterable<ImageBatch>;
 }
 
 /** State shared by a dataset and its subsets. */
@@ -164,6 +231,7 @@ const DEFAULT_PREFETCH = 2;
  * });
  * for await (const { xs, ys } of ds.batches({ batchSize: 16, size: [224, 224] })) { ...; xs.dispose(); ys.dispose(); }
  * ```
+ * @category Step 2: Pipeline
  */
 export function createDataset(source: DatasetSource): Dataset {
   const name = source.name ?? 'dataset';
@@ -246,7 +314,7 @@ class StreamingDataset implements Dataset {
     return new StreamingDataset(this.state, picked, name ?? `${this.name}.subset`);
   }
 
-  batches(options: DatasetBatchOptions = {}): AsyncIterable<ImageBatch> {
+  batches(options: DatasetBatchArgs = {}): AsyncIterable<ImageBatch> {
     const src = this.state.source;
     const what = `${this.name}.batches`;
     const batchSize = options.batchSize ?? DEFAULT_BATCH_SIZE;
@@ -518,18 +586,30 @@ function toRgbTensor(image: LoadedImage): tf.Tensor3D {
 // ---------------------------------------------------------------------------------------------------------------
 // In-memory sources
 
-/** Options for {@link fromTensors}. */
-export interface FromTensorsOptions {
+/**
+ * Options for {@link fromTensors}.
+ * @category Step 2: Pipeline
+ */
+export interface FromTensorsArgs {
   /**
    * Class names. Default: inferred — the sorted distinct names for string labels, the column count for one-hot
    * labels, otherwise `"0"`..`"<max label>"`.
    */
   classes?: readonly string[];
-  /** Augmentation used by `batches({ augment: true })`. Default: the {@link AugmentArgs} defaults. */
+  /**
+   * Augmentation used by `batches({ augment: true })`.
+   * @defaultValue the {@link AugmentArgs} defaults
+   */
   augment?: AugmentArgs;
-  /** How images are fitted when `batches()` is given a different `size`. Default `'squash'`. */
+  /**
+   * How images are fitted when `batches()` is given a different `size`.
+   * @defaultValue `'squash'`
+   */
   fit?: ResizeFit;
-  /** Names the dataset in messages. Default `"tensors"`. */
+  /**
+   * Names the dataset in messages.
+   * @defaultValue `"tensors"`
+   */
   name?: string;
 }
 
@@ -543,8 +623,9 @@ export interface FromTensorsOptions {
  * const ds = fromTensors(xs, ['cat', 'dog', 'dog'], { classes: ['cat', 'dog'] });
  * for await (const b of ds.batches({ batchSize: 2, shuffle: true, seed: 1 })) { ...; tf.dispose([b.xs, b.ys]); }
  * ```
+ * @category Step 2: Pipeline
  */
-export function fromTensors(xs: tf.Tensor4D, ys: Labels, options: FromTensorsOptions = {}): Dataset {
+export function fromTensors(xs: tf.Tensor4D, ys: Labels, options: FromTensorsArgs = {}): Dataset {
   const name = options.name ?? 'tensors';
   check(
     xs instanceof tf.Tensor && xs.rank === 4 && [1, 3, 4].includes(xs.shape[3]),
@@ -582,7 +663,10 @@ function inferNumericClasses(ys: Labels, indices: Int32Array): string[] {
   return Array.from({ length: count }, (_, i) => String(i));
 }
 
-/** Image sources the browser can decode, plus in-memory pixels and tensors (which work everywhere). */
+/**
+ * Image sources the browser can decode, plus in-memory pixels and tensors (which work everywhere).
+ * @category Step 2: Pipeline
+ */
 export type ImageInput =
   | tf.Tensor3D
   | tf.PixelData
@@ -591,7 +675,10 @@ export type ImageInput =
   | Blob
   | string;
 
-/** One labelled image for {@link fromImages}. */
+/**
+ * One labelled image for {@link fromImages}.
+ * @category Step 2: Pipeline
+ */
 export interface LabelledImage {
   /**
    * The image: an element, canvas, `ImageBitmap`, `ImageData`, `{ data, width, height }` pixels, a `[h, w, 3]`
@@ -600,7 +687,10 @@ export interface LabelledImage {
   image: ImageInput;
   /** Class name (matched against `classes`) or class index. */
   label: string | number;
-  /** Names the image in reports. Default: the URL, the file name, or `"images[i]"`. */
+  /**
+   * Names the image in reports.
+   * @defaultValue the URL, the file name, or `"images[i]"`
+   */
   source?: string;
   /**
    * A stable identity of the image's content (e.g. a SHA-256 of its bytes), so a persistent activation cache
@@ -610,23 +700,50 @@ export interface LabelledImage {
   key?: string;
 }
 
-/** Options for {@link fromImages}. */
-export interface FromImagesOptions {
-  /** Class names. Default: the sorted distinct names (string labels) or `"0"`..`"<max>"` (numeric labels). */
+/**
+ * Options for {@link fromImages}.
+ * @category Step 2: Pipeline
+ */
+export interface FromImagesArgs {
+  /**
+   * Class names.
+   * @defaultValue the sorted distinct names (string labels) or `"0"`..`"<max>"` (numeric labels)
+   */
   classes?: readonly string[];
-  /** Augmentation used by `batches({ augment: true })`. Default: the {@link AugmentArgs} defaults. */
+  /**
+   * Augmentation used by `batches({ augment: true })`.
+   * @defaultValue the {@link AugmentArgs} defaults
+   */
   augment?: AugmentArgs;
-  /** How images are fitted to `size`. Default `'squash'`. */
+  /**
+   * How images are fitted to `size`.
+   * @defaultValue `'squash'`
+   */
   fit?: ResizeFit;
-  /** Images decoded at the same time. Default 4. */
+  /**
+   * Images decoded at the same time.
+   * @defaultValue 4
+   */
   concurrency?: number;
-  /** Batches decoded ahead. Default 2. */
+  /**
+   * Batches decoded ahead.
+   * @defaultValue 2
+   */
   prefetch?: number;
-  /** Make an image that fails to decode an error instead of skipping it. Default `false`. */
+  /**
+   * Make an image that fails to decode an error instead of skipping it.
+   * @defaultValue `false`
+   */
   strict?: boolean;
-  /** Called for each image skipped while producing batches. Default: none (a log line is printed). */
+  /**
+   * Called for each image skipped while producing batches.
+   * @defaultValue none (a log line is printed)
+   */
   onSkip?: (skipped: SkippedImage) => void;
-  /** Names the dataset in messages. Default `"images"`. */
+  /**
+   * Names the dataset in messages.
+   * @defaultValue `"images"`
+   */
   name?: string;
 }
 
@@ -644,8 +761,9 @@ export interface FromImagesOptions {
  * ]);
  * for await (const b of ds.batches({ size: [224, 224] })) { ... }
  * ```
+ * @category Step 2: Pipeline
  */
-export function fromImages(images: readonly LabelledImage[], options: FromImagesOptions = {}): Dataset {
+export function fromImages(images: readonly LabelledImage[], options: FromImagesArgs = {}): Dataset {
   const name = options.name ?? 'images';
   check(Array.isArray(images) && images.length > 0, `fromImages: pass a non-empty array of { image, label }.`);
   images.forEach((item, i) =>
@@ -739,8 +857,8 @@ async function decodeBlob(blob: Blob, what: string): Promise<tf.Tensor3D> {
   if (typeof createImageBitmap !== 'function') {
     throw new TransferError(
       'NOT_SUPPORTED',
-      `cannot decode ${what}: createImageBitmap is not available here (in Node, use imageFolder or imageFiles ` +
-        `from 'tfjs-transfer/node').`,
+      `cannot decode ${what}: createImageBitmap is not available here (in Node, use imageFolder from ` +
+        `'tfjs-transfer/node', or decodeImage from it and pass the pixels).`,
     );
   }
   let bitmap: ImageBitmap;

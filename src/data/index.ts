@@ -8,11 +8,11 @@ export {
   fromImages,
   fromTensors,
   type Dataset,
-  type DatasetBatchOptions,
+  type DatasetBatchArgs,
   type DatasetSource,
   type DecodedPixels,
-  type FromImagesOptions,
-  type FromTensorsOptions,
+  type FromImagesArgs,
+  type FromTensorsArgs,
   type ImageInfo,
   type ImageInput,
   type LabelledImage,
@@ -20,7 +20,7 @@ export {
   type LoadRequest,
   type SkippedImage,
 } from './dataset';
-export { resizeImages, type ResizeFit, type ResizeOptions } from './resize';
+export { resizeImages, type ResizeFit, type ResizeArgs } from './resize';
 export { augmentImages, DEFAULT_AUGMENT_ARGS, type AugmentArgs } from './augment';
-export { toClassIndices, type ClassIndices, type ToClassIndicesOptions } from './labels';
-export { splitDataset, type DatasetSplit, type SplitOptions } from './split';
+export { toClassIndices, type ClassIndices, type ToClassIndicesArgs } from './labels';
+export { splitDataset, type DatasetSplit, type SplitArgs } from './split';

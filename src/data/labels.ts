@@ -6,26 +6,38 @@ import * as tf from '@tensorflow/tfjs-core';
 import { TransferError, check } from '../errors';
 import type { Labels } from '../types';
 
-/** Options for {@link toClassIndices}. */
-export interface ToClassIndicesOptions {
+/**
+ * Options for {@link toClassIndices}.
+ * @category Step 2: Pipeline
+ */
+export interface ToClassIndicesArgs {
   /**
    * Class names; label `i` means `classes[i]`. Required to resolve string labels unless `inferClasses` is on,
    * and used to check that numeric labels are in range. Default: none (numeric labels are only checked to be
    * non-negative integers, string labels need `inferClasses`).
    */
   classes?: readonly string[];
-  /** Expected number of labels (e.g. the number of images); a different count is an error. Default: not checked. */
+  /**
+   * Expected number of labels (e.g. the number of images); a different count is an error.
+   * @defaultValue not checked
+   */
   expectedLength?: number;
   /**
    * When labels are strings and `classes` is not given, take the sorted distinct names as the classes.
    * Default `true`.
    */
   inferClasses?: boolean;
-  /** Names the labels in error messages, e.g. `"fromTensors(ys)"`. Default `"labels"`. */
+  /**
+   * Names the labels in error messages, e.g. `"fromTensors(ys)"`.
+   * @defaultValue `"labels"`
+   */
   what?: string;
 }
 
-/** Result of {@link toClassIndices}. */
+/**
+ * Result of {@link toClassIndices}.
+ * @category Step 2: Pipeline
+ */
 export interface ClassIndices {
   /** Class index of each label. */
   indices: Int32Array;
@@ -47,72 +59,23 @@ function isTensor(x: unknown): x is tf.Tensor {
  * const { indices } = toClassIndices(['cat', 'dog', 'cat'], { classes: ['cat', 'dog'] }); // Int32Array [0, 1, 0]
  * const { indices: i2, classes } = toClassIndices(['dog', 'cat']); // [1, 0], classes ['cat', 'dog']
  * ```
+ * @category Step 2: Pipeline
  */
-export function toClassIndices(labels: Labels, options: ToClassIndicesOptions = {}): ClassIndices {
+export function toClassIndices(labels: Labels, options: ToClassIndicesArgs = {}): ClassIndices {
   const what = options.what ?? 'labels';
   check(options.classes == null || Array.isArray(options.classes), `${what}: classes must be an array of class names, got ${typeof options.classes}.`); // reliability
   const given = options.classes ? [...options.classes] : undefined;
   if (given) checkClassNames(given, `${what}: classes`);
   let indices: Int32Array;
   let classes = given;
-
   if (isTensor(labels)) {
-    check(labels.dtype !== 'string', `${what}: a string tensor is not supported; pass a string[] of class names instead.`);
-    if (labels.rank === 2) {
-      const [n, k] = labels.shape as [number, number];
-      if (given) {
-        check(
-          k === given.length,
-          `${what}: one-hot labels have ${k} columns but there are ${given.length} classes (${given.join(', ')}); ` +
-            `give one column per class.`,
-        );
-      }
-      const values = labels.dataSync();
-      indices = new Int32Array(n);
-      for (let i = 0; i < n; i++) {
-        let best = 0;
-        let sum = 0;
-        for (let j = 0; j < k; j++) {
-          const v = values[i * k + j] as number;
-          sum += v;
-          if (v > (values[i * k + best] as number)) best = j;
-        }
-        check(
-          Math.abs(sum - 1) < 1e-3,
-          `${what}: row ${i} of the one-hot labels sums to ${sum}, not 1; pass one-hot rows or class indices.`,
-        );
-        indices[i] = best;
-      }
-      if (!given) checkNumeric(indices, k, what);
-    } else {
-      check(
-        labels.rank === 1,
-        `${what}: expected a 1-D tensor of class indices or a 2-D one-hot tensor, got shape [${labels.shape.join(', ')}].`,
-      );
-      indices = checkNumeric(labels.dataSync(), given?.length, what);
-    }
+    indices = tensorIndices(labels, given, what);
   } else if (isStringArray(labels)) {
     if (!classes) {
-      check(
-        options.inferClasses ?? true,
-        `${what}: string labels need the class names; pass \`classes\` (e.g. ['cat', 'dog']).`,
-      );
+      check(options.inferClasses ?? true, `${what}: string labels need the class names; pass \`classes\` (e.g. ['cat', 'dog']).`);
       classes = [...new Set(labels)].sort();
     }
-    const lookup = new Map(classes.map((name, i) => [name, i] as const));
-    indices = new Int32Array(labels.length);
-    for (let i = 0; i < labels.length; i++) {
-      const name = labels[i] as string;
-      const index = lookup.get(name);
-      if (index === undefined) {
-        throw new TransferError(
-          'CLASS_MISMATCH',
-          `${what}[${i}] is "${name}", which is not one of the classes (${classes.join(', ')}); ` +
-            `fix the label or add "${name}" to \`classes\`.`,
-        );
-      }
-      indices[i] = index;
-    }
+    indices = nameIndices(labels, classes, what);
   } else {
     check(
       labels != null && typeof (labels as ArrayLike<number>).length === 'number',
@@ -120,7 +83,6 @@ export function toClassIndices(labels: Labels, options: ToClassIndicesOptions = 
     );
     indices = checkNumeric(labels as ArrayLike<number>, given?.length, what);
   }
-
   if (options.expectedLength !== undefined) {
     check(
       indices.length === options.expectedLength,
@@ -128,6 +90,60 @@ export function toClassIndices(labels: Labels, options: ToClassIndicesOptions = 
     );
   }
   return { indices, classes };
+}
+
+/** Class indices of a 1-D index tensor or a 2-D one-hot tensor (each row must sum to 1). */
+function tensorIndices(labels: tf.Tensor, given: string[] | undefined, what: string): Int32Array {
+  check(labels.dtype !== 'string', `${what}: a string tensor is not supported; pass a string[] of class names instead.`);
+  if (labels.rank !== 2) {
+    check(
+      labels.rank === 1,
+      `${what}: expected a 1-D tensor of class indices or a 2-D one-hot tensor, got shape [${labels.shape.join(', ')}].`,
+    );
+    return checkNumeric(labels.dataSync(), given?.length, what);
+  }
+  const [n, k] = labels.shape as [number, number];
+  if (given) {
+    check(
+      k === given.length,
+      `${what}: one-hot labels have ${k} columns but there are ${given.length} classes (${given.join(', ')}); ` +
+        `give one column per class.`,
+    );
+  }
+  const values = labels.dataSync();
+  const indices = new Int32Array(n);
+  for (let i = 0; i < n; i++) {
+    let best = 0;
+    let sum = 0;
+    for (let j = 0; j < k; j++) {
+      const v = values[i * k + j] as number;
+      sum += v;
+      if (v > (values[i * k + best] as number)) best = j;
+    }
+    check(Math.abs(sum - 1) < 1e-3, `${what}: row ${i} of the one-hot labels sums to ${sum}, not 1; pass one-hot rows or class indices.`);
+    indices[i] = best;
+  }
+  if (!given) checkNumeric(indices, k, what);
+  return indices;
+}
+
+/** Class indices of class names; a name not in `classes` is an error. */
+function nameIndices(labels: readonly string[], classes: readonly string[], what: string): Int32Array {
+  const lookup = new Map(classes.map((name, i) => [name, i] as const));
+  const indices = new Int32Array(labels.length);
+  for (let i = 0; i < labels.length; i++) {
+    const name = labels[i] as string;
+    const index = lookup.get(name);
+    if (index === undefined) {
+      throw new TransferError(
+        'CLASS_MISMATCH',
+        `${what}[${i}] is "${name}", which is not one of the classes (${classes.join(', ')}); ` +
+          `fix the label or add "${name}" to \`classes\`.`,
+      );
+    }
+    indices[i] = index;
+  }
+  return indices;
 }
 
 function isStringArray(x: unknown): x is readonly string[] {

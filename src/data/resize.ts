@@ -14,12 +14,19 @@ import type { ImageSize } from '../types';
  *   `crop_to_aspect_ratio=True`).
  * - `'pad'`: scale so the whole image fits, then pad the rest equally on both sides with black (Keras
  *   `pad_to_aspect_ratio=True`).
+ * @category Step 2: Pipeline
  */
 export type ResizeFit = 'squash' | 'centerCrop' | 'pad';
 
-/** Options for {@link resizeImages}. */
-export interface ResizeOptions {
-  /** How to handle a different aspect ratio. Default `'squash'`. */
+/**
+ * Options for {@link resizeImages}.
+ * @category Step 2: Pipeline
+ */
+export interface ResizeArgs {
+  /**
+   * How to handle a different aspect ratio.
+   * @defaultValue `'squash'`
+   */
   fit?: ResizeFit;
   /**
    * Antialias when shrinking by more than 2x: a box (average) pre-shrink by the integer part of the factor, then
@@ -44,8 +51,9 @@ export const RESIZE_FITS: readonly ResizeFit[] = ['squash', 'centerCrop', 'pad']
  * const photo = tf.browser.fromPixels(img);               // [480, 640, 3]
  * const x = resizeImages(photo, [224, 224], { fit: 'centerCrop' }); // [224, 224, 3]
  * ```
+ * @category Step 2: Pipeline
  */
-export function resizeImages<T extends tf.Tensor3D | tf.Tensor4D>(images: T, size: ImageSize, options: ResizeOptions = {}): T {
+export function resizeImages<T extends tf.Tensor3D | tf.Tensor4D>(images: T, size: ImageSize, options: ResizeArgs = {}): T {
   const fit = options.fit ?? 'squash';
   check(
     RESIZE_FITS.includes(fit),

@@ -6,11 +6,20 @@ import { check } from '../errors';
 import { Random } from '../util/random';
 import type { Dataset } from './dataset';
 
-/** Options for {@link splitDataset}. */
-export interface SplitOptions {
-  /** Fraction of the images (of each class, when stratified) that go to validation, in (0, 1). Default `0.2`. */
+/**
+ * Options for {@link splitDataset}.
+ * @category Step 2: Pipeline
+ */
+export interface SplitArgs {
+  /**
+   * Fraction of the images (of each class, when stratified) that go to validation, in (0, 1).
+   * @defaultValue `0.2`
+   */
   validationSplit?: number;
-  /** Seed of the random choice; the same seed gives the same split. Default `0`. */
+  /**
+   * Seed of the random choice; the same seed gives the same split.
+   * @defaultValue `0`
+   */
   seed?: number;
   /**
    * Split every class separately so both parts keep the class proportions (each class with at least 2 images
@@ -19,7 +28,10 @@ export interface SplitOptions {
   stratify?: boolean;
 }
 
-/** The two parts of a {@link splitDataset}. */
+/**
+ * The two parts of a {@link splitDataset}.
+ * @category Step 2: Pipeline
+ */
 export interface DatasetSplit {
   /** The images kept for training. */
   train: Dataset;
@@ -65,8 +77,9 @@ export function splitIndices(labels: ArrayLike<number>, fraction: number, random
  * ```ts
  * const { train, validation } = splitDataset(all, { validationSplit: 0.2, seed: 1 });
  * ```
+ * @category Step 2: Pipeline
  */
-export function splitDataset(dataset: Dataset, options: SplitOptions = {}): DatasetSplit {
+export function splitDataset(dataset: Dataset, options: SplitArgs = {}): DatasetSplit {
   const fraction = options.validationSplit ?? 0.2;
   check(
     typeof fraction === 'number' && fraction > 0 && fraction < 1,

@@ -5,36 +5,63 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { Dataset, SkippedImage } from '../data/dataset';
 import { toClassIndices } from '../data/labels';
-import { log } from '../env';
+import { env } from '../env';
 import { check } from '../errors';
 import type { ImageDataset, TensorData } from '../types';
 
-/** Something `examine` accepts as one split. */
+/**
+ * Something `examine` accepts as one split.
+ * @category Step 1: Examine
+ */
 export type ExaminableSplit = Dataset | ImageDataset | TensorData;
 
-/** Data with separate splits, e.g. what `imageFolder` returns. */
+/**
+ * Data with separate splits, e.g. what `imageFolder` returns.
+ * @category Step 1: Examine
+ */
 export interface ExaminableSplits {
   /** The training images. */
   train: ExaminableSplit;
   /** The validation images, if any. */
   validation?: ExaminableSplit;
-  /** Files left out while loading (as `imageFolder` returns them). Default: the datasets' own `skipped`. */
+  /**
+   * Files left out while loading (as `imageFolder` returns them).
+   * @defaultValue the datasets' own `skipped`
+   */
   skipped?: readonly SkippedImage[];
-  /** Notices from loading (as `imageFolder` returns them). Default: none. */
+  /**
+   * Notices from loading (as `imageFolder` returns them).
+   * @defaultValue none
+   */
   warnings?: readonly string[];
 }
 
-/** Options for {@link examine}. */
-export interface ExamineOptions {
-  /** Warn when the largest class has more than this many times the images of the smallest. Default `1.5`. */
+/**
+ * Options of {@link examine}.
+ * @category Step 1: Examine
+ */
+export interface ExamineArgs {
+  /**
+   * Warn when the largest class has more than this many times the images of the smallest.
+   * @defaultValue `1.5` ({@link EXAMINE_DEFAULTS})
+   */
   imbalanceThreshold?: number;
-  /** Print the report (through `env.logger`, when `env.verbose`). Default `true`. */
-  print?: boolean;
-  /** How many duplicates and skipped files the printed report lists before "... and N more". Default `10`. */
+  /**
+   * Print the report through `env.logger`.
+   * @defaultValue `env.verbose`
+   */
+  verbose?: boolean;
+  /**
+   * How many duplicates and skipped files the printed report lists before "... and N more".
+   * @defaultValue `10` ({@link EXAMINE_DEFAULTS})
+   */
   maxListed?: number;
 }
 
-/** Per-split facts in an {@link ExamineReport}. */
+/**
+ * Per-split facts in an {@link ExamineReport}.
+ * @category Step 1: Examine
+ */
 export interface SplitReport {
   /** `'train'`, `'validation'`, or the dataset's name. */
   name: string;
@@ -46,7 +73,10 @@ export interface SplitReport {
   imbalanceRatio: number;
 }
 
-/** Minimum, median and maximum of a quantity. */
+/**
+ * Minimum, median and maximum of a quantity.
+ * @category Step 1: Examine
+ */
 export interface Stats {
   /** The smallest value. */
   min: number;
@@ -56,7 +86,10 @@ export interface Stats {
   max: number;
 }
 
-/** A pair of identical images (same content hash) found in both training and validation. */
+/**
+ * A pair of identical images (same content hash) found in both training and validation.
+ * @category Step 1: Examine
+ */
 export interface DuplicatePair {
   /** The shared content key. */
   key: string;
@@ -66,7 +99,10 @@ export interface DuplicatePair {
   validation: string;
 }
 
-/** What {@link examine} found. */
+/**
+ * What {@link examine} found.
+ * @category Step 1: Examine
+ */
 export interface ExamineReport {
   /** Class names. */
   classes: string[];
@@ -116,11 +152,118 @@ function stats(values: number[]): Stats {
 }
 
 /**
+ * The defaults of {@link examine}'s options.
+ * @category Step 1: Examine
+ */
+export const EXAMINE_DEFAULTS = Object.freeze({ imbalanceThreshold: 1.5, maxListed: 10 });
+
+/** What the per-split pass collects over all splits. */
+interface Tally {
+  classes: string[] | undefined;
+  splits: SplitReport[];
+  widths: number[];
+  heights: number[];
+  formats: Record<string, number>;
+  sizeKnown: boolean;
+  warnings: string[];
+  skipped: Set<SkippedImage>;
+}
+
+function namedSplits(data: ExaminableSplits | ExaminableSplit): { name: string; data: ExaminableSplit }[] {
+  if (isSplits(data)) {
+    return [{ name: 'train', data: data.train }, ...(data.validation ? [{ name: 'validation', data: data.validation }] : [])];
+  }
+  return [{ name: asDataset(data)?.name ?? 'data', data }];
+}
+
+/** Labels and class names of tensor data; records its sizes and format. */
+function tallyTensors(t: Tally, name: string, split: TensorData): { labels: ArrayLike<number>; classes: string[] } {
+  const r = toClassIndices(split.ys, { classes: t.classes, expectedLength: split.xs.shape[0], what: `examine: ${name} ys` });
+  const width = split.ys instanceof tf.Tensor && split.ys.rank === 2 ? (split.ys.shape[1] as number) : Math.max(-1, ...r.indices) + 1;
+  const classes = r.classes ?? t.classes ?? Array.from({ length: width }, (_, i) => String(i));
+  const [n, h, w] = split.xs.shape;
+  for (let i = 0; i < n; i++) {
+    t.widths.push(w);
+    t.heights.push(h);
+  }
+  t.formats.tensor = (t.formats.tensor ?? 0) + n;
+  return { labels: r.indices, classes };
+}
+
+/** Labels and class names of a dataset; records its sizes, formats and skipped files. */
+function tallyDataset(t: Tally, split: Dataset | ImageDataset): { labels: ArrayLike<number>; classes: string[] } {
+  const ds = asDataset(split);
+  for (const s of ds?.skipped ?? []) t.skipped.add(s);
+  if (ds?.info) {
+    for (const item of ds.info) {
+      if (item?.width && item.height) {
+        t.widths.push(item.width);
+        t.heights.push(item.height);
+      } else t.sizeKnown = false;
+      if (item?.format) t.formats[item.format] = (t.formats[item.format] ?? 0) + 1;
+    }
+  } else if (ds?.imageSize) {
+    for (let i = 0; i < split.size; i++) {
+      t.widths.push(ds.imageSize[1]);
+      t.heights.push(ds.imageSize[0]);
+    }
+  } else t.sizeKnown = false;
+  return { labels: split.labels, classes: [...split.classes] };
+}
+
+/** Counts one split's classes and warns about missing classes and imbalance. */
+function tallySplit(t: Tally, name: string, split: ExaminableSplit, threshold: number): void {
+  const { labels, classes: splitClasses } = isTensorData(split) ? tallyTensors(t, name, split) : tallyDataset(t, split);
+  if (!t.classes) t.classes = splitClasses;
+  else if (splitClasses.join('\u0000') !== t.classes.join('\u0000')) {
+    t.warnings.push(`${name} has different classes (${splitClasses.join(', ')}) from train (${t.classes.join(', ')})`);
+  }
+  const classes = t.classes;
+  const counts = new Array<number>(classes.length).fill(0);
+  for (let i = 0; i < labels.length; i++) {
+    const l = labels[i] as number;
+    if (l < counts.length) counts[l] = (counts[l] as number) + 1;
+  }
+  const max = Math.max(...counts);
+  const min = Math.min(...counts);
+  const ratio = counts.length === 0 ? 1 : min === 0 ? (max === 0 ? 1 : Infinity) : max / min;
+  t.splits.push({ name, total: labels.length, counts, imbalanceRatio: ratio });
+  counts.forEach((c, i) => {
+    if (c === 0) t.warnings.push(`class "${classes[i]}" has no images in ${name}`);
+  });
+  if (ratio > threshold && Number.isFinite(ratio)) {
+    t.warnings.push(
+      `${name} is imbalanced: "${classes[counts.indexOf(max)]}" has ${max} images, "${classes[counts.indexOf(min)]}" ${min} ` +
+        `(ratio ${ratio.toFixed(1)} > ${threshold}); consider class weights, more data, or resampling`,
+    );
+  }
+}
+
+/** Validation images whose content key is also in training; `undefined` without content keys. */
+function findDuplicates(train: Dataset | undefined, validation: Dataset | undefined): DuplicatePair[] | undefined {
+  if (!train?.keys || !validation?.keys) return undefined;
+  const trainByKey = new Map<string, string>();
+  train.keys.forEach((k, i) => trainByKey.set(k, train.sources[i] as string));
+  const duplicates: DuplicatePair[] = [];
+  validation.keys.forEach((k, i) => {
+    const t = trainByKey.get(k);
+    if (t !== undefined) duplicates.push({ key: k, train: t, validation: validation.sources[i] as string });
+  });
+  return duplicates;
+}
+
+/** Whether {@link examine} prints: `verbose` when given, else `env.verbose`. */
+function shouldPrint(args: ExamineArgs): boolean {
+  return args.verbose ?? env.verbose;
+}
+
+/**
  * Looks at labelled images the way a careful practitioner does before training: classes and counts per split,
  * class imbalance, image sizes, formats, duplicates between training and validation (by content hash), and the
  * files that could not be read with the reason for each. Reads only labels and headers: nothing is decoded.
- * Prints the report unless `print: false`.
+ * Prints the report (through `env.logger`) when `verbose`, which defaults to `env.verbose`.
  *
+ * @category Step 1: Examine
  * @param data A dataset, tensors, or `{ train, validation }` (e.g. what `imageFolder` returns).
  * @example
  * ```ts
@@ -129,131 +272,46 @@ function stats(values: number[]): Stats {
  * if (report.duplicates?.length) console.warn('validation overlaps training');
  * ```
  */
-export function examine(data: ExaminableSplits | ExaminableSplit, options: ExamineOptions = {}): ExamineReport {
+export function examine(data: ExaminableSplits | ExaminableSplit, options: ExamineArgs = {}): ExamineReport {
   check(data != null && typeof data === 'object', 'examine: pass a dataset, { xs, ys } tensors, or { train, validation }.');
-  const threshold = options.imbalanceThreshold ?? 1.5;
+  check(options.verbose == null || typeof options.verbose === 'boolean', `examine: verbose must be true or false, got ${JSON.stringify(options.verbose)}.`);
+  const threshold = options.imbalanceThreshold ?? EXAMINE_DEFAULTS.imbalanceThreshold;
   check(threshold >= 1, `examine: imbalanceThreshold must be at least 1, got ${threshold}.`);
-  const splits: { name: string; data: ExaminableSplit }[] = isSplits(data)
-    ? [
-        { name: 'train', data: data.train },
-        ...(data.validation ? [{ name: 'validation', data: data.validation }] : []),
-      ]
-    : [{ name: asDataset(data as ExaminableSplit)?.name ?? 'data', data: data as ExaminableSplit }];
-
-  let classes: string[] | undefined;
-  const splitReports: SplitReport[] = [];
-  const widths: number[] = [];
-  const heights: number[] = [];
-  const formats: Record<string, number> = {};
-  let sizeKnown = true;
-  const warnings: string[] = [...(isSplits(data) ? (data.warnings ?? []) : [])];
-  const skippedSet = new Set<SkippedImage>(isSplits(data) ? (data.skipped ?? []) : []);
-
-  for (const { name, data: split } of splits) {
-    let labels: ArrayLike<number>;
-    let splitClasses: string[];
-    if (isTensorData(split)) {
-      const r = toClassIndices(split.ys, { classes, expectedLength: split.xs.shape[0], what: `examine: ${name} ys` });
-      labels = r.indices;
-      splitClasses =
-        r.classes ??
-        classes ??
-        Array.from({ length: split.ys instanceof tf.Tensor && split.ys.rank === 2 ? (split.ys.shape[1] as number) : Math.max(-1, ...r.indices) + 1 }, (_, i) => String(i));
-      const [n, h, w] = split.xs.shape;
-      for (let i = 0; i < n; i++) {
-        widths.push(w);
-        heights.push(h);
-      }
-      formats.tensor = (formats.tensor ?? 0) + n;
-    } else {
-      labels = split.labels;
-      splitClasses = [...split.classes];
-      const ds = asDataset(split);
-      for (const s of ds?.skipped ?? []) skippedSet.add(s);
-      const info = ds?.info;
-      if (info) {
-        for (const item of info) {
-          if (item?.width && item.height) {
-            widths.push(item.width);
-            heights.push(item.height);
-          } else sizeKnown = false;
-          if (item?.format) formats[item.format] = (formats[item.format] ?? 0) + 1;
-        }
-      } else if (ds?.imageSize) {
-        for (let i = 0; i < split.size; i++) {
-          widths.push(ds.imageSize[1]);
-          heights.push(ds.imageSize[0]);
-        }
-      } else sizeKnown = false;
-    }
-    if (!classes) classes = splitClasses;
-    else if (splitClasses.join('\u0000') !== classes.join('\u0000')) {
-      warnings.push(`${name} has different classes (${splitClasses.join(', ')}) from train (${classes.join(', ')})`);
-    }
-    const counts = new Array<number>(classes.length).fill(0);
-    for (let i = 0; i < labels.length; i++) {
-      const l = labels[i] as number;
-      if (l < counts.length) counts[l] = (counts[l] as number) + 1;
-    }
-    const max = Math.max(...counts);
-    const min = Math.min(...counts);
-    const ratio = counts.length === 0 ? 1 : min === 0 ? (max === 0 ? 1 : Infinity) : max / min;
-    splitReports.push({ name, total: labels.length, counts, imbalanceRatio: ratio });
-    counts.forEach((c, i) => {
-      if (c === 0) warnings.push(`class "${classes?.[i]}" has no images in ${name}`);
-    });
-    if (ratio > threshold && Number.isFinite(ratio)) {
-      const big = counts.indexOf(max);
-      const small = counts.indexOf(min);
-      warnings.push(
-        `${name} is imbalanced: "${classes[big]}" has ${max} images, "${classes[small]}" ${min} ` +
-          `(ratio ${ratio.toFixed(1)} > ${threshold}); consider class weights, more data, or resampling`,
-      );
-    }
-  }
+  const splits = namedSplits(data);
+  const t: Tally = {
+    classes: undefined,
+    splits: [],
+    widths: [],
+    heights: [],
+    formats: {},
+    sizeKnown: true,
+    warnings: [...(isSplits(data) ? (data.warnings ?? []) : [])],
+    skipped: new Set<SkippedImage>(isSplits(data) ? (data.skipped ?? []) : []),
+  };
+  for (const { name, data: split } of splits) tallySplit(t, name, split, threshold);
+  const { classes, warnings } = t;
   if (classes && classes.length === 1) warnings.push(`only one class ("${classes[0]}"): a classifier needs two or more`);
 
-  // Duplicates across train and validation, by content key.
-  let duplicates: DuplicatePair[] | undefined;
-  const train = asDataset(splits[0]?.data as ExaminableSplit);
-  const validation = splits[1] ? asDataset(splits[1].data) : undefined;
-  if (train?.keys && validation?.keys) {
-    const trainByKey = new Map<string, string>();
-    train.keys.forEach((k, i) => trainByKey.set(k, train.sources[i] as string));
-    duplicates = [];
-    validation.keys.forEach((k, i) => {
-      const t = trainByKey.get(k);
-      if (t !== undefined) duplicates?.push({ key: k, train: t, validation: validation.sources[i] as string });
-    });
-    if (duplicates.length > 0) {
-      warnings.push(
-        `${duplicates.length} validation image(s) also appear in train (same content); they make validation ` +
-          `scores look better than they are: remove them from one side`,
-      );
-    }
+  const duplicates = findDuplicates(asDataset(splits[0]!.data), splits[1] ? asDataset(splits[1].data) : undefined);
+  if (duplicates && duplicates.length > 0) {
+    warnings.push(
+      `${duplicates.length} validation image(s) also appear in train (same content); they make validation ` +
+        `scores look better than they are: remove them from one side`,
+    );
   }
-
-  const allSkipped = [...skippedSet];
+  const allSkipped = [...t.skipped];
   const skipped = allSkipped.filter((s) => !s.ignored);
   if (skipped.length > 0) warnings.push(`${skipped.length} file(s) could not be used; see the list of skipped files`);
 
-  let sizes: ExamineReport['sizes'];
-  if (sizeKnown && widths.length > 0) {
-    sizes = { count: widths.length, width: stats(widths), height: stats(heights) };
-    const small = widths.filter((w, i) => Math.min(w, heights[i] as number) < 32).length;
+  const report: ExamineReport = { classes: classes ?? [], splits: t.splits, skipped, ignored: allSkipped.length - skipped.length, warnings };
+  if (t.sizeKnown && t.widths.length > 0) {
+    report.sizes = { count: t.widths.length, width: stats(t.widths), height: stats(t.heights) };
+    const small = t.widths.filter((w, i) => Math.min(w, t.heights[i] as number) < 32).length;
     if (small > 0) warnings.push(`${small} image(s) are smaller than 32 pixels on a side`);
   }
-  const report: ExamineReport = {
-    classes: classes ?? [],
-    splits: splitReports,
-    skipped,
-    ignored: allSkipped.length - skipped.length,
-    warnings,
-  };
-  if (sizes) report.sizes = sizes;
-  if (Object.keys(formats).length > 0) report.formats = formats;
+  if (Object.keys(t.formats).length > 0) report.formats = t.formats;
   if (duplicates) report.duplicates = duplicates;
-  if (options.print ?? true) log(formatReport(report, { maxListed: options.maxListed }));
+  if (shouldPrint(options)) env.logger(formatReport(report, { maxListed: options.maxListed }));
   return report;
 }
 
@@ -262,11 +320,12 @@ export function examine(data: ExaminableSplits | ExaminableSplit, options: Exami
  *
  * @example
  * ```ts
- * const text = formatReport(examine(data, { print: false }));
+ * const text = formatReport(examine(data, { verbose: false }));
  * ```
+ * @category Step 1: Examine
  */
 export function formatReport(report: ExamineReport, options: { maxListed?: number } = {}): string {
-  const maxListed = options.maxListed ?? 10;
+  const maxListed = options.maxListed ?? EXAMINE_DEFAULTS.maxListed;
   const lines: string[] = [];
   const classes = report.classes;
   lines.push(`Classes (${classes.length}): ${classes.join(', ')}`);

@@ -8,7 +8,7 @@ export {
   type DuplicatePair,
   type ExaminableSplit,
   type ExaminableSplits,
-  type ExamineOptions,
+  type ExamineArgs,
   type ExamineReport,
   type SplitReport,
   type Stats,

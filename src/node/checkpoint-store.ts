@@ -12,9 +12,15 @@ import type { CheckpointStore } from '../services';
 import { CHECKPOINT_FILE_NAME } from '../train/checkpoint.js';
 import { atomicWriteFile, type FaultPlan } from './file-io.js';
 
-/** Options of {@link fileCheckpointStore}. */
-export interface FileCheckpointStoreOptions {
-  /** File name inside the folder. Default `checkpoint.tfjst`. */
+/**
+ * Options of {@link fileCheckpointStore}.
+ * @category Node
+ */
+export interface FileCheckpointStoreArgs {
+  /**
+   * File name inside the folder.
+   * @defaultValue `checkpoint.tfjst`
+   */
   fileName?: string;
   /** Fault injection for tests (see `atomicWriteFile`). @internal */
   __faults?: FaultPlan;
@@ -34,8 +40,9 @@ export interface FileCheckpointStoreOptions {
  * await fit(model, data, { epochs: 50, seed: 1, checkpoint: { directory: fileCheckpointStore('runs/cats') } });
  * // same as: checkpoint: { directory: 'runs/cats' }
  * ```
+ * @category Node
  */
-export function fileCheckpointStore(directory: string, options: FileCheckpointStoreOptions = {}): CheckpointStore {
+export function fileCheckpointStore(directory: string, options: FileCheckpointStoreArgs = {}): CheckpointStore {
   if (typeof directory !== 'string' || directory.length === 0) {
     throw new TransferError('INVALID_ARGUMENT', `fileCheckpointStore: directory must be a folder path, got ${JSON.stringify(directory)}.`);
   }
@@ -95,4 +102,3 @@ function isAlive(pid: number): boolean {
     return (error as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
-

@@ -11,19 +11,29 @@ import type { ResizeFit } from '../data/resize';
 import { TransferError } from '../errors';
 import type { ImageSize } from '../types';
 
-/** Formats the pipeline decodes. */
+/**
+ * Formats the pipeline decodes.
+ * @category Node
+ */
 export type ImageFormat = 'jpeg' | 'png' | 'webp' | 'gif' | 'bmp';
 
-/** Every format the pipeline decodes (GIF: the first frame). */
+/**
+ * Every format the pipeline decodes (GIF: the first frame).
+ * @category Node
+ */
 export const SUPPORTED_FORMATS: readonly ImageFormat[] = ['jpeg', 'png', 'webp', 'gif', 'bmp'];
 
 /**
  * Largest image decoded by default, in pixels (50 megapixels: a 8660x5773 photo, 150 MB of RGB). Bigger images
  * are refused from their header, before any pixel is decoded, so a huge file cannot exhaust memory.
+ * @category Node
  */
 export const DEFAULT_MAX_PIXELS = 50_000_000;
 
-/** Facts read from an image's header, without decoding its pixels. */
+/**
+ * Facts read from an image's header, without decoding its pixels.
+ * @category Node
+ */
 export interface ImageHeader {
   /** The container format found by content sniffing (not the file extension). */
   format: ImageFormat;
@@ -33,17 +43,29 @@ export interface ImageHeader {
   height: number;
 }
 
-/** Options for {@link decodeImage}. */
-export interface DecodeOptions {
-  /** Resize to `[height, width]` (bilinear, antialiased when shrinking). Default: keep the image's own size. */
+/**
+ * Options for {@link decodeImage}.
+ * @category Node
+ */
+export interface DecodeArgs {
+  /**
+   * Resize to `[height, width]` (bilinear, antialiased when shrinking).
+   * @defaultValue keep the image's own size
+   */
   size?: ImageSize;
   /** How a different aspect ratio is fitted into `size`; see {@link ResizeFit}. Default `'squash'`. */
   fit?: ResizeFit;
-  /** Refuse images with more pixels than this (checked from the header). Default 50,000,000. */
+  /**
+   * Refuse images with more pixels than this (checked from the header).
+   * @defaultValue 50,000,000 (`DEFAULT_MAX_PIXELS`)
+   */
   maxPixels?: number;
 }
 
-/** A decoded image: 8-bit RGB pixels, `[height, width, 3]`, plus what was learned on the way. */
+/**
+ * A decoded image: 8-bit RGB pixels, `[height, width, 3]`, plus what was learned on the way.
+ * @category Node
+ */
 export interface DecodedImage extends DecodedPixels {
   data: Uint8Array;
   channels: 3;
@@ -71,7 +93,10 @@ export function loadSharp(): Promise<SharpFactory> {
   return sharpPromise;
 }
 
-/** Default number of images decoded at once: two per core, capped by libuv's thread pool (UV_THREADPOOL_SIZE, 4). */
+/**
+ * Default number of images decoded at once: two per core, capped by libuv's thread pool (UV_THREADPOOL_SIZE, 4).
+ * @category Node
+ */
 export function defaultConcurrency(): number {
   const cores = typeof availableParallelism === 'function' ? availableParallelism() : cpus().length;
   const pool = Number(process.env.UV_THREADPOOL_SIZE) || 4;
@@ -90,6 +115,7 @@ function fail(reason: string, cause?: unknown): never {
  * ```ts
  * sniffFormat(await readFile('photo.jpg')); // 'jpeg'
  * ```
+ * @category Node
  */
 export function sniffFormat(bytes: Uint8Array): string | undefined {
   const b = bytes;
@@ -139,6 +165,7 @@ function checkPixels(width: number, height: number, maxPixels: number): void {
  * ```ts
  * const { format, width, height } = await readImageHeader(await fs.readFile('photo.jpg'));
  * ```
+ * @category Node
  */
 export async function readImageHeader(bytes: Uint8Array, options: { maxPixels?: number } = {}): Promise<ImageHeader> {
   const maxPixels = options.maxPixels ?? DEFAULT_MAX_PIXELS;
@@ -194,8 +221,9 @@ export function mayBeTruncated(bytes: Uint8Array, format: string): boolean {
  * ```ts
  * const { data, height, width } = await decodeImage(await readFile('cat.jpg'), { size: [224, 224], fit: 'centerCrop' });
  * ```
+ * @category Node
  */
-export async function decodeImage(bytes: Uint8Array, options: DecodeOptions = {}): Promise<DecodedImage> {
+export async function decodeImage(bytes: Uint8Array, options: DecodeArgs = {}): Promise<DecodedImage> {
   const maxPixels = options.maxPixels ?? DEFAULT_MAX_PIXELS;
   const header = await readImageHeader(bytes, { maxPixels });
   const sharp = await loadSharp();
@@ -274,6 +302,7 @@ function parseBmpHeader(bytes: Uint8Array): BmpHeader {
  * ```ts
  * const { data, width, height } = decodeBmp(await readFile('scan.bmp'));
  * ```
+ * @category Node
  */
 export function decodeBmp(
   bytes: Uint8Array,

@@ -17,9 +17,15 @@ import { TransferError } from '../errors';
 import type { ParallelExtractor, ParallelRun, PortableProgram } from '../services';
 import type { WorkerRequest, WorkerResponse } from './extract-worker';
 
-/** Options of {@link createExtractPool}. */
-export interface ExtractPoolOptions {
-  /** Worker threads. Default: the number of cores (`os.availableParallelism()`), at least 1. */
+/**
+ * Options of {@link createExtractPool}.
+ * @category Node
+ */
+export interface ExtractPoolArgs {
+  /**
+   * Worker threads.
+   * @defaultValue the number of cores (`os.availableParallelism()`), at least 1
+   */
   workers?: number;
   /**
    * Backends for which the pool takes jobs (the workers run the caller's backend). Default `['wasm']`: in Node,
@@ -27,7 +33,10 @@ export interface ExtractPoolOptions {
    * anyway; `tensorflow` (tfjs-node) already uses every core and is never handed to workers.
    */
   backends?: readonly string[];
-  /** Smallest job (images x views) worth starting workers for; smaller jobs run in the calling thread. Default 64. */
+  /**
+   * Smallest job (images x views) worth starting workers for; smaller jobs run in the calling thread.
+   * @defaultValue 64
+   */
   minImages?: number;
   /**
    * Largest piece of a batch a worker runs at once. Batches are cut into pieces of at most this many images and
@@ -37,14 +46,17 @@ export interface ExtractPoolOptions {
   chunkImages?: number;
 }
 
-/** A pool of extraction workers; see {@link createExtractPool}. */
+/**
+ * A pool of extraction workers; see {@link createExtractPool}.
+ * @category Node
+ */
 export interface ExtractPool extends ParallelExtractor {
   /** Number of worker threads. */
   readonly size: number;
   /** Whether the workers are up (they start on the first job). */
   readonly started: boolean;
-  /** Terminates the workers; a later job starts new ones. */
-  close(): Promise<void>;
+  /** Terminates the workers (resolves once they are gone); a later job starts new ones. Safe to call twice. */
+  dispose(): Promise<void>;
 }
 
 interface Pending {
@@ -110,8 +122,8 @@ function coreCount(): number {
  * piece, so the pool runs as fast as its workers together even when one of them is slowed down.
  *
  * Falls back (the job runs in the calling thread) when the backend is not in `backends`, the job is smaller than
- * `minImages`, or the workers cannot start, e.g. `@tensorflow/tfjs-backend-wasm` (an optional peer dependency the
- * workers import) is missing: a notice is logged once through `env.logger`.
+ * `minImages`, or the workers cannot start, e.g. `@tensorflow/tfjs-backend-wasm` (which the workers import; the
+ * application installs it) is missing: a notice is logged once through `env.logger`.
  *
  * @example
  * ```ts
@@ -119,50 +131,104 @@ function coreCount(): number {
  * env.parallelExtractor = createExtractPool({ workers: 4 });   // default: one per core
  * env.parallelExtractor = undefined;                           // always extract in this thread
  * ```
+ * @category Node
  */
-export function createExtractPool(options: ExtractPoolOptions = {}): ExtractPool {
-  const size = Math.max(1, Math.floor(options.workers ?? coreCount()));
-  const backends = new Set(options.backends ?? ['wasm']);
-  const minImages = options.minImages ?? 64;
-  const chunkImages = Math.max(1, Math.floor(options.chunkImages ?? 8));
-  let slots: Slot[] | undefined;
-  let starting: Promise<Slot[] | undefined> | undefined;
-  let startedBackend: string | undefined;
-  let failed: string | undefined;
-  let nextId = 1;
-  let nextJob = 1;
-  let active = 0;
-  const pending = new Map<number, Pending>();
+export function createExtractPool(options: ExtractPoolArgs = {}): ExtractPool {
+  return new WorkerPool({
+    size: Math.max(1, Math.floor(options.workers ?? coreCount())),
+    backends: new Set(options.backends ?? ['wasm']),
+    minImages: options.minImages ?? 64,
+    chunkImages: Math.max(1, Math.floor(options.chunkImages ?? 8)),
+  });
+}
+
+/** {@link ExtractPoolArgs}, resolved. */
+interface PoolSettings {
+  size: number;
+  backends: Set<string>;
+  minImages: number;
+  chunkImages: number;
+}
+
+function stopped(reason: string): TransferError {
+  return new TransferError('NOT_SUPPORTED', `Feature extraction on worker threads stopped: ${reason}.`);
+}
+
+/** Concatenates each output's pieces, in order. */
+function joinPieces(results: Float32Array[][]): Float32Array[] {
+  if (results.length === 1) return results[0]!;
+  return results[0]!.map((_, j) => {
+    const out = new Float32Array(results.reduce((a, r) => a + r[j]!.length, 0));
+    let offset = 0;
+    for (const r of results) {
+      out.set(r[j]!, offset);
+      offset += r[j]!.length;
+    }
+    return out;
+  });
+}
+
+/** The pool behind {@link createExtractPool}: worker slots, a queue of pieces, and the replies they wait for. */
+class WorkerPool implements ExtractPool {
+  private slots: Slot[] | undefined;
+  private starting: Promise<Slot[] | undefined> | undefined;
+  private startedBackend: string | undefined;
+  private failed: string | undefined;
+  private nextId = 1;
+  private nextJob = 1;
+  private active = 0;
+  private readonly pending = new Map<number, Pending>();
   /** Pieces of batches not yet handed to a worker, oldest first. */
-  const queue: Piece[] = [];
+  private readonly queue: Piece[] = [];
+
+  constructor(private readonly settings: PoolSettings) {}
+
+  get size(): number {
+    return this.settings.size;
+  }
+
+  get started(): boolean {
+    return this.slots !== undefined;
+  }
 
   /** Hands queued pieces to idle workers. */
-  const dispatch = (): void => {
-    const live = slots;
+  private dispatch(): void {
+    const live = this.slots;
     if (!live) return;
     for (const slot of live) {
       if (slot.running) continue;
-      const piece = queue.shift();
+      const piece = this.queue.shift();
       if (!piece) return;
       slot.running = true;
       slot.worker.postMessage(piece, [piece.pixels.buffer as ArrayBuffer]);
     }
-  };
+  }
 
-  const setRef = (on: boolean): void => slots?.forEach((s) => (on ? s.worker.ref() : s.worker.unref()));
+  private setRef(on: boolean): void {
+    this.slots?.forEach((s) => (on ? s.worker.ref() : s.worker.unref()));
+  }
 
-  const fail = (message: string): void => {
-    for (const p of pending.values()) p.reject(new TransferError('NOT_SUPPORTED', `Feature extraction on a worker thread failed: ${message}`));
-    pending.clear();
-    queue.length = 0;
-    const dead = slots;
-    slots = undefined;
-    starting = undefined;
-    failed = message;
+  private fail(message: string): void {
+    for (const p of this.pending.values()) p.reject(new TransferError('NOT_SUPPORTED', `Feature extraction on a worker thread failed: ${message}`));
+    this.pending.clear();
+    this.queue.length = 0;
+    const dead = this.slots;
+    this.slots = undefined;
+    this.starting = undefined;
+    this.failed = message;
     dead?.forEach((s) => void s.worker.terminate());
-  };
+  }
 
-  const spawn = (backend: string): Slot => {
+  /** A piece finished (or failed) on `slot`: free the slot, start the next piece, settle the piece's promise. */
+  private settle(slot: Slot, job: number, settle: (p: Pending | undefined) => void): void {
+    const p = this.pending.get(job);
+    this.pending.delete(job);
+    slot.running = false;
+    this.dispatch();
+    settle(p);
+  }
+
+  private spawn(backend: string): Slot {
     const script = workerScript();
     // The worker's stdout is shared with the process, not piped: a piped stdout keeps the event loop alive even
     // when the worker is unref'd (measured: the process hung after fit). The worker itself sends console output
@@ -170,161 +236,138 @@ export function createExtractPool(options: ExtractPoolOptions = {}): ExtractPool
     const worker = new Worker(script.typescript ? typescriptBootstrap(script.url) : script.url, { stdout: false, stderr: false });
     const slot: Slot = { worker, waiters: [], running: false };
     worker.on('message', (msg: WorkerResponse) => {
-      if (msg.type === 'result') {
-        const p = pending.get(msg.job);
-        pending.delete(msg.job);
-        slot.running = false;
-        dispatch();
-        p?.resolve(msg.outputs);
-      } else if (msg.type === 'error' && msg.job !== undefined) {
-        const p = pending.get(msg.job);
-        pending.delete(msg.job);
-        slot.running = false;
-        dispatch();
-        p?.reject(new TransferError('NOT_SUPPORTED', `Feature extraction on a worker thread failed: ${msg.message}`));
-      } else {
-        slot.waiters.shift()?.(msg);
-      }
+      if (msg.type === 'result') this.settle(slot, msg.job, (p) => p?.resolve(msg.outputs));
+      else if (msg.type === 'error' && msg.job !== undefined) {
+        this.settle(slot, msg.job, (p) => p?.reject(new TransferError('NOT_SUPPORTED', `Feature extraction on a worker thread failed: ${msg.message}`)));
+      } else slot.waiters.shift()?.(msg);
     });
-    worker.on('error', (e) => fail(e instanceof Error ? e.message : String(e)));
+    worker.on('error', (e) => this.fail(e instanceof Error ? e.message : String(e)));
     worker.on('exit', (code) => {
-      if (slots?.includes(slot)) fail(`a worker exited (code ${code}).`);
+      if (this.slots?.includes(slot)) this.fail(`a worker exited (code ${code}).`);
     });
-    const init: WorkerRequest = { type: 'init', backend };
-    worker.postMessage(init);
+    worker.postMessage({ type: 'init', backend } satisfies WorkerRequest);
     return slot;
-  };
+  }
 
   /** Keeps the workers referenced (the process alive) while anything waits for them. */
-  const busy = async <T>(work: () => Promise<T>): Promise<T> => {
-    active++;
-    setRef(true);
+  private async busy<T>(work: () => Promise<T>): Promise<T> {
+    this.active++;
+    this.setRef(true);
     try {
       return await work();
     } finally {
-      active--;
-      if (active === 0) setRef(false);
+      this.active--;
+      if (this.active === 0) this.setRef(false);
     }
-  };
+  }
 
-  const request = (slot: Slot, msg: WorkerRequest): Promise<WorkerResponse> =>
-    new Promise((resolve) => {
+  private request(slot: Slot, msg: WorkerRequest): Promise<WorkerResponse> {
+    return new Promise((resolve) => {
       slot.waiters.push(resolve);
       slot.worker.postMessage(msg);
     });
+  }
 
-  const start = (backend: string): Promise<Slot[] | undefined> => {
-    if (slots && startedBackend === backend) return Promise.resolve(slots);
-    if (starting && startedBackend === backend) return starting;
-    startedBackend = backend;
-    starting = (async () => {
-      if (slots) await Promise.all(slots.map((s) => s.worker.terminate()));
-      const created: Slot[] = [];
-      try {
-        for (let i = 0; i < size; i++) created.push(spawn(backend));
-        const replies = await Promise.all(
-          created.map(
-            (s) =>
-              new Promise<WorkerResponse>((resolve, reject) => {
-                s.waiters.push(resolve);
-                s.worker.once('error', reject);
-                s.worker.once('exit', (code) => reject(new Error(`the worker exited during start-up (code ${code})`)));
-              }),
-          ),
-        );
-        const bad = replies.find((r) => r.type !== 'ready');
-        if (bad) throw new Error(bad.type === 'error' ? bad.message : `unexpected reply ${bad.type}`);
-        created.forEach((s) => {
-          s.worker.removeAllListeners('exit');
-          s.worker.on('exit', (code) => {
-            if (slots?.includes(s)) fail(`a worker exited (code ${code}).`);
-          });
-          s.worker.unref();
+  private start(backend: string): Promise<Slot[] | undefined> {
+    if (this.slots && this.startedBackend === backend) return Promise.resolve(this.slots);
+    if (this.starting && this.startedBackend === backend) return this.starting;
+    this.startedBackend = backend;
+    this.starting = this.startWorkers(backend);
+    return this.starting;
+  }
+
+  /** Starts `size` workers on `backend` and waits for each to be ready; on failure, logs once and falls back. */
+  private async startWorkers(backend: string): Promise<Slot[] | undefined> {
+    if (this.slots) await Promise.all(this.slots.map((s) => s.worker.terminate()));
+    const created: Slot[] = [];
+    try {
+      for (let i = 0; i < this.settings.size; i++) created.push(this.spawn(backend));
+      const replies = await Promise.all(
+        created.map(
+          (s) =>
+            new Promise<WorkerResponse>((resolve, reject) => {
+              s.waiters.push(resolve);
+              s.worker.once('error', reject);
+              s.worker.once('exit', (code) => reject(new Error(`the worker exited during start-up (code ${code})`)));
+            }),
+        ),
+      );
+      const bad = replies.find((r) => r.type !== 'ready');
+      if (bad) throw new Error(bad.type === 'error' ? bad.message : `unexpected reply ${bad.type}`);
+      for (const s of created) {
+        s.worker.removeAllListeners('exit');
+        s.worker.on('exit', (code) => {
+          if (this.slots?.includes(s)) this.fail(`a worker exited (code ${code}).`);
         });
-        slots = created;
-        return created;
-      } catch (e) {
-        created.forEach((s) => void s.worker.terminate());
-        failed = e instanceof Error ? e.message : String(e);
-        log(`tfjs-transfer: feature extraction stays on the main thread: worker threads could not start (${failed}).`);
-        starting = undefined;
-        return undefined;
+        s.worker.unref();
       }
-    })();
-    return starting;
-  };
+      this.slots = created;
+      return created;
+    } catch (e) {
+      created.forEach((s) => void s.worker.terminate());
+      this.failed = e instanceof Error ? e.message : String(e);
+      log(`tfjs-transfer: feature extraction stays on the main thread: worker threads could not start (${this.failed}).`);
+      this.starting = undefined;
+      return undefined;
+    }
+  }
 
-  const pool: ExtractPool = {
-    get size() {
-      return size;
-    },
-    get started() {
-      return slots !== undefined;
-    },
-    async open(plan, job): Promise<ParallelRun | undefined> {
-      if (!backends.has(job.backend) || job.images < minImages || failed !== undefined) return undefined;
-      const serialized: PortableProgram | undefined = plan();
-      if (!serialized) return undefined;
-      const workers = await start(job.backend);
-      if (!workers) return undefined;
-      const id = nextId++;
-      const loaded = await busy(() => Promise.all(workers.map((s) => request(s, { type: 'load', id, serialized }))));
-      const bad = loaded.find((r) => r.type !== 'loaded');
-      if (bad) {
-        workers.forEach((s) => s.worker.postMessage({ type: 'unload', id } satisfies WorkerRequest));
-        throw new TransferError('NOT_SUPPORTED', `Loading the backbone into a worker failed: ${bad.type === 'error' ? bad.message : bad.type}`);
+  async open(plan: () => PortableProgram | undefined, job: { backend: string; images: number }): Promise<ParallelRun | undefined> {
+    if (!this.settings.backends.has(job.backend) || job.images < this.settings.minImages || this.failed !== undefined) return undefined;
+    const serialized = plan();
+    if (!serialized) return undefined;
+    const workers = await this.start(job.backend);
+    if (!workers) return undefined;
+    const id = this.nextId++;
+    const loaded = await this.busy(() => Promise.all(workers.map((s) => this.request(s, { type: 'load', id, serialized }))));
+    const bad = loaded.find((r) => r.type !== 'loaded');
+    if (bad) {
+      workers.forEach((s) => s.worker.postMessage({ type: 'unload', id } satisfies WorkerRequest));
+      throw new TransferError('NOT_SUPPORTED', `Loading the backbone into a worker failed: ${bad.type === 'error' ? bad.message : bad.type}`);
+    }
+    let released = false;
+    return {
+      run: (pixels, shape) => {
+        if (released) return Promise.reject(new TransferError('INVALID_ARGUMENT', 'This extraction job was released.'));
+        return this.run(id, pixels, shape);
+      },
+      dispose: () => {
+        if (released) return;
+        released = true;
+        this.slots?.forEach((s) => s.worker.postMessage({ type: 'unload', id } satisfies WorkerRequest));
+      },
+    };
+  }
+
+  /** Cuts a batch into pieces of at most `chunkImages` images, queues them, and joins the workers' results. */
+  private async run(id: number, pixels: Float32Array, shape: [number, number, number, number]): Promise<Float32Array[]> {
+    const live = this.slots;
+    if (!live) throw stopped(this.failed ?? 'the pool was disposed');
+    const [n, h, w, c] = shape;
+    const per = h * w * c;
+    const size = Math.min(this.settings.chunkImages, Math.ceil(n / live.length));
+    const pieces: Promise<Float32Array[]>[] = [];
+    return this.busy(async () => {
+      for (let start = 0; start < n; start += size) {
+        const count = Math.min(size, n - start);
+        const jobId = this.nextJob++;
+        pieces.push(new Promise<Float32Array[]>((resolve, reject) => this.pending.set(jobId, { resolve, reject })));
+        this.queue.push({ type: 'run', job: jobId, id, pixels: pixels.slice(start * per, (start + count) * per), shape: [count, h, w, c] });
       }
-      let released = false;
-      return {
-        async run(pixels, shape) {
-          if (released) throw new TransferError('INVALID_ARGUMENT', 'This extraction job was released.');
-          const live = slots;
-          if (!live) throw new TransferError('NOT_SUPPORTED', `Feature extraction on worker threads stopped: ${failed ?? 'the pool was closed'}.`);
-          const [n, h, w, c] = shape;
-          const per = h * w * c;
-          const size = Math.min(chunkImages, Math.ceil(n / live.length));
-          const pieces: Promise<Float32Array[]>[] = [];
-          return busy(async () => {
-            for (let start = 0; start < n; start += size) {
-              const count = Math.min(size, n - start);
-              const part = pixels.slice(start * per, (start + count) * per);
-              const jobId = nextJob++;
-              pieces.push(new Promise<Float32Array[]>((resolve, reject) => pending.set(jobId, { resolve, reject })));
-              queue.push({ type: 'run', job: jobId, id, pixels: part, shape: [count, h, w, c] });
-            }
-            dispatch();
-            const results = await Promise.all(pieces);
-            if (results.length === 1) return results[0]!;
-            return results[0]!.map((_, j) => {
-              const total = results.reduce((a, r) => a + r[j]!.length, 0);
-              const out = new Float32Array(total);
-              let offset = 0;
-              for (const r of results) {
-                out.set(r[j]!, offset);
-                offset += r[j]!.length;
-              }
-              return out;
-            });
-          });
-        },
-        dispose() {
-          if (released) return;
-          released = true;
-          slots?.forEach((s) => s.worker.postMessage({ type: 'unload', id } satisfies WorkerRequest));
-        },
-      };
-    },
-    async close() {
-      const live = slots;
-      slots = undefined;
-      for (const p of pending.values()) p.reject(new TransferError('NOT_SUPPORTED', 'Feature extraction on worker threads stopped: the pool was closed.'));
-      pending.clear();
-      queue.length = 0;
-      starting = undefined;
-      startedBackend = undefined;
-      failed = undefined;
-      if (live) await Promise.all(live.map((s) => s.worker.terminate()));
-    },
-  };
-  return pool;
+      this.dispatch();
+      return joinPieces(await Promise.all(pieces));
+    });
+  }
+
+  async dispose(): Promise<void> {
+    const live = this.slots;
+    this.slots = undefined;
+    for (const p of this.pending.values()) p.reject(stopped('the pool was disposed'));
+    this.pending.clear();
+    this.queue.length = 0;
+    this.starting = undefined;
+    this.startedBackend = undefined;
+    this.failed = undefined;
+    if (live) await Promise.all(live.map((s) => s.worker.terminate()));
+  }
 }

@@ -1,7 +1,8 @@
 /**
  * Worker thread of the extraction pool ({@link createExtractPool}): its own tfjs-core and backend instance, running
  * folded frozen-backbone plans on batches of raw pixels. Needs only `@tensorflow/tfjs-core` and the backend
- * package (`@tensorflow/tfjs-backend-wasm`, an optional peer, or `@tensorflow/tfjs-backend-cpu`).
+ * package the application installed (`@tensorflow/tfjs-backend-wasm` or `@tensorflow/tfjs-backend-cpu`; the worker imports it
+ * only if it resolves, and the pool falls back to this thread otherwise).
  *
  * Messages in: `init { backend }`, `load { id, serialized }`, `run { job, id, pixels, shape }`, `unload { id }`.
  * Messages out: `ready`, `loaded { id }`, `result { job, outputs }`, `error { job?, message }`.

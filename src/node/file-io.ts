@@ -5,7 +5,7 @@
  * @module
  */
 import { randomBytes } from 'node:crypto';
-import { constants as fsConstants } from 'node:fs';
+import { constants as fsConstants, type Stats } from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
 import * as nodePath from 'node:path';
@@ -16,9 +16,15 @@ import { log } from '../env.js';
 import { TransferError } from '../errors.js';
 import { checkWeightData, validateModelArtifacts, type ValidateModelArgs as ValidateModelOptions } from '../artifacts/validate.js';
 
-/** The file name of the weights the saver writes (one shard). */
+/**
+ * The file name of the weights the saver writes (one shard).
+ * @category Node
+ */
 export const WEIGHTS_FILE_NAME = 'weights.bin';
-/** The file name of the model the saver writes and the loader looks for inside a folder. */
+/**
+ * The file name of the model the saver writes and the loader looks for inside a folder.
+ * @category Node
+ */
 export const MODEL_FILE_NAME = 'model.json';
 /** Largest `model.json` the loader reads: 512 MiB (graph models with large topologies stay far below). */
 const MAX_MODEL_JSON_BYTES = 512 * 1024 ** 2;
@@ -47,19 +53,31 @@ export interface FaultPlan {
   failAfterBytes?: number;
   /** Fail when this step starts. */
   failAtStep?: SaveStep;
-  /** The `code` of the simulated system error. Default `"ENOSPC"`. */
+  /**
+   * The `code` of the simulated system error.
+   * @defaultValue `"ENOSPC"`
+   */
   code?: string;
 }
 
-/** Options of {@link createNodeFileSystem}. */
-export interface NodeFileSystemOptions extends Pick<ValidateModelOptions, 'maxTotalBytes'> {
+/**
+ * Options of {@link createNodeFileSystem}.
+ * @category Node
+ */
+export interface NodeFileSystemArgs extends Pick<ValidateModelOptions, 'maxTotalBytes'> {
   /** Fault injection for tests. @internal */
   __faults?: FaultPlan;
 }
 
-/** Options of {@link atomicWriteFile}. */
-export interface AtomicWriteOptions {
-  /** File mode of a newly created file. Default `0o644`. */
+/**
+ * Options of {@link atomicWriteFile}.
+ * @category Node
+ */
+export interface AtomicWriteArgs {
+  /**
+   * File mode of a newly created file.
+   * @defaultValue `0o644`
+   */
   mode?: number;
   /** Fault injection for tests. @internal */
   __faults?: FaultPlan;
@@ -202,11 +220,12 @@ function uniqueSuffix(): string {
  * import { atomicWriteFile } from 'tfjs-transfer/node';
  * await atomicWriteFile('checkpoints/state.json', JSON.stringify({ epoch: 3 }));
  * ```
+ * @category Node
  */
 export async function atomicWriteFile(
   path: string,
   data: string | Uint8Array | ArrayBuffer,
-  options: AtomicWriteOptions = {},
+  options: AtomicWriteArgs = {},
 ): Promise<void> {
   const target = nodePath.resolve(path);
   const dir = nodePath.dirname(target);
@@ -352,7 +371,7 @@ async function readShard(shard: Shard, target: Uint8Array, offset: number, model
   }
 }
 
-async function loadModelArtifacts(pathOrFileUrl: string, options: NodeFileSystemOptions): Promise<tf.io.ModelArtifacts> {
+async function loadModelArtifacts(pathOrFileUrl: string, options: NodeFileSystemArgs): Promise<tf.io.ModelArtifacts> {
   const modelJson = await locateModelJson(pathOrFileUrl);
   let text: string;
   try {
@@ -469,34 +488,8 @@ function weightBuffers(weightData: tf.io.WeightData | undefined): ArrayBuffer[] 
   return Array.isArray(weightData) ? weightData : [weightData];
 }
 
-async function saveModelArtifacts(
-  directory: string,
-  artifacts: tf.io.ModelArtifacts,
-  options: NodeFileSystemOptions,
-): Promise<tf.io.SaveResult> {
-  let target = nodePath.resolve(directory);
-  // Saving through a symlinked folder replaces the real folder, not the link.
-  target = await fsp.realpath(target).catch(() => target);
-  const modelJsonPath = nodePath.join(target, MODEL_FILE_NAME);
-  const faults = new Faults(options.__faults);
-
-  const existing = await fsp.lstat(target).catch(() => undefined);
-  const intact = existing ? `The previous model at ${target} is intact.` : `Nothing was written to ${target}.`;
-  const fail = (reason: string, cause?: unknown): TransferError =>
-    new TransferError('SAVE_FAILED', `Could not save the model to ${target}: ${reason}. ${intact}`, cause === undefined ? undefined : { cause });
-
-  if (existing && !existing.isDirectory()) {
-    throw fail('the path exists and is not a folder; choose a folder path (model.json and weights.bin go inside it)');
-  }
-  if (artifacts.modelTopology instanceof ArrayBuffer) {
-    throw new TransferError('NOT_SUPPORTED', `Could not save the model to ${target}: binary (GraphDef) topologies cannot be saved as model.json. ${intact}`);
-  }
-  if (artifacts.modelTopology == null) {
-    throw new TransferError('INVALID_ARGUMENT', `Could not save the model to ${target}: the artifacts have no modelTopology. ${intact}`);
-  }
-
-  const buffers = weightBuffers(artifacts.weightData);
-  const weightBytes = buffers.reduce((sum, b) => sum + b.byteLength, 0);
+/** The model.json of `artifacts`, its weights in one `weights.bin`. */
+function modelJsonOf(artifacts: tf.io.ModelArtifacts & { modelTopology: object }): tf.io.ModelJSON {
   const modelJSON: tf.io.ModelJSON = {
     modelTopology: artifacts.modelTopology,
     format: artifacts.format,
@@ -509,15 +502,25 @@ async function saveModelArtifacts(
   if (artifacts.userDefinedMetadata != null) modelJSON.userDefinedMetadata = artifacts.userDefinedMetadata;
   if (artifacts.modelInitializer != null) modelJSON.modelInitializer = artifacts.modelInitializer;
   if (artifacts.initializerSignature != null) modelJSON.initializerSignature = artifacts.initializerSignature;
+  return modelJSON;
+}
 
-  // Refuse to write what the loader would refuse to read.
-  try {
-    const validated = validateModelArtifacts(modelJSON, modelJsonPath, { maxTotalBytes: options.maxTotalBytes });
-    checkWeightData(validated.totalBytes, weightBytes, `the weight data being saved to ${target}`, validated.exact);
-  } catch (error) {
-    throw fail(`the artifacts are inconsistent (${error instanceof Error ? error.message : String(error)})`, error);
-  }
+/** One save in progress: where it goes, what was there, and how a failure is worded. */
+interface SaveTarget {
+  target: string;
+  existing: Stats | undefined;
+  faults: Faults;
+  fail: (reason: string, cause?: unknown) => TransferError;
+}
 
+/**
+ * Writes model.json and weights.bin into a temporary sibling folder, carries the old folder's other files over,
+ * then swaps it into place (the old folder renamed to a backup first). On failure the temporary folder is removed
+ * and the backup renamed back.
+ * @returns The backup of the previous folder, to remove once the save succeeded.
+ */
+async function writeAndSwap(t: SaveTarget, modelJSON: tf.io.ModelJSON, buffers: ArrayBuffer[]): Promise<string | undefined> {
+  const { target, existing, faults } = t;
   const parent = nodePath.dirname(target);
   const base = nodePath.basename(target);
   let temp: string | undefined;
@@ -530,14 +533,9 @@ async function saveModelArtifacts(
     faults.step('write-model-json', nodePath.join(temp, MODEL_FILE_NAME));
     await writeFileDurably(nodePath.join(temp, MODEL_FILE_NAME), [toBytes(JSON.stringify(modelJSON))], faults);
     faults.step('write-weights', nodePath.join(temp, WEIGHTS_FILE_NAME));
-    await writeFileDurably(
-      nodePath.join(temp, WEIGHTS_FILE_NAME),
-      buffers.map((b) => new Uint8Array(b)),
-      faults,
-    );
+    await writeFileDurably(nodePath.join(temp, WEIGHTS_FILE_NAME), buffers.map((b) => new Uint8Array(b)), faults);
     if (existing) await carryOver(target, temp, faults);
     await syncDirectory(temp);
-
     if (existing) {
       backup = nodePath.join(parent, `.${base}.bak-${uniqueSuffix()}`);
       faults.step('rename-backup', target);
@@ -548,6 +546,7 @@ async function saveModelArtifacts(
     swapped = true;
     temp = undefined;
     await syncDirectory(parent);
+    return backup;
   } catch (error) {
     if (temp) await fsp.rm(temp, { recursive: true, force: true }).catch(() => undefined);
     let restored = true;
@@ -565,9 +564,48 @@ async function saveModelArtifacts(
         { cause: error },
       );
     }
-    throw fail(reasonOf(error), error);
+    throw t.fail(reasonOf(error), error);
+  }
+}
+
+async function saveModelArtifacts(
+  directory: string,
+  artifacts: tf.io.ModelArtifacts,
+  options: NodeFileSystemArgs,
+): Promise<tf.io.SaveResult> {
+  let target = nodePath.resolve(directory);
+  // Saving through a symlinked folder replaces the real folder, not the link.
+  target = await fsp.realpath(target).catch(() => target);
+  const modelJsonPath = nodePath.join(target, MODEL_FILE_NAME);
+  const faults = new Faults(options.__faults);
+
+  const existing = await fsp.lstat(target).catch(() => undefined);
+  const intact = existing ? `The previous model at ${target} is intact.` : `Nothing was written to ${target}.`;
+  const fail = (reason: string, cause?: unknown): TransferError =>
+    new TransferError('SAVE_FAILED', `Could not save the model to ${target}: ${reason}. ${intact}`, cause === undefined ? undefined : { cause });
+
+  if (existing && !existing.isDirectory()) {
+    throw fail('the path exists and is not a folder; choose a folder path (model.json and weights.bin go inside it)');
+  }
+  const topology = artifacts.modelTopology;
+  if (topology instanceof ArrayBuffer) {
+    throw new TransferError('NOT_SUPPORTED', `Could not save the model to ${target}: binary (GraphDef) topologies cannot be saved as model.json. ${intact}`);
+  }
+  if (topology == null) {
+    throw new TransferError('INVALID_ARGUMENT', `Could not save the model to ${target}: the artifacts have no modelTopology. ${intact}`);
+  }
+  const buffers = weightBuffers(artifacts.weightData);
+  const modelJSON = modelJsonOf({ ...artifacts, modelTopology: topology });
+  // Refuse to write what the loader would refuse to read.
+  try {
+    const validated = validateModelArtifacts(modelJSON, modelJsonPath, { maxTotalBytes: options.maxTotalBytes });
+    const weightBytes = buffers.reduce((sum, b) => sum + b.byteLength, 0);
+    checkWeightData(validated.totalBytes, weightBytes, `the weight data being saved to ${target}`, validated.exact);
+  } catch (error) {
+    throw fail(`the artifacts are inconsistent (${error instanceof Error ? error.message : String(error)})`, error);
   }
 
+  const backup = await writeAndSwap({ target, existing, faults, fail }, modelJSON, buffers);
   if (backup) {
     try {
       faults.step('remove-backup', backup);
@@ -594,8 +632,9 @@ async function saveModelArtifacts(
  * const fs = createNodeFileSystem({ maxTotalBytes: 4 * 1024 ** 3 });
  * const model = await tfl.loadLayersModel(fs.loader('models/big/model.json'));
  * ```
+ * @category Node
  */
-export function createNodeFileSystem(options: NodeFileSystemOptions = {}): FileSystemAdapter {
+export function createNodeFileSystem(options: NodeFileSystemArgs = {}): FileSystemAdapter {
   return {
     loader(pathOrFileUrl: string): tf.io.IOHandler {
       if (typeof pathOrFileUrl !== 'string' || pathOrFileUrl.length === 0) {
@@ -624,5 +663,6 @@ export function createNodeFileSystem(options: NodeFileSystemOptions = {}): FileS
  * const model = await tfl.loadLayersModel(nodeFileSystem.loader('models/mobilenet/model.json'));
  * await model.save(nodeFileSystem.saver('out/my-model'));
  * ```
+ * @category Node
  */
 export const nodeFileSystem: FileSystemAdapter = createNodeFileSystem();

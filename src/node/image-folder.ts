@@ -10,7 +10,7 @@ import { type Dataset, type ImageInfo, type SkippedImage, createDataset, limiter
 import { checkClassNames } from '../data/labels';
 import { RESIZE_FITS, type ResizeFit } from '../data/resize';
 import { splitDataset } from '../data/split';
-import { log } from '../env';
+import { env } from '../env';
 import { TransferError, check } from '../errors';
 import type { ImageSize, ProgressCallback } from '../types';
 import {
@@ -23,10 +23,13 @@ import {
   readImageHeader,
 } from './decode';
 import { contentHash } from './hash';
-import { createProgress } from './progress';
+import { type ProgressArgs, createProgress } from './progress';
 
-/** Options for {@link imageFolder}. */
-export interface ImageFolderOptions {
+/**
+ * Options for {@link imageFolder}.
+ * @category Node
+ */
+export interface ImageFolderArgs {
   /**
    * Class names, in label order; each must be a folder. Folders not listed are left out (and named in
    * `warnings`). Default: every class folder's name, sorted (like Keras).
@@ -43,29 +46,50 @@ export interface ImageFolderOptions {
    * none. Ignored with the `'split'` layout, whose folders decide. Default `0.2`.
    */
   validationSplit?: number;
-  /** Seed of the validation split. Default `0`. */
+  /**
+   * Seed of the validation split.
+   * @defaultValue `0`
+   */
   seed?: number;
   /**
    * Size batches are resized to, `[height, width]` (the backbone's input size); `batches({ size })` overrides it.
    * Default: none, so `batches()` needs `size` unless every image has the same size.
    */
   size?: ImageSize;
-  /** How a different aspect ratio is fitted into `size`. Default `'squash'` (like Keras). */
+  /**
+   * How a different aspect ratio is fitted into `size`.
+   * @defaultValue `'squash'` (like Keras)
+   */
   fit?: ResizeFit;
   /**
    * Images decoded at once (sharp runs them on libuv's thread pool; measured faster here than a pool of
    * worker_threads). `1` decodes on one core. Default: 2 per core, at most `UV_THREADPOOL_SIZE` (4).
    */
   concurrency?: number;
-  /** Batches decoded ahead of the consumer; memory holds at most `(prefetch + 1) * batchSize` images. Default `2`. */
+  /**
+   * Batches decoded ahead of the consumer; memory holds at most `(prefetch + 1) * batchSize` images.
+   * @defaultValue `2`
+   */
   prefetch?: number;
-  /** Refuse images above this many pixels, read from the header before decoding. Default 50 000 000. */
+  /**
+   * Refuse images above this many pixels, read from the header before decoding.
+   * @defaultValue 50 000 000
+   */
   maxPixels?: number;
-  /** Formats accepted (by content, not extension). Default: all of `'jpeg'`, `'png'`, `'webp'`, `'gif'`, `'bmp'`. */
+  /**
+   * Formats accepted (by content, not extension).
+   * @defaultValue all of `'jpeg'`, `'png'`, `'webp'`, `'gif'`, `'bmp'`
+   */
   formats?: readonly ImageFormat[];
-  /** Also look in folders nested inside class folders (Keras does). Default `true`. */
+  /**
+   * Also look in folders nested inside class folders (Keras does).
+   * @defaultValue `true`
+   */
   recursive?: boolean;
-  /** Follow symbolic links (loops are detected and skipped). Default `true`. */
+  /**
+   * Follow symbolic links (loops are detected and skipped).
+   * @defaultValue `true`
+   */
   followSymlinks?: boolean;
   /**
    * Decode every image completely while scanning, so corrupt files are found before training. Default `false`:
@@ -78,17 +102,37 @@ export interface ImageFolderOptions {
    * `Thumbs.db` are still just ignored). Default `false`: skip it, count it, and list it in `skipped`.
    */
   strict?: boolean;
-  /** Augmentation used by `batches({ augment: true })`. Default: the {@link AugmentArgs} defaults. */
+  /**
+   * Augmentation used by `batches({ augment: true })`.
+   * @defaultValue the {@link AugmentArgs} defaults
+   */
   augment?: AugmentArgs;
-  /** Called as the scan advances. Default: none. */
+  /**
+   * Called as the scan advances.
+   * @defaultValue none
+   */
   onProgress?: ProgressCallback;
-  /** Draw a progress bar on stderr while scanning. Default: when stderr is a terminal. */
+  /**
+   * Log notices (warnings, the number of skipped files) through `env.logger`, and allow the scan's progress bar.
+   * @defaultValue `env.verbose`
+   */
+  verbose?: boolean;
+  /**
+   * Draw a progress bar on stderr while scanning.
+   * @defaultValue `verbose` and stderr is a terminal (TTY)
+   */
   progressBar?: boolean;
-  /** Called for each file skipped while batches run (it is also logged and added to `skipped`). Default: none. */
+  /**
+   * Called for each file skipped while batches run (it is also logged and added to `skipped`).
+   * @defaultValue none
+   */
   onSkip?: (skipped: SkippedImage) => void;
 }
 
-/** What {@link imageFolder} found. */
+/**
+ * What {@link imageFolder} found.
+ * @category Node
+ */
 export interface ImageFolder {
   /** Training images (all images, with the `'classes'` layout and `validationSplit: 0`). */
   train: Dataset;
@@ -145,11 +189,37 @@ interface ScannedImage extends Candidate {
  *   // ... xs: raw 0..255 pixels [32, 224, 224, 3]; dispose xs and ys when done
  * }
  * ```
+ * @category Node
  */
-export async function imageFolder(dir: string, options: ImageFolderOptions = {}): Promise<ImageFolder> {
+export async function imageFolder(dir: string, options: ImageFolderArgs = {}): Promise<ImageFolder> {
   check(typeof dir === 'string' && dir.length > 0, 'imageFolder: pass the path of a folder of class folders.');
   const root = resolve(dir);
   validateOptions(options);
+  await checkIsFolder(root);
+  const verbose = options.verbose ?? env.verbose;
+  const ctx: ScanContext = { options, skipped: [], visited: new Set() };
+  const warnings: string[] = [];
+  const rootEntries = await readdir(root, { withFileTypes: true });
+  const shape = findLayout(ctx, root, rootEntries);
+  const classDirs = await findClassDirs(ctx, root, rootEntries, shape.splitRoots);
+  const classes = chooseClasses(root, classDirs, options.classes, warnings);
+  if (shape.layout === 'split') {
+    for (const d of classDirs) for (const c of classes) if (!d.classes.has(c)) warnings.push(`class "${c}" has no folder in ${d.split}`);
+  }
+  const candidates = await findCandidates(ctx, root, shape.splitRoots, classDirs, classes);
+  const progressBar = options.progressBar ?? (verbose && Boolean(process.stderr.isTTY));
+  const scanned = await scanCandidates(ctx, candidates, classes, { onProgress: options.onProgress, bar: progressBar });
+  checkScan(ctx, root, scanned, classes, shape.layout, warnings);
+  if (verbose) {
+    for (const w of warnings) env.logger(`tfjs-transfer: imageFolder: ${w}`);
+    const problems = ctx.skipped.filter((s) => !s.ignored).length;
+    if (problems > 0) env.logger(`tfjs-transfer: imageFolder: skipped ${problems} file(s) in ${root}; see \`skipped\` (or examine()).`);
+  }
+  const { train, validation } = makeSplits(ctx, root, shape, scanned, classes);
+  return { train, validation, classes, skipped: ctx.skipped, warnings, root, layout: shape.layout };
+}
+
+async function checkIsFolder(root: string): Promise<void> {
   let rootStat;
   try {
     rootStat = await stat(root);
@@ -161,43 +231,53 @@ export async function imageFolder(dir: string, options: ImageFolderOptions = {})
     );
   }
   check(rootStat.isDirectory(), `imageFolder: "${root}" is a file, not a folder; pass the folder of class folders.`);
+}
 
-  const skipped: SkippedImage[] = [];
-  const warnings: string[] = [];
-  const ctx: ScanContext = { options, skipped, visited: new Set() };
-  const rootEntries = await readdir(root, { withFileTypes: true });
+/** The folder's layout and the roots of its splits. */
+interface Layout {
+  layout: 'classes' | 'split';
+  /** `train` folder's name, with the split layout. */
+  trainName?: string;
+  splitRoots: { name: string; path: string }[];
+}
+
+/** Decides the layout; with the split layout, records what beside `train/` and `validation/` is not read. */
+function findLayout(ctx: ScanContext, root: string, rootEntries: Dirent[]): Layout {
   const dirNames = new Set(rootEntries.filter((e) => isDirLike(e)).map((e) => e.name));
   const trainName = TRAIN_DIRS.find((n) => dirNames.has(n));
   const validationName = VALIDATION_DIRS.find((n) => dirNames.has(n));
-  const layout =
-    options.layout === 'split' || (options.layout !== 'classes' && trainName !== undefined && validationName !== undefined)
-      ? 'split'
-      : 'classes';
-  if (layout === 'split') {
-    check(
-      trainName !== undefined && validationName !== undefined,
-      `imageFolder: layout 'split' needs "${root}/train" and "${root}/validation" folders; found ` +
-        `${[...dirNames].join(', ') || 'no folders'}.`,
-    );
+  const wanted = ctx.options.layout;
+  const layout = wanted === 'split' || (wanted !== 'classes' && trainName !== undefined && validationName !== undefined) ? 'split' : 'classes';
+  if (layout === 'classes') return { layout, splitRoots: [{ name: 'all', path: root }] };
+  check(
+    trainName !== undefined && validationName !== undefined,
+    `imageFolder: layout 'split' needs "${root}/train" and "${root}/validation" folders; found ` +
+      `${[...dirNames].join(', ') || 'no folders'}.`,
+  );
+  for (const e of rootEntries) {
+    if (e.name === trainName || e.name === validationName) continue;
+    recordSkip(ctx, join(root, e.name), `not used: with the train/validation layout only "${trainName}" and ` +
+      `"${validationName}" are read`, isIgnoredName(e.name, isDirLike(e)) || (!isDirLike(e) && !IMAGE_EXTENSION.test(e.name)));
   }
+  return {
+    layout,
+    trainName,
+    splitRoots: [
+      { name: 'train', path: join(root, trainName as string) },
+      { name: 'validation', path: join(root, validationName as string) },
+    ],
+  };
+}
 
-  const splitRoots =
-    layout === 'split'
-      ? [
-          { name: 'train', path: join(root, trainName as string) },
-          { name: 'validation', path: join(root, validationName as string) },
-        ]
-      : [{ name: 'all', path: root }];
-  if (layout === 'split') {
-    for (const e of rootEntries) {
-      if (e.name === trainName || e.name === validationName) continue;
-      recordSkip(ctx, join(root, e.name), `not used: with the train/validation layout only "${trainName}" and ` +
-        `"${validationName}" are read`, isIgnoredName(e.name, isDirLike(e)) || (!isDirLike(e) && !IMAGE_EXTENSION.test(e.name)));
-    }
-  }
+interface ClassDirs {
+  split: string;
+  path: string;
+  classes: Map<string, string>;
+}
 
-  // Class folders of each split.
-  const classDirs: { split: string; path: string; classes: Map<string, string> }[] = [];
+/** The class folders of each split; anything else at that level is recorded as skipped. */
+async function findClassDirs(ctx: ScanContext, root: string, rootEntries: Dirent[], splitRoots: Layout['splitRoots']): Promise<ClassDirs[]> {
+  const classDirs: ClassDirs[] = [];
   for (const split of splitRoots) {
     const entries = split.path === root ? rootEntries : await readdir(split.path, { withFileTypes: true });
     const classes = new Map<string, string>();
@@ -208,22 +288,21 @@ export async function imageFolder(dir: string, options: ImageFolderOptions = {})
       } else if (await isDirectory(path, e)) {
         classes.set(e.name, path);
       } else if (IMAGE_EXTENSION.test(e.name)) {
-        recordSkip(
-          ctx,
-          path,
-          `image outside any class folder; move it into a class folder (${displayPath(split.path)}/<class>/)`,
-        );
+        recordSkip(ctx, path, `image outside any class folder; move it into a class folder (${displayPath(split.path)}/<class>/)`);
       } else {
         recordSkip(ctx, path, 'not in a class folder and not an image (e.g. a README or checksum file)', true);
       }
     }
     classDirs.push({ split: split.name, path: split.path, classes });
   }
+  return classDirs;
+}
 
+/** The class names in label order: `wanted` (each must have a folder), else every folder's name, sorted. */
+function chooseClasses(root: string, classDirs: ClassDirs[], wanted: readonly string[] | undefined, warnings: string[]): string[] {
   const found = [...new Set(classDirs.flatMap((d) => [...d.classes.keys()]))].sort();
-  let classes: string[];
-  if (options.classes) {
-    classes = [...options.classes];
+  const classes = wanted ? [...wanted] : found;
+  if (wanted) {
     const missing = classes.filter((c) => !found.includes(c));
     if (missing.length > 0) {
       throw new TransferError(
@@ -234,8 +313,6 @@ export async function imageFolder(dir: string, options: ImageFolderOptions = {})
     }
     const extra = found.filter((c) => !classes.includes(c));
     if (extra.length > 0) warnings.push(`folders not in \`classes\` were left out: ${extra.join(', ')}`);
-  } else {
-    classes = found;
   }
   if (classes.length === 0) {
     throw new TransferError(
@@ -244,13 +321,17 @@ export async function imageFolder(dir: string, options: ImageFolderOptions = {})
         `(${root}/<class>/image.jpg).`,
     );
   }
-  if (layout === 'split') {
-    for (const d of classDirs) {
-      for (const c of classes) if (!d.classes.has(c)) warnings.push(`class "${c}" has no folder in ${d.split}`);
-    }
-  }
+  return classes;
+}
 
-  // Walk every class folder. Folders of the layout itself are reserved, so a link back to one is a loop.
+/** Every file under the class folders, per split. Folders of the layout itself are reserved, so a link back to one is a loop. */
+async function findCandidates(
+  ctx: ScanContext,
+  root: string,
+  splitRoots: Layout['splitRoots'],
+  classDirs: ClassDirs[],
+  classes: readonly string[],
+): Promise<Map<string, Candidate[]>> {
   for (const path of [root, ...splitRoots.map((r) => r.path), ...classDirs.flatMap((d) => [...d.classes.values()])]) {
     try {
       ctx.visited.add(await realpath(path));
@@ -266,11 +347,19 @@ export async function imageFolder(dir: string, options: ImageFolderOptions = {})
       await walk(ctx, path, name, (file) => candidates.get(d.split)?.push({ path: file, label }), true);
     }
   }
+  return candidates;
+}
 
-  // Scan each file: read, hash, sniff, header, pixel limit.
+/** Scans each file (read, hash, sniff, header, pixel limit), reporting progress; keeps the usable ones. */
+async function scanCandidates(
+  ctx: ScanContext,
+  candidates: Map<string, Candidate[]>,
+  classes: readonly string[],
+  progressArgs: ProgressArgs,
+): Promise<Map<string, ScannedImage[]>> {
   const total = [...candidates.values()].reduce((sum, list) => sum + list.length, 0);
-  const progress = createProgress('scan', total, { onProgress: options.onProgress, bar: options.progressBar });
-  const limit = limiter(Math.max(4, (options.concurrency ?? defaultConcurrency()) * 2));
+  const progress = createProgress('scan', total, progressArgs);
+  const limit = limiter(Math.max(4, (ctx.options.concurrency ?? defaultConcurrency()) * 2));
   const scanned = new Map<string, ScannedImage[]>();
   for (const [split, list] of candidates) {
     const results = await Promise.all(
@@ -285,8 +374,20 @@ export async function imageFolder(dir: string, options: ImageFolderOptions = {})
     scanned.set(split, results.filter((r): r is ScannedImage => r !== undefined));
   }
   progress.finish();
+  return scanned;
+}
 
-  const problems = skipped.filter((s) => !s.ignored);
+/** Refuses an unusable folder (and, with `strict`, any skipped file or warning); adds the per-class warnings. */
+function checkScan(
+  ctx: ScanContext,
+  root: string,
+  scanned: Map<string, ScannedImage[]>,
+  classes: readonly string[],
+  layout: Layout['layout'],
+  warnings: string[],
+): void {
+  const { options } = ctx;
+  const problems = ctx.skipped.filter((s) => !s.ignored);
   if (options.strict && problems.length > 0) {
     throw new TransferError(
       'IMAGE_DECODE_FAILED',
@@ -296,9 +397,7 @@ export async function imageFolder(dir: string, options: ImageFolderOptions = {})
         `\nFix or remove them, or leave \`strict\` off to skip them.`,
     );
   }
-
-  const all = [...scanned.values()].flat();
-  if (all.length === 0) {
+  if ([...scanned.values()].every((list) => list.length === 0)) {
     throw new TransferError(
       'EMPTY_DATA',
       `imageFolder: no usable images in "${root}" (${problems.length} file(s) skipped` +
@@ -318,12 +417,17 @@ export async function imageFolder(dir: string, options: ImageFolderOptions = {})
   if (options.strict && warnings.length > 0) {
     throw new TransferError('EMPTY_DATA', `imageFolder: "${root}" (strict mode): ${warnings.join('; ')}.`);
   }
-  for (const w of warnings) log(`tfjs-transfer: imageFolder: ${w}`);
-  const problemCount = problems.length;
-  if (problemCount > 0) {
-    log(`tfjs-transfer: imageFolder: skipped ${problemCount} file(s) in ${root}; see \`skipped\` (or examine()).`);
-  }
+}
 
+/** The streaming datasets over the scanned images: the split folders, or a seeded split of everything. */
+function makeSplits(
+  ctx: ScanContext,
+  root: string,
+  shape: Layout,
+  scanned: Map<string, ScannedImage[]>,
+  classes: readonly string[],
+): { train: Dataset; validation: Dataset | undefined } {
+  const { options } = ctx;
   const makeDataset = (images: ScannedImage[], name: string): Dataset =>
     createDataset({
       name,
@@ -339,34 +443,26 @@ export async function imageFolder(dir: string, options: ImageFolderOptions = {})
       prefetch: options.prefetch,
       strict: options.strict,
       onSkip: options.onSkip,
-      skipped,
+      skipped: ctx.skipped,
       load: async (i, request) => {
         const image = images[i] as ScannedImage;
         const bytes = await readFile(image.path);
         return decodeImage(bytes, { size: request.size, fit: request.fit, maxPixels: options.maxPixels });
       },
     });
-
-  let train: Dataset;
-  let validation: Dataset | undefined;
-  if (layout === 'split') {
-    train = makeDataset(scanned.get('train') ?? [], 'train');
+  if (shape.layout === 'split') {
+    const train = makeDataset(scanned.get('train') ?? [], 'train');
     const v = scanned.get('validation') ?? [];
-    validation = v.length > 0 ? makeDataset(v, 'validation') : undefined;
-    check(train.size > 0, `imageFolder: "${join(root, trainName as string)}" has no usable images.`);
-  } else {
-    const everything = makeDataset(scanned.get('all') ?? [], 'all');
-    const fraction = options.validationSplit ?? 0.2;
-    if (fraction > 0 && everything.size >= 2) {
-      ({ train, validation } = splitDataset(everything, { validationSplit: fraction, seed: options.seed ?? 0 }));
-    } else {
-      train = everything.subset(Array.from({ length: everything.size }, (_, i) => i), 'train');
-    }
+    check(train.size > 0, `imageFolder: "${join(root, shape.trainName as string)}" has no usable images.`);
+    return { train, validation: v.length > 0 ? makeDataset(v, 'validation') : undefined };
   }
-  return { train, validation, classes, skipped, warnings, root, layout };
+  const everything = makeDataset(scanned.get('all') ?? [], 'all');
+  const fraction = options.validationSplit ?? 0.2;
+  if (fraction > 0 && everything.size >= 2) return splitDataset(everything, { validationSplit: fraction, seed: options.seed ?? 0 });
+  return { train: everything.subset(Array.from({ length: everything.size }, (_, i) => i), 'train'), validation: undefined };
 }
 
-function validateOptions(o: ImageFolderOptions): void {
+function validateOptions(o: ImageFolderArgs): void {
   if (o.classes) checkClassNames(o.classes, 'imageFolder: classes');
   check(
     o.layout === undefined || ['auto', 'classes', 'split'].includes(o.layout),
@@ -404,7 +500,7 @@ function validateOptions(o: ImageFolderOptions): void {
 }
 
 interface ScanContext {
-  options: ImageFolderOptions;
+  options: ImageFolderArgs;
   skipped: SkippedImage[];
   /** Real paths of folders already walked (symlink loop and duplicate detection). */
   visited: Set<string>;

@@ -26,9 +26,9 @@ import { imageFolder } from './image-folder';
 import { fileCheckpointStore } from './checkpoint-store';
 
 export * from '../index';
-export { imageFolder, type ImageFolder, type ImageFolderOptions } from './image-folder';
-export { decodeImage, type DecodeOptions, type DecodedImage, type ImageFormat } from './decode';
-export { createExtractPool, type ExtractPool, type ExtractPoolOptions } from './extract-pool';
+export { imageFolder, type ImageFolder, type ImageFolderArgs } from './image-folder';
+export { decodeImage, type DecodeArgs, type DecodedImage, type ImageFormat } from './decode';
+export { createExtractPool, type ExtractPool, type ExtractPoolArgs } from './extract-pool';
 export { createDiskCache, type DiskCache } from './disk-cache';
 
 /**

@@ -1,4 +1,4 @@
-/** A minimal ZIP writer for tests (stored and deflated entries), independent of the reader under test. */
+/** A minimal ZIP writer for tests (stored and deflated entries), independent of the reader under test (fflate). */
 import { crc32 as zlibCrc32, deflateRawSync } from 'node:zlib';
 
 export interface ZipInput {

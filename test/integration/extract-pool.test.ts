@@ -34,7 +34,7 @@ describe.skipIf(!hasShared)('extraction on worker threads', () => {
 
   afterAll(async () => {
     env.parallelExtractor = undefined;
-    await pool?.close();
+    await pool?.dispose();
     expect(tf.memory().numTensors).toBe(baseline);
     backbone?.dispose();
     data?.xs.dispose();
@@ -88,18 +88,18 @@ describe.skipIf(!hasShared)('extraction on worker threads', () => {
       run!.dispose();
     } finally {
       folded.dispose();
-      await small.close();
+      await small.dispose();
     }
   });
 
-  it('rejects what is still queued when the pool is closed, instead of leaving it pending', async () => {
+  it('rejects what is still queued when the pool is disposed, instead of leaving it pending', async () => {
     const small = createExtractPool({ workers: 1, minImages: 0, backends: ['wasm', 'cpu'], chunkImages: 1 });
     const folded = foldModel(backbone.model!);
     try {
       const run = await small.open(() => folded.serialize(), { backend: tf.getBackend(), images: data.ys.length });
       const pixels = Float32Array.from(data.xs.dataSync() as Float32Array);
-      const outcome = expect(run!.run(pixels, data.xs.shape)).rejects.toThrow(/pool was closed/);
-      await small.close();
+      const outcome = expect(run!.run(pixels, data.xs.shape)).rejects.toThrow(/pool was disposed/);
+      await small.dispose();
       await outcome;
     } finally {
       folded.dispose();
@@ -216,7 +216,7 @@ describe.skipIf(!hasShared)('extraction on worker threads', () => {
     expect(await small.open(() => ({ plan: { numInputs: 1, numSlots: 1, steps: [], free: [], outputs: [0], weightShapes: [] }, weights: [] }), { backend: 'wasm', images: 10 })).toBeUndefined();
     expect(await small.open(() => ({ plan: { numInputs: 1, numSlots: 1, steps: [], free: [], outputs: [0], weightShapes: [] }, weights: [] }), { backend: 'tensorflow', images: 1000 })).toBeUndefined();
     expect(small.started).toBe(false);
-    await small.close();
+    await small.dispose();
   });
 
   it('falls back to this thread with one notice when the workers cannot start', async () => {
@@ -226,7 +226,7 @@ describe.skipIf(!hasShared)('extraction on worker threads', () => {
     expect(await broken.open(plan, { backend: 'webgl', images: 10 })).toBeUndefined();
     expect(await broken.open(plan, { backend: 'webgl', images: 10 })).toBeUndefined();
     expect(logs.filter((l) => /worker threads could not start.*unsupported backend "webgl"/.test(l))).toHaveLength(1);
-    await broken.close();
+    await broken.dispose();
     // fit still works with a broken pool installed.
     env.parallelExtractor = broken;
     const model = attachHead(backbone, { classes: ['cat', 'dog'], seed: 5 });

@@ -1,4 +1,4 @@
-import { copyFile, mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
@@ -168,7 +168,7 @@ describe('imageFolder', () => {
       tf.dispose([b.xs, b.ys]);
       if (++seen === 2) break;
     }
-    const report = examine(data, { print: false });
+    const report = examine(data, { verbose: false });
     expect(report.sizes?.width).toEqual({ min: 200, median: 200, max: 200 });
     expect(report.duplicates).toBeDefined();
   });
@@ -218,7 +218,7 @@ describe('imageFolder', () => {
       expect(only.warnings.join()).toMatch(/left out: dogs/);
       await expect(imageFolder(dir, { classes: ['cats', 'birds'] })).rejects.toThrow(/no folder for class "birds"/);
       const split = await imageFolder(dir, { validationSplit: 0.5, seed: 1 });
-      const report = examine(split, { print: false });
+      const report = examine(split, { verbose: false });
       const keys = new Set(split.train.keys);
       const crossing = split.validation?.keys?.filter((k) => keys.has(k)) ?? [];
       expect(report.duplicates).toHaveLength(crossing.length);
@@ -235,6 +235,45 @@ describe('imageFolder', () => {
       }
       expect(n).toBe(21);
     });
+  });
+
+  it('draws the scan progress bar only when verbose (default env.verbose), even on a terminal', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'tfjs-transfer-bar-'));
+    for (const cls of ['a', 'b']) {
+      await mkdir(join(dir, cls));
+      for (let i = 0; i < 2; i++) {
+        const png = await sharp({ create: { width: 8, height: 8, channels: 3, background: { r: 10 * i, g: 50, b: 90 } } }).png().toBuffer();
+        await writeFile(join(dir, cls, `${i}.png`), png);
+      }
+    }
+    const stderr = process.stderr;
+    const tty = Object.getOwnPropertyDescriptor(stderr, 'isTTY');
+    const write = stderr.write;
+    const written: string[] = [];
+    Object.defineProperty(stderr, 'isTTY', { value: true, configurable: true });
+    stderr.write = ((chunk: unknown) => written.push(String(chunk)) > 0) as typeof stderr.write;
+    const logger = env.logger;
+    env.logger = () => undefined;
+    try {
+      env.verbose = false;
+      await imageFolder(dir, { validationSplit: 0 });
+      expect(written.join('')).not.toMatch(/scan \[/);
+      await imageFolder(dir, { validationSplit: 0, verbose: true });
+      expect(written.join('')).toMatch(/scan \[#+\] 4\/4/);
+      written.length = 0;
+      env.verbose = true;
+      await imageFolder(dir, { validationSplit: 0, verbose: false });
+      await imageFolder(dir, { validationSplit: 0, progressBar: false });
+      expect(written.join('')).not.toMatch(/scan \[/);
+      await imageFolder(dir, { validationSplit: 0 });
+      expect(written.join('')).toMatch(/scan \[#+\] 4\/4/);
+    } finally {
+      stderr.write = write;
+      if (tty) Object.defineProperty(stderr, 'isTTY', tty);
+      else delete (stderr as { isTTY?: boolean }).isTTY;
+      env.logger = logger;
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 
   it('explains a missing folder and a file given as the folder', async () => {

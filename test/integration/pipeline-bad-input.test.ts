@@ -100,7 +100,7 @@ describe('bad input in an image folder', () => {
     expect(data.warnings.join('\n')).toMatch(/class "empty" has no usable images/);
     expect(logged.join('\n')).toMatch(/skipped \d+ file\(s\)/);
 
-    const report = examine(data, { print: false });
+    const report = examine(data, { verbose: false });
     expect(report.skipped.map((x) => x.source)).not.toContain(join(dir, 'cats', 'Thumbs.db'));
     expect(report.ignored).toBe(2);
     expect(report.skipped.length).toBe(s.length - 2);

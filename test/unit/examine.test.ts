@@ -74,9 +74,9 @@ describe('examine', () => {
     expect(text).toMatch(/width min 10 \/ median 100 \/ max 640/);
   });
 
-  it('works on tensors, does not print with print: false, and respects the threshold', () => {
+  it('works on tensors, does not print with verbose: false, and respects the threshold', () => {
     const xs = tf.zeros([4, 32, 40, 3]) as tf.Tensor4D;
-    const report = examine({ xs, ys: [0, 0, 1, 1] }, { print: false });
+    const report = examine({ xs, ys: [0, 0, 1, 1] }, { verbose: false });
     expect(printed).toHaveLength(0);
     expect(report.classes).toEqual(['0', '1']);
     expect(report.sizes).toEqual({ count: 4, width: { min: 40, median: 40, max: 40 }, height: { min: 32, median: 32, max: 32 } });
@@ -84,16 +84,37 @@ describe('examine', () => {
     expect(report.duplicates).toBeUndefined();
     expect(report.warnings).toEqual([]);
     const ds = fromTensors(xs, [0, 0, 0, 1]);
-    expect(examine(ds, { print: false, imbalanceThreshold: 5 }).warnings).toEqual([]);
-    expect(examine(ds, { print: false }).warnings[0]).toMatch(/imbalanced/);
-    expect(formatReport(examine(ds, { print: false }))).toContain('Formats: tensor 4');
+    expect(examine(ds, { verbose: false, imbalanceThreshold: 5 }).warnings).toEqual([]);
+    expect(examine(ds, { verbose: false }).warnings[0]).toMatch(/imbalanced/);
+    expect(formatReport(examine(ds, { verbose: false }))).toContain('Formats: tensor 4');
     xs.dispose();
+  });
+
+  it('logging has one switch: verbose, defaulting to env.verbose', () => {
+    const ds = createDataset({ classes: ['a', 'b'], labels: [0, 1], load });
+    const saved = env.verbose;
+    try {
+      env.verbose = false;
+      examine(ds);
+      examine(ds, { verbose: undefined });
+      expect(printed).toHaveLength(0);
+      examine(ds, { verbose: true });
+      expect(printed).toHaveLength(1);
+      env.verbose = true;
+      examine(ds, { verbose: undefined });
+      expect(printed).toHaveLength(2);
+      examine(ds, { verbose: false });
+      expect(printed).toHaveLength(2);
+      expect(() => examine(ds, { verbose: 'yes' as unknown as boolean })).toThrow(/verbose must be true or false/);
+    } finally {
+      env.verbose = saved;
+    }
   });
 
   it('flags a class with no images and a single class', () => {
     const two = createDataset({ classes: ['a', 'b'], labels: [0, 0], load });
-    expect(examine(two, { print: false }).warnings.join('\n')).toMatch(/class "b" has no images/);
+    expect(examine(two, { verbose: false }).warnings.join('\n')).toMatch(/class "b" has no images/);
     const one = createDataset({ classes: ['a'], labels: [0, 0], load });
-    expect(examine(one, { print: false }).warnings.join('\n')).toMatch(/only one class/);
+    expect(examine(one, { verbose: false }).warnings.join('\n')).toMatch(/only one class/);
   });
 });

@@ -11,7 +11,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { env } from '../../src/node/index';
-import { cachedCatalogModel, cachedZip, downloadFile } from '../../src/node/download';
+import { cachedCatalogModel, cachedZip, downloadFile } from '../../examples/cats-vs-dogs/download';
 import { locate } from '../../examples/cats-vs-dogs/locate';
 import { makeZip } from '../helpers/make-zip';
 
@@ -79,6 +79,22 @@ describe('downloads into the cache', () => {
     const count = hits.length;
     await cachedZip(`${base}/cats_and_dogs_filtered.zip`, 'cats_and_dogs_filtered', { cacheDir: cache });
     expect(hits.length).toBe(count);
+  });
+
+  it('a damaged download is refused by its SHA-256 and deleted, and a later run downloads it again', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tt-sha-'));
+    try {
+      const url = `${base}/cats_and_dogs_filtered.zip`;
+      const wrong = '0'.repeat(64);
+      await expect(cachedZip(url, 'set', { cacheDir: dir, sha256: wrong })).rejects.toThrow(/SHA-256/);
+      expect(readdirSync(dir)).toEqual([]);
+      const { createHash } = await import('node:crypto');
+      const right = createHash('sha256').update(files.get('/cats_and_dogs_filtered.zip') as Uint8Array).digest('hex');
+      const folder = await cachedZip(url, 'set', { cacheDir: dir, sha256: right });
+      expect(readdirSync(join(folder, 'cats_and_dogs_filtered/validation')).sort()).toEqual(['cats', 'dogs']);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('downloads a catalog model from env.modelHost and saves it with the library saver', async () => {
