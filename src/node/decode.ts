@@ -13,26 +13,26 @@ import type { ImageSize } from '../types';
 
 /**
  * Formats the pipeline decodes.
- * @category Node
+ * @category Step 2: Pipeline
  */
 export type ImageFormat = 'jpeg' | 'png' | 'webp' | 'gif' | 'bmp';
 
 /**
  * Every format the pipeline decodes (GIF: the first frame).
- * @category Node
+ * @category Step 2: Pipeline
  */
 export const SUPPORTED_FORMATS: readonly ImageFormat[] = ['jpeg', 'png', 'webp', 'gif', 'bmp'];
 
 /**
  * Largest image decoded by default, in pixels (50 megapixels: a 8660x5773 photo, 150 MB of RGB). Bigger images
  * are refused from their header, before any pixel is decoded, so a huge file cannot exhaust memory.
- * @category Node
+ * @category Step 2: Pipeline
  */
 export const DEFAULT_MAX_PIXELS = 50_000_000;
 
 /**
  * Facts read from an image's header, without decoding its pixels.
- * @category Node
+ * @category Step 2: Pipeline
  */
 export interface ImageHeader {
   /** The container format found by content sniffing (not the file extension). */
@@ -45,7 +45,7 @@ export interface ImageHeader {
 
 /**
  * Options for {@link decodeImage}.
- * @category Node
+ * @category Step 2: Pipeline
  */
 export interface DecodeArgs {
   /**
@@ -64,7 +64,7 @@ export interface DecodeArgs {
 
 /**
  * A decoded image: 8-bit RGB pixels, `[height, width, 3]`, plus what was learned on the way.
- * @category Node
+ * @category Step 2: Pipeline
  */
 export interface DecodedImage extends DecodedPixels {
   data: Uint8Array;
@@ -95,7 +95,7 @@ export function loadSharp(): Promise<SharpFactory> {
 
 /**
  * Default number of images decoded at once: two per core, capped by libuv's thread pool (UV_THREADPOOL_SIZE, 4).
- * @category Node
+ * @category Step 2: Pipeline
  */
 export function defaultConcurrency(): number {
   const cores = typeof availableParallelism === 'function' ? availableParallelism() : cpus().length;
@@ -115,7 +115,7 @@ function fail(reason: string, cause?: unknown): never {
  * ```ts
  * sniffFormat(await readFile('photo.jpg')); // 'jpeg'
  * ```
- * @category Node
+ * @category Step 2: Pipeline
  */
 export function sniffFormat(bytes: Uint8Array): string | undefined {
   const b = bytes;
@@ -165,7 +165,7 @@ function checkPixels(width: number, height: number, maxPixels: number): void {
  * ```ts
  * const { format, width, height } = await readImageHeader(await fs.readFile('photo.jpg'));
  * ```
- * @category Node
+ * @category Step 2: Pipeline
  */
 export async function readImageHeader(bytes: Uint8Array, options: { maxPixels?: number } = {}): Promise<ImageHeader> {
   const maxPixels = options.maxPixels ?? DEFAULT_MAX_PIXELS;
@@ -221,7 +221,7 @@ export function mayBeTruncated(bytes: Uint8Array, format: string): boolean {
  * ```ts
  * const { data, height, width } = await decodeImage(await readFile('cat.jpg'), { size: [224, 224], fit: 'centerCrop' });
  * ```
- * @category Node
+ * @category Step 2: Pipeline
  */
 export async function decodeImage(bytes: Uint8Array, options: DecodeArgs = {}): Promise<DecodedImage> {
   const maxPixels = options.maxPixels ?? DEFAULT_MAX_PIXELS;
@@ -302,7 +302,7 @@ function parseBmpHeader(bytes: Uint8Array): BmpHeader {
  * ```ts
  * const { data, width, height } = decodeBmp(await readFile('scan.bmp'));
  * ```
- * @category Node
+ * @category Step 2: Pipeline
  */
 export function decodeBmp(
   bytes: Uint8Array,

@@ -27,7 +27,7 @@ import { type ProgressArgs, createProgress } from './progress';
 
 /**
  * Options for {@link imageFolder}.
- * @category Node
+ * @category Step 2: Pipeline
  */
 export interface ImageFolderArgs {
   /**
@@ -131,7 +131,7 @@ export interface ImageFolderArgs {
 
 /**
  * What {@link imageFolder} found.
- * @category Node
+ * @category Step 2: Pipeline
  */
 export interface ImageFolder {
   /** Training images (all images, with the `'classes'` layout and `validationSplit: 0`). */
@@ -189,7 +189,7 @@ interface ScannedImage extends Candidate {
  *   // ... xs: raw 0..255 pixels [32, 224, 224, 3]; dispose xs and ys when done
  * }
  * ```
- * @category Node
+ * @category Step 2: Pipeline
  */
 export async function imageFolder(dir: string, options: ImageFolderArgs = {}): Promise<ImageFolder> {
   check(typeof dir === 'string' && dir.length > 0, 'imageFolder: pass the path of a folder of class folders.');
