@@ -301,9 +301,10 @@ export async function loadGraphModelSafely(
 
 /**
  * Reads a model's artefacts (`model.json` and weights) through `handler`, turning failures into errors that say
- * whether the network or the file is at fault and what to do. @internal
+ * whether the network or the file is at fault and what to do. `networkHint` replaces the default advice given
+ * for a network failure (e.g. how to use a local copy of a backbone). @internal
  */
-export async function readModelArtifacts(handler: tf.io.IOHandler, where: string): Promise<tf.io.ModelArtifacts> {
+export async function readModelArtifacts(handler: tf.io.IOHandler, where: string, networkHint?: string): Promise<tf.io.ModelArtifacts> {
   const load = checkedHandler(handler, where).load!;
   try {
     return await load.call(handler);
@@ -314,7 +315,7 @@ export async function readModelArtifacts(handler: tf.io.IOHandler, where: string
     throw new TransferError(
       network ? 'NETWORK' : 'MODEL_LOAD_FAILED',
       `Could not load the model from ${where}: ${message}` +
-        (network ? ' Check the network, or download the model once and pass its local path (or set env.modelHost to a mirror).' : ''),
+        (network ? ` ${networkHint ?? 'Check the network, or download the model once and pass its local path (a model.json or its folder) instead of the URL.'}` : ''),
       { cause: e },
     );
   }

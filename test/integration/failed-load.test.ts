@@ -168,6 +168,19 @@ describe('a failed load frees what it allocated', () => {
     m.dispose();
     expect(tf.memory().numTensors).toBe(before);
   });
+
+  it('a model that loads predicts exactly as the one saved (the weights are loaded, not left at their initial values)', async () => {
+    const model = attachHead(freeze(await loadBackbone(tinyBackbone(32), { takeOwnership: true })), { classes: ['a', 'b', 'c'], seed: 3 });
+    const dir = join(tmp, `roundtrip-${copies++}`);
+    await save(model, dir);
+    const loaded = await loadModel(dir);
+    const x = tf.randomUniform([2, 32, 32, 3], 0, 255, 'float32', 5);
+    const [p, q] = [model.model.predict(x) as tf.Tensor, loaded.model.predict(x) as tf.Tensor];
+    expect(Array.from(await q.data())).toEqual(Array.from(await p.data()));
+    tf.dispose([x, p, q]);
+    model.dispose();
+    loaded.dispose();
+  });
 });
 
 describe('class names are checked against the output layer', () => {
