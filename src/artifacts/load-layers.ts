@@ -151,6 +151,19 @@ function mismatchError(where: string, detail: string): TransferError {
 }
 
 /**
+ * Checks that the weight specs are well formed and the weight data holds the bytes they describe, so decoding
+ * cannot stop half-way (leaving the tensors decoded so far). Returns the specs, or `undefined` without weight data.
+ */
+function checkWeightsBeforeDecode(artifacts: tf.io.ModelArtifacts, where: string): tf.io.WeightsManifestEntry[] | undefined {
+  const { weightData, weightSpecs } = artifacts;
+  if (weightData == null) return undefined;
+  if (weightSpecs == null) throw new TransferError('MODEL_INVALID', `Cannot load the model at ${where}: it has weight data but no weight specs (the weightsManifest is missing); copy or export the model again.`);
+  const { bytes, exact } = checkWeightSpecs(weightSpecs, where);
+  checkWeightData(bytes, weightByteLength(artifacts), where, exact);
+  return weightSpecs;
+}
+
+/**
  * Everything that can be checked before any tensor exists: layer classes are registered, the weight specs are
  * well formed, the weight data holds the bytes they describe (decoding cannot stop half-way), and weights of
  * built-in layers are declared float32.
@@ -158,11 +171,8 @@ function mismatchError(where: string, detail: string): TransferError {
 function checkBeforeBuild(artifacts: tf.io.ModelArtifacts, where: string): void {
   const unknown = findUnknownLayer(artifacts.modelTopology);
   if (unknown) throw unknownLayerError(unknown.className, unknown.name, where);
-  const { weightData, weightSpecs } = artifacts;
-  if (weightData == null) return;
-  if (weightSpecs == null) throw new TransferError('MODEL_INVALID', `Cannot load the model at ${where}: it has weight data but no weight specs (the weightsManifest is missing); copy or export the model again.`);
-  const { bytes, exact } = checkWeightSpecs(weightSpecs, where);
-  checkWeightData(bytes, weightByteLength(artifacts), `the weights of ${where}`, exact);
+  const weightSpecs = checkWeightsBeforeDecode(artifacts, where);
+  if (!weightSpecs) return;
   const classes = layerClasses(artifacts.modelTopology);
   for (const spec of weightSpecs) {
     if (spec.group === 'optimizer' || spec.dtype === 'float32') continue;
@@ -272,7 +282,8 @@ export async function loadLayersModelSafely(
 
 /**
  * Loads a TensorFlow.js graph model (converted SavedModel) through `handler`, turning tfjs's internal errors
- * (unsupported ops, mismatched weights) into `TransferError('MODEL_INVALID')` naming the file.
+ * (unsupported ops, mismatched weights) into `TransferError('MODEL_INVALID')` naming the file. The weight data's
+ * size is checked before decoding, and the decoded weights are freed when building the graph fails.
  *
  * @param handler An IOHandler with `load`, or a URL tfjs's IO router understands.
  * @param where The model's location, quoted in error messages.
@@ -291,10 +302,24 @@ export async function loadGraphModelSafely(
   where: string,
   options: tf.io.LoadOptions = {},
 ): Promise<tfconv.GraphModel> {
-  const checked = typeof handler === 'string' ? handler : checkedHandler(handler, where);
+  const base = typeof handler === 'string' ? handler : checkedHandler(handler, where);
+  const checked: tf.io.IOHandler | string =
+    typeof base === 'string'
+      ? base
+      : {
+          load: async () => {
+            const artifacts = await base.load!();
+            checkWeightsBeforeDecode(artifacts, where);
+            return artifacts;
+          },
+        };
+  // The weights tfjs decodes, kept to free them when building the graph fails afterwards (an unsupported op).
+  let decoded: tf.NamedTensorMap | undefined;
+  const tfio = { ...tf.io, decodeWeights: (...a: Parameters<typeof tf.io.decodeWeights>) => (decoded = tf.io.decodeWeights(...a)) };
   try {
-    return await tfconv.loadGraphModel(checked, options);
+    return await tfconv.loadGraphModel(checked, options, tfio);
   } catch (error) {
+    if (decoded) tf.dispose(Object.values(decoded));
     throw translate(error, where, 'graph') ?? wrapUnknown(error, where);
   }
 }

@@ -361,7 +361,18 @@ function probeFeatureShape(run: (x: tf.Tensor4D) => tf.Tensor, size: ImageSize, 
     });
   } catch (e) {
     if (e instanceof TransferError) throw e;
-    throw new TransferError('INVALID_ARGUMENT', `${where}: running the backbone on one ${size[0]}x${size[1]} image failed: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
+    const message = e instanceof Error ? e.message : String(e);
+    // A graph model's ops are only looked up when it first runs: an op tfjs lacks is a problem of the model file.
+    const op = /Unknown op '([^']+)'/.exec(message)?.[1];
+    if (op) {
+      throw new TransferError(
+        'MODEL_INVALID',
+        `${where}: the graph model uses the TensorFlow op "${op}", which TensorFlow.js does not support. Re-convert the ` +
+          'model without that op, or register an implementation with tf.registerOp() before loading it.',
+        { cause: e },
+      );
+    }
+    throw new TransferError('INVALID_ARGUMENT', `${where}: running the backbone on one ${size[0]}x${size[1]} image failed: ${message}`, { cause: e });
   }
 }
 

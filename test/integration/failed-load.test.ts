@@ -64,6 +64,25 @@ function reverseAShape(json: Json): void {
   spec.shape = [...spec.shape].reverse();
 }
 
+/** A tiny graph model (x * w1 * w2) in memory. */
+function graphArtifacts(): tf.io.ModelArtifacts {
+  const f = { type: 'DT_FLOAT' };
+  const constant = (name: string) => ({ name, op: 'Const', attr: { dtype: f, value: { tensor: { dtype: 'DT_FLOAT', tensorShape: { dim: [{ size: '3' }] } } } } });
+  const node = [
+    { name: 'x', op: 'Placeholder', attr: { dtype: f, shape: { shape: { dim: [{ size: '-1' }, { size: '8' }, { size: '8' }, { size: '3' }] } } } },
+    constant('w1'),
+    constant('w2'),
+    { name: 'm', op: 'Mul', input: ['x', 'w1'], attr: { T: f } },
+    { name: 'y', op: 'Mul', input: ['m', 'w2'], attr: { T: f } },
+  ];
+  return {
+    format: 'graph-model',
+    modelTopology: { node, versions: { producer: 1 } },
+    weightSpecs: [{ name: 'w1', shape: [3], dtype: 'float32' }, { name: 'w2', shape: [3], dtype: 'float32' }],
+    weightData: new Float32Array([1, 2, 3, 4, 5, 6]).buffer,
+  };
+}
+
 const DAMAGES: [string, Damage][] = [
   ['a first weight declared int32', (_d, j) => { j.weightsManifest[0].weights[0].dtype = 'int32'; }],
   ['a last weight declared int32', (_d, j) => { const ws = j.weightsManifest.at(-1).weights; ws.at(-1).dtype = 'int32'; }],
@@ -143,6 +162,21 @@ describe('a failed load frees what it allocated', () => {
       expect(await leaks(() => loadBackbone(bbHandler))).toEqual([0, 0, 0]);
       const tmHandler = await inMemory(saved2, cut);
       expect(await leaks(() => loadModel(tmHandler))).toEqual([0, 0, 0]);
+    }
+  });
+
+  it('graph models: truncated weight data, an unsupported op', async () => {
+    const good = await loadBackbone(tf.io.fromMemory(graphArtifacts()));
+    expect(good.kind).toBe('graph');
+    good.dispose();
+    const truncated = graphArtifacts();
+    truncated.weightData = (truncated.weightData as ArrayBuffer).slice(0, 16);
+    const unsupported = graphArtifacts();
+    (unsupported.modelTopology as Json).node[4].op = 'EvilOp';
+    for (const [artifacts, message] of [[truncated, /Truncated weights/], [unsupported, /op "EvilOp".*not support/]] as const) {
+      const handler = tf.io.fromMemory(artifacts);
+      expect(await leaks(() => loadBackbone(handler))).toEqual([0, 0, 0]);
+      expect((await refused(() => loadBackbone(handler))).message).toMatch(message);
     }
   });
 
