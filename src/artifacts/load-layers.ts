@@ -7,6 +7,8 @@ import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import * as tfconv from '@tensorflow/tfjs-converter';
 import { TransferError } from '../errors.js';
+import { weightByteLength } from './download.js';
+import { checkWeightData, checkWeightSpecs } from './validate.js';
 
 /** Whether a Keras class name is known to tfjs's serialization registry (built-in or registered custom layer). */
 function isRegistered(className: string): boolean {
@@ -110,33 +112,34 @@ function disposeNewVariables(before: Set<string>): void {
 }
 
 /**
- * Compares the variables the model under construction created (registered since `before`) with the weight specs,
- * and returns a description of a certain mismatch: a model weight with no variable of that name, or none of its
- * shape. tfjs would throw the same after decoding every weight, leaking the decoded tensors; checking first avoids
- * the leak. Returns `undefined` when no variable exists yet (the model is not built) or nothing is certainly wrong.
+ * Layer classes of tfjs-layers whose weights are always floating point (kernels, biases, BatchNorm statistics,
+ * embeddings, recurrent kernels): a manifest that declares one of their weights with another dtype is damaged.
  */
-function weightMismatch(before: Set<string>, specs: readonly tf.io.WeightsManifestEntry[]): string | undefined {
-  const registered = tf.engine().state.registeredVariables;
-  const fresh = Object.keys(registered).filter((name) => !before.has(name));
-  if (fresh.length === 0) return undefined;
-  const shapesByName = new Map<string, number[][]>();
-  for (const name of fresh) {
-    // tfjs makes variable names unique by appending _N to the layer's original weight name.
-    for (const candidate of new Set([name, name.replace(/_\d+$/, '')])) {
-      const list = shapesByName.get(candidate) ?? [];
-      list.push(registered[name].shape);
-      shapesByName.set(candidate, list);
+const FLOAT_WEIGHT_CLASSES = new Set([
+  'Conv1D', 'Conv2D', 'Conv3D', 'Conv2DTranspose', 'Conv3DTranspose', 'DepthwiseConv2D', 'SeparableConv2D',
+  'Dense', 'BatchNormalization', 'LayerNormalization', 'Embedding', 'PReLU', 'SimpleRNN', 'GRU', 'LSTM', 'ConvLSTM2D',
+]);
+
+/** Layer name -> class name for every layer of a Keras topology (nested models and wrappers included). */
+function layerClasses(topology: unknown): Map<string, string> {
+  const classes = new Map<string, string>();
+  if (typeof topology !== 'object' || topology === null) return classes;
+  const stack: unknown[] = [(topology as { model_config?: unknown }).model_config ?? topology];
+  while (stack.length > 0) {
+    const node = stack.pop() as { config?: unknown } | null;
+    if (typeof node !== 'object' || node === null) continue;
+    const config = node.config;
+    const layers = typeof config === 'object' && config !== null ? (config as { layers?: unknown }).layers : undefined;
+    const list = Array.isArray(layers) ? layers : Array.isArray(config) ? config : [];
+    for (const layer of list as { class_name?: unknown; name?: unknown; config?: { name?: unknown; layer?: unknown } }[]) {
+      if (typeof layer !== 'object' || layer === null) continue;
+      const name = layer.name ?? layer.config?.name;
+      if (typeof name === 'string' && typeof layer.class_name === 'string') classes.set(name, layer.class_name);
+      stack.push(layer);
+      if (layer.config?.layer) stack.push({ config: { layers: [layer.config.layer] } });
     }
   }
-  for (const spec of specs) {
-    if (spec.group === 'optimizer') continue;
-    const shapes = shapesByName.get(spec.name);
-    if (!shapes) return `the weight "${spec.name}" in the manifest matches no weight of the model`;
-    if (!shapes.some((shape) => shape.length === spec.shape.length && shape.every((d, i) => d === spec.shape[i]))) {
-      return `the weight "${spec.name}" has shape [${spec.shape.join(',')}] in the manifest but [${shapes[0].join(',')}] in the model`;
-    }
-  }
-  return undefined;
+  return classes;
 }
 
 function mismatchError(where: string, detail: string): TransferError {
@@ -148,10 +151,90 @@ function mismatchError(where: string, detail: string): TransferError {
 }
 
 /**
+ * Checks that the weight specs are well formed and the weight data holds the bytes they describe, so decoding
+ * cannot stop half-way (leaving the tensors decoded so far). Returns the specs, or `undefined` without weight data.
+ */
+function checkWeightsBeforeDecode(artifacts: tf.io.ModelArtifacts, where: string): tf.io.WeightsManifestEntry[] | undefined {
+  const { weightData, weightSpecs } = artifacts;
+  if (weightData == null) return undefined;
+  if (weightSpecs == null) throw new TransferError('MODEL_INVALID', `Cannot load the model at ${where}: it has weight data but no weight specs (the weightsManifest is missing); copy or export the model again.`);
+  const { bytes, exact } = checkWeightSpecs(weightSpecs, where);
+  checkWeightData(bytes, weightByteLength(artifacts), where, exact);
+  return weightSpecs;
+}
+
+/**
+ * Everything that can be checked before any tensor exists: layer classes are registered, the weight specs are
+ * well formed, the weight data holds the bytes they describe (decoding cannot stop half-way), and weights of
+ * built-in layers are declared float32.
+ */
+function checkBeforeBuild(artifacts: tf.io.ModelArtifacts, where: string): void {
+  const unknown = findUnknownLayer(artifacts.modelTopology);
+  if (unknown) throw unknownLayerError(unknown.className, unknown.name, where);
+  const weightSpecs = checkWeightsBeforeDecode(artifacts, where);
+  if (!weightSpecs) return;
+  const classes = layerClasses(artifacts.modelTopology);
+  for (const spec of weightSpecs) {
+    if (spec.group === 'optimizer' || spec.dtype === 'float32') continue;
+    const layer = spec.name.split('/')[0]!;
+    const className = classes.get(layer);
+    if (className !== undefined && FLOAT_WEIGHT_CLASSES.has(className)) {
+      throw mismatchError(where, `the weight "${spec.name}" is declared ${spec.dtype} in the manifest, but the weights of layer "${layer}" (${className}) are float32`);
+    }
+  }
+}
+
+/**
+ * Compares the built model's weights with the specs tfjs would load into them (same name resolution as
+ * `LayersModel.loadWeights`), so a wrong shape or dtype is refused before the weights are decoded. Names that match
+ * nothing are left to `loadWeights`, which refuses them in strict mode.
+ */
+function weightMismatch(model: tfl.LayersModel, specs: readonly tf.io.WeightsManifestEntry[]): string | undefined {
+  const byName = new Map<string, tfl.LayerVariable>();
+  for (const layer of model.layers) for (const weight of layer.weights) byName.set(weight.originalName, weight);
+  for (const spec of specs) {
+    if (spec.group === 'optimizer') continue;
+    const tokens = spec.name.split('/');
+    const weight = byName.get(spec.name) ?? byName.get([...tokens.slice(0, -2), tokens[tokens.length - 1]].join('/'));
+    if (!weight) continue;
+    if (weight.shape.length !== spec.shape.length || !weight.shape.every((d, i) => d === spec.shape[i])) {
+      return `the weight "${spec.name}" has shape [${spec.shape.join(',')}] in the manifest but [${weight.shape.join(',')}] in the model`;
+    }
+    if (weight.dtype !== spec.dtype) return `the weight "${spec.name}" is ${spec.dtype} in the manifest but ${weight.dtype} in the model`;
+  }
+  return undefined;
+}
+
+/** Decodes the weights and loads them into `model`; the decoded tensors are freed whatever happens. */
+async function loadWeightsInto(model: tfl.LayersModel, artifacts: tf.io.ModelArtifacts, where: string, strict: boolean): Promise<void> {
+  const specs = artifacts.weightSpecs!;
+  if (strict) {
+    const found = weightMismatch(model, specs);
+    if (found !== undefined) throw mismatchError(where, found);
+  }
+  const decoded = tf.io.decodeWeights(artifacts.weightData!, specs);
+  try {
+    const modelWeights: tf.NamedTensorMap = {};
+    const optimizerWeights: { name: string; tensor: tf.Tensor }[] = [];
+    for (const spec of specs) {
+      if (spec.group === 'optimizer') optimizerWeights.push({ name: spec.name, tensor: decoded[spec.name]! });
+      else modelWeights[spec.name] = decoded[spec.name]!;
+    }
+    model.loadWeights(modelWeights, strict);
+    if (model.optimizer != null && optimizerWeights.length > 0) await model.optimizer.setWeights(optimizerWeights);
+  } finally {
+    tf.dispose(Object.values(decoded));
+  }
+}
+
+/**
  * Loads a TensorFlow.js layers model through `handler` (e.g. `nodeFileSystem.loader(path)` or `tf.io.http(url)`),
- * checking its layer classes before any weight is allocated and turning tfjs's internal errors into
- * `TransferError('MODEL_INVALID')` that name the file and the offending layer. On failure, variables created by the
- * partial model are disposed.
+ * turning tfjs's internal errors into `TransferError('MODEL_INVALID')` that name the file and the offending layer.
+ *
+ * Nothing leaks when it fails: layer classes, weight specs, the size of the weight data and the dtypes of built-in
+ * layers' weights are checked before any tensor is allocated; the model is then built (its variables exist), its
+ * weights' shapes and dtypes are compared with the specs before the weights are decoded, and on any failure the
+ * decoded weights and the partial model's variables are disposed.
  *
  * @param handler An IOHandler with `load`, or a URL tfjs's IO router understands.
  * @param where The model's location, quoted in error messages.
@@ -173,44 +256,25 @@ export async function loadLayersModelSafely(
   where: string,
   options: tf.io.LoadOptions = {},
 ): Promise<tfl.LayersModel> {
-  const base = typeof handler === 'string' ? handler : checkedHandler(handler, where);
-  let before = variableNames();
+  const base = typeof handler === 'string' ? tf.io.getLoadHandlers(handler, options)[0] : checkedHandler(handler, where);
+  if (!base) throw new TransferError('MODEL_LOAD_FAILED', `Cannot load the model at ${where}: no TF.js IO handler accepts "${String(handler)}".`);
   const strict = options.strict !== false;
-  const checked: tf.io.IOHandler | string =
-    typeof base === 'string'
-      ? base
-      : {
-          load: async () => {
-            const artifacts = await base.load!();
-            const unknown = findUnknownLayer(artifacts.modelTopology);
-            if (unknown) throw unknownLayerError(unknown.className, unknown.name, where);
-            before = variableNames();
-            const { weightData, weightSpecs } = artifacts;
-            if (!strict || weightData == null || weightSpecs == null) return artifacts;
-            // tfjs reads weightData once before building the model and again before decoding the weights into
-            // tensors; by then the model's variables exist and can be compared with the specs, so a mismatch is
-            // reported before the decoded weights are allocated (tfjs would leak them when it throws).
-            let verdict: string | null | undefined;
-            const guarded: tf.io.ModelArtifacts = { ...artifacts };
-            Object.defineProperty(guarded, 'weightData', {
-              enumerable: true,
-              configurable: true,
-              get() {
-                if (verdict === undefined) {
-                  const found = weightMismatch(before, weightSpecs);
-                  if (found !== undefined) verdict = found;
-                  else if (Object.keys(tf.engine().state.registeredVariables).length > before.size) verdict = null;
-                }
-                if (typeof verdict === 'string') throw mismatchError(where, verdict);
-                return weightData;
-              },
-            });
-            return guarded;
-          },
-        };
+  const before = variableNames();
+  let model: tfl.LayersModel | undefined;
   try {
-    return await tfl.loadLayersModel(checked, options);
+    const artifacts = await base.load!();
+    checkBeforeBuild(artifacts, where);
+    // tfjs decodes the weights itself after building the model, and leaks them when loading fails. It reads
+    // weightData first to choose fast weight initialisation (the weights will be overwritten): that read sees the
+    // data, later reads see none, so tfjs only builds, and the weights are loaded here, freed on any failure.
+    let reads = 0;
+    const shell: tf.io.ModelArtifacts = { ...artifacts };
+    Object.defineProperty(shell, 'weightData', { enumerable: true, get: () => (reads++ === 0 ? artifacts.weightData : undefined) });
+    model = await tfl.loadLayersModel({ load: async () => shell }, options);
+    if (artifacts.weightData != null) await loadWeightsInto(model, artifacts, where, strict);
+    return model;
   } catch (error) {
+    model?.dispose();
     disposeNewVariables(before);
     throw translate(error, where, 'layers') ?? wrapUnknown(error, where);
   }
@@ -218,7 +282,8 @@ export async function loadLayersModelSafely(
 
 /**
  * Loads a TensorFlow.js graph model (converted SavedModel) through `handler`, turning tfjs's internal errors
- * (unsupported ops, mismatched weights) into `TransferError('MODEL_INVALID')` naming the file.
+ * (unsupported ops, mismatched weights) into `TransferError('MODEL_INVALID')` naming the file. The weight data's
+ * size is checked before decoding, and the decoded weights are freed when building the graph fails.
  *
  * @param handler An IOHandler with `load`, or a URL tfjs's IO router understands.
  * @param where The model's location, quoted in error messages.
@@ -237,19 +302,34 @@ export async function loadGraphModelSafely(
   where: string,
   options: tf.io.LoadOptions = {},
 ): Promise<tfconv.GraphModel> {
-  const checked = typeof handler === 'string' ? handler : checkedHandler(handler, where);
+  const base = typeof handler === 'string' ? handler : checkedHandler(handler, where);
+  const checked: tf.io.IOHandler | string =
+    typeof base === 'string'
+      ? base
+      : {
+          load: async () => {
+            const artifacts = await base.load!();
+            checkWeightsBeforeDecode(artifacts, where);
+            return artifacts;
+          },
+        };
+  // The weights tfjs decodes, kept to free them when building the graph fails afterwards (an unsupported op).
+  let decoded: tf.NamedTensorMap | undefined;
+  const tfio = { ...tf.io, decodeWeights: (...a: Parameters<typeof tf.io.decodeWeights>) => (decoded = tf.io.decodeWeights(...a)) };
   try {
-    return await tfconv.loadGraphModel(checked, options);
+    return await tfconv.loadGraphModel(checked, options, tfio);
   } catch (error) {
+    if (decoded) tf.dispose(Object.values(decoded));
     throw translate(error, where, 'graph') ?? wrapUnknown(error, where);
   }
 }
 
 /**
  * Reads a model's artefacts (`model.json` and weights) through `handler`, turning failures into errors that say
- * whether the network or the file is at fault and what to do. @internal
+ * whether the network or the file is at fault and what to do. `networkHint` replaces the default advice given
+ * for a network failure (e.g. how to use a local copy of a backbone). @internal
  */
-export async function readModelArtifacts(handler: tf.io.IOHandler, where: string): Promise<tf.io.ModelArtifacts> {
+export async function readModelArtifacts(handler: tf.io.IOHandler, where: string, networkHint?: string): Promise<tf.io.ModelArtifacts> {
   const load = checkedHandler(handler, where).load!;
   try {
     return await load.call(handler);
@@ -260,7 +340,7 @@ export async function readModelArtifacts(handler: tf.io.IOHandler, where: string
     throw new TransferError(
       network ? 'NETWORK' : 'MODEL_LOAD_FAILED',
       `Could not load the model from ${where}: ${message}` +
-        (network ? ' Check the network, or download the model once and pass its local path (or set env.modelHost to a mirror).' : ''),
+        (network ? ` ${networkHint ?? 'Check the network, or download the model once and pass its local path (a model.json or its folder) instead of the URL.'}` : ''),
       { cause: e },
     );
   }

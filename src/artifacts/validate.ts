@@ -345,6 +345,45 @@ export function validateModelArtifacts(
 }
 
 /**
+ * Checks a flat list of weight specs (what `ModelArtifacts.weightSpecs` holds, e.g. from an IOHandler that is not
+ * the library's file loader) as {@link validateModelArtifacts} checks a manifest: names, shapes, dtypes,
+ * quantization and the size limit. Returns the bytes the weight data must hold.
+ *
+ * @param specs The weight specs.
+ * @param where Where they came from, quoted in error messages.
+ * @param args Limits (only `maxTotalBytes` applies); default 2 GiB.
+ * @returns `bytes` the weight data must hold (a lower bound when `exact` is false: string weights).
+ * @throws TransferError `MODEL_INVALID` naming the offending spec.
+ *
+ * @example
+ * ```ts
+ * const { bytes, exact } = checkWeightSpecs(artifacts.weightSpecs, 'IOHandler');
+ * checkWeightData(bytes, weightByteLength(artifacts), 'IOHandler', exact);
+ * ```
+ * @internal
+ */
+export function checkWeightSpecs(specs: unknown, where: string, args: ValidateModelArgs = {}): { bytes: number; exact: boolean } {
+  if (!Array.isArray(specs)) throw invalid(where, `the weight specs must be an array of { name, shape, dtype }, found ${describe(specs)}.`);
+  const state: ManifestState = {
+    where,
+    maxTotalBytes: args.maxTotalBytes ?? VALIDATE_MODEL_DEFAULTS.maxTotalBytes,
+    allowUrlPaths: false,
+    names: new Map(),
+    seenPaths: new Set(),
+    weightSpecs: [],
+    totalBytes: 0,
+  };
+  let bytes = 0;
+  let exact = true;
+  specs.forEach((spec: unknown, w) => {
+    const found = checkWeightSpec(state, spec, `weightSpecs[${w}]`, bytes);
+    bytes += found.bytes;
+    exact &&= found.exact;
+  });
+  return { bytes, exact };
+}
+
+/**
  * Checks that weight data has the size its manifest promises: refuses truncated data (an interrupted download or
  * copy) and overlong data (shards of another model).
  *

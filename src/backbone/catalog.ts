@@ -152,3 +152,37 @@ function unknown(name: string): TransferError {
       `a tf.io.IOHandler, a loaded tf.LayersModel / tf.GraphModel, or a function.`,
   );
 }
+
+/**
+ * The catalog backbone `transferLearn` and the CLI's `train` use when none is given. (`TRANSFER_LEARN_DEFAULTS`
+ * in src/transfer-learn.ts names it too.)
+ * @internal
+ */
+export const DEFAULT_BACKBONE_NAME = 'mobilenet_v2_1.0_224';
+
+/**
+ * What to do when a backbone cannot be downloaded (offline, firewalled, host down): where it comes from, and how
+ * to use a local copy through the `backbone` option of `loadBackbone` / `transferLearn` or the CLI's `--backbone`.
+ * `entry` is the catalog entry when the backbone was named from the catalog; `url` is where it was fetched from.
+ *
+ * @example
+ * ```ts
+ * const entry = resolveCatalogName('mobilenet_v2_1.0_224')!;
+ * console.log(backboneOfflineHint(entry.url, entry));
+ * ```
+ * @internal
+ */
+export function backboneOfflineHint(url: string, entry?: CatalogEntry): string {
+  const folder = `./models/${entry?.name ?? 'my-backbone'}`;
+  const origin = entry
+    ? `"${entry.name}" is a catalog backbone${entry.name === DEFAULT_BACKBONE_NAME ? " (the default of transferLearn and of 'tfjs-transfer train' when no backbone is given)" : ''}, ` +
+      `downloaded from ${url}${url.startsWith(env.modelHost) ? ` (env.modelHost "${env.modelHost}" + its folder name)` : ''}.`
+    : `The backbone is downloaded from ${url}.`;
+  const mirror = entry && url.startsWith(env.modelHost) ? ' Or set env.modelHost to a mirror that holds the same folders.' : '';
+  return (
+    `${origin} Check the network, or use a local copy: download its model.json and weight shards once (on a machine ` +
+    `with network access), then pass the local path of the copy (its model.json or the folder holding it) as the backbone: ` +
+    `loadBackbone('${folder}'), transferLearn(data, { backbone: '${folder}' }), or --backbone ${folder} on the ` +
+    `command line.${mirror}`
+  );
+}

@@ -10,7 +10,7 @@ import { TransferError, check, throwIfAborted } from '../errors';
 import type { ImageSize, Preprocessing, ProgressCallback } from '../types';
 import { Backbone, graphRunner, type BackboneFunction } from './backbone';
 import { forceInferenceBatchNorm } from './batchnorm';
-import { MOBILENET_V2_PREPROCESSING, resolveCatalogName, type CatalogEntry } from './catalog';
+import { MOBILENET_V2_PREPROCESSING, backboneOfflineHint, resolveCatalogName, type CatalogEntry } from './catalog';
 import { describeCandidates, layerOutput, rewire } from './graph';
 import { downloadMonitor, urlLoadHandler, weightByteLength, type DownloadMonitor } from '../artifacts/download';
 import { loadGraphModelSafely, loadLayersModelSafely, readModelArtifacts } from '../artifacts/load-layers';
@@ -112,7 +112,7 @@ function normaliseSize(size: number | ImageSize | undefined, where: string): Ima
 /** Loads model artefacts (layers or graph) through a handler, then builds the right model. */
 async function loadAnyModel(loader: Loader, args: LoadBackboneArgs): Promise<tfl.LayersModel | tfc.GraphModel> {
   const { handler, where, monitor } = loader;
-  const artifacts = await readModelArtifacts(handler, where);
+  const artifacts = await readModelArtifacts(handler, where, loader.offlineHint);
   throwIfAborted(args.signal, 'Loading the backbone');
   monitor.finish(weightByteLength(artifacts));
   const topology = artifacts.modelTopology as Record<string, unknown> | undefined;
@@ -129,6 +129,8 @@ interface Loader {
   handler: tf.io.IOHandler;
   where: string;
   monitor: DownloadMonitor;
+  /** What to do when the download fails on the network (URLs only). */
+  offlineHint?: string;
 }
 
 function monitorFor(file: string, args: LoadBackboneArgs): DownloadMonitor {
@@ -149,7 +151,11 @@ function loaderFor(source: string, args: LoadBackboneArgs, entry: CatalogEntry |
     return { handler: env.fileSystem.loader(source), where: source, monitor: monitorFor(source, args) };
   }
   if (isHttpUrl(source) && !env.allowRemoteModels) {
-    throw new TransferError('NETWORK', `Remote models are disabled (env.allowRemoteModels = false); cannot load ${source}. Pass a local path or a handler.`);
+    throw new TransferError(
+      'NETWORK',
+      `Remote models are disabled (env.allowRemoteModels = false); cannot load ${source}. Pass a local path (a ` +
+        "model.json or its folder) or a handler as the backbone (loadBackbone, transferLearn's backbone option, the CLI's --backbone).",
+    );
   }
   const fromTFHub = args.fromTFHub ?? entry?.fromTFHub ?? /tfhub\.dev|kaggle\.com\/models/.test(source);
   let url = source;
@@ -157,7 +163,7 @@ function loaderFor(source: string, args: LoadBackboneArgs, entry: CatalogEntry |
   const monitor = monitorFor(url, args);
   const handler = urlLoadHandler(url, monitor);
   if (!handler) throw new TransferError('UNKNOWN_BACKBONE', `No TF.js IO handler accepts "${url}".`);
-  return { handler, where: url, monitor };
+  return { handler, where: url, monitor, offlineHint: isHttpUrl(url) ? backboneOfflineHint(url, entry) : undefined };
 }
 
 /** The model behind a source that is not a function or a Backbone: loaded (names, URLs, paths, handlers) or given. */
@@ -172,7 +178,8 @@ async function modelOf(
       throw new TransferError(
         'NETWORK',
         `Catalog backbone "${text}" would be downloaded from ${entry.url}, but env.allowRemoteModels is false. ` +
-          `Pass the local path of a downloaded copy instead.`,
+          `Pass the local path of a downloaded copy (its model.json or the folder holding it) as the backbone instead: ` +
+          `loadBackbone('./models/${entry.name}'), transferLearn(data, { backbone: './models/${entry.name}' }), or --backbone ./models/${entry.name}.`,
       );
     }
     const loader = loaderFor(entry ? entry.url : text, args, entry);
@@ -354,7 +361,18 @@ function probeFeatureShape(run: (x: tf.Tensor4D) => tf.Tensor, size: ImageSize, 
     });
   } catch (e) {
     if (e instanceof TransferError) throw e;
-    throw new TransferError('INVALID_ARGUMENT', `${where}: running the backbone on one ${size[0]}x${size[1]} image failed: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
+    const message = e instanceof Error ? e.message : String(e);
+    // A graph model's ops are only looked up when it first runs: an op tfjs lacks is a problem of the model file.
+    const op = /Unknown op '([^']+)'/.exec(message)?.[1];
+    if (op) {
+      throw new TransferError(
+        'MODEL_INVALID',
+        `${where}: the graph model uses the TensorFlow op "${op}", which TensorFlow.js does not support. Re-convert the ` +
+          'model without that op, or register an implementation with tf.registerOp() before loading it.',
+        { cause: e },
+      );
+    }
+    throw new TransferError('INVALID_ARGUMENT', `${where}: running the backbone on one ${size[0]}x${size[1]} image failed: ${message}`, { cause: e });
   }
 }
 

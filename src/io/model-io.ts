@@ -16,7 +16,7 @@ import { freeze } from '../freeze';
 import { TransferModel, type HeadSpec } from '../transfer-model';
 import type { BackboneKind } from '../backbone/backbone';
 import type { Preprocessing, ProgressCallback } from '../types';
-import { isLocalPath } from '../util/location';
+import { isHttpUrl, isLocalPath } from '../util/location';
 import { downloadMonitor, urlLoadHandler, weightByteLength, type DownloadMonitor } from '../artifacts/download';
 import { loadLayersModelSafely, readModelArtifacts } from '../artifacts/load-layers';
 import { throwIfAborted } from '../errors';
@@ -113,6 +113,31 @@ function metadataOf(model: TransferModel, contents: 'full' | 'head'): TransferMe
 }
 
 /**
+ * What is wrong with `classes` for a model whose output is `output` (1 sigmoid unit = 2 classes, n softmax units =
+ * n classes), or `undefined` when they fit. `field` names where the classes come from, in the message.
+ */
+function classesProblem(classes: unknown, output: tfl.SymbolicTensor | undefined, field: string): string | undefined {
+  if (!Array.isArray(classes)) {
+    return `${field} must be a list of distinct non-empty strings (one per output, in output order), found ${classes === null ? 'null' : typeof classes === 'string' ? `the string ${JSON.stringify(classes)}` : typeof classes}`;
+  }
+  const seen = new Map<string, number>();
+  for (let i = 0; i < classes.length; i++) {
+    const c: unknown = classes[i];
+    if (typeof c !== 'string' || c.length === 0) return `${field}[${i}] is ${JSON.stringify(c) ?? String(c)}; class names must be non-empty strings`;
+    const first = seen.get(c);
+    if (first !== undefined) return `${field} names the class "${c}" twice (items ${first} and ${i}); class names must be distinct`;
+    seen.set(c, i);
+  }
+  const units = output?.shape[output.shape.length - 1];
+  if (typeof units !== 'number') return undefined;
+  const expected = units === 1 ? 2 : units;
+  if (classes.length === expected) return undefined;
+  const layer = output?.sourceLayer?.name;
+  const kind = units === 1 ? '1 sigmoid unit, which means 2 classes' : `${units} softmax units, which means ${units} classes`;
+  return `${field} holds ${classes.length} class names (${JSON.stringify(classes.slice(0, 5))}${classes.length > 5 ? '...' : ''}), but the output layer${layer ? ` "${layer}"` : ''} has ${kind}`;
+}
+
+/**
  * Options of {@link save}.
  * @category Save and load
  */
@@ -155,6 +180,10 @@ export async function save(model: TransferModel, destination: SaveDestination, a
   const { handler, where } = saveHandler(destination);
   const contents = model.isSerializable ? 'full' : 'head';
   const target = contents === 'full' ? model.model : model.head;
+  const problem = classesProblem(model.classes, target.outputs[0], 'the model\'s classes');
+  if (problem) {
+    throw new TransferError('INVALID_ARGUMENT', `save: ${problem}. Nothing was written to ${where}. Build the model with attachHead({ classes }) so that the names match the output.`);
+  }
   target.setUserDefinedMetadata(JSON.parse(JSON.stringify({ tfjsTransfer: metadataOf(model, contents) })) as object);
   // Serializing the weights can take a while; the last chance to stop is right before the destination is written.
   const guarded: tf.io.IOHandler = {
@@ -210,6 +239,13 @@ function loadHandler(source: ModelSource, args: LoadModelArgs): { handler: tf.io
     }
     return { handler: env.fileSystem.loader(text), where: text, monitor };
   }
+  if (isHttpUrl(text) && !env.allowRemoteModels) {
+    throw new TransferError(
+      'NETWORK',
+      `loadModel: remote models are disabled (env.allowRemoteModels = false); cannot load ${text}. Pass a local path ` +
+        '(Node), an indexeddb:// URL or a tf.io.IOHandler instead, or set env.allowRemoteModels = true.',
+    );
+  }
   const handler = urlLoadHandler(text, monitor);
   if (!handler) throw new TransferError('MODEL_LOAD_FAILED', `loadModel: no TF.js IO handler can load "${text}".`);
   return { handler, where: text, monitor };
@@ -217,7 +253,7 @@ function loadHandler(source: ModelSource, args: LoadModelArgs): { handler: tf.io
 
 function readMetadata(model: tfl.LayersModel, where: string): TransferMetadata {
   const meta = (model.getUserDefinedMetadata() as { tfjsTransfer?: TransferMetadata } | undefined)?.tfjsTransfer;
-  if (!meta || typeof meta !== 'object' || !Array.isArray(meta.classes)) {
+  if (!meta || typeof meta !== 'object' || !('classes' in meta)) {
     throw new TransferError(
       'MODEL_INVALID',
       `loadModel: ${where} is a TF.js layers model but was not saved by tfjs-transfer (no class names in its metadata). ` +
@@ -226,6 +262,14 @@ function readMetadata(model: tfl.LayersModel, where: string): TransferMetadata {
   }
   if (meta.formatVersion > ARTIFACT_FORMAT_VERSION) {
     throw new TransferError('MODEL_INVALID', `loadModel: ${where} was written in format ${meta.formatVersion}, newer than this version of tfjs-transfer reads (${ARTIFACT_FORMAT_VERSION}). Upgrade tfjs-transfer.`);
+  }
+  const problem = classesProblem(meta.classes, model.outputs[0], 'userDefinedMetadata.tfjsTransfer.classes');
+  if (problem) {
+    throw new TransferError(
+      'MODEL_INVALID',
+      `loadModel: ${where}: ${problem}. The model.json was edited or damaged: restore the class names (one per output, ` +
+        'in the order the model was trained with), or train and save the model again.',
+    );
   }
   return meta;
 }
@@ -260,11 +304,19 @@ export async function loadModel(source: ModelSource, args: LoadModelArgs = {}): 
     throw e;
   }
   if (meta.contents === 'head') return attachSavedHead(loaded, meta, options, where);
+  try {
+    return splitLoaded(loaded, meta, where);
+  } catch (e) {
+    loaded.dispose();
+    throw e;
+  }
+}
 
+/** A complete artefact as a TransferModel: its backbone cut at the feature layer, its head rewired. */
+function splitLoaded(loaded: tfl.LayersModel, meta: TransferMetadata, where: string): TransferModel {
   const featureLayer = meta.backbone.featureLayer;
   const layer = loaded.layers.find((l) => l.name === featureLayer);
   if (!featureLayer || !layer) {
-    loaded.dispose();
     throw new TransferError('MODEL_INVALID', `loadModel: ${where} names feature layer "${featureLayer}", which the model does not have; the file is damaged or was edited.`);
   }
   const features = layer.output as tfl.SymbolicTensor;
@@ -298,21 +350,23 @@ async function attachSavedHead(head: tfl.LayersModel, meta: TransferMetadata, op
     );
   }
   const { signal, onProgress } = options;
-  let backbone: Backbone;
+  let backbone: Backbone | undefined;
   try {
     backbone = await loadBackbone(options.backbone, { inputSize: [meta.inputShape[0], meta.inputShape[1]], preprocessing: meta.preprocessing, signal, onProgress });
+    const same = backbone.featureShape.length === meta.backbone.featureShape.length && backbone.featureShape.every((d, i) => d === meta.backbone.featureShape[i]);
+    if (!same) {
+      throw new TransferError('SHAPE_MISMATCH', `loadModel: the given backbone gives features [${backbone.featureShape.join(', ')}], but the saved head takes [${meta.backbone.featureShape.join(', ')}] (trained on "${meta.backbone.name}").`);
+    }
+    const image = tfl.input({ shape: backbone.inputShape, name: 'tt_image' });
+    const features = new ExternalBackboneLayer(backbone).apply(image) as tfl.SymbolicTensor;
+    const [out] = rewire(head.outputs, new Map([[head.inputs[0]!, features]]));
+    const composed = tfl.model({ inputs: image, outputs: out!, name: 'tt_transfer_model' });
+    return new TransferModel({ backbone, classes: meta.classes, model: composed, head, headSpec: meta.head, headLayers: meta.head.layers });
   } catch (e) {
     head.dispose();
+    // A Backbone passed in stays the caller's; one loaded here (from a name, path, URL, handler or model) is freed
+    // (a model passed in without takeOwnership is only borrowed, so its weights stay).
+    if (backbone && backbone !== options.backbone) backbone.dispose();
     throw e;
   }
-  const same = backbone.featureShape.length === meta.backbone.featureShape.length && backbone.featureShape.every((d, i) => d === meta.backbone.featureShape[i]);
-  if (!same) {
-    head.dispose();
-    throw new TransferError('SHAPE_MISMATCH', `loadModel: the given backbone gives features [${backbone.featureShape.join(', ')}], but the saved head takes [${meta.backbone.featureShape.join(', ')}] (trained on "${meta.backbone.name}").`);
-  }
-  const image = tfl.input({ shape: backbone.inputShape, name: 'tt_image' });
-  const features = new ExternalBackboneLayer(backbone).apply(image) as tfl.SymbolicTensor;
-  const [out] = rewire(head.outputs, new Map([[head.inputs[0]!, features]]));
-  const composed = tfl.model({ inputs: image, outputs: out!, name: 'tt_transfer_model' });
-  return new TransferModel({ backbone, classes: meta.classes, model: composed, head, headSpec: meta.head, headLayers: meta.head.layers });
 }

@@ -3,6 +3,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { TransferError } from '../../src/errors.js';
 import {
   checkWeightData,
+  checkWeightSpecs,
   DEFAULT_MAX_WEIGHT_BYTES,
   shardPathProblem,
   validateModelArtifacts,
@@ -254,5 +255,29 @@ describe('checkWeightData', () => {
   it('treats a non-exact size as a lower bound', () => {
     expect(() => checkWeightData(12, 40, 'w.bin', false)).not.toThrow();
     expect(() => checkWeightData(12, 8, 'w.bin', false)).toThrow(/12 bytes or more/);
+  });
+});
+
+describe('checkWeightSpecs (the weight specs of any IOHandler, checked before decoding)', () => {
+  it('returns the bytes the weight data must hold', () => {
+    expect(checkWeightSpecs([{ name: 'k', shape: [3, 2], dtype: 'float32' }, { name: 'q', shape: [4], dtype: 'float32', quantization: { dtype: 'uint8', scale: 1, min: 0 } }], 'IOHandler')).toEqual({ bytes: 28, exact: true });
+    expect(checkWeightSpecs([{ name: 's', shape: [2], dtype: 'string' }], 'IOHandler')).toEqual({ bytes: 8, exact: false });
+    expect(checkWeightSpecs([], 'IOHandler')).toEqual({ bytes: 0, exact: true });
+  });
+
+  it.each([
+    ['not a list', { name: 'k' }, /weight specs must be an array/],
+    ['an unknown dtype', [{ name: 'k', shape: [1], dtype: 'float128' }], /weightSpecs\[0\] \("k"\)\.dtype.*float128/],
+    ['a negative dimension', [{ name: 'k', shape: [-1], dtype: 'float32' }], /shape\[0\]/],
+    ['a duplicate name', [{ name: 'k', shape: [1], dtype: 'float32' }, { name: 'k', shape: [1], dtype: 'float32' }], /duplicate weight name/],
+    ['an absurd size', [{ name: 'k', shape: [1e9, 1e9], dtype: 'float32' }], /limit/],
+  ])('refuses %s, naming the handler', (_what, specs, message) => {
+    expect(() => checkWeightSpecs(specs, 'IOHandler')).toThrow(message);
+    try {
+      checkWeightSpecs(specs, 'IOHandler');
+    } catch (e) {
+      expect((e as TransferError).code).toBe('MODEL_INVALID');
+      expect((e as Error).message).toContain('IOHandler');
+    }
   });
 });
