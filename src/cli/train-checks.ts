@@ -43,6 +43,15 @@ async function writable(path: string): Promise<string | undefined> {
  */
 export async function checkOutFolder(out: string): Promise<void> {
   const fail = (why: string) => new UsageError(`--out "${out}" ${why}; nothing was trained. Pass a folder path where the model can be saved.`, 'train');
+  try {
+    await checkOut(out, fail);
+  } catch (e) {
+    if (e instanceof UsageError) throw e;
+    throw fail(`cannot be checked (${(e as NodeJS.ErrnoException).code ?? String(e)})`);
+  }
+}
+
+async function checkOut(out: string, fail: (why: string) => UsageError): Promise<void> {
   const kind = await kindOf(out);
   if (kind === 'file') throw fail('is a file, not a folder');
   if (kind === 'other') throw fail('is not a folder');
@@ -76,8 +85,26 @@ export interface DataFolderShape {
   classes: string[];
 }
 
-const visible = (e: Dirent) => !e.name.startsWith('.') && !e.name.startsWith('__') && e.name !== 'Thumbs.db';
+const SYSTEM_DIRS = new Set(['__macosx', '@eadir', '$recycle.bin', 'system volume information']);
 
+/** Hidden or system names, skipped as `imageFolder` skips them. */
+const ignored = (name: string) => name.startsWith('.') || SYSTEM_DIRS.has(name.toLowerCase());
+
+/** Whether an entry is a folder, following a symbolic link. */
+async function isFolder(dir: string, e: Dirent): Promise<boolean> {
+  if (e.isDirectory()) return true;
+  if (!e.isSymbolicLink()) return false;
+  return (await kindOf(join(dir, e.name)).catch(() => 'other')) === 'folder';
+}
+
+/** The folders directly in `dir` (symbolic links followed), hidden and system ones left out. */
+async function foldersIn(dir: string): Promise<string[]> {
+  const out: string[] = [];
+  for (const e of await readdir(dir, { withFileTypes: true })) if (!ignored(e.name) && (await isFolder(dir, e))) out.push(e.name);
+  return out.sort();
+}
+
+/** Whether `dir` or a folder in it (at most 3 levels down) holds a file named like an image. */
 async function hasImage(dir: string, depth = 0): Promise<boolean> {
   let entries: Dirent[];
   try {
@@ -85,9 +112,10 @@ async function hasImage(dir: string, depth = 0): Promise<boolean> {
   } catch {
     return false;
   }
-  if (entries.some((e) => visible(e) && !e.isDirectory() && IMAGE_FILE.test(e.name))) return true;
+  entries = entries.filter((e) => !ignored(e.name));
+  if (entries.some((e) => !e.isDirectory() && IMAGE_FILE.test(e.name))) return true;
   if (depth >= 3) return false;
-  for (const e of entries) if (visible(e) && e.isDirectory() && (await hasImage(join(dir, e.name), depth + 1))) return true;
+  for (const e of entries) if ((await isFolder(dir, e)) && (await hasImage(join(dir, e.name), depth + 1))) return true;
   return false;
 }
 
@@ -98,12 +126,12 @@ async function hasImage(dir: string, depth = 0): Promise<boolean> {
  * @throws TransferError `EMPTY_DATA` (exit 1) when there are no class folders, or a class folder has no image file.
  */
 export async function checkDataFolder(root: string, dir: string): Promise<DataFolderShape> {
-  const names = (await readdir(root, { withFileTypes: true })).filter((e) => visible(e) && (e.isDirectory() || e.isSymbolicLink())).map((e) => e.name);
+  const names = await foldersIn(root);
   const train = TRAIN_DIRS.find((n) => names.includes(n));
   const validation = VALIDATION_DIRS.find((n) => names.includes(n));
   const layout = train !== undefined && validation !== undefined ? 'split' : 'classes';
   const classRoot = layout === 'split' ? join(root, train!) : root;
-  const classes = (layout === 'split' ? (await readdir(classRoot, { withFileTypes: true })).filter((e) => visible(e) && (e.isDirectory() || e.isSymbolicLink())).map((e) => e.name) : names).sort();
+  const classes = layout === 'split' ? await foldersIn(classRoot) : names;
   if (classes.length === 0) {
     throw new TransferError(
       'EMPTY_DATA',
