@@ -11,7 +11,7 @@ import { evaluate, type Evaluation } from './evaluate';
 import { examine, type ExamineReport } from './examine/examine';
 import { freeze } from './freeze';
 import { attachHead, type AttachHeadArgs } from './head';
-import { fit, type EarlyStoppingArgs, type FitArgs, type FitHistory } from './train/fit';
+import { fit, FIT_DEFAULTS, type EarlyStoppingArgs, type FitArgs, type FitHistory } from './train/fit';
 import type { TransferModel } from './transfer-model';
 import type { LabelledData } from './types';
 import { isImageDataset, isTensorData } from './train/source';
@@ -244,10 +244,38 @@ function isDataset(data: LabelledData): data is Dataset {
   return isImageDataset(data) && typeof (data as Dataset).subset === 'function';
 }
 
-function defaultTrainableFrom(model: TransferModel): string | number {
-  const names = model.backbone.layers.map((l) => l.name);
+function defaultTrainableFrom(names: readonly string[]): string | number {
   if (names.includes('block_11_expand')) return 'block_11_expand';
   return Math.floor((names.length * 2) / 3);
+}
+
+/**
+ * The training settings {@link transferLearn} uses for `args`, resolved against its defaults (skipping
+ * `undefined` and `null`), as the command line prints them. Pure: loads and reads nothing. `earlyStopping` is
+ * what is used when there is validation data; `layerNames` (the backbone's layers) resolves the default
+ * fine-tuning layer, else it stays `undefined`.
+ * @internal
+ * @example
+ * ```ts
+ * resolveTransferLearnArgs({ epochs: undefined }).epochs; // 20
+ * ```
+ */
+export function resolveTransferLearnArgs(args: Omit<TransferLearnArgs, 'data'>, layerNames?: readonly string[]) {
+  const o = withDefaults(args, TRANSFER_LEARN_DEFAULTS);
+  const ft = o.fineTune ? withDefaults<FineTuneArgs, typeof FINE_TUNE_DEFAULTS>(o.fineTune === true ? {} : o.fineTune, FINE_TUNE_DEFAULTS) : undefined;
+  const earlyStopping = o.earlyStopping === TRANSFER_LEARN_DEFAULTS.earlyStopping ? { ...TRANSFER_LEARN_DEFAULTS.earlyStopping } : o.earlyStopping;
+  return {
+    epochs: o.epochs,
+    batchSize: o.batchSize ?? FIT_DEFAULTS.batchSize,
+    learningRate: o.learningRate,
+    optimizer: o.optimizer == null ? String(FIT_DEFAULTS.optimizer) : typeof o.optimizer === 'string' ? o.optimizer : 'tf.Optimizer',
+    validationSplit: o.validationSplit,
+    earlyStopping,
+    seed: o.seed,
+    fineTune: ft
+      ? { trainableFrom: ft.trainableFrom ?? (layerNames ? defaultTrainableFrom(layerNames) : undefined), epochs: ft.epochs, learningRate: ft.learningRate ?? o.learningRate / ft.learningRateDivisor }
+      : (false as const),
+  };
 }
 
 /**
@@ -286,7 +314,7 @@ export async function transferLearn(args: TransferLearnArgs): Promise<TransferLe
     if (options.fineTune) {
       const ft = withDefaults<FineTuneArgs, typeof FINE_TUNE_DEFAULTS>(options.fineTune === true ? {} : options.fineTune, FINE_TUNE_DEFAULTS);
       history.validationActivations?.dispose(); // the boundary moves: they no longer apply
-      freeze(model, { trainableFrom: ft.trainableFrom ?? defaultTrainableFrom(model) });
+      freeze(model, { trainableFrom: ft.trainableFrom ?? defaultTrainableFrom(model.backbone.layers.map((l) => l.name)) });
       fineTuneHistory = await fit(model, train, {
         ...fitArgs,
         epochs: ft.epochs,

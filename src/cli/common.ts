@@ -19,7 +19,11 @@ export const EXIT = {
 export const EXIT_CODES_HELP = `Exit codes:
   0  success
   1  runtime failure (missing folder, unreadable model or image, model trained on other classes, offline, ...)
-  2  usage error (unknown command or option, missing or malformed argument)`;
+  2  usage error (unknown command or option, missing or malformed argument)
+  With --json a failure still prints one document on stdout: { "error": { "code", "message", "exitCode" } }.`;
+
+/** Names of image files, as `imageFolder` reads them. */
+export const IMAGE_FILE = /\.(jpe?g|jfif|png|webp|gif|bmp|tiff?|heic|heif|avif)$/i;
 
 /** A mistake on the command line: printed with a pointer to `--help`, exit code 2. */
 export class UsageError extends Error {
@@ -148,4 +152,26 @@ export function describeError(e: unknown): { message: string; code: number } {
   if (e instanceof TransferError) return { message: `error: ${e.message}`, code: EXIT.FAILURE };
   if (e instanceof Error) return { message: `error: ${e.message}`, code: EXIT.FAILURE };
   return { message: `error: ${String(e)}`, code: EXIT.FAILURE };
+}
+
+/** The `--json` document of a failed command: `{ error: { code, message, exitCode } }`. */
+export interface ErrorDocument {
+  error: {
+    /** `USAGE` for a usage error, else the `TransferError` code (`EMPTY_DATA`, `NETWORK`, ...), a Node error code, or `ERROR`. */
+    code: string;
+    /** What went wrong and what to do, as on stderr (without the `error: ` prefix). */
+    message: string;
+    /** The exit code (1 runtime failure, 2 usage error). */
+    exitCode: number;
+  };
+}
+
+/** The {@link ErrorDocument} of `e`, which made the command exit with `exitCode`. */
+export function errorDocument(e: unknown, exitCode: number): ErrorDocument {
+  const message = describeError(e).message.replace(/^error: /, '');
+  let code = 'ERROR';
+  if (e instanceof UsageError) code = 'USAGE';
+  else if (e instanceof TransferError) code = e.code;
+  else if (e instanceof Error && typeof (e as NodeJS.ErrnoException).code === 'string') code = (e as NodeJS.ErrnoException).code!;
+  return { error: { code, message, exitCode } };
 }

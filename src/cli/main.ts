@@ -7,7 +7,7 @@
 import { realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import '../node/index';
-import { EXIT, EXIT_CODES_HELP, describeError, line, processIo, UsageError, type Command, type Io } from './common';
+import { EXIT, EXIT_CODES_HELP, describeError, errorDocument, line, processIo, UsageError, type Command, type Io } from './common';
 import { evaluateCommand } from './evaluate';
 import { examineCommand } from './examine';
 import { predictCommand } from './predict';
@@ -72,9 +72,17 @@ export async function main(argv: string[], io: Io = processIo): Promise<number> 
   } catch (e) {
     const { message, code } = describeError(e);
     line(io.err, message);
+    // --json promises one JSON document on stdout, failures included.
+    if (wantsJson(rest)) line(io.out, JSON.stringify(errorDocument(e, code)));
     if (process.env.TFJS_TRANSFER_DEBUG && e instanceof Error && e.stack) line(io.err, e.stack);
     return code;
   }
+}
+
+/** Whether the command line asks for `--json` (before a `--` that ends the options). */
+function wantsJson(args: string[]): boolean {
+  const end = args.indexOf('--');
+  return (end < 0 ? args : args.slice(0, end)).includes('--json');
 }
 
 function isEntry(): boolean {

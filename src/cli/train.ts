@@ -3,12 +3,15 @@
  * @module
  */
 import { basename, resolve } from 'node:path';
+import { MOBILENET_V2_ALPHAS } from '../backbone/catalog';
+import { loadBackbone } from '../backbone/load';
 import { save } from '../io/model-io';
-import { transferLearn, TRANSFER_LEARN_DEFAULTS } from '../transfer-learn';
-import { COMMON_HELP, COMMON_OPTIONS, EXIT, defineCommand, EXIT_CODES_HELP, UsageError, intOption, line, numberOption, oneFolder, type Command } from './common';
+import { FINE_TUNE_DEFAULTS, resolveTransferLearnArgs, transferLearn, TRANSFER_LEARN_DEFAULTS, type TransferLearnArgs } from '../transfer-learn';
+import { COMMON_HELP, COMMON_OPTIONS, EXIT, defineCommand, EXIT_CODES_HELP, UsageError, intOption, line, numberOption, oneFolder, type Command, type ParsedValues } from './common';
 import { formatEvaluation } from './format';
 import { requireFolder, startRun } from './run-context';
-import { MOBILENET_V2_ALPHAS } from '../backbone/catalog';
+import { formatSettings, trainSettings, type TrainSettings } from './settings';
+import { checkDataFolder, checkFineTuneFrom, checkOutFolder } from './train-checks';
 
 const HELP = `Usage: tfjs-transfer train <dir> [options]
 
@@ -19,6 +22,10 @@ sigmoid or softmax), optionally fine-tunes the backbone's top, evaluates, and sa
 <dir> holds one subfolder per class (dir/cats/*.jpg, dir/dogs/*.jpg), or dir/train/<class> and
 dir/validation/<class>. Without a validation folder, ${TRANSFER_LEARN_DEFAULTS.validationSplit * 100}% of each class is held out.
 
+Before the slow work it checks --out (not a file; writable or creatable), the data folder (class folders with
+images) and --fine-tune-from (a layer of the backbone), then prints the effective settings on stderr: backbone,
+input size, epochs, learning rate, batch size, early stopping, validation, seed, fine-tuning, output folder.
+
 Options:
   --backbone <src>         catalog name (mobilenet_v2_1.0_224, mobilenet_v2_0.35_224, ...), a path to a model.json
                            or its folder, or a URL (default: ${TRANSFER_LEARN_DEFAULTS.backbone})
@@ -27,12 +34,13 @@ Options:
   --epochs <n>             epochs of head training (default ${TRANSFER_LEARN_DEFAULTS.epochs}, early stopping on validation
                            loss, patience ${TRANSFER_LEARN_DEFAULTS.earlyStopping.patience}, best weights restored)
   --learning-rate <lr>     Adam learning rate of the head (default ${TRANSFER_LEARN_DEFAULTS.learningRate})
-  --fine-tune              then unfreeze the backbone's top and train on at learning rate / 10
+  --fine-tune              then unfreeze the backbone's top and train on at learning rate / ${FINE_TUNE_DEFAULTS.learningRateDivisor}
   --fine-tune-from <layer> first layer to unfreeze (default block_11_expand for MobileNetV2)
-  --fine-tune-epochs <n>   epochs of fine-tuning (default 10)
+  --fine-tune-epochs <n>   epochs of fine-tuning (default ${FINE_TUNE_DEFAULTS.epochs})
   --seed <n>               seed of the split, shuffling, dropout and initialisation (default: random)
   --out <dir>              where to save the model (default: ./<dir name>-model)
-  --json                   print one JSON document on stdout (the evaluation, history and paths); logs go to stderr
+  --json                   print one JSON document on stdout (settings, evaluation, history, paths; on failure
+                           { "error": { "code", "message", "exitCode" } }); logs go to stderr
 ${COMMON_HELP}
 
 ${EXIT_CODES_HELP}
@@ -55,6 +63,50 @@ const OPTIONS = {
   json: { type: 'boolean' },
 } as const;
 
+/** The command line of `train`, checked (usage errors come from here, before anything loads). */
+interface TrainCommandLine {
+  dir: string;
+  source: string;
+  size: number | undefined;
+  epochs: number | undefined;
+  learningRate: number | undefined;
+  fineTune: boolean;
+  fineTuneFrom: string | undefined;
+  fineTuneEpochs: number | undefined;
+  seed: number;
+  seedRandom: boolean;
+  out: string;
+}
+
+function readCommandLine(v: ParsedValues<typeof OPTIONS>, positionals: string[]): TrainCommandLine {
+  const dir = oneFolder('train', positionals);
+  let alpha: number | undefined;
+  if (v.alpha !== undefined) {
+    alpha = Number(v.alpha);
+    if (!(MOBILENET_V2_ALPHAS as readonly number[]).includes(alpha)) throw new UsageError(`--alpha must be one of ${MOBILENET_V2_ALPHAS.join(', ')}, got "${v.alpha}".`, 'train');
+    if (v.backbone !== undefined) throw new UsageError('give --alpha or --backbone, not both (--alpha picks a catalog MobileNetV2).', 'train');
+  }
+  const fineTuneEpochs = intOption('train', 'fine-tune-epochs', v['fine-tune-epochs'], 1, 10000);
+  if (!v['fine-tune'] && (v['fine-tune-from'] !== undefined || fineTuneEpochs !== undefined)) {
+    throw new UsageError('--fine-tune-from and --fine-tune-epochs need --fine-tune.', 'train');
+  }
+  const given = intOption('train', 'seed', v.seed, 0, 2 ** 31 - 1);
+  return {
+    dir,
+    source: v.backbone ?? (alpha !== undefined ? `mobilenet_v2_${alpha === 1 ? '1.0' : alpha}_224` : String(TRANSFER_LEARN_DEFAULTS.backbone)),
+    size: intOption('train', 'size', v.size, 32, 1024),
+    epochs: intOption('train', 'epochs', v.epochs, 1, 10000),
+    learningRate: numberOption('train', 'learning-rate', v['learning-rate'], 0, 10),
+    fineTune: v['fine-tune'] === true,
+    fineTuneFrom: v['fine-tune-from'],
+    fineTuneEpochs,
+    // Drawn here, not in transferLearn, so the seed printed (and in --json) is the one used.
+    seed: given ?? Math.floor(Math.random() * 2 ** 31),
+    seedRandom: given === undefined,
+    out: resolve(v.out ?? `${basename(resolve(dir))}-model`),
+  };
+}
+
 /** The `train` command. */
 export const trainCommand: Command = defineCommand({
   name: 'train',
@@ -62,51 +114,50 @@ export const trainCommand: Command = defineCommand({
   help: HELP,
   options: OPTIONS,
   async run(v, positionals, io) {
-    const dir = oneFolder('train', positionals);
-    let alpha: number | undefined;
-    if (v.alpha !== undefined) {
-      alpha = Number(v.alpha);
-      if (!(MOBILENET_V2_ALPHAS as readonly number[]).includes(alpha)) throw new UsageError(`--alpha must be one of ${MOBILENET_V2_ALPHAS.join(', ')}, got "${v.alpha}".`, 'train');
-      if (v.backbone !== undefined) throw new UsageError('give --alpha or --backbone, not both (--alpha picks a catalog MobileNetV2).', 'train');
-    }
-    const size = intOption('train', 'size', v.size, 32, 1024);
-    const epochs = intOption('train', 'epochs', v.epochs, 1, 10000);
-    const learningRate = numberOption('train', 'learning-rate', v['learning-rate'], 0, 10);
-    const fineTuneEpochs = intOption('train', 'fine-tune-epochs', v['fine-tune-epochs'], 1, 10000);
-    const seed = intOption('train', 'seed', v.seed, 0, 2 ** 31 - 1);
-    if (!v['fine-tune'] && (v['fine-tune-from'] !== undefined || fineTuneEpochs !== undefined)) {
-      throw new UsageError('--fine-tune-from and --fine-tune-epochs need --fine-tune.', 'train');
-    }
-    const backbone = v.backbone ?? (alpha !== undefined ? `mobilenet_v2_${alpha === 1 ? '1.0' : alpha}_224` : TRANSFER_LEARN_DEFAULTS.backbone);
-    const out = resolve(v.out ?? `${basename(resolve(dir))}-model`);
-
+    const cl = readCommandLine(v, positionals);
+    await checkOutFolder(cl.out);
     const ctx = await startRun(io, { backend: v.backend, quiet: v.quiet, command: 'train' });
-    const root = await requireFolder(dir, 'the training folder');
-    ctx.note(`tfjs-transfer: training on ${root} with ${backbone}${size ? ` at ${size}px` : ''}`);
-    const started = Date.now();
-    const result = await transferLearn({
-      data: root,
-      backbone,
-      backboneOptions: size ? { inputSize: size } : undefined,
-      epochs,
-      learningRate,
-      seed,
-      fineTune: v['fine-tune'] ? { trainableFrom: v['fine-tune-from'], epochs: fineTuneEpochs } : false,
-      onProgress: ctx.progress,
-      verbose: !v.quiet,
-    });
+    const root = await requireFolder(cl.dir, 'the training folder');
+    const shape = await checkDataFolder(root, cl.dir);
+    const backbone = await loadBackbone(cl.source, { inputSize: cl.size, onProgress: ctx.progress });
+    let args: TransferLearnArgs;
+    let settings: TrainSettings;
     try {
-      await save(result.model, out);
+      const trainableFrom = cl.fineTune ? checkFineTuneFrom(backbone, cl.fineTuneFrom) : undefined;
+      // Every flag not given is passed as undefined: transferLearn's default.
+      args = {
+        data: root,
+        backbone,
+        epochs: cl.epochs,
+        learningRate: cl.learningRate,
+        seed: cl.seed,
+        fineTune: cl.fineTune ? { trainableFrom, epochs: cl.fineTuneEpochs } : false,
+        onProgress: ctx.progress,
+        verbose: !v.quiet,
+      };
+      const resolved = resolveTransferLearnArgs(args, backbone.layers.map((l) => l.name));
+      settings = trainSettings({ source: cl.source, backbone, resolved, data: shape, seed: cl.seed, seedRandom: cl.seedRandom, out: cl.out });
+    } catch (e) {
+      backbone.dispose();
+      throw e;
+    }
+    ctx.note(`tfjs-transfer: training on ${root}`);
+    ctx.note(formatSettings(settings));
+    const started = Date.now();
+    const result = await transferLearn(args);
+    try {
+      await save(result.model, cl.out);
       const seconds = (Date.now() - started) / 1000;
       if (v.json) {
         line(
           io.out,
           JSON.stringify({
             accuracy: result.evaluation.accuracy,
-            model: out,
+            model: cl.out,
             classes: result.classes,
             backend: ctx.backend,
-            backbone,
+            backbone: cl.source,
+            settings,
             initial: result.initial,
             evaluation: result.evaluation,
             history: result.history,
@@ -116,7 +167,7 @@ export const trainCommand: Command = defineCommand({
         );
       } else {
         line(io.out, formatEvaluation(result.evaluation, 'validation'));
-        line(io.out, `saved to ${out} (${seconds.toFixed(1)}s)`);
+        line(io.out, `saved to ${cl.out} (${seconds.toFixed(1)}s)`);
       }
     } finally {
       result.model.dispose();

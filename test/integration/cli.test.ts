@@ -3,12 +3,13 @@
  * real cats and dogs with the 0.35 MobileNetV2 at 96 px: exit codes, `--json` documents, messages, `--help`.
  */
 import { spawn } from 'node:child_process';
-import { cpSync, mkdirSync, mkdtempSync, rmSync, writeFileSync, existsSync } from 'node:fs';
+import { chmodSync, cpSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CATS_DOGS, MODEL_035, hasShared, listImages } from '../helpers/real-data';
+import { FINE_TUNE_DEFAULTS, TRANSFER_LEARN_DEFAULTS } from '../../src/transfer-learn';
 
 const REPO = resolve(fileURLToPath(import.meta.url), '../../..');
 const BACKEND = process.env.TFJS_TRANSFER_TEST_BACKEND ?? 'wasm';
@@ -173,5 +174,144 @@ describe.skipIf(!hasShared)('train, evaluate, predict, examine', () => {
     const doc = JSON.parse(json.stdout);
     expect(doc.classes).toEqual(['cats', 'dogs']);
     expect(doc.splits[0].counts).toEqual([8, 8]);
+  });
+});
+
+/** The early-stopping invariant of a history: all epochs run, or stopped `patience` epochs after the best one. */
+function expectEarlyStopping(h: { epochs: number; valLoss: number[]; bestEpoch: number; stoppedEarly: boolean }, maxEpochs: number, patience: number): void {
+  expect(h.valLoss).toHaveLength(h.epochs);
+  expect(h.valLoss[h.bestEpoch]).toBe(Math.min(...h.valLoss));
+  if (h.stoppedEarly) expect(h.epochs).toBe(h.bestEpoch + patience + 1);
+  else expect(h.epochs).toBe(maxEpochs);
+}
+
+describe.skipIf(!hasShared)('train without training flags: the documented defaults, printed and in --json', () => {
+  it('no flags: 20 epochs at Adam 1e-3, early stopping on val loss (patience 5, best weights restored); --fine-tune: its defaults', async () => {
+    const out = join(work, 'defaults-model');
+    const outFt = join(work, 'defaults-ft-model');
+    const [r, ft] = await Promise.all([
+      cli(['train', train, '--backbone', MODEL_035, '--size', '96', '--out', out, '--json', '--backend', BACKEND], 120_000),
+      cli(['train', train, '--backbone', MODEL_035, '--size', '96', '--fine-tune', '--out', outFt, '--json', '--backend', BACKEND], 240_000),
+    ]);
+    expect(r.code, r.stderr).toBe(0);
+    const doc = JSON.parse(r.stdout);
+    const d = TRANSFER_LEARN_DEFAULTS;
+    expect(doc.settings).toMatchObject({
+      backbone: MODEL_035,
+      inputSize: [96, 96],
+      epochs: d.epochs,
+      learningRate: d.learningRate,
+      optimizer: 'adam',
+      batchSize: 32,
+      earlyStopping: { ...d.earlyStopping },
+      validation: { split: d.validationSplit },
+      seedRandom: true,
+      fineTune: false,
+      out,
+    });
+    expect(Number.isInteger(doc.settings.seed)).toBe(true);
+    expectEarlyStopping(doc.history, d.epochs, d.earlyStopping.patience!);
+    // Best weights restored: the final evaluation (same validation images) has the best epoch's loss.
+    expect(doc.evaluation.loss).toBeCloseTo(doc.history.valLoss[doc.history.bestEpoch], 3);
+    // The same settings, readable, on stderr before training starts.
+    const block = r.stderr.slice(r.stderr.indexOf('tfjs-transfer: settings'));
+    expect(r.stderr.indexOf('tfjs-transfer: settings')).toBeLessThan(r.stderr.indexOf('extract:'));
+    expect(block).toMatch(/epochs +20\n/);
+    expect(block).toMatch(/learning rate +0\.001 \(adam\)/);
+    expect(block).toMatch(/early stopping +on valLoss, patience 5, best weights restored/);
+    expect(block).toMatch(/validation +20% of each class held out/);
+    expect(block).toContain(`seed            ${doc.settings.seed} (random`);
+    expect(r.stderr).toMatch(/epoch 1\/20 - loss/);
+
+    expect(ft.code, ft.stderr).toBe(0);
+    const fdoc = JSON.parse(ft.stdout);
+    expect(fdoc.settings.fineTune).toEqual({
+      trainableFrom: 'block_11_expand',
+      epochs: FINE_TUNE_DEFAULTS.epochs,
+      learningRate: d.learningRate / FINE_TUNE_DEFAULTS.learningRateDivisor,
+    });
+    expect(fdoc.settings.epochs).toBe(d.epochs);
+    expectEarlyStopping(fdoc.fineTuneHistory, FINE_TUNE_DEFAULTS.epochs, d.earlyStopping.patience!);
+    expect(ft.stderr).toMatch(/fine-tuning +from block_11_expand, 10 epochs at 0\.0001/);
+  });
+});
+
+describe.skipIf(!hasShared)('train checks its arguments before the slow work', () => {
+  it('--fine-tune-from nosuchlayer, --out a file, --out under a file, --out unwritable: usage error (2) before extraction', async () => {
+    const file = join(work, 'a-file');
+    writeFileSync(file, 'not a folder');
+    const locked = join(work, 'locked');
+    mkdirSync(locked, { recursive: true });
+    chmodSync(locked, 0o555);
+    const isRoot = process.getuid?.() === 0; // root writes anywhere: a 0555 folder is writable for it
+    const base = ['train', train, '--backbone', MODEL_035, '--size', '96', '--backend', BACKEND];
+    const cases: [string[], RegExp][] = [
+      [[...base, '--fine-tune', '--fine-tune-from', 'nosuchlayer', '--out', join(work, 'ft-never')], /--fine-tune-from: the backbone .* has no layer "nosuchlayer"\. Layers to start from: .*block_16_expand/],
+      [[...base, '--fine-tune', '--fine-tune-from', '100000', '--out', join(work, 'ft-never')], /--fine-tune-from 100000 is out of range/],
+      [[...base, '--out', file], /--out ".*a-file" is a file, not a folder; nothing was trained/],
+      [[...base, '--out', join(file, 'model')], /--out ".*a-file\/model" cannot be created: ".*a-file" is a file/],
+      ...(isRoot ? [] : [[[...base, '--out', join(locked, 'model')], /cannot be created: ".*locked" is not writable \(EACCES\)/] as [string[], RegExp]]),
+    ];
+    const runs = await Promise.all(cases.map(([args]) => cli(args)));
+    chmodSync(locked, 0o755);
+    for (const [i, [args, message]] of cases.entries()) {
+      const r = runs[i]!;
+      expect(r.code, `${args.join(' ')}\n${r.stderr}`).toBe(2);
+      expect(r.stderr).toMatch(message);
+      expect(r.stderr).toMatch(/See 'tfjs-transfer train --help'/);
+      expect(r.stderr).not.toMatch(/extract:|epoch 1/);
+    }
+    expect(existsSync(join(work, 'ft-never'))).toBe(false);
+  });
+
+  it('an empty data folder, or a class folder without images: "no class folders" before the (default) backbone loads', async () => {
+    const empty = join(work, 'empty-data');
+    mkdirSync(empty, { recursive: true });
+    const noImages = join(work, 'no-images');
+    mkdirSync(join(noImages, 'cats'), { recursive: true });
+    mkdirSync(join(noImages, 'dogs'), { recursive: true });
+    for (const f of listImages(join(train, 'cats'), 2)) cpSync(f, join(noImages, 'cats', basename(f)));
+    writeFileSync(join(noImages, 'dogs', 'README.txt'), 'no images here');
+    const [a, b] = await Promise.all([cli(['train', empty, '--backend', BACKEND, '--out', join(work, 'never-a')]), cli(['train', noImages, '--backend', BACKEND, '--out', join(work, 'never-b')])]);
+    expect(a.code, a.stderr).toBe(1);
+    expect(a.stderr).toMatch(/the training folder ".*empty-data" has no class folders\. Put each class's images in its own folder/);
+    expect(a.stderr).not.toMatch(/NETWORK|fetch|download|loading mobilenet/i);
+    expect(b.code, b.stderr).toBe(1);
+    expect(b.stderr).toMatch(/the class folder "dogs" of ".*no-images" has no image files/);
+  });
+});
+
+describe.skipIf(!hasShared)('--json failures and predict on a folder', () => {
+  it('--json with an error prints one { error: { code, message, exitCode } } document on stdout', async () => {
+    const [usage, runtime, data] = await Promise.all([
+      cli(['train', train, '--epochs', 'many', '--json']),
+      cli(['predict', join(work, 'no-model'), 'x.jpg', '--json', '--backend', BACKEND]),
+      cli(['train', join(work, 'nowhere'), '--json', '--backend', BACKEND]),
+    ]);
+    expect(usage.code).toBe(2);
+    expect(JSON.parse(usage.stdout)).toEqual({ error: { code: 'USAGE', message: expect.stringMatching(/^--epochs must be an integer .*\nSee 'tfjs-transfer train --help'\.$/s), exitCode: 2 } });
+    expect(runtime.code).toBe(1);
+    const doc = JSON.parse(runtime.stdout);
+    expect(doc.error).toMatchObject({ exitCode: 1, message: expect.stringMatching(/^No model at .*no-model/) });
+    expect(typeof doc.error.code).toBe('string');
+    expect(data.code).toBe(1);
+    expect(JSON.parse(data.stdout).error).toMatchObject({ code: 'INVALID_ARGUMENT', exitCode: 1, message: expect.stringMatching(/does not exist/) });
+  });
+
+  it('predict on a folder predicts its image files, sorted; a folder without images is an error entry', async () => {
+    const folder = join(work, 'to-predict');
+    mkdirSync(join(folder, 'sub'), { recursive: true });
+    for (const f of [...listImages(join(evalDir, 'dogs'), 2), ...listImages(join(evalDir, 'cats'), 1)]) cpSync(f, join(folder, basename(f)));
+    writeFileSync(join(folder, 'notes.txt'), 'not an image');
+    const noImages = join(work, 'predict-empty');
+    mkdirSync(noImages, { recursive: true });
+    const r = await cli(['predict', modelDir, folder, noImages, '--json', '--backend', BACKEND]);
+    expect(r.code).toBe(1);
+    const doc = JSON.parse(r.stdout);
+    const expected = readdirSync(folder).filter((n) => n.endsWith('.jpg')).sort().map((n) => join(folder, n));
+    expect(doc.predictions.map((p: { file: string }) => p.file)).toEqual([...expected, noImages]);
+    expect(doc.predictions.slice(0, 3).every((p: { label?: string }) => p.label === 'cats' || p.label === 'dogs')).toBe(true);
+    expect(doc.predictions[3].error).toMatch(/a folder with no image files/);
+    expect(r.stderr).not.toContain('EISDIR');
   });
 });
