@@ -195,6 +195,13 @@ interface DepthwiseAttrs {
   dimRoundingMode?: 'floor' | 'round' | 'ceil';
 }
 
+type Shape4 = [number, number, number, number];
+
+/** The geometry of a depthwise convolution of an `inputShape` image by a `filterShape` filter. */
+function depthwiseInfo(inputShape: Shape4, filterShape: Shape4, a: DepthwiseAttrs): backend_util.Conv2DInfo {
+  return backend_util.computeConv2DInfo(inputShape, filterShape, a.strides, a.dilations ?? 1, a.pad, a.dimRoundingMode, true);
+}
+
 /**
  * `DepthwiseConv2dNativeBackpropFilter`: dW[kh,kw,c,m] = Σ_{n,y,x} xPad[n, y·sh + kh·dh, x·sw + kw·dw, c] ·
  * dy[n, y, x, c·M + m]. Computed as one depthwise convolution with (channel, batch) pairs as channels:
@@ -209,15 +216,7 @@ const depthwiseBackpropFilter: KernelFunc = ({ inputs, backend, attrs }) => {
   const { x, dy } = inputs as { x: TensorInfo; dy: TensorInfo };
   const a = attrs as unknown as DepthwiseAttrs & { filterShape: [number, number, number, number] };
   checkFloat32('DepthwiseConv2dNativeBackpropFilter', x, dy);
-  const info = backend_util.computeConv2DInfo(
-    x.shape as [number, number, number, number],
-    a.filterShape,
-    a.strides,
-    a.dilations ?? 1,
-    a.pad,
-    a.dimRoundingMode,
-    true,
-  );
+  const info = depthwiseInfo(x.shape as Shape4, a.filterShape, a);
   return withScope(backend as BackendLike, (s) => {
     const { batchSize: n, inHeight: h, inWidth: w, inChannels: c } = info;
     const { outHeight: oh, outWidth: ow, strideHeight: sh, strideWidth: sw } = info;
@@ -251,15 +250,7 @@ const depthwiseBackpropInput: KernelFunc = ({ inputs, backend, attrs }) => {
   const { dy, filter } = inputs as { dy: TensorInfo; filter: TensorInfo };
   const a = attrs as unknown as DepthwiseAttrs & { inputShape: [number, number, number, number] };
   checkFloat32('DepthwiseConv2dNativeBackpropInput', dy, filter);
-  const info = backend_util.computeConv2DInfo(
-    a.inputShape,
-    filter.shape as [number, number, number, number],
-    a.strides,
-    a.dilations ?? 1,
-    a.pad,
-    a.dimRoundingMode,
-    true,
-  );
+  const info = depthwiseInfo(a.inputShape, filter.shape as Shape4, a);
   return withScope(backend as BackendLike, (s) => {
     const { batchSize: n, inHeight: h, inWidth: w, inChannels: c, outChannels: cm } = info;
     const { outHeight: oh, outWidth: ow, strideHeight: sh, strideWidth: sw } = info;
