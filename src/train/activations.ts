@@ -239,7 +239,7 @@ async function readStore(
     keys.map(async (key) => {
       const perView: Float32Array[][] = [];
       for (let v = 0; v < numViews; v++) {
-        const got = await s.store.get(`${s.identity}:${v}:${key}`);
+        const got = await readEntry(s, `${s.identity}:${v}:${key}`);
         if (!got || got.length !== sizes.length || got.some((a, j) => a.length !== sizes[j])) return undefined;
         perView.push(got);
       }
@@ -286,6 +286,29 @@ function cacheWriteFailed(s: { store: ActivationStore }, reason: unknown): void 
       'training goes on without caching (results are unchanged; the next run extracts again).',
   );
 }
+
+/**
+ * One entry of `s.store`, or `undefined` when it has none or the read fails (said once per fit, like a failed
+ * write: a cache that cannot be read is a cache miss, never a reason to stop).
+ * @internal
+ */
+export async function readEntry(s: { store: ActivationStore }, key: string): Promise<Float32Array[] | undefined> {
+  if (failedReads.has(s)) return undefined;
+  try {
+    return await s.store.get(key);
+  } catch (error) {
+    // Reads run concurrently: only the first failure is said.
+    if (failedReads.has(s)) return undefined;
+    failedReads.add(s);
+    log(
+      `tfjs-transfer: could not read the activation cache ${describeStore(s.store)} (${error instanceof Error ? error.message : String(error)}); ` +
+        'extracting without it (results are unchanged).',
+    );
+    return undefined;
+  }
+}
+
+const failedReads = new WeakSet<object>();
 
 /** How a store is named in messages: its folder or name when it has one. */
 function describeStore(store: ActivationStore): string {

@@ -88,6 +88,25 @@ describe('a failing cache write does not stop fit', () => {
     expect(warnings[0]).toMatch(/ENOSPC: no space left on device/);
   });
 
+  it('a store whose get rejects is a miss: one warning, same results', async () => {
+    const plain = await run();
+    messages.length = 0;
+    const written = new Map<string, Float32Array[]>();
+    const broken: ActivationStore = {
+      get: async () => {
+        throw new Error('EIO: i/o error, read');
+      },
+      set: async (key, values) => void written.set(key, values),
+    };
+    const got = await run(broken);
+    expect(got.loss).toEqual(plain.loss);
+    expect(got.weights).toEqual(plain.weights);
+    expect(written.size).toBeGreaterThan(0);
+    const warnings = cacheWarnings();
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]).toMatch(/could not read the activation cache .*EIO: i\/o error, read/);
+  });
+
   it('a disk cache whose entry paths are folders: one warning naming the cache folder, same results', async () => {
     const plain = await run();
     // Learn the keys fit writes, then put a folder where each entry's file would go.
