@@ -840,8 +840,9 @@ export async function decodeImageInput(image: ImageInput, signal?: AbortSignal):
     return decodeBlob(await response.blob(), image);
   }
   if (typeof Blob !== 'undefined' && image instanceof Blob) return decodeBlob(image, 'a Blob');
+  const pixels = checkPixelData(image);
   try {
-    return tf.browser.fromPixels(image as Parameters<typeof tf.browser.fromPixels>[0], 3);
+    return tf.browser.fromPixels(pixels as Parameters<typeof tf.browser.fromPixels>[0], 3);
   } catch (error) {
     // reliability: tfjs' own error for a value that is no image at all
     throw new TransferError(
@@ -851,6 +852,41 @@ export async function decodeImageInput(image: ImageInput, signal?: AbortSignal):
       { cause: error },
     );
   }
+}
+
+/**
+ * Checks `{ data, width, height }` pixels (and `ImageData`) before tfjs reads them: positive integer sizes and
+ * exactly `width * height * 4` bytes (RGBA), since `fromPixels` reads past a short buffer as garbage. A
+ * `Uint8ClampedArray` outside a real `ImageData` (e.g. in Node) is viewed as a `Uint8Array`, which tfjs expects.
+ * Anything else is returned as is.
+ */
+function checkPixelData(image: ImageInput): ImageInput {
+  if (typeof image !== 'object' || image === null || !('data' in image) || !('width' in image) || !('height' in image)) return image;
+  const { data, width, height } = image as { data: unknown; width: unknown; height: unknown };
+  const isSize = (v: unknown): v is number => typeof v === 'number' && Number.isInteger(v) && v > 0;
+  if (!isSize(width) || !isSize(height)) {
+    throw new TransferError('INVALID_ARGUMENT', `pixels: width and height must be positive integers, got ${String(width)} x ${String(height)}.`);
+  }
+  if (!(data instanceof Uint8Array) && !(data instanceof Uint8ClampedArray)) {
+    throw new TransferError(
+      'INVALID_ARGUMENT',
+      `pixels: data must be a Uint8Array or Uint8ClampedArray of RGBA bytes, got ${Object.prototype.toString.call(data)}; ` +
+        'for other values use tf.tensor3d(values, [height, width, 3]).',
+    );
+  }
+  const expected = width * height * 4;
+  if (data.length !== expected) {
+    const rgb = data.length === width * height * 3 ? ' These look like RGB bytes (3 a pixel): pass tf.tensor3d(data, [height, width, 3]) instead.' : '';
+    throw new TransferError(
+      'INVALID_ARGUMENT',
+      `pixels: a ${width}x${height} image needs ${expected} bytes (RGBA, 4 a pixel), got ${data.length}.${rgb}`,
+    );
+  }
+  const isImageData = typeof ImageData !== 'undefined' && image instanceof ImageData;
+  if (data instanceof Uint8ClampedArray && !isImageData) {
+    return { data: new Uint8Array(data.buffer, data.byteOffset, data.length), width, height };
+  }
+  return image;
 }
 
 async function decodeBlob(blob: Blob, what: string): Promise<tf.Tensor3D> {

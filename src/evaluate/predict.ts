@@ -63,9 +63,8 @@ export async function predict(model: TransferModel, images: PredictInput, args: 
   const [h, w] = model.inputShape;
   let batch: tf.Tensor4D;
   if (images instanceof tf.Tensor) {
-    if ((images.rank !== 3 && images.rank !== 4) || images.shape[images.rank - 1] !== 3) {
-      throw new TransferError('SHAPE_MISMATCH', `predict: images must be RGB [h, w, 3] or [n, h, w, 3], got [${images.shape.join(', ')}]. Drop an alpha channel with images.slice([0, 0, 0], [-1, -1, 3]).`);
-    }
+    checkTensorShape(images);
+    await checkPixelValues(images);
     batch = tf.tidy(() => {
       const b = (images.rank === 3 ? tf.expandDims(images, 0) : images) as tf.Tensor4D;
       return b.shape[1] === h && b.shape[2] === w ? tf.cast(b, 'float32') : resizeImages(tf.cast(b, 'float32'), [h, w]);
@@ -77,6 +76,10 @@ export async function predict(model: TransferModel, images: PredictInput, args: 
     try {
       for (const image of list) {
         throwIfAborted(options.signal, 'predict');
+        if (image instanceof tf.Tensor) {
+          checkTensorShape(image);
+          await checkPixelValues(image);
+        }
         decoded.push(await decodeImageInput(image, options.signal));
       }
       batch = tf.tidy(() => tf.stack(decoded.map((d) => resizeImages(d, [h, w]))) as tf.Tensor4D);
@@ -104,5 +107,52 @@ export async function predict(model: TransferModel, images: PredictInput, args: 
   } finally {
     batch.dispose();
     p?.dispose();
+  }
+}
+
+/** Refuses a tensor that is not `[h, w, 3]` / `[n, h, w, 3]`, saying how to fix the channel count it has. */
+function checkTensorShape(images: tf.Tensor): void {
+  const shape = `[${images.shape.join(', ')}]`;
+  if (images.rank !== 3 && images.rank !== 4) {
+    throw new TransferError('SHAPE_MISMATCH', `predict: images must be RGB [h, w, 3] or [n, h, w, 3], got ${shape} (rank ${images.rank}).`);
+  }
+  const channels = images.shape[images.rank - 1];
+  if (channels === 3) return;
+  const all = images.rank === 3 ? '[-1, -1, 3]' : '[-1, -1, -1, 3]';
+  const start = images.rank === 3 ? '[0, 0, 0]' : '[0, 0, 0, 0]';
+  const tile = images.rank === 3 ? '[1, 1, 3]' : '[1, 1, 1, 3]';
+  const fix =
+    channels === 1
+      ? `This is a grayscale image: repeat its channel to RGB with tf.image.grayscaleToRGB(images) or tf.tile(images, ${tile}).`
+      : channels === 4
+        ? `Drop the alpha channel with images.slice(${start}, ${all}).`
+        : `Pass 3 channels (red, green, blue) as the last dimension.`;
+  throw new TransferError('SHAPE_MISMATCH', `predict: images must be RGB [h, w, 3] or [n, h, w, 3], got ${shape} (${channels} channels). ${fix}`);
+}
+
+/**
+ * Refuses NaN, infinite and out-of-range pixels (the model takes raw 0..255 values and does its own
+ * preprocessing), which would otherwise predict silently: one reduction to three numbers, read once.
+ */
+async function checkPixelValues(images: tf.Tensor): Promise<void> {
+  if (images.size === 0) return;
+  const stats = tf.tidy(() => {
+    const x = tf.cast(images, 'float32');
+    return tf.stack([tf.sum(x), tf.min(x), tf.max(x)]);
+  });
+  const [sum, min, max] = await stats.data();
+  stats.dispose();
+  if (!Number.isFinite(sum!) || !Number.isFinite(min!) || !Number.isFinite(max!)) {
+    throw new TransferError(
+      'INVALID_ARGUMENT',
+      'predict: images contain NaN or infinite values; pass raw RGB pixels, finite numbers in 0..255 (check how the tensor was made).',
+    );
+  }
+  if (min! < -0.5 || max! > 255.5) {
+    throw new TransferError(
+      'INVALID_ARGUMENT',
+      `predict: pixel values must be raw RGB in 0..255, got values from ${min} to ${max}. Pass the pixels as decoded ` +
+        '(do not normalise them: the model applies its own preprocessing); clip them with tf.clipByValue(images, 0, 255) if they only overshoot.',
+    );
   }
 }

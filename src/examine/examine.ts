@@ -100,6 +100,32 @@ export interface DuplicatePair {
 }
 
 /**
+ * One copy of an image in a {@link DuplicateGroup}.
+ * @category Step 1: Examine
+ */
+export interface DuplicateImage {
+  /** The split it is in (`'train'`, `'validation'`, or the dataset's name). */
+  split: string;
+  /** Where it is (a file path). */
+  source: string;
+  /** Its class. */
+  label: string;
+}
+
+/**
+ * Images with the same content (content hash), whatever their file names.
+ * @category Step 1: Examine
+ */
+export interface DuplicateGroup {
+  /** The shared content key. */
+  key: string;
+  /** Every copy, in split then data order. */
+  images: DuplicateImage[];
+  /** The distinct classes of the copies (more than one: the same image is labelled two ways). */
+  classes: string[];
+}
+
+/**
  * What {@link examine} found.
  * @category Step 1: Examine
  */
@@ -124,6 +150,16 @@ export interface ExamineReport {
    * `undefined` when the data has no content keys (tensors, browser images).
    */
   duplicates?: DuplicatePair[];
+  /**
+   * The same image (by content hash) under more than one class, e.g. a cat photo copied into `dogs/`, in any
+   * splits: a mislabelled copy teaches the model both labels. `undefined` without content keys.
+   */
+  crossClassDuplicates?: DuplicateGroup[];
+  /**
+   * The same image (by content hash) more than once in one class of one split: the copies count double in
+   * training (or evaluation). `undefined` without content keys.
+   */
+  withinClassDuplicates?: DuplicateGroup[];
   /** Files that could not be used, with the reason for each (hidden and system files excluded). */
   skipped: SkippedImage[];
   /** How many hidden or system files (`.DS_Store`, `Thumbs.db`, ...) were ignored. */
@@ -252,6 +288,57 @@ function findDuplicates(train: Dataset | undefined, validation: Dataset | undefi
   return duplicates;
 }
 
+/**
+ * Groups of images with the same content over every split: those under more than one class, and those repeated
+ * within one class of one split (a copy in train and one in validation of the same class is a leak, reported by
+ * `findDuplicates`). `undefined` when a split has no content keys.
+ */
+function findContentDuplicates(
+  splits: { name: string; data: ExaminableSplit }[],
+): { crossClass: DuplicateGroup[]; withinClass: DuplicateGroup[] } | undefined {
+  const byKey = new Map<string, DuplicateImage[]>();
+  for (const { name, data } of splits) {
+    const ds = asDataset(data);
+    if (!ds?.keys) return undefined;
+    ds.keys.forEach((key, i) => {
+      const image: DuplicateImage = { split: name, source: ds.sources[i] as string, label: ds.classes[ds.labels[i] as number] ?? String(ds.labels[i]) };
+      const list = byKey.get(key);
+      if (list) list.push(image);
+      else byKey.set(key, [image]);
+    });
+  }
+  const crossClass: DuplicateGroup[] = [];
+  const withinClass: DuplicateGroup[] = [];
+  for (const [key, images] of byKey) {
+    if (images.length < 2) continue;
+    const classes = [...new Set(images.map((im) => im.label))];
+    if (classes.length > 1) crossClass.push({ key, images, classes });
+    else if (new Set(images.map((im) => im.split)).size < images.length) withinClass.push({ key, images, classes });
+  }
+  return { crossClass, withinClass };
+}
+
+/** The warnings about content duplicates (see {@link findContentDuplicates}). */
+function contentDuplicateWarnings(found: { crossClass: DuplicateGroup[]; withinClass: DuplicateGroup[] }): string[] {
+  const warnings: string[] = [];
+  const { crossClass, withinClass } = found;
+  if (crossClass.length > 0) {
+    const first = crossClass[0]!;
+    warnings.push(
+      `${crossClass.length} image(s) appear under more than one class (same content), e.g. ${first.images.map((im) => `${im.source} (${im.label})`).join(' == ')}: ` +
+        'a mislabelled copy teaches the model both labels; keep only the copy in the right class',
+    );
+  }
+  if (withinClass.length > 0) {
+    const extra = withinClass.reduce((n, g) => n + g.images.length - new Set(g.images.map((im) => im.split)).size, 0);
+    warnings.push(
+      `${extra} duplicate image(s) within a class (same content, ${withinClass.length} group(s)), e.g. ${withinClass[0]!.images.map((im) => im.source).join(' == ')}: ` +
+        'the copies count more than once; delete them',
+    );
+  }
+  return warnings;
+}
+
 /** Whether {@link examine} prints: `verbose` when given, else `env.verbose`. */
 function shouldPrint(args: ExamineArgs): boolean {
   return args.verbose ?? env.verbose;
@@ -259,8 +346,8 @@ function shouldPrint(args: ExamineArgs): boolean {
 
 /**
  * Looks at labelled images the way a careful practitioner does before training: classes and counts per split,
- * class imbalance, image sizes, formats, duplicates between training and validation (by content hash), and the
- * files that could not be read with the reason for each. Reads only labels and headers: nothing is decoded.
+ * class imbalance, image sizes, formats, duplicates by content hash (between training and validation, under more
+ * than one class, and within a class), and the files that could not be read with the reason for each. Reads only labels and headers: nothing is decoded.
  * Prints the report (through `env.logger`) when `verbose`, which defaults to `env.verbose`.
  *
  * @category Step 1: Examine
@@ -299,6 +386,8 @@ export function examine(data: ExaminableSplits | ExaminableSplit, options: Exami
         `scores look better than they are: remove them from one side`,
     );
   }
+  const content = findContentDuplicates(splits);
+  if (content) warnings.push(...contentDuplicateWarnings(content));
   const allSkipped = [...t.skipped];
   const skipped = allSkipped.filter((s) => !s.ignored);
   if (skipped.length > 0) warnings.push(`${skipped.length} file(s) could not be used; see the list of skipped files`);
@@ -311,6 +400,10 @@ export function examine(data: ExaminableSplits | ExaminableSplit, options: Exami
   }
   if (Object.keys(t.formats).length > 0) report.formats = t.formats;
   if (duplicates) report.duplicates = duplicates;
+  if (content) {
+    report.crossClassDuplicates = content.crossClass;
+    report.withinClassDuplicates = content.withinClass;
+  }
   if (shouldPrint(options)) env.logger(formatReport(report, { maxListed: options.maxListed }));
   return report;
 }
@@ -357,6 +450,15 @@ export function formatReport(report: ExamineReport, options: { maxListed?: numbe
     lines.push(`Duplicates across train and validation: ${report.duplicates.length}`);
     for (const d of report.duplicates.slice(0, maxListed)) lines.push(`  ${d.train} == ${d.validation}`);
     if (report.duplicates.length > maxListed) lines.push(`  ... and ${report.duplicates.length - maxListed} more`);
+  }
+  for (const [title, groups] of [
+    ['Same image in more than one class', report.crossClassDuplicates],
+    ['Duplicates within a class', report.withinClassDuplicates],
+  ] as const) {
+    if (!groups || groups.length === 0) continue;
+    lines.push(`${title}: ${groups.length}`);
+    for (const g of groups.slice(0, maxListed)) lines.push(`  ${g.images.map((im) => `${im.source} (${im.label}, ${im.split})`).join(' == ')}`);
+    if (groups.length > maxListed) lines.push(`  ... and ${groups.length - maxListed} more`);
   }
   lines.push(
     `Skipped files: ${report.skipped.length}${report.ignored ? ` (plus ${report.ignored} hidden/system/other files ignored)` : ''}`,

@@ -5,6 +5,8 @@
 export {
   examine,
   formatReport,
+  type DuplicateGroup,
+  type DuplicateImage,
   type DuplicatePair,
   type ExaminableSplit,
   type ExaminableSplits,

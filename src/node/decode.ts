@@ -7,8 +7,8 @@
 import { availableParallelism, cpus } from 'node:os';
 import type { Sharp, SharpOptions } from 'sharp';
 import type { DecodedPixels } from '../data/dataset';
-import type { ResizeFit } from '../data/resize';
-import { TransferError } from '../errors';
+import { RESIZE_FITS, type ResizeFit } from '../data/resize';
+import { TransferError, check } from '../errors';
 import type { ImageSize } from '../types';
 
 /**
@@ -225,6 +225,7 @@ export function mayBeTruncated(bytes: Uint8Array, format: string): boolean {
  */
 export async function decodeImage(bytes: Uint8Array, options: DecodeArgs = {}): Promise<DecodedImage> {
   const maxPixels = options.maxPixels ?? DEFAULT_MAX_PIXELS;
+  checkDecodeArgs(options, maxPixels);
   const header = await readImageHeader(bytes, { maxPixels });
   const sharp = await loadSharp();
   let pipeline: Sharp;
@@ -261,6 +262,32 @@ export async function decodeImage(bytes: Uint8Array, options: DecodeArgs = {}): 
     channels: 3,
     format: header.format,
   };
+}
+
+/** Refuses a bad `size`, `fit` or `maxPixels` before any decoding (else sharp's raw errors, or "corrupt"). */
+function checkDecodeArgs(options: DecodeArgs, maxPixels: number): void {
+  check(options == null || typeof options === 'object', 'decodeImage: options must be an object such as { size: [224, 224] }.');
+  check(
+    typeof maxPixels === 'number' && maxPixels > 0,
+    `decodeImage: maxPixels must be a positive number, got ${String(maxPixels)}.`,
+  );
+  check(
+    options.fit === undefined || options.fit === null || RESIZE_FITS.includes(options.fit),
+    `decodeImage: fit must be one of ${RESIZE_FITS.join(', ')}, got ${JSON.stringify(options.fit)}.`,
+  );
+  const size = options.size as unknown;
+  if (size === undefined || size === null) return;
+  const shown = Array.isArray(size) ? `[${size.map(String).join(', ')}]` : JSON.stringify(size);
+  check(
+    Array.isArray(size) && size.length === 2 && size.every((v) => typeof v === 'number' && Number.isInteger(v) && v > 0),
+    `decodeImage: size must be [height, width] in positive integers, got ${shown}.`,
+  );
+  const [height, width] = size as [number, number];
+  check(
+    height * width <= maxPixels,
+    `decodeImage: size ${shown} is ${height * width} pixels, above the limit of ${maxPixels} (maxPixels); ` +
+      'pass a smaller size (the backbone\'s input size, e.g. [224, 224]) or raise maxPixels.',
+  );
 }
 
 // ---------------------------------------------------------------------------------------------------------------

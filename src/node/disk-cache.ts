@@ -98,7 +98,9 @@ async function decode(bytes: Uint8Array, key: string): Promise<Float32Array[] | 
  * in 256 subfolders), written atomically (see `atomicWriteFile`), with a version header and a checksum. Damaged,
  * truncated or old-version files are ignored and rewritten. Keys include the extractor's identity (backbone
  * weights, input size, preprocessing, freeze boundary), so one folder can serve several backbones; delete the
- * folder (or call `clear()`) to reclaim the space.
+ * folder (or call `clear()`) to reclaim the space. A cache is an optimisation: when an entry cannot be written (a
+ * full disk, a read-only folder, an entry path that is a folder), `fit` says so once (through `env.logger`, naming
+ * the folder and the error) and trains on, with the same results as without the cache.
  *
  * @param dir The cache folder; created when the first entry is written.
  * @returns The store; pass it as `fit(model, data, { cache })` or `transferLearn({ ..., cache })`.

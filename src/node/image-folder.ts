@@ -4,7 +4,7 @@
  */
 import type { Dirent } from 'node:fs';
 import { readFile, readdir, realpath, stat } from 'node:fs/promises';
-import { basename, join, relative, resolve } from 'node:path';
+import { basename, join, relative, resolve, sep } from 'node:path';
 import type { AugmentArgs } from '../data/augment';
 import { type Dataset, type ImageInfo, type SkippedImage, createDataset, limiter } from '../data/dataset';
 import { checkClassNames } from '../data/labels';
@@ -102,6 +102,14 @@ export interface ImageFolderArgs {
    * `Thumbs.db` are still just ignored). Default `false`: skip it, count it, and list it in `skipped`.
    */
   strict?: boolean;
+  /**
+   * What to do with a class left with no usable training image. Default `false`: when every file of a class was
+   * skipped (unreadable, corrupt, unsupported), `imageFolder` throws `EMPTY_DATA` naming the class, its folder and
+   * why its files were skipped (a class folder with no files at all is a warning, and `fit` refuses it). `true`:
+   * leave every class without a usable training image out of `classes` (labels are renumbered), with a warning.
+   * @defaultValue `false`
+   */
+  dropEmptyClasses?: boolean;
   /**
    * Augmentation used by `batches({ augment: true })`.
    * @defaultValue the {@link AugmentArgs} defaults
@@ -202,13 +210,15 @@ export async function imageFolder(dir: string, options: ImageFolderArgs = {}): P
   const rootEntries = await readdir(root, { withFileTypes: true });
   const shape = findLayout(ctx, root, rootEntries);
   const classDirs = await findClassDirs(ctx, root, rootEntries, shape.splitRoots);
-  const classes = chooseClasses(root, classDirs, options.classes, warnings);
+  let classes = chooseClasses(root, classDirs, options.classes, warnings);
   if (shape.layout === 'split') {
     for (const d of classDirs) for (const c of classes) if (!d.classes.has(c)) warnings.push(`class "${c}" has no folder in ${d.split}`);
   }
   const candidates = await findCandidates(ctx, root, shape.splitRoots, classDirs, classes);
   const progressBar = options.progressBar ?? (verbose && Boolean(process.stderr.isTTY));
-  const scanned = await scanCandidates(ctx, candidates, classes, { onProgress: options.onProgress, bar: progressBar });
+  const found = await scanCandidates(ctx, candidates, classes, { onProgress: options.onProgress, bar: progressBar });
+  const { scanned, classes: kept } = checkEmptyClasses(ctx, shape, classDirs, found, classes, warnings);
+  classes = kept;
   checkScan(ctx, root, scanned, classes, shape.layout, warnings);
   if (verbose) {
     for (const w of warnings) env.logger(`tfjs-transfer: imageFolder: ${w}`);
@@ -375,6 +385,72 @@ async function scanCandidates(
   }
   progress.finish();
   return scanned;
+}
+
+/**
+ * A class with no usable training image (every file of its folder skipped) is refused with `EMPTY_DATA`, naming
+ * the class, its folder and why the files were skipped; with `dropEmptyClasses` every class without a usable
+ * training image is left out instead (labels renumbered, its other images recorded as skipped), with a warning.
+ * A folder with every class unusable is left to `checkScan`'s "no usable images".
+ */
+function checkEmptyClasses(
+  ctx: ScanContext,
+  shape: Layout,
+  classDirs: ClassDirs[],
+  scanned: Map<string, ScannedImage[]>,
+  classes: string[],
+  warnings: string[],
+): { scanned: Map<string, ScannedImage[]>; classes: string[] } {
+  const trainSplit = shape.layout === 'split' ? 'train' : 'all';
+  const trainDirs = classDirs.find((d) => d.split === trainSplit)?.classes ?? new Map<string, string>();
+  const usable = classes.map((_, i) => (scanned.get(trainSplit) ?? []).filter((s) => s.label === i).length);
+  if (usable.every((n) => n === 0)) return { scanned, classes };
+  const empty = classes.map((c, i) => ({ c, i })).filter(({ i }) => usable[i] === 0);
+  if (empty.length === 0) return { scanned, classes };
+  const skippedOf = (c: string): SkippedImage[] => {
+    const folder = trainDirs.get(c);
+    return ctx.skipped.filter((s) => !s.ignored && s.label === c && (folder === undefined || s.source === folder || s.source.startsWith(folder + sep)));
+  };
+  const describe = (c: string): string => {
+    const skipped = skippedOf(c);
+    const folder = displayPath(trainDirs.get(c) ?? c);
+    if (skipped.length === 0) return `class "${c}" has no files in ${folder}`;
+    return `class "${c}" has no usable image in ${folder}: all ${skipped.length} file(s) were skipped (${summariseReasons(skipped)})`;
+  };
+  if (!ctx.options.dropEmptyClasses) {
+    const unreadable = empty.filter(({ c }) => skippedOf(c).length > 0);
+    if (unreadable.length > 0) {
+      throw new TransferError(
+        'EMPTY_DATA',
+        `imageFolder: ${unreadable.map(({ c }) => describe(c)).join('; ')}. A classifier cannot learn a class it has no ` +
+          'image of: fix or replace those files, remove the folder, or pass `dropEmptyClasses: true` to leave the class out.',
+      );
+    }
+    return { scanned, classes };
+  }
+  for (const { c } of empty) warnings.push(`${describe(c)}; left out (dropEmptyClasses)`);
+  const keptLabels = classes.map((_, i) => i).filter((i) => usable[i]! > 0);
+  const renumber = new Map(keptLabels.map((old, i) => [old, i]));
+  const out = new Map<string, ScannedImage[]>();
+  for (const [split, list] of scanned) {
+    const kept: ScannedImage[] = [];
+    for (const image of list) {
+      const label = renumber.get(image.label);
+      if (label !== undefined) kept.push({ ...image, label });
+      else recordSkip(ctx, image.path, `class "${classes[image.label]}" left out: it has no usable training image (dropEmptyClasses)`, false, classes[image.label]);
+    }
+    out.set(split, kept);
+  }
+  return { scanned: out, classes: keptLabels.map((i) => classes[i]!) };
+}
+
+/** "3 x corrupt or truncated jpeg (...), 1 x empty file (0 bytes)", the most common reasons first. */
+function summariseReasons(skipped: readonly SkippedImage[]): string {
+  const counts = new Map<string, number>();
+  for (const s of skipped) counts.set(s.reason, (counts.get(s.reason) ?? 0) + 1);
+  const sorted = [...counts].sort((a, b) => b[1] - a[1]);
+  const shown = sorted.slice(0, 3).map(([reason, n]) => `${n} x ${reason}`);
+  return shown.join(', ') + (sorted.length > 3 ? `, and ${sorted.length - 3} other reason(s)` : '');
 }
 
 /** Refuses an unusable folder (and, with `strict`, any skipped file or warning); adds the per-class warnings. */

@@ -7,7 +7,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
 import { tryFold } from '../backbone/fold';
-import { env } from '../env';
+import { env, log } from '../env';
 import { throwIfAborted } from '../errors';
 import type { ProgressCallback } from '../types';
 import type { ParallelRun } from '../services';
@@ -239,7 +239,7 @@ async function readStore(
     keys.map(async (key) => {
       const perView: Float32Array[][] = [];
       for (let v = 0; v < numViews; v++) {
-        const got = await s.store.get(`${s.identity}:${v}:${key}`);
+        const got = await readEntry(s, `${s.identity}:${v}:${key}`);
         if (!got || got.length !== sizes.length || got.some((a, j) => a.length !== sizes[j])) return undefined;
         perView.push(got);
       }
@@ -256,14 +256,66 @@ async function writeStore(
   offset: number,
   sizes: number[],
 ): Promise<void> {
+  if (failedStores.has(s)) return;
   const writes: Promise<void>[] = [];
   for (let i = 0; i < keys.length; i++) {
     for (let v = 0; v < values.length; v++) {
       const row = values[v]!.map((arr, j) => arr.slice((offset + i) * sizes[j]!, (offset + i + 1) * sizes[j]!));
-      writes.push(s.store.set(`${s.identity}:${v}:${keys[i]}`, row));
+      // A store may throw synchronously as well as reject.
+      writes.push(Promise.resolve().then(() => s.store.set(`${s.identity}:${v}:${keys[i]}`, row)));
     }
   }
-  await Promise.all(writes);
+  const failure = (await Promise.allSettled(writes)).find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (failure) cacheWriteFailed(s, failure.reason);
+}
+
+/**
+ * Stores (per fit: the `{ store, identity }` object of one call) whose writes failed. A cache is an optimisation:
+ * a failed write (a full disk, a read-only folder, an entry path that is a folder) is said once, later writes of
+ * that fit are skipped, and extraction goes on with the activations it computed, so results equal a run without
+ * the cache.
+ */
+const failedStores = new WeakSet<object>();
+
+function cacheWriteFailed(s: { store: ActivationStore }, reason: unknown): void {
+  if (failedStores.has(s)) return;
+  failedStores.add(s);
+  const message = reason instanceof Error ? reason.message : String(reason);
+  log(
+    `tfjs-transfer: could not write to the activation cache ${describeStore(s.store)} (${message}); ` +
+      'training goes on without caching (results are unchanged; the next run extracts again).',
+  );
+}
+
+/**
+ * One entry of `s.store`, or `undefined` when it has none or the read fails (said once per fit, like a failed
+ * write: a cache that cannot be read is a cache miss, never a reason to stop).
+ * @internal
+ */
+export async function readEntry(s: { store: ActivationStore }, key: string): Promise<Float32Array[] | undefined> {
+  if (failedReads.has(s)) return undefined;
+  try {
+    return await s.store.get(key);
+  } catch (error) {
+    // Reads run concurrently: only the first failure is said.
+    if (failedReads.has(s)) return undefined;
+    failedReads.add(s);
+    log(
+      `tfjs-transfer: could not read the activation cache ${describeStore(s.store)} (${error instanceof Error ? error.message : String(error)}); ` +
+        'extracting without it (results are unchanged).',
+    );
+    return undefined;
+  }
+}
+
+const failedReads = new WeakSet<object>();
+
+/** How a store is named in messages: its folder or name when it has one. */
+function describeStore(store: ActivationStore): string {
+  const named = store as { dir?: unknown; name?: unknown };
+  if (typeof named.dir === 'string') return `at ${named.dir}`;
+  if (typeof named.name === 'string' && named.name.length > 0) return `"${named.name}"`;
+  return `(${store.constructor?.name && store.constructor.name !== 'Object' ? store.constructor.name : 'the cache option'})`;
 }
 
 /** Gathers rows `indices` (with a view per row) into one tensor per boundary output. */

@@ -8,7 +8,7 @@
 import type * as tfl from '@tensorflow/tfjs-layers';
 import { throwIfAborted } from '../errors';
 import type { ImageDataset } from '../types';
-import { extractActivations, sizeOf, type ActivationStore, type Activations, type ExtractionArgs } from './activations';
+import { extractActivations, readEntry, sizeOf, type ActivationStore, type Activations, type ExtractionArgs } from './activations';
 import type { LabelledSource } from './source';
 
 /** A dataset that can be subset by index and knows its content keys (the pipeline's `Dataset`). */
@@ -48,13 +48,13 @@ export async function extractCachedFirst(
   const values = Array.from({ length: numViews }, () => sizes.map((s) => new Float32Array(n * s)));
   const present = new Uint8Array(n);
   const misses: number[] = [];
-  const { store, identity } = options.store;
+  const { identity } = options.store;
   for (let i = 0; i < n; i++) {
     throwIfAborted(options.signal, 'Feature extraction');
     let hit = true;
     const rows: Float32Array[][] = [];
     for (let v = 0; v < numViews && hit; v++) {
-      const got = await store.get(`${identity}:${v}:${keys[i]}`);
+      const got = await readEntry(options.store, `${identity}:${v}:${keys[i]}`);
       if (!got || got.length !== sizes.length || got.some((a, j) => a.length !== sizes[j])) hit = false;
       else rows.push(got);
     }
