@@ -19,6 +19,7 @@ import type { ResolvedFitArgs } from './fit-args';
 import type { FitSources } from './fit-sources';
 import { extractorIdentity } from './identity';
 import type { Yielder } from './yield';
+import { checkEveryClassHasImages } from './class-coverage';
 
 /** What the activations stage produced. @internal */
 export interface FitActivations extends TrainingData {
@@ -73,6 +74,7 @@ export async function obtainActivations(ctx: Context): Promise<FitActivations> {
     trainRows = parts.train;
   }
   if (train.n === 0) throw new TransferError('EMPTY_DATA', 'fit: no training images could be read.');
+  checkEveryClassHasImages(train.labels, model.classes);
   // A NaN or infinite pixel gives NaN features, which the clipped cross-entropy would silently turn into a finite
   // loss with zero gradients: refuse them here, naming the images.
   checkFinite(train, trainRows, 'training');
