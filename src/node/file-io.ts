@@ -213,6 +213,7 @@ function uniqueSuffix(): string {
  * Writes a file atomically: the data goes to a temporary file beside `path` (same folder, so same file system),
  * which is fsynced and then renamed over `path`. Readers see either the old file or the complete new one, never a
  * partial write; a crash or a full disk leaves the previous file intact. The parent folder is created if missing.
+ * Temporary files of this file that a killed writer left (`.NAME.<pid>-<hex>.tmp`, writer not running) are removed.
  *
  * @param path The file to write.
  * @param data Its content: a string (written as UTF-8), bytes or an ArrayBuffer.
@@ -243,6 +244,7 @@ export async function atomicWriteFile(
       .catch(() => false);
     await faults.step('mkdir', dir);
     await fsp.mkdir(dir, { recursive: true });
+    await removeStaleTemporaries(dir, nodePath.basename(target));
     await faults.step('write-file', temp);
     await writeFileDurably(temp, [toBytes(data)], faults, options.mode);
     await faults.step('rename-into-place', target);

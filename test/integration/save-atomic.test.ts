@@ -200,6 +200,17 @@ describe('where and how saves write', () => {
     }
   });
 
+  it('replaces the model inside the folder without replacing the folder itself (so a mount point can be saved to)', async () => {
+    // A mount point cannot be renamed (EBUSY); the saver never renames the folder, which this checks by its inode.
+    const dir = path.join(tmp, 'volume');
+    await nodeFileSystem.saver(dir).save!(await artifactsOf(1));
+    const before = await fs.stat(dir);
+    await nodeFileSystem.saver(dir).save!(await artifactsOf(2));
+    const after = await fs.stat(dir);
+    expect([after.dev, after.ino]).toEqual([before.dev, before.ino]);
+    expect(await fs.readdir(tmp)).toEqual(['volume']);
+  });
+
   it('a failed save into an existing folder without a model does not claim a previous model is intact', async () => {
     const dir = path.join(tmp, 'volume');
     await fs.mkdir(dir);
