@@ -5,6 +5,8 @@
  * restored or removed; folder modes are kept; a folder under a read-only parent can be saved into.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs/promises';
 import * as os from 'node:os';
@@ -209,6 +211,32 @@ describe('where and how saves write', () => {
     const after = await fs.stat(dir);
     expect([after.dev, after.ino]).toEqual([before.dev, before.ino]);
     expect(await fs.readdir(tmp)).toEqual(['volume']);
+  });
+
+  it('writes a model that stock tf.loadLayersModel reads (over http, the manifest naming the content-named shard)', async () => {
+    const dir = path.join(tmp, 'served');
+    await nodeFileSystem.saver(dir).save!(await artifactsOf(1));
+    await nodeFileSystem.saver(dir).save!(await artifactsOf(2));
+    const server = createServer((req, res) => {
+      fs.readFile(path.join(dir, path.basename(req.url ?? ''))).then(
+        (body) => res.end(body),
+        () => res.writeHead(404).end(),
+      );
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    try {
+      const { port } = server.address() as AddressInfo;
+      const stock = await tfl.loadLayersModel(`http://127.0.0.1:${port}/model.json`);
+      const ours = await tfl.loadLayersModel(nodeFileSystem.loader(dir));
+      const x = tf.ones([1, 64]);
+      const [a, b] = [stock.predict(x) as tf.Tensor, ours.predict(x) as tf.Tensor];
+      expect(await a.data()).toEqual(await b.data());
+      tf.dispose([x, a, b]);
+      stock.dispose();
+      ours.dispose();
+    } finally {
+      await new Promise((r) => server.close(r));
+    }
   });
 
   it('a failed save into an existing folder without a model does not claim a previous model is intact', async () => {
