@@ -1,7 +1,8 @@
 /**
  * The library's own model file I/O for Node: a loader that reads a TensorFlow.js `model.json` and its shards strictly
- * from the model's folder, validating everything before allocating, and a saver that writes `model.json` +
- * `weights.bin` atomically. Needs Node built-ins only (no `@tensorflow/tfjs-node`).
+ * from the model's folder, validating everything before allocating, and a saver that replaces `model.json` and its
+ * content-named shard (`weights-<sha256 prefix>.bin`) in place, atomically for readers (see docs/reliability.md,
+ * "Saves"). Needs Node built-ins only (no `@tensorflow/tfjs-node`).
  * @module
  */
 import { createHash, randomBytes } from 'node:crypto';
@@ -840,7 +841,9 @@ export function createNodeFileSystem(options: NodeFileSystemArgs = {}): FileSyst
 /**
  * The library's Node file access: `loader(path)` reads a `model.json` (a path, its folder, or a `file://` URL) and
  * its shards strictly from the model's folder, validating sizes before reading; `saver(dir)` writes `model.json` +
- * `weights.bin` atomically (a failed save leaves the previous model intact). Default weight size limit 2 GiB.
+ * one content-named shard `weights-<sha256 prefix>.bin` in place: a reader loading the folder meanwhile gets the old or
+ * the new model, whole; a failed or killed save leaves the previous model intact; the folder itself is never renamed
+ * (mount points work) and keeps its mode. Default weight size limit 2 GiB.
  *
  * @example
  * ```ts
