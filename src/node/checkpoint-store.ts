@@ -10,7 +10,7 @@ import * as nodePath from 'node:path';
 import { TransferError } from '../errors.js';
 import type { CheckpointStore } from '../services';
 import { CHECKPOINT_FILE_NAME } from '../train/checkpoint.js';
-import { atomicWriteFile, type FaultPlan } from './file-io.js';
+import { atomicWriteFile, removeStaleTemporaries, type FaultPlan } from './file-io.js';
 
 /**
  * Options of {@link fileCheckpointStore}.
@@ -74,31 +74,4 @@ export function fileCheckpointStore(directory: string, options: FileCheckpointSt
       await fsp.rm(file, { force: true });
     },
   };
-}
-
-/** Removes `.checkpoint.tfjst.<pid>-<hex>.tmp` files that a killed writer left behind. */
-async function removeStaleTemporaries(dir: string, fileName: string): Promise<void> {
-  let names: string[];
-  try {
-    names = await fsp.readdir(dir);
-  } catch {
-    return;
-  }
-  const prefix = `.${fileName}.`;
-  for (const name of names) {
-    if (!name.startsWith(prefix) || !name.endsWith('.tmp')) continue;
-    const pid = Number(name.slice(prefix.length).split('-')[0]);
-    if (pid === process.pid || isAlive(pid)) continue; // a writer of ours, or another live process, may be using it
-    await fsp.rm(nodePath.join(dir, name), { force: true }).catch(() => undefined);
-  }
-}
-
-function isAlive(pid: number): boolean {
-  if (!Number.isInteger(pid) || pid <= 0) return false;
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }

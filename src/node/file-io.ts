@@ -1,11 +1,12 @@
 /**
  * The library's own model file I/O for Node: a loader that reads a TensorFlow.js `model.json` and its shards strictly
- * from the model's folder, validating everything before allocating, and a saver that writes `model.json` +
- * `weights.bin` atomically. Needs Node built-ins only (no `@tensorflow/tfjs-node`).
+ * from the model's folder, validating everything before allocating, and a saver that replaces `model.json` and its
+ * content-named shard (`weights-<sha256 prefix>.bin`) in place, atomically for readers (see docs/reliability.md,
+ * "Saves"). Needs Node built-ins only (no `@tensorflow/tfjs-node`).
  * @module
  */
-import { randomBytes } from 'node:crypto';
-import { constants as fsConstants, type Stats } from 'node:fs';
+import { createHash, randomBytes } from 'node:crypto';
+import { constants as fsConstants } from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
 import * as nodePath from 'node:path';
@@ -17,7 +18,9 @@ import { TransferError } from '../errors.js';
 import { checkWeightData, validateModelArtifacts, type ValidateModelArgs as ValidateModelOptions } from '../artifacts/validate.js';
 
 /**
- * The file name of the weights the saver writes (one shard).
+ * The file name of the one shard earlier versions of the saver wrote. The saver now names its shard after its
+ * content (`weights-<16 hex digits of its sha256>.bin`), so that replacing a model never rewrites a file a reader may be
+ * reading; a `weights.bin` of an earlier save is removed when the model is replaced.
  * @category Node
  */
 export const WEIGHTS_FILE_NAME = 'weights.bin';
@@ -40,10 +43,9 @@ export type SaveStep =
   | 'write-weights'
   | 'write-file'
   | 'fsync'
-  | 'carry-over'
-  | 'rename-backup'
+  | 'rename-shard'
   | 'rename-into-place'
-  | 'remove-backup';
+  | 'remove-old-shards';
 
 /**
  * Faults to inject into saves, so tests can check atomicity without mocking `fs`. @internal
@@ -53,6 +55,8 @@ export interface FaultPlan {
   failAfterBytes?: number;
   /** Fail when this step starts. */
   failAtStep?: SaveStep;
+  /** Hang forever when this step starts (a test then kills the process mid-save). */
+  hangAtStep?: SaveStep;
   /**
    * The `code` of the simulated system error.
    * @defaultValue `"ENOSPC"`
@@ -101,8 +105,9 @@ class Faults {
   private written = 0;
   constructor(private readonly plan: FaultPlan | undefined) {}
 
-  step(step: SaveStep, path: string): void {
+  async step(step: SaveStep, path: string): Promise<void> {
     if (this.plan?.failAtStep === step) throw systemError(this.plan.code ?? 'ENOSPC', step, path);
+    if (this.plan?.hangAtStep === step) await new Promise<never>(() => undefined);
   }
 
   /** How many of `length` bytes may be written before the planned failure. */
@@ -175,7 +180,7 @@ async function writeFileDurably(
   const handle = await fsp.open(path, 'wx', mode);
   try {
     for (const chunk of chunks) await writeAll(handle, chunk, faults, path);
-    faults.step('fsync', path);
+    await faults.step('fsync', path);
     await handle.sync();
   } finally {
     await handle.close();
@@ -209,6 +214,7 @@ function uniqueSuffix(): string {
  * Writes a file atomically: the data goes to a temporary file beside `path` (same folder, so same file system),
  * which is fsynced and then renamed over `path`. Readers see either the old file or the complete new one, never a
  * partial write; a crash or a full disk leaves the previous file intact. The parent folder is created if missing.
+ * Temporary files of this file that a killed writer left (`.NAME.<pid>-<hex>.tmp`, writer not running) are removed.
  *
  * @param path The file to write.
  * @param data Its content: a string (written as UTF-8), bytes or an ArrayBuffer.
@@ -237,11 +243,12 @@ export async function atomicWriteFile(
       .stat(target)
       .then(() => true)
       .catch(() => false);
-    faults.step('mkdir', dir);
+    await faults.step('mkdir', dir);
     await fsp.mkdir(dir, { recursive: true });
-    faults.step('write-file', temp);
+    await removeStaleTemporaries(dir, nodePath.basename(target));
+    await faults.step('write-file', temp);
     await writeFileDurably(temp, [toBytes(data)], faults, options.mode);
-    faults.step('rename-into-place', target);
+    await faults.step('rename-into-place', target);
     await fsp.rename(temp, target);
   } catch (error) {
     await fsp.rm(temp, { force: true }).catch(() => undefined);
@@ -371,6 +378,57 @@ async function readShard(shard: Shard, target: Uint8Array, offset: number, model
   }
 }
 
+/** Raised when a shard went missing because a save replaced model.json while it was being loaded. */
+class ModelReplaced extends Error {
+  constructor(readonly original: unknown) {
+    super('the model was replaced while it was being loaded');
+  }
+}
+
+/** Whether `error` (or its cause) is a file-not-found error. */
+function isMissingFile(error: unknown): boolean {
+  return errorCode(error) === 'ENOENT' || errorCode((error as { cause?: unknown } | null)?.cause) === 'ENOENT';
+}
+
+/** How many times a load restarts when a concurrent save replaced the model under it. */
+const LOAD_ATTEMPTS = 5;
+
+/**
+ * Loads, restarting when a save replaced model.json while its shards were being read (the save deletes the previous
+ * model's shards once the new model.json is in place). A save that an older version left half done (a
+ * `.NAME.bak-*` folder and no model at the path) is restored first.
+ */
+async function loadWithRetry(pathOrFileUrl: string, options: NodeFileSystemArgs): Promise<tf.io.ModelArtifacts> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await loadModelArtifacts(pathOrFileUrl, options);
+    } catch (error) {
+      if (error instanceof ModelReplaced) {
+        if (attempt >= LOAD_ATTEMPTS) throw error.original;
+        await new Promise((resolve) => setTimeout(resolve, 5 * attempt));
+        continue;
+      }
+      const folder = attempt === 1 && error instanceof TransferError && /^No model at |has no model\.json/.test(error.message) ? oldLayoutFolder(pathOrFileUrl) : undefined;
+      if (folder && (await settleOldLayoutLeftovers(folder))) continue;
+      throw error;
+    }
+  }
+}
+
+/** The folder an old-layout backup would be restored to, for a plain path (not a file:// URL of a .json file). */
+function oldLayoutFolder(pathOrFileUrl: string): string | undefined {
+  if (/^[a-zA-Z][a-zA-Z0-9+.-]+:/.test(pathOrFileUrl) && !/^[a-zA-Z]:[\\/]/.test(pathOrFileUrl)) {
+    if (!/^file:/i.test(pathOrFileUrl)) return undefined;
+    try {
+      pathOrFileUrl = fileURLToPath(pathOrFileUrl);
+    } catch {
+      return undefined;
+    }
+  }
+  const absolute = nodePath.resolve(pathOrFileUrl);
+  return nodePath.basename(absolute) === MODEL_FILE_NAME ? nodePath.dirname(absolute) : absolute;
+}
+
 async function loadModelArtifacts(pathOrFileUrl: string, options: NodeFileSystemArgs): Promise<tf.io.ModelArtifacts> {
   const modelJson = await locateModelJson(pathOrFileUrl);
   let text: string;
@@ -401,6 +459,23 @@ async function loadModelArtifacts(pathOrFileUrl: string, options: NodeFileSystem
   }
   const validated = validateModelArtifacts(json, modelJson, { maxTotalBytes: options.maxTotalBytes });
 
+  try {
+    return await readWeights(json as tf.io.ModelJSON, validated, modelJson);
+  } catch (error) {
+    // A save may have replaced model.json (and removed the shards it listed) since it was read: start again.
+    // A missing shard also counts: saving model A, B, then A again brings back the very model.json text first read.
+    const now = await fsp.readFile(modelJson, 'utf8').catch(() => undefined);
+    if (now !== undefined && (now !== text || isMissingFile(error))) throw new ModelReplaced(error);
+    throw error;
+  }
+}
+
+/** Resolves, sizes and reads every shard of a validated model.json into the artifacts. */
+async function readWeights(
+  modelJSON: tf.io.ModelJSON,
+  validated: ReturnType<typeof validateModelArtifacts>,
+  modelJson: string,
+): Promise<tf.io.ModelArtifacts> {
   // Resolve and size every shard before reading any of them.
   const root = await fsp.realpath(nodePath.dirname(modelJson));
   const groups: Shard[][] = [];
@@ -426,7 +501,6 @@ async function loadModelArtifacts(pathOrFileUrl: string, options: NodeFileSystem
     offset += shard.size;
   }
 
-  const modelJSON = json as tf.io.ModelJSON;
   const artifacts: tf.io.ModelArtifacts = {
     modelTopology: modelJSON.modelTopology,
     format: modelJSON.format ?? validated.format,
@@ -446,40 +520,31 @@ async function loadModelArtifacts(pathOrFileUrl: string, options: NodeFileSystem
 // ------------------------------------------------------------------------------------------------------------------
 // Saving
 
-/** The files of the model previously saved in `dir` (model.json and the shards its manifest lists). */
-async function ownFilesOf(dir: string): Promise<Set<string>> {
-  const own = new Set([MODEL_FILE_NAME, WEIGHTS_FILE_NAME]);
-  try {
-    const json: unknown = JSON.parse(await fsp.readFile(nodePath.join(dir, MODEL_FILE_NAME), 'utf8'));
-    const manifest = (json as { weightsManifest?: unknown }).weightsManifest;
-    if (Array.isArray(manifest)) {
-      for (const group of manifest) {
-        const paths = (group as { paths?: unknown })?.paths;
-        if (Array.isArray(paths)) for (const p of paths) if (typeof p === 'string' && !/[\\/]/.test(p)) own.add(p);
-      }
+/** The shard paths listed by a parsed model.json (plain file names only: the saver never writes elsewhere). */
+function shardNamesOf(json: unknown): Set<string> {
+  const names = new Set<string>();
+  const manifest = (json as { weightsManifest?: unknown } | null)?.weightsManifest;
+  if (Array.isArray(manifest)) {
+    for (const group of manifest) {
+      const paths = (group as { paths?: unknown })?.paths;
+      if (Array.isArray(paths)) for (const p of paths) if (typeof p === 'string' && !/[\\/]/.test(p) && p !== '.' && p !== '..') names.add(p);
     }
-  } catch {
-    // No readable previous model.json: only the standard names are the model's own.
   }
-  return own;
+  return names;
 }
 
-/**
- * Puts the other files of the existing folder (e.g. `metadata.json` written beside the model) into the new one:
- * hard links where possible, copies otherwise.
- */
-async function carryOver(from: string, to: string, faults: Faults): Promise<void> {
-  const own = await ownFilesOf(from);
-  for (const entry of await fsp.readdir(from, { withFileTypes: true })) {
-    if (own.has(entry.name)) continue;
-    const source = nodePath.join(from, entry.name);
-    const dest = nodePath.join(to, entry.name);
-    faults.step('carry-over', source);
-    if (entry.isFile()) {
-      await fsp.link(source, dest).catch(() => fsp.copyFile(source, dest, fsConstants.COPYFILE_EXCL));
-    } else {
-      await fsp.cp(source, dest, { recursive: true, errorOnExist: true, force: false, verbatimSymlinks: true });
-    }
+/** The shards of the model previously saved in `dir` (those its model.json lists), or `undefined` with no model. */
+async function previousShards(dir: string): Promise<Set<string> | undefined> {
+  let text: string;
+  try {
+    text = await fsp.readFile(nodePath.join(dir, MODEL_FILE_NAME), 'utf8');
+  } catch {
+    return undefined;
+  }
+  try {
+    return shardNamesOf(JSON.parse(text));
+  } catch {
+    return new Set(); // an unreadable model.json: its shards are unknown, remove none of them
   }
 }
 
@@ -488,14 +553,21 @@ function weightBuffers(weightData: tf.io.WeightData | undefined): ArrayBuffer[] 
   return Array.isArray(weightData) ? weightData : [weightData];
 }
 
-/** The model.json of `artifacts`, its weights in one `weights.bin`. */
-function modelJsonOf(artifacts: tf.io.ModelArtifacts & { modelTopology: object }): tf.io.ModelJSON {
+/** The content-derived shard name: `weights-<first 16 hex digits of the sha256 of the weight bytes>.bin`. */
+function shardNameOf(buffers: readonly ArrayBuffer[]): string {
+  const hash = createHash('sha256');
+  for (const b of buffers) hash.update(new Uint8Array(b));
+  return `weights-${hash.digest('hex').slice(0, 16)}.bin`;
+}
+
+/** The model.json of `artifacts`, its weights in the one shard `shardName`. */
+function modelJsonOf(artifacts: tf.io.ModelArtifacts & { modelTopology: object }, shardName: string): tf.io.ModelJSON {
   const modelJSON: tf.io.ModelJSON = {
     modelTopology: artifacts.modelTopology,
     format: artifacts.format,
     generatedBy: artifacts.generatedBy,
     convertedBy: artifacts.convertedBy,
-    weightsManifest: [{ paths: [WEIGHTS_FILE_NAME], weights: artifacts.weightSpecs ?? [] }],
+    weightsManifest: [{ paths: [shardName], weights: artifacts.weightSpecs ?? [] }],
   };
   if (artifacts.trainingConfig != null) modelJSON.trainingConfig = artifacts.trainingConfig;
   if (artifacts.signature != null) modelJSON.signature = artifacts.signature;
@@ -505,66 +577,177 @@ function modelJsonOf(artifacts: tf.io.ModelArtifacts & { modelTopology: object }
   return modelJSON;
 }
 
+/** How long a temporary file of a live process (or of another machine sharing the folder) is left alone. */
+const STALE_AFTER_MS = 15 * 60 * 1000;
+/** Old-layout `.NAME.tmp-*` folders carry no pid: they are removed once this old (this version never creates them). */
+const OLD_LAYOUT_STALE_AFTER_MS = 60 * 1000;
+
+/** Whether process `pid` runs on this machine (EPERM: it runs, under another user). @internal */
+export function isAlive(pid: number): boolean {
+  if (!Number.isInteger(pid) || pid <= 0) return false;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return errorCode(error) === 'EPERM';
+  }
+}
+
+/** The writer pid in a temporary name `.<file>.<pid>-<hex>.tmp`, or `undefined` if `name` is not one. */
+function writerPid(name: string, prefix: string): number | undefined {
+  if (!name.startsWith(prefix) || !name.endsWith('.tmp')) return undefined;
+  const match = /^(\d+)-[0-9a-f]+\.tmp$/.exec(name.slice(prefix.length));
+  return match ? Number(match[1]) : undefined;
+}
+
+/**
+ * Removes the temporary files `.<file>.<pid>-<hex>.tmp` in `dir` that a killed writer left behind: those whose
+ * writer is not running, and any older than 15 minutes (a writer on another machine). `file` limits the removal to
+ * one file's temporaries (`undefined`: every file's). Never throws. @internal
+ */
+export async function removeStaleTemporaries(dir: string, file?: string): Promise<string[]> {
+  let names: string[];
+  try {
+    names = await fsp.readdir(dir);
+  } catch {
+    return [];
+  }
+  const removed: string[] = [];
+  for (const name of names) {
+    const any = file === undefined ? /^\.(.+)\.\d+-[0-9a-f]+\.tmp$/.exec(name) : null;
+    const pid = writerPid(name, any ? `.${any[1]}.` : `.${file ?? ''}.`);
+    if (pid === undefined || pid === process.pid) continue; // not a temporary, or one of a save of ours in progress
+    const path = nodePath.join(dir, name);
+    if (isAlive(pid)) {
+      const stats = await fsp.lstat(path).catch(() => undefined);
+      if (!stats || Date.now() - stats.mtimeMs < STALE_AFTER_MS) continue;
+    }
+    await fsp.rm(path, { recursive: true, force: true }).then(() => removed.push(name), () => undefined);
+  }
+  return removed;
+}
+
+/**
+ * Restores or removes what the earlier folder-swap saver left beside `target` when it was killed: a `.NAME.bak-*`
+ * backup is moved back when `target` has no model.json (the kill fell between its two renames) and removed when
+ * `target` has one; `.NAME.tmp-*` folders older than a minute are removed. Never throws.
+ * @returns Whether a backup was restored.
+ */
+async function settleOldLayoutLeftovers(target: string): Promise<boolean> {
+  const parent = nodePath.dirname(target);
+  const base = nodePath.basename(target);
+  let names: string[];
+  try {
+    names = await fsp.readdir(parent);
+  } catch {
+    return false;
+  }
+  const backups: { path: string; mtime: number }[] = [];
+  for (const name of names) {
+    const path = nodePath.join(parent, name);
+    if (name.startsWith(`.${base}.tmp-`)) {
+      const stats = await fsp.lstat(path).catch(() => undefined);
+      if (stats && Date.now() - stats.mtimeMs > OLD_LAYOUT_STALE_AFTER_MS) await fsp.rm(path, { recursive: true, force: true }).catch(() => undefined);
+    } else if (name.startsWith(`.${base}.bak-`)) {
+      const pid = Number(name.slice(base.length + 6).split('-')[0]);
+      if (pid === process.pid || isAlive(pid)) continue; // an old-version save in progress
+      const stats = await fsp.stat(nodePath.join(path, MODEL_FILE_NAME)).catch(() => undefined);
+      if (stats) backups.push({ path, mtime: stats.mtimeMs });
+    }
+  }
+  if (backups.length === 0) return false;
+  backups.sort((x, y) => y.mtime - x.mtime);
+  let restored = false;
+  const hasModel = await fsp.stat(nodePath.join(target, MODEL_FILE_NAME)).then(() => true, () => false);
+  if (!hasModel) {
+    const newest = backups.shift()!.path;
+    const exists = await fsp.lstat(target).then((s) => s.isDirectory(), () => undefined);
+    try {
+      if (exists === undefined) {
+        await fsp.rename(newest, target);
+      } else if (exists) {
+        for (const name of await fsp.readdir(newest)) {
+          const dest = nodePath.join(target, name);
+          if (!(await fsp.lstat(dest).then(() => true, () => false))) await fsp.rename(nodePath.join(newest, name), dest);
+        }
+        await fsp.rm(newest, { recursive: true, force: true });
+      }
+      restored = exists !== false;
+      if (restored) log(`tfjs-transfer: restored the model at ${target} from the backup ${newest} an interrupted save left.`);
+    } catch (error) {
+      log(`tfjs-transfer: could not restore the model at ${target} from ${newest} (${reasonOf(error)}); rename it by hand.`);
+      return false;
+    }
+  }
+  for (const backup of backups) await fsp.rm(backup.path, { recursive: true, force: true }).catch(() => undefined);
+  return restored;
+}
+
 /** One save in progress: where it goes, what was there, and how a failure is worded. */
 interface SaveTarget {
   target: string;
-  existing: Stats | undefined;
   faults: Faults;
   fail: (reason: string, cause?: unknown) => TransferError;
 }
 
 /**
- * Writes model.json and weights.bin into a temporary sibling folder, carries the old folder's other files over,
- * then swaps it into place (the old folder renamed to a backup first). On failure the temporary folder is removed
- * and the backup renamed back.
- * @returns The backup of the previous folder, to remove once the save succeeded.
+ * Writes the new shard and model.json into `target` in place, so a reader always sees a complete model:
+ * the shard (a new, content-derived name; the old shards untouched) is written to a temporary file, fsynced and
+ * renamed; then model.json is replaced the same way (rename over, atomic on POSIX) and the folder fsynced. On
+ * failure everything this save created is removed and the previous files are as they were.
  */
-async function writeAndSwap(t: SaveTarget, modelJSON: tf.io.ModelJSON, buffers: ArrayBuffer[]): Promise<string | undefined> {
-  const { target, existing, faults } = t;
-  const parent = nodePath.dirname(target);
-  const base = nodePath.basename(target);
-  let temp: string | undefined;
-  let backup: string | undefined;
-  let swapped = false;
+async function writeInPlace(t: SaveTarget, modelJSON: tf.io.ModelJSON, shardName: string, buffers: ArrayBuffer[]): Promise<void> {
+  const { target, faults } = t;
+  const shard = nodePath.join(target, shardName);
+  const modelJson = nodePath.join(target, MODEL_FILE_NAME);
+  const shardTemp = nodePath.join(target, `.${shardName}.${uniqueSuffix()}.tmp`);
+  const jsonTemp = nodePath.join(target, `.${MODEL_FILE_NAME}.${uniqueSuffix()}.tmp`);
+  let createdDir: string | undefined;
+  let shardExisted = true;
   try {
-    faults.step('mkdir', parent);
-    await fsp.mkdir(parent, { recursive: true });
-    temp = await fsp.mkdtemp(nodePath.join(parent, `.${base}.tmp-`));
-    faults.step('write-model-json', nodePath.join(temp, MODEL_FILE_NAME));
-    await writeFileDurably(nodePath.join(temp, MODEL_FILE_NAME), [toBytes(JSON.stringify(modelJSON))], faults);
-    faults.step('write-weights', nodePath.join(temp, WEIGHTS_FILE_NAME));
-    await writeFileDurably(nodePath.join(temp, WEIGHTS_FILE_NAME), buffers.map((b) => new Uint8Array(b)), faults);
-    if (existing) await carryOver(target, temp, faults);
-    await syncDirectory(temp);
-    if (existing) {
-      backup = nodePath.join(parent, `.${base}.bak-${uniqueSuffix()}`);
-      faults.step('rename-backup', target);
-      await fsp.rename(target, backup);
-    }
-    faults.step('rename-into-place', target);
-    await fsp.rename(temp, target);
-    swapped = true;
-    temp = undefined;
-    await syncDirectory(parent);
-    return backup;
+    await faults.step('mkdir', target);
+    // New folders get the process's default mode (0o777 & ~umask); an existing folder keeps its own.
+    createdDir = await fsp.mkdir(target, { recursive: true });
+    shardExisted = await fsp.lstat(shard).then(() => true, () => false);
+    await faults.step('write-weights', shardTemp);
+    await writeFileDurably(shardTemp, buffers.map((b) => new Uint8Array(b)), faults);
+    await faults.step('rename-shard', shard);
+    await fsp.rename(shardTemp, shard);
+    await faults.step('write-model-json', jsonTemp);
+    await writeFileDurably(jsonTemp, [toBytes(JSON.stringify(modelJSON))], faults);
+    await syncDirectory(target);
+    await faults.step('rename-into-place', modelJson);
+    await fsp.rename(jsonTemp, modelJson);
   } catch (error) {
-    if (temp) await fsp.rm(temp, { recursive: true, force: true }).catch(() => undefined);
-    let restored = true;
-    if (backup && !swapped) {
-      restored = await fsp
-        .rename(backup, target)
-        .then(() => true)
-        .catch(async () => (await fsp.lstat(target).catch(() => undefined)) !== undefined);
-    }
-    if (!restored) {
-      throw new TransferError(
-        'SAVE_FAILED',
-        `Could not save the model to ${target}: ${reasonOf(error)}. The previous model was moved to ${backup} and could not be ` +
-          `moved back; rename ${backup} to ${target} to restore it.`,
-        { cause: error },
-      );
-    }
+    await fsp.rm(shardTemp, { force: true }).catch(() => undefined);
+    await fsp.rm(jsonTemp, { force: true }).catch(() => undefined);
+    if (!shardExisted) await fsp.rm(shard, { force: true }).catch(() => undefined);
+    if (createdDir) await fsp.rm(createdDir, { recursive: true, force: true }).catch(() => undefined);
     throw t.fail(reasonOf(error), error);
+  }
+  await syncDirectory(target);
+  if (createdDir) await syncDirectory(nodePath.dirname(createdDir));
+}
+
+/**
+ * Removes the shards the new model no longer uses: those the previous model.json listed, and content-named
+ * `weights-<hex>.bin` files no model.json lists (left by a save killed before its model.json was replaced).
+ * A reader that read the previous model.json just before may race this; the loader then retries with the new one.
+ */
+async function removeOldShards(target: string, keep: string, previous: Set<string> | undefined, faults: Faults): Promise<void> {
+  const doomed = new Set(previous ?? []);
+  for (const name of await fsp.readdir(target).catch(() => [] as string[])) {
+    if (/^weights-[0-9a-f]{16}\.bin$/.test(name)) doomed.add(name);
+  }
+  doomed.delete(keep);
+  doomed.delete(MODEL_FILE_NAME);
+  try {
+    for (const name of doomed) {
+      await faults.step('remove-old-shards', nodePath.join(target, name));
+      await fsp.rm(nodePath.join(target, name), { force: true });
+    }
+  } catch (error) {
+    log(`tfjs-transfer: saved the model to ${target}, but could not remove the previous model's shards (${reasonOf(error)}); they are unused, delete them by hand.`);
   }
 }
 
@@ -574,46 +757,50 @@ async function saveModelArtifacts(
   options: NodeFileSystemArgs,
 ): Promise<tf.io.SaveResult> {
   let target = nodePath.resolve(directory);
-  // Saving through a symlinked folder replaces the real folder, not the link.
+  // Saving through a symlinked folder replaces the real folder's content, not the link.
   target = await fsp.realpath(target).catch(() => target);
   const modelJsonPath = nodePath.join(target, MODEL_FILE_NAME);
   const faults = new Faults(options.__faults);
 
   const existing = await fsp.lstat(target).catch(() => undefined);
-  const intact = existing ? `The previous model at ${target} is intact.` : `Nothing was written to ${target}.`;
-  const fail = (reason: string, cause?: unknown): TransferError =>
+  const failWith = (intact: string) => (reason: string, cause?: unknown): TransferError =>
     new TransferError('SAVE_FAILED', `Could not save the model to ${target}: ${reason}. ${intact}`, cause === undefined ? undefined : { cause });
+  const early = failWith(existing ? `Nothing in ${target} was changed.` : `Nothing was written to ${target}.`);
 
   if (existing && !existing.isDirectory()) {
-    throw fail('the path exists and is not a folder; choose a folder path (model.json and weights.bin go inside it)');
+    throw early('the path exists and is not a folder; choose a folder path (model.json and its weights go inside it)');
   }
   const topology = artifacts.modelTopology;
   if (topology instanceof ArrayBuffer) {
-    throw new TransferError('NOT_SUPPORTED', `Could not save the model to ${target}: binary (GraphDef) topologies cannot be saved as model.json. ${intact}`);
+    throw new TransferError('NOT_SUPPORTED', `Could not save the model to ${target}: binary (GraphDef) topologies cannot be saved as model.json.`);
   }
   if (topology == null) {
-    throw new TransferError('INVALID_ARGUMENT', `Could not save the model to ${target}: the artifacts have no modelTopology. ${intact}`);
+    throw new TransferError('INVALID_ARGUMENT', `Could not save the model to ${target}: the artifacts have no modelTopology.`);
   }
   const buffers = weightBuffers(artifacts.weightData);
-  const modelJSON = modelJsonOf({ ...artifacts, modelTopology: topology });
+  const shardName = shardNameOf(buffers);
+  const modelJSON = modelJsonOf({ ...artifacts, modelTopology: topology }, shardName);
   // Refuse to write what the loader would refuse to read.
   try {
     const validated = validateModelArtifacts(modelJSON, modelJsonPath, { maxTotalBytes: options.maxTotalBytes });
     const weightBytes = buffers.reduce((sum, b) => sum + b.byteLength, 0);
     checkWeightData(validated.totalBytes, weightBytes, `the weight data being saved to ${target}`, validated.exact);
   } catch (error) {
-    throw fail(`the artifacts are inconsistent (${error instanceof Error ? error.message : String(error)})`, error);
+    throw early(`the artifacts are inconsistent (${error instanceof Error ? error.message : String(error)})`, error);
   }
 
-  const backup = await writeAndSwap({ target, existing, faults, fail }, modelJSON, buffers);
-  if (backup) {
-    try {
-      faults.step('remove-backup', backup);
-      await fsp.rm(backup, { recursive: true, force: true });
-    } catch (error) {
-      log(`tfjs-transfer: saved the model to ${target}, but could not remove the previous copy at ${backup} (${reasonOf(error)}); delete it by hand.`);
-    }
-  }
+  await settleOldLayoutLeftovers(target);
+  await removeStaleTemporaries(target);
+  const previous = await previousShards(target);
+  const fail = failWith(
+    previous !== undefined
+      ? `The previous model at ${target} is intact.`
+      : existing
+        ? `There was no model at ${target} before; nothing of it was changed.`
+        : `Nothing was written to ${target}.`,
+  );
+  await writeInPlace({ target, faults, fail }, modelJSON, shardName, buffers);
+  await removeOldShards(target, shardName, previous, faults);
   return { modelArtifactsInfo: tf.io.getModelArtifactsInfoForJSON(artifacts) };
 }
 
@@ -640,7 +827,7 @@ export function createNodeFileSystem(options: NodeFileSystemArgs = {}): FileSyst
       if (typeof pathOrFileUrl !== 'string' || pathOrFileUrl.length === 0) {
         throw new TransferError('INVALID_ARGUMENT', `loader(path) needs a path or file:// URL of a model.json or its folder, got ${String(pathOrFileUrl)}.`);
       }
-      return { load: () => loadModelArtifacts(pathOrFileUrl, options) };
+      return { load: () => loadWithRetry(pathOrFileUrl, options) };
     },
     saver(directory: string): tf.io.IOHandler {
       if (typeof directory !== 'string' || directory.length === 0) {
@@ -654,7 +841,9 @@ export function createNodeFileSystem(options: NodeFileSystemArgs = {}): FileSyst
 /**
  * The library's Node file access: `loader(path)` reads a `model.json` (a path, its folder, or a `file://` URL) and
  * its shards strictly from the model's folder, validating sizes before reading; `saver(dir)` writes `model.json` +
- * `weights.bin` atomically (a failed save leaves the previous model intact). Default weight size limit 2 GiB.
+ * one content-named shard `weights-<sha256 prefix>.bin` in place: a reader loading the folder meanwhile gets the old or
+ * the new model, whole; a failed or killed save leaves the previous model intact; the folder itself is never renamed
+ * (mount points work) and keeps its mode. Default weight size limit 2 GiB.
  *
  * @example
  * ```ts

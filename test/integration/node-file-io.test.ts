@@ -57,6 +57,13 @@ async function expectTransferError(promise: Promise<unknown>, code: string, ...f
   return error;
 }
 
+/** The one shard a save wrote into `dir`: `weights-<16 hex digits of its sha256>.bin`. */
+async function savedShardName(dir: string): Promise<string> {
+  const shards = (await fs.readdir(dir)).filter((n) => /^weights-[0-9a-f]{16}\.bin$/.test(n));
+  expect(shards).toHaveLength(1);
+  return shards[0];
+}
+
 async function copyDir(from: string, to: string): Promise<void> {
   await fs.cp(from, to, { recursive: true });
 }
@@ -88,10 +95,11 @@ describe('nodeFileSystem round trip', () => {
     const dir = path.join(tmp, 'nested', 'model');
     const result = await model.save(nodeFileSystem.saver(dir));
     expect(result.modelArtifactsInfo.weightDataBytes).toBe((4 * 3 + 3 + 3 * 2 + 2) * 4);
-    expect((await fs.readdir(dir)).sort()).toEqual(['model.json', 'weights.bin']);
+    const shardName = await savedShardName(dir);
+    expect((await fs.readdir(dir)).sort()).toEqual(['model.json', shardName]);
     const json = JSON.parse(await fs.readFile(path.join(dir, 'model.json'), 'utf8'));
     expect(json.format).toBe('layers-model');
-    expect(json.weightsManifest).toEqual([{ paths: ['weights.bin'], weights: expect.any(Array) }]);
+    expect(json.weightsManifest).toEqual([{ paths: [shardName], weights: expect.any(Array) }]);
     expect(json.userDefinedMetadata).toEqual({ classes: ['cat', 'dog'], preprocessing: { scale: 1, offset: 0 } });
 
     const expectedPredictions = await predictions(model);
@@ -119,7 +127,7 @@ describe('nodeFileSystem round trip', () => {
     const split: ArrayBuffer[] = [whole.slice(0, 10), whole.slice(10, 37), whole.slice(37)];
     const dir = path.join(tmp, 'split');
     await nodeFileSystem.saver(dir).save!({ ...artifacts!, weightData: split });
-    expect(new Uint8Array(await fs.readFile(path.join(dir, 'weights.bin')))).toEqual(new Uint8Array(whole));
+    expect(new Uint8Array(await fs.readFile(path.join(dir, await savedShardName(dir))))).toEqual(new Uint8Array(whole));
     const loaded = await loadLayersModelSafely(nodeFileSystem.loader(dir), dir);
     expect(await predictions(loaded)).toEqual(await predictions(model));
     loaded.dispose();
@@ -182,7 +190,7 @@ describe('nodeFileSystem refuses broken or hostile models', () => {
     const dir = path.join(tmp, 'm');
     await model.save(nodeFileSystem.saver(dir));
     model.dispose();
-    await fs.appendFile(path.join(dir, 'weights.bin'), Buffer.alloc(8));
+    await fs.appendFile(path.join(dir, await savedShardName(dir)), Buffer.alloc(8));
     await expectTransferError(tfl.loadLayersModel(nodeFileSystem.loader(dir)), 'MODEL_INVALID', 'longer than their manifest', '(8 extra)');
   });
 
@@ -344,7 +352,7 @@ describe('atomic save', () => {
     await expectIntact(dir, before, expected);
   });
 
-  it.each(['write-weights', 'fsync', 'rename-backup', 'rename-into-place'] as const)(
+  it.each(['mkdir', 'write-weights', 'fsync', 'rename-shard', 'write-model-json', 'rename-into-place'] as const)(
     'restores the previous model when the save fails at %s',
     async (step) => {
       const { dir, before, expected } = await savedModelDir();
@@ -365,8 +373,9 @@ describe('atomic save', () => {
     expect(await fs.readdir(tmp)).toEqual([]);
   });
 
-  it('still succeeds when the old copy cannot be removed', async () => {
-    const { dir } = await savedModelDir();
+  it('still succeeds when the old shards cannot be removed, and the next save removes them', async () => {
+    const { dir, before } = await savedModelDir();
+    const oldShard = Object.keys(before).find((n) => n !== 'model.json')!;
     const messages: string[] = [];
     const { env } = await import('../../src/env.js');
     const { logger, verbose } = env;
@@ -374,7 +383,7 @@ describe('atomic save', () => {
     env.verbose = true;
     try {
       const model = smallModel(5);
-      await model.save(createNodeFileSystem({ __faults: { failAtStep: 'remove-backup' } }).saver(dir));
+      await model.save(createNodeFileSystem({ __faults: { failAtStep: 'remove-old-shards' } }).saver(dir));
       const expected = await predictions(model);
       model.dispose();
       const loaded = await tfl.loadLayersModel(nodeFileSystem.loader(dir));
@@ -384,10 +393,15 @@ describe('atomic save', () => {
       env.logger = logger;
       env.verbose = verbose;
     }
-    expect(messages.join('\n')).toMatch(/could not remove the previous copy/);
-    const leftovers = (await fs.readdir(tmp)).filter((n) => n !== 'model');
-    expect(leftovers).toHaveLength(1);
-    expect(leftovers[0]).toMatch(/^\.model\.bak-/);
+    expect(messages.join('\n')).toMatch(/could not remove the previous model's shards/);
+    expect(await fs.readdir(dir)).toContain(oldShard);
+    expect(await fs.readdir(dir)).toHaveLength(3);
+    const model = smallModel(6);
+    await model.save(nodeFileSystem.saver(dir));
+    model.dispose();
+    expect(await fs.readdir(dir)).not.toContain(oldShard);
+    expect(await fs.readdir(dir)).toHaveLength(2);
+    expect(await fs.readdir(tmp)).toEqual(['model']);
   });
 
   it('replaces an existing model, dropping its old shards and keeping other files', async () => {
@@ -399,7 +413,9 @@ describe('atomic save', () => {
     await model.save(nodeFileSystem.saver(dir));
     const expected = await predictions(model);
     model.dispose();
-    expect((await fs.readdir(dir)).sort()).toEqual(['SOURCE.txt', 'imagenet_labels_1000.txt', 'model.json', 'notes.txt', 'weights.bin']);
+    const names = (await fs.readdir(dir)).sort();
+    expect(names.filter((n) => !n.startsWith('weights-'))).toEqual(['SOURCE.txt', 'imagenet_labels_1000.txt', 'model.json', 'notes.txt']);
+    expect(names.filter((n) => n.startsWith('weights-'))).toEqual([expect.stringMatching(/^weights-[0-9a-f]{16}\.bin$/)]);
     expect(await fs.readFile(path.join(dir, 'notes.txt'), 'utf8')).toBe('mine');
     const loaded = await tfl.loadLayersModel(nodeFileSystem.loader(dir));
     expect(await predictions(loaded)).toEqual(expected);
