@@ -19,7 +19,7 @@ export interface FileSystemAdapter {
   /** An IOHandler that loads a `model.json` (and its weight shards) from a local path or `file://` URL. */
   loader(path: string): tf.io.IOHandler;
   /**
-   * An IOHandler that saves a model into `directory` (created if missing) as `model.json` + `weights.bin`,
+   * An IOHandler that saves a model into `directory` (created if missing) as `model.json` + one weight shard,
    * atomically: a crash or a full disk leaves any previous model there intact.
    */
   saver(directory: string): tf.io.IOHandler;

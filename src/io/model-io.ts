@@ -153,7 +153,7 @@ export interface SaveArgs {
 
 /**
  * Saves the whole model (backbone + head, preprocessing included) with its class names as one TF.js layers
- * model: `model.json` + `weights.bin`. In Node a path is written atomically (a crash or full disk leaves the
+ * model: `model.json` + one weight shard (`weights-<hash>.bin` in Node). In Node a path is written atomically (a crash or full disk leaves the
  * previous model intact); in the browser use `indexeddb://name`, `localstorage://name` or `downloads://name`.
  *
  * Models on graph or function backbones save their head only, with the backbone's name and source; pass the
