@@ -1,8 +1,19 @@
 /**
- * Step 5: `evaluate` (src/evaluate/evaluate.ts), its metrics (src/evaluate/metrics.ts) and `predict`
- * (src/evaluate/predict.ts).
+ * Step 5: `evaluate` (src/evaluate/evaluate.ts), its metrics (src/evaluate/metrics.ts), `calibrate`
+ * (src/evaluate/calibration.ts) and `predict` (src/evaluate/predict.ts).
  * @module
  */
 export { evaluate, EVALUATE_DEFAULTS, type EvaluateArgs } from './evaluate/evaluate';
-export { metricsFromProbabilities, rocAuc, type ClassMetrics, type Evaluation, type Misclassified } from './evaluate/metrics';
+export {
+  metricsFromProbabilities,
+  rocAuc,
+  RELIABILITY_BINS,
+  type ClassMetrics,
+  type Evaluation,
+  type Misclassified,
+  type Reliability,
+  type ReliabilityBin,
+} from './evaluate/metrics';
+export { calibrate, CALIBRATE_DEFAULTS, type CalibrateArgs } from './evaluate/calibration';
+export type { Calibration } from './transfer-model';
 export { predict, PREDICT_DEFAULTS, type PredictArgs, type PredictInput, type Prediction } from './evaluate/predict';

@@ -81,6 +81,13 @@ export {
   type Misclassified,
   type Prediction,
   type PredictInput,
+  calibrate,
+  CALIBRATE_DEFAULTS,
+  RELIABILITY_BINS,
+  type CalibrateArgs,
+  type Calibration,
+  type Reliability,
+  type ReliabilityBin,
 } from './evaluate';
 
 // Save and load.

@@ -7,12 +7,12 @@ import { env, log } from './env';
 import type { CheckpointArgs } from './train/checkpoint';
 import { withDefaults, type Resolved } from './util/args';
 import { TransferError, check } from './errors';
-import { evaluate, type Evaluation } from './evaluate';
+import { calibrate, evaluate, type Evaluation } from './evaluate';
 import { examine, type ExamineReport } from './examine/examine';
 import { freeze } from './freeze';
 import { attachHead, type AttachHeadArgs } from './head';
 import { fit, FIT_DEFAULTS, type EarlyStoppingArgs, type FitArgs, type FitHistory } from './train/fit';
-import type { TransferModel } from './transfer-model';
+import type { Calibration, TransferModel } from './transfer-model';
 import type { LabelledData } from './types';
 import { isImageDataset, isTensorData } from './train/source';
 import { fromTensors, type Dataset } from './data/dataset';
@@ -85,6 +85,14 @@ export interface TransferLearnArgs {
   fineTune?: boolean | FineTuneArgs;
   /** Run and print the examine report first. @defaultValue true */
   examine?: boolean;
+  /**
+   * Calibrate the probabilities on the validation data after training (and fine-tuning), before the final
+   * evaluation: temperature scaling inside the weights, with the calibration error before and after (5-fold
+   * cross-validated) in the log and in `result.calibration` (see {@link calibrate}). Without validation data
+   * nothing is calibrated.
+   * @defaultValue {@link TRANSFER_LEARN_DEFAULTS}.calibrate (true)
+   */
+  calibrate?: boolean;
   /** Epochs of head training (early stopping usually ends sooner). @defaultValue {@link TRANSFER_LEARN_DEFAULTS}.epochs (20) */
   epochs?: number;
   /** Images per gradient step. @defaultValue 32 (as `fit`) */
@@ -140,8 +148,10 @@ export interface TransferLearnResult {
     /** Validation accuracy of the untrained head (about the share of the largest class). */
     accuracy: number;
   };
-  /** Evaluation on the validation data (or the training data if there is none). */
+  /** Evaluation on the validation data (or the training data if there is none), after calibration. */
   evaluation: Evaluation;
+  /** How the probabilities were calibrated (also in `model.calibration`); absent without validation data or with `calibrate: false`. */
+  calibration?: Calibration;
   /** What `examine` found, unless `examine: false`. */
   report?: ExamineReport;
 }
@@ -168,6 +178,8 @@ export const TRANSFER_LEARN_DEFAULTS = Object.freeze({
   validationSplit: 0.2 as number,
   /** Run and print the examine report first. */
   examine: true as boolean,
+  /** Calibrate the probabilities on the validation data (temperature scaling), when there is validation data. */
+  calibrate: true as boolean,
   /** Early stopping, when there is validation data. */
   earlyStopping: Object.freeze<EarlyStoppingArgs>({
     /** The metric watched. */
@@ -281,7 +293,8 @@ export function resolveTransferLearnArgs(args: Omit<TransferLearnArgs, 'data'>, 
 /**
  * Runs the five steps in one call: examine the data (class counts, imbalance warning), build the pipeline, load
  * and freeze the backbone and attach a head, train (reporting the validation loss and accuracy before training,
- * as the Keras tutorial does), optionally fine-tune the backbone's top, and evaluate.
+ * as the Keras tutorial does), optionally fine-tune the backbone's top, calibrate the probabilities on the validation
+ * data (temperature scaling, see {@link calibrate}), and evaluate.
  *
  * @category All five steps
  * @example
@@ -326,14 +339,19 @@ export async function transferLearn(args: TransferLearnArgs): Promise<TransferLe
     }
     const activations = last.validationActivations;
     let evaluation: Evaluation;
+    let calibration: Calibration | undefined;
     try {
+      if (options.calibrate && validation) {
+        calibration = await calibrate(model, validation, { signal: options.signal, activations });
+        say(`tfjs-transfer: calibrated on ${calibration.images} validation images: temperature ${calibration.temperature.toFixed(3)}, ECE ${calibration.eceBefore.toFixed(4)} before, ${calibration.eceAfter.toFixed(4)} after (${calibration.folds}-fold cross-validated)`);
+      }
       evaluation = await evaluate(model, validation ?? train, { signal: options.signal, activations });
     } finally {
       activations?.dispose();
       delete history.validationActivations;
       if (fineTuneHistory) delete fineTuneHistory.validationActivations;
     }
-    say(`tfjs-transfer: ${validation ? 'validation' : 'training'} accuracy ${evaluation.accuracy.toFixed(4)}, loss ${evaluation.loss.toFixed(4)}${evaluation.rocAuc !== undefined ? `, ROC AUC ${evaluation.rocAuc.toFixed(4)}` : ''}`);
+    say(`tfjs-transfer: ${validation ? 'validation' : 'training'} accuracy ${evaluation.accuracy.toFixed(4)}, loss ${evaluation.loss.toFixed(4)}${evaluation.rocAuc !== undefined ? `, ROC AUC ${evaluation.rocAuc.toFixed(4)}` : ''}, ECE ${evaluation.ece.toFixed(4)}`);
     return {
       model,
       classes,
@@ -341,6 +359,7 @@ export async function transferLearn(args: TransferLearnArgs): Promise<TransferLe
       fineTuneHistory,
       initial: history.initial ? { loss: history.initial.valLoss, accuracy: history.initial.valAccuracy } : undefined,
       evaluation,
+      calibration,
       report,
     };
   } catch (e) {

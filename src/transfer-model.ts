@@ -23,6 +23,39 @@ export interface HeadSpec {
   outputActivation: 'sigmoid' | 'softmax';
 }
 
+/**
+ * How the model's probabilities were calibrated (by {@link calibrate}, which `transferLearn` runs on its validation
+ * data): stored with a saved model. The temperature is already applied, inside the weights (the last Dense layer's
+ * kernel and bias are divided by it), so this record is informational.
+ * @category Step 5: Evaluate
+ */
+export interface Calibration {
+  /** Temperature scaling: logits are divided by one fitted temperature. */
+  method: 'temperature';
+  /** The temperature the last Dense layer's kernel and bias were divided by (above 1 softens, below 1 sharpens). */
+  temperature: number;
+  /** Expected calibration error (15 bins) of the calibration images before calibrating. */
+  eceBefore: number;
+  /**
+   * Expected calibration error after calibrating, measured honestly: by `folds`-fold cross-validation over the
+   * calibration images (a temperature fitted on the other folds predicts each held-out fold).
+   */
+  eceAfter: number;
+  /** Number of calibration images. */
+  images: number;
+  /** Folds of the cross-validation behind `eceAfter`. */
+  folds: number;
+}
+
+/** A well-formed copy of a calibration record read from a file, or `undefined` when it is absent or malformed. @internal */
+export function calibrationRecord(value: unknown): Calibration | undefined {
+  if (value == null || typeof value !== 'object') return undefined;
+  const r = value as Record<string, unknown>;
+  const num = (x: unknown): x is number => typeof x === 'number' && Number.isFinite(x);
+  if (r.method !== 'temperature' || !num(r.temperature) || r.temperature <= 0 || !num(r.eceBefore) || !num(r.eceAfter) || !num(r.images) || !num(r.folds)) return undefined;
+  return { method: 'temperature', temperature: r.temperature, eceBefore: r.eceBefore, eceAfter: r.eceAfter, images: r.images, folds: r.folds };
+}
+
 /** @internal */
 export interface TransferModelInit {
   backbone: Backbone;
@@ -32,6 +65,8 @@ export interface TransferModelInit {
   headSpec: HeadSpec;
   /** Names of the head's layers in `model`. */
   headLayers: string[];
+  /** The calibration record read from a saved model (checked; dropped when malformed). */
+  calibration?: unknown;
 }
 
 /**
@@ -67,6 +102,14 @@ export class TransferModel {
    * `fit` resets it when it starts and ends.
    */
   stopTraining = false;
+  /**
+   * How the probabilities were calibrated ({@link calibrate}), saved and loaded with the model; `undefined` when
+   * they were not. Training the model again after calibrating makes it stale: calibrate again.
+   */
+  get calibration(): Calibration | undefined {
+    return this.calibrationRecord;
+  }
+  private calibrationRecord: Calibration | undefined;
   private disposedFlag = false;
   private trainingFlag = false;
 
@@ -78,6 +121,12 @@ export class TransferModel {
     this.head = init.head;
     this.headSpec = init.headSpec;
     this.headLayers = Object.freeze([...init.headLayers]);
+    this.calibrationRecord = calibrationRecord(init.calibration);
+  }
+
+  /** @internal Set by `calibrate`. */
+  setCalibration(record: Calibration | undefined): void {
+    this.calibrationRecord = record ? Object.freeze({ ...record }) : undefined;
   }
 
   /** Number of classes. */

@@ -38,13 +38,17 @@ export interface EvaluateArgs {
 
 /**
  * Evaluates `model` on labelled data: loss, accuracy, per-class precision / recall / F1, the confusion matrix,
- * ROC AUC for two classes, and the misclassified images. Runs in inference mode; changes nothing.
+ * ROC AUC (for two classes the binary AUC of P(classes[1]); for more, one-vs-rest per class in
+ * `perClass[i].rocAuc` and their macro mean in `rocAuc`), the expected calibration error (`ece`, 15 equal-width
+ * bins of the top-class probability) with the data of a reliability diagram (`reliability.bins`), and the
+ * misclassified images. Runs in inference mode; changes nothing.
  *
  * @category Step 5: Evaluate
  * @example
  * ```ts
  * const result = await evaluate(model, validation);
  * console.log(result.accuracy, result.perClass, result.confusionMatrix);
+ * console.log(result.rocAuc, result.ece, result.reliability.bins); // AUC, calibration error, reliability diagram
  * ```
  */
 export async function evaluate(model: TransferModel, data: LabelledData, args: EvaluateArgs = {}): Promise<Evaluation> {

@@ -1,6 +1,7 @@
 /**
  * The metrics of {@link evaluate}: loss, accuracy, per-class precision / recall / F1, macro F1, the confusion
- * matrix, ROC AUC (two classes) and the misclassified images, from probabilities and labels.
+ * matrix, ROC AUC (binary, or one-vs-rest per class and their macro mean), the expected calibration error with its
+ * reliability diagram, and the misclassified images, from probabilities and labels.
  * @module
  */
 
@@ -16,7 +17,43 @@ export interface ClassMetrics {
   f1: number;
   /** Number of images of this class. */
   support: number;
+  /**
+   * One-vs-rest area under the ROC curve of this class's probability: the chance that an image of this class gets
+   * a higher P(this class) than an image of another class (ties count half). `undefined` when the data has no image
+   * of this class, or only images of it (no positives or no negatives: the area is not defined).
+   */
+  rocAuc?: number;
 }
+
+/**
+ * One bin of a reliability diagram: the images whose top-class probability lies in `(lower, upper]` (the first bin
+ * also holds 0). @category Step 5: Evaluate
+ */
+export interface ReliabilityBin {
+  /** Lower edge of the bin (excluded, except 0 in the first bin). */
+  lower: number;
+  /** Upper edge of the bin (included). */
+  upper: number;
+  /** Images whose top probability falls in the bin. */
+  count: number;
+  /** Mean top probability of those images (0 when the bin is empty). */
+  confidence: number;
+  /** Share of those images classified correctly (0 when the bin is empty). */
+  accuracy: number;
+}
+
+/**
+ * The data of a reliability diagram: accuracy against confidence in equal-width bins of the top-class probability.
+ * A calibrated model has `accuracy` close to `confidence` in every bin that holds images.
+ * @category Step 5: Evaluate
+ */
+export interface Reliability {
+  /** {@link RELIABILITY_BINS} bins of equal width covering [0, 1], lowest first (empty bins included). */
+  bins: ReliabilityBin[];
+}
+
+/** Number of equal-width bins of the expected calibration error and the reliability diagram (Guo et al., 2017). @category Step 5: Evaluate */
+export const RELIABILITY_BINS = 15;
 
 /** One image the model got wrong. @category Step 5: Evaluate */
 export interface Misclassified {
@@ -48,13 +85,26 @@ export interface Evaluation {
   macroF1: number;
   /** `confusionMatrix[actual][predicted]`: counts. */
   confusionMatrix: number[][];
-  /** Two classes only: area under the ROC curve of P(classes[1]). */
+  /**
+   * Area under the ROC curve. Two classes: the binary AUC of P(classes[1]) (images of classes[1] are the
+   * positives). More classes: the macro mean of the one-vs-rest AUCs of `perClass[i].rocAuc`, over the classes
+   * where it is defined (a class with no image, or with every image, has none and is left out of the mean).
+   * `undefined` when no class has one.
+   */
   rocAuc?: number;
+  /**
+   * Expected calibration error: the mean over images of |accuracy − confidence| of their bin, in
+   * {@link RELIABILITY_BINS} (15) equal-width bins of the top-class probability (for two classes the larger of the
+   * two probabilities), i.e. sum over bins of (count / n) × |accuracy − confidence|. 0 is perfectly calibrated.
+   */
+  ece: number;
+  /** The bins behind {@link Evaluation.ece}: the data of a reliability diagram. */
+  reliability: Reliability;
   /** The images the model got wrong (at most `maxMisclassified`). */
   misclassified: Misclassified[];
 }
 
-/** Area under the ROC curve (ties counted half), by the rank-sum formula. @internal */
+/** Area under the ROC curve (ties counted half), by the rank-sum formula; `undefined` without positives or negatives. @internal */
 export function rocAuc(scores: Float32Array, positives: Uint8Array): number | undefined {
   const n = scores.length;
   const order = Array.from({ length: n }, (_, i) => i).sort((a, b) => scores[a]! - scores[b]!);
@@ -77,6 +127,51 @@ export function rocAuc(scores: Float32Array, positives: Uint8Array): number | un
   const neg = n - pos;
   if (pos === 0 || neg === 0) return undefined;
   return (rankSum - (pos * (pos + 1)) / 2) / (pos * neg);
+}
+
+/**
+ * The reliability diagram and expected calibration error of probabilities `[n, k]` (row-major) against true labels:
+ * {@link RELIABILITY_BINS} equal-width bins of each image's top probability; bin `b` holds `(b / 15, (b + 1) / 15]`
+ * (and 0). The top class is the first largest probability, as in the confusion matrix. @internal
+ */
+export function reliabilityOf(probs: Float32Array | Float64Array, labels: Int32Array, k: number, bins = RELIABILITY_BINS): { ece: number; reliability: Reliability } {
+  const n = labels.length;
+  const count = new Float64Array(bins);
+  const confidence = new Float64Array(bins);
+  const correct = new Float64Array(bins);
+  for (let i = 0; i < n; i++) {
+    let top = 0;
+    for (let c = 1; c < k; c++) if (probs[i * k + c]! > probs[i * k + top]!) top = c;
+    const p = probs[i * k + top]!;
+    const b = Math.min(bins - 1, Math.max(0, Math.ceil(p * bins) - 1));
+    count[b]!++;
+    confidence[b]! += p;
+    if (top === labels[i]) correct[b]!++;
+  }
+  let ece = 0;
+  const out: ReliabilityBin[] = [];
+  for (let b = 0; b < bins; b++) {
+    const c = count[b]!;
+    const conf = c ? confidence[b]! / c : 0;
+    const acc = c ? correct[b]! / c : 0;
+    if (c) ece += (c / n) * Math.abs(acc - conf);
+    out.push({ lower: b / bins, upper: (b + 1) / bins, count: c, confidence: conf, accuracy: acc });
+  }
+  return { ece: n ? ece : 0, reliability: { bins: out } };
+}
+
+/** One-vs-rest ROC AUC of each class's probability in `probs` `[n, k]`. @internal */
+export function oneVsRestAuc(probs: Float32Array, labels: Int32Array, k: number): (number | undefined)[] {
+  const n = labels.length;
+  return Array.from({ length: k }, (_, c) => {
+    const scores = new Float32Array(n);
+    const positives = new Uint8Array(n);
+    for (let i = 0; i < n; i++) {
+      scores[i] = probs[i * k + c]!;
+      positives[i] = labels[i] === c ? 1 : 0;
+    }
+    return rocAuc(scores, positives);
+  });
 }
 
 /** Metrics from probabilities `[n, k]` and true labels. @internal */
@@ -104,15 +199,17 @@ export function metricsFromProbabilities(
       misclassified.push({ index: i, source: sources[i], actual: classes[y]!, predicted: classes[argmax]!, probability: probs[i * k + argmax]! });
     }
   }
-  const perClass = classes.map((name, c) => {
+  const aucs = oneVsRestAuc(probs, labels, k);
+  const perClass = classes.map((name, c): ClassMetrics => {
     const tp = confusion[c]![c]!;
     const support = confusion[c]!.reduce((a, b) => a + b, 0);
     const predicted = confusion.reduce((a, row) => a + row[c]!, 0);
     const precision = predicted ? tp / predicted : 0;
     const recall = support ? tp / support : 0;
     const f1 = precision + recall ? (2 * precision * recall) / (precision + recall) : 0;
-    return { name, precision, recall, f1, support };
+    return { name, precision, recall, f1, support, rocAuc: aucs[c] };
   });
+  const { ece, reliability } = reliabilityOf(probs, labels, k);
   const result: Evaluation = {
     loss: lossSum / n,
     accuracy: correct / n,
@@ -121,16 +218,13 @@ export function metricsFromProbabilities(
     perClass,
     macroF1: perClass.reduce((a, m) => a + m.f1, 0) / k,
     confusionMatrix: confusion,
+    ece,
+    reliability,
     misclassified,
   };
-  if (k === 2) {
-    const scores = new Float32Array(n);
-    const positives = new Uint8Array(n);
-    for (let i = 0; i < n; i++) {
-      scores[i] = probs[i * 2 + 1]!;
-      positives[i] = labels[i] === 1 ? 1 : 0;
-    }
-    result.rocAuc = rocAuc(scores, positives);
-  }
+  // Two classes: the binary AUC of P(classes[1]), which is perClass[1]'s. More: the macro mean of the defined ones.
+  const defined = aucs.filter((a): a is number => a !== undefined);
+  const auc = k === 2 ? aucs[1] : defined.length ? defined.reduce((a, b) => a + b, 0) / defined.length : undefined;
+  if (auc !== undefined) result.rocAuc = auc;
   return result;
 }

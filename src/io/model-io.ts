@@ -13,7 +13,7 @@ import { registerCustomLayers } from '../backbone/preprocess';
 import { env } from '../env';
 import { TransferError, check } from '../errors';
 import { freeze } from '../freeze';
-import { TransferModel, type HeadSpec } from '../transfer-model';
+import { TransferModel, type Calibration, type HeadSpec } from '../transfer-model';
 import type { BackboneKind } from '../backbone/backbone';
 import type { Preprocessing, ProgressCallback } from '../types';
 import { isHttpUrl, isLocalPath } from '../util/location';
@@ -64,6 +64,8 @@ export interface TransferMetadata {
   };
   /** Library version that wrote it. */
   writtenBy: string;
+  /** How the probabilities were calibrated, when they were ({@link calibrate}). */
+  calibration?: Calibration;
 }
 
 /**
@@ -109,6 +111,7 @@ function metadataOf(model: TransferModel, contents: 'full' | 'head'): TransferMe
     backbone: { name: b.name, source: b.source, kind: b.kind, featureLayer: b.featureLayer, featureShape: b.featureShape, frozenLayerCount: b.frozenLayerCount },
     head: { ...model.headSpec, layers: [...model.headLayers] },
     writtenBy: LIBRARY,
+    calibration: model.calibration,
   };
 }
 
@@ -335,7 +338,7 @@ function splitLoaded(loaded: tfl.LayersModel, meta: TransferMetadata, where: str
   const featureInput = tfl.input({ shape: meta.backbone.featureShape, name: 'tt_features' });
   const [headOut] = rewire(loaded.outputs, new Map([[features, featureInput]]));
   const head = tfl.model({ inputs: featureInput, outputs: headOut!, name: 'tt_head' });
-  const model = new TransferModel({ backbone, classes: meta.classes, model: loaded, head, headSpec: meta.head, headLayers: meta.head.layers });
+  const model = new TransferModel({ backbone, classes: meta.classes, model: loaded, head, headSpec: meta.head, headLayers: meta.head.layers, calibration: meta.calibration });
   freeze(model, { trainableFrom: Math.min(meta.backbone.frozenLayerCount, backbone.layers.length) });
   return model;
 }
@@ -361,7 +364,7 @@ async function attachSavedHead(head: tfl.LayersModel, meta: TransferMetadata, op
     const features = new ExternalBackboneLayer(backbone).apply(image) as tfl.SymbolicTensor;
     const [out] = rewire(head.outputs, new Map([[head.inputs[0]!, features]]));
     const composed = tfl.model({ inputs: image, outputs: out!, name: 'tt_transfer_model' });
-    return new TransferModel({ backbone, classes: meta.classes, model: composed, head, headSpec: meta.head, headLayers: meta.head.layers });
+    return new TransferModel({ backbone, classes: meta.classes, model: composed, head, headSpec: meta.head, headLayers: meta.head.layers, calibration: meta.calibration });
   } catch (e) {
     head.dispose();
     // A Backbone passed in stays the caller's; one loaded here (from a name, path, URL, handler or model) is freed

@@ -4,7 +4,7 @@ import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, describe, expect, it } from 'vitest';
 import { attachHead, env, fit, freeze, loadBackbone, loadModel, memoryCheckpointStore, predict, save, transferLearn } from '../../src/node/index';
-import { CATS_DOGS, hasShared, listImages, MODEL_035 } from '../helpers/real-data';
+import { CATS_DOGS, hasShared, listImages, MODEL_035, SHARED } from '../helpers/real-data';
 import { stripes, tinyBackbone } from '../helpers/tiny';
 
 env.verbose = false;
@@ -52,12 +52,12 @@ describe('transferLearn', () => {
     const data = stripes(20);
     const ys = data.ys.map((y) => (y ? 'blue' : 'red'));
     const common = { data: { xs: data.xs, ys }, backbone: tinyBackbone(32), backboneOptions: { takeOwnership: true }, head: { dropout: 0 }, seed: 4, examine: false };
-    const keys = ['validationData', 'validationSplit', 'classes', 'fineTune', 'epochs', 'batchSize', 'learningRate', 'optimizer', 'earlyStopping',
+    const keys = ['validationData', 'validationSplit', 'classes', 'fineTune', 'calibrate', 'epochs', 'batchSize', 'learningRate', 'optimizer', 'earlyStopping',
       'classWeight', 'shuffle', 'augment', 'callbacks', 'signal', 'onProgress', 'verbose', 'cache', 'extractBatchSize', 'checkpoint',
       'gradientNormWarning', 'yieldEvery'];
     const omitted = await transferLearn({ ...common });
     const undef = await transferLearn({ ...Object.fromEntries(keys.map((k) => [k, undefined])), ...common, backbone: tinyBackbone(32) });
-    const numbers = (r: typeof omitted) => ({ ...r.history, timing: undefined, accuracy: r.evaluation.accuracy, loss: r.evaluation.loss });
+    const numbers = (r: typeof omitted) => ({ ...r.history, timing: undefined, accuracy: r.evaluation.accuracy, loss: r.evaluation.loss, calibration: r.calibration });
     expect(numbers(undef)).toEqual(numbers(omitted));
     // and these are transferLearn's defaults (20 epochs at 1e-3 with early stopping), not fit's (10 at 1e-4)
     expect(omitted.history.epochs === 20 || omitted.history.stoppedEarly).toBe(true);
@@ -118,6 +118,44 @@ describe('transferLearn', () => {
     expect(tf.memory().numTensors).toBe(base);
   });
 
+  it('calibrates on the validation data by default, after fine-tuning and before the evaluation; the log says T and the ECE before and after', async () => {
+    const base = tf.memory().numTensors;
+    const data = stripes(30);
+    const ys = data.ys.map((y, i) => (i % 5 === 2 ? 1 - y : y) ? 'blue' : 'red'); // label noise: T inside its bounds
+    const logs: string[] = [];
+    env.verbose = true;
+    env.logger = (m) => logs.push(m);
+    try {
+      const common = { data: { xs: data.xs, ys }, backboneOptions: { takeOwnership: true }, head: { dropout: 0 }, seed: 5, examine: false, epochs: 8, batchSize: 8 };
+      const result = await transferLearn({ ...common, backbone: tinyBackbone(32), fineTune: { trainableFrom: 'block_1_project', epochs: 1 } });
+      const record = result.calibration!;
+      expect(record).toMatchObject({ method: 'temperature', images: 6, folds: 5 });
+      expect(result.model.calibration).toEqual(record);
+      const line = logs.find((l) => /calibrated on 6 validation images/.test(l))!;
+      expect(line).toContain(`temperature ${record.temperature.toFixed(3)}`);
+      expect(line).toMatch(new RegExp(`ECE ${record.eceBefore.toFixed(4)} before, ${record.eceAfter.toFixed(4)} after \\(5-fold cross-validated\\)`));
+      // after fine-tuning, before the final evaluation
+      const at = (re: RegExp) => logs.findIndex((l) => re.test(l));
+      expect(at(/calibrated on/)).toBeGreaterThan(at(/^epoch 1\/1/));
+      expect(at(/calibrated on/)).toBeLessThan(at(/validation accuracy .* ECE/));
+      expect(result.evaluation.ece).toBeGreaterThanOrEqual(0);
+      result.model.dispose();
+      // calibrate: false, and no validation data: no calibration
+      const off = await transferLearn({ ...common, backbone: tinyBackbone(32), calibrate: false });
+      expect(off.calibration).toBeUndefined();
+      expect(off.model.calibration).toBeUndefined();
+      off.model.dispose();
+      const none = await transferLearn({ ...common, backbone: tinyBackbone(32), validationSplit: 0 });
+      expect(none.calibration).toBeUndefined();
+      none.model.dispose();
+    } finally {
+      env.verbose = false;
+      env.logger = (m) => console.info(m);
+    }
+    data.xs.dispose();
+    expect(tf.memory().numTensors).toBe(base);
+  });
+
   it('TransferLearnArgs documents its own defaults (was: inherited FitArgs\' "Default 10" for epochs)', () => {
     const source = fs.readFileSync(new URL('../../src/transfer-learn.ts', import.meta.url), 'utf8');
     const args = source.slice(source.indexOf('export interface TransferLearnArgs'));
@@ -126,6 +164,8 @@ describe('transferLearn', () => {
     expect(epochsDoc).toMatch(/TRANSFER_LEARN_DEFAULTS\}\.epochs \(20\)/);
     const rateDoc = /\/\*\*([^]*?)\*\/\s*learningRate\?: number;/.exec(args)![1]!;
     expect(rateDoc).toMatch(/1e-3/);
+    const calibrateDoc = /\/\*\*([^]*?)\*\/\s*calibrate\?: boolean;/.exec(args)![1]!;
+    expect(calibrateDoc).toMatch(/TRANSFER_LEARN_DEFAULTS\}\.calibrate \(true\)/);
   });
 
   it('rejects missing data and numeric labels without class names', async () => {
@@ -156,6 +196,33 @@ describe('transferLearn', () => {
     expect(b).toEqual(a);
     x.dispose();
     reloaded.dispose();
+    result.model.dispose();
+    expect(tf.memory().numTensors).toBe(base);
+  });
+});
+
+describe.runIf(hasShared)('flowers (5 classes)', () => {
+  it('trains, fine-tunes and calibrates from a folder; evaluate gives one-vs-rest ROC AUC per class and its macro mean', async () => {
+    const flowers = path.join(SHARED, 'data/flower_photos');
+    const root = path.join(tmp, 'flowers');
+    const classes = fs.readdirSync(path.join(flowers, 'train')).filter((c) => !c.startsWith('.')).sort();
+    expect(classes).toHaveLength(5);
+    for (const split of ['train', 'validation']) {
+      for (const cls of classes) {
+        fs.mkdirSync(path.join(root, split, cls), { recursive: true });
+        for (const f of listImages(path.join(flowers, split, cls), split === 'train' ? 6 : 3)) fs.symlinkSync(f, path.join(root, split, cls, path.basename(f)));
+      }
+    }
+    const base = tf.memory().numTensors;
+    const result = await transferLearn({ data: root, backbone: MODEL_035, backboneOptions: { inputSize: 96 }, epochs: 5, seed: 1, examine: false, fineTune: { trainableFrom: 'block_16_expand', epochs: 1 } });
+    expect(result.classes).toEqual(classes);
+    const ev = result.evaluation;
+    expect(ev.count).toBe(15);
+    expect(ev.perClass.every((c) => c.rocAuc !== undefined && c.rocAuc >= 0 && c.rocAuc <= 1)).toBe(true);
+    expect(ev.rocAuc).toBeCloseTo(ev.perClass.reduce((a, c) => a + c.rocAuc!, 0) / 5, 12);
+    expect(ev.reliability.bins).toHaveLength(15);
+    expect(ev.reliability.bins.reduce((a, b) => a + b.count, 0)).toBe(15);
+    expect(result.calibration).toMatchObject({ method: 'temperature', images: 15, folds: 5 });
     result.model.dispose();
     expect(tf.memory().numTensors).toBe(base);
   });
