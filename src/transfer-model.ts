@@ -104,7 +104,7 @@ export class TransferModel {
   stopTraining = false;
   /**
    * How the probabilities were calibrated ({@link calibrate}), saved and loaded with the model; `undefined` when
-   * they were not. Training the model again after calibrating makes it stale: calibrate again.
+   * they were not. `fit` clears it when it starts (the temperature stays folded in the weights it trains from): calibrate again after training.
    */
   get calibration(): Calibration | undefined {
     return this.calibrationRecord;

@@ -154,6 +154,8 @@ export async function fit(model: TransferModel, data: LabelledData, options: Fit
   }
   throwIfAborted(args.signal, 'fit');
   model.setTraining(true);
+  // The weights change, so a calibration record (whose temperature stays folded in them) no longer describes them.
+  model.setCalibration(undefined);
   try {
     return await train(model, data, args, options?.seed ?? undefined);
   } finally {

@@ -157,7 +157,7 @@ describe('calibrate', () => {
 
   it('the record is saved with the model and loaded back; the reloaded model predicts the calibrated probabilities', async () => {
     const base = tf.memory().numTensors;
-    const { model, valData, history, dispose } = await trained(['red', 'blue']);
+    const { model, trainData, valData, history, dispose } = await trained(['red', 'blue']);
     history.validationActivations?.dispose();
     const record = await calibrate(model, valData);
     const dir = path.join(tmp, 'calibrated');
@@ -170,6 +170,8 @@ describe('calibrate', () => {
     const b = loaded.predictProbabilities(valData.xs);
     expect(tf.tidy(() => tf.max(tf.abs(tf.sub(a, b))).dataSync()[0])).toBeLessThan(1e-6);
     tf.dispose([a, b]);
+    await fit(loaded, trainData, { epochs: 1, batchSize: 8, seed: 2, verbose: false });
+    expect(loaded.calibration).toBeUndefined(); // trained again: the record no longer describes the weights
     loaded.dispose();
     model.dispose();
     dispose();
