@@ -111,6 +111,7 @@ export class TransferModel {
   }
   private calibrationRecord: Calibration | undefined;
   private disposedFlag = false;
+  private disposeRequested = false;
   private trainingFlag = false;
 
   /** @internal Use {@link attachHead} or {@link loadModel}. */
@@ -149,9 +150,15 @@ export class TransferModel {
     return this.trainingFlag;
   }
 
-  /** @internal Set by `fit`. */
+  /** @internal Set by `fit`; a {@link TransferModel.dispose} requested while training happens when training ends. */
   setTraining(on: boolean): void {
     this.trainingFlag = on;
+    if (!on && this.disposeRequested) this.dispose();
+  }
+
+  /** @internal Whether `dispose()` was called while `fit` was training (fit then stops and frees the model). */
+  get isDisposePending(): boolean {
+    return this.disposeRequested && !this.disposedFlag;
   }
 
   /** Whether {@link TransferModel.dispose} was called. */
@@ -195,10 +202,17 @@ export class TransferModel {
 
   /**
    * Frees every weight of the model: the head, and the backbone's if the library loaded it (a model you passed to
-   * `loadBackbone` stays yours). Safe to call twice.
+   * `loadBackbone` stays yours). Safe to call twice. Called while `fit` trains the model, it stops that training
+   * before its next batch (the `fit` rejects with an `ABORTED` TransferError) and frees the model when `fit` ends.
    */
   dispose(): void {
     if (this.disposedFlag) return;
+    if (this.trainingFlag) {
+      // fit is using the weights: it stops before its next batch, rejects, and frees the model as it ends.
+      this.disposeRequested = true;
+      this.stopTraining = true;
+      return;
+    }
     this.disposedFlag = true;
     const backboneLayers = new Set(this.backbone.model?.layers ?? []);
     disposeLayers(this.model.layers.filter((l) => !backboneLayers.has(l)));

@@ -24,7 +24,7 @@ import type { LabelledData } from '../types';
 import { Random } from '../util/random';
 import { freezeBoundaryOf, type FreezeBoundary } from './boundary';
 import { CallbackList, type FitCallback } from './callbacks';
-import { abortCallback } from './callbacks/abort';
+import { abortCallback, disposedWhileTraining } from './callbacks/abort';
 import { checkpointCallback } from './callbacks/checkpointing';
 import { earlyStopping, monitorOf } from './callbacks/early-stopping';
 import { numericalGuard } from './callbacks/numerical-guard';
@@ -117,7 +117,7 @@ async function openRun(model: TransferModel, split: FreezeBoundary, args: Resolv
 /** The built-in callbacks, in the order they run, then the caller's. */
 function callbacksFor(state: FitState, session: CheckpointSession | undefined, fingerprint: RunFingerprint, user: FitCallback[]): CallbackList {
   const say = state.args.verbose ? (m: string) => env.logger(m) : () => undefined;
-  const builtIn: FitCallback[] = [abortCallback(state.args.signal), numericalGuard(state), progressCallback(state, say), earlyStopping(state, say)];
+  const builtIn: FitCallback[] = [abortCallback(state.args.signal, state.model), numericalGuard(state), progressCallback(state, say), earlyStopping(state, say)];
   if (session) builtIn.push(checkpointCallback(state, session, fingerprint, say));
   return new CallbackList([...builtIn, ...user]);
 }
@@ -157,9 +157,11 @@ export async function fit(model: TransferModel, data: LabelledData, options: Fit
   // The weights change, so a calibration record (whose temperature stays folded in them) no longer describes them.
   model.setCalibration(undefined);
   try {
-    return await train(model, data, args, options?.seed ?? undefined);
+    const history = await train(model, data, args, options?.seed ?? undefined);
+    if (model.isDisposePending) throw disposedWhileTraining();
+    return history;
   } finally {
-    model.setTraining(false);
+    model.setTraining(false); // frees the model here if dispose() was called meanwhile
   }
 }
 
