@@ -104,6 +104,16 @@ const fineTune = {
   learningRate: head.learningRate / 10,
 };
 
+// An error escaping a top-level await would reach tfjs-backend-wasm's uncaught-exception handler, which prints its
+// whole minified source (~30 KB) before the message and exits 7. Every failure of the job ends here instead: the
+// message (with its hint: flags, environment variables, what to download) and exit code 1.
+process.prependListener('uncaughtException', fail);
+process.prependListener('unhandledRejection', fail);
+function fail(error: unknown): never {
+  console.error(`\ncats-vs-dogs: ${error instanceof Error ? error.message : String(error)}`);
+  process.exit(1);
+}
+
 const backendName = await selectBackend(flags.backend);
 say(`tfjs-transfer cats vs dogs - backend ${backendName}`);
 const where = await locate({ data: flags.data, model: flags.model, fullres: flags.fullres, cacheDir: flags.cache, onProgress: progress, note: say });

@@ -185,7 +185,9 @@ function expectEarlyStopping(h: { epochs: number; valLoss: number[]; bestEpoch: 
   else expect(h.epochs).toBe(maxEpochs);
 }
 
-describe.skipIf(!hasShared)('train without training flags: the documented defaults, printed and in --json', () => {
+// The defaults do not depend on the backend, and two full default trainings (20 head epochs, then 10 fine-tuning
+// epochs) take minutes on the cpu backend: this block runs on wasm only.
+describe.skipIf(!hasShared || BACKEND === 'cpu')('train without training flags: the documented defaults, printed and in --json', () => {
   it('no flags: 20 epochs at Adam 1e-3, early stopping on val loss (patience 5, best weights restored); --fine-tune: its defaults', async () => {
     const out = join(work, 'defaults-model');
     const outFt = join(work, 'defaults-ft-model');
@@ -233,7 +235,7 @@ describe.skipIf(!hasShared)('train without training flags: the documented defaul
     expect(fdoc.settings.epochs).toBe(d.epochs);
     expectEarlyStopping(fdoc.fineTuneHistory, FINE_TUNE_DEFAULTS.epochs, d.earlyStopping.patience!);
     expect(ft.stderr).toMatch(/fine-tuning +from block_11_expand, 10 epochs at 0\.0001/);
-  });
+  }, 300_000);
 });
 
 describe.skipIf(!hasShared)('train checks its arguments before the slow work', () => {
