@@ -32,6 +32,18 @@ export { createExtractPool, type ExtractPool, type ExtractPoolArgs } from './ext
 export { createDiskCache, type DiskCache } from './disk-cache';
 
 /**
+ * Options of {@link installNodeServices}.
+ * @category Node
+ */
+export interface InstallNodeServicesArgs {
+  /**
+   * Overwrite slots of `env` the application already set, instead of filling only the empty ones.
+   * @defaultValue `false`
+   */
+  replace?: boolean;
+}
+
+/**
  * Installs the Node platform services into {@link env}, filling only the slots that are still `undefined`:
  * `env.fileSystem` (local paths and `file://` URLs for models, atomic saves, image folders for
  * `transferLearn({ data: path })`, image files for `predict`), `env.checkpointStore` (atomic checkpoint files, for
@@ -48,8 +60,8 @@ export { createDiskCache, type DiskCache } from './disk-cache';
  * installNodeServices();        // local paths work again
  * ```
  */
-export function installNodeServices(options: { replace?: boolean } = {}): void {
-  const replace = options.replace ?? false;
+export function installNodeServices(args: InstallNodeServicesArgs = {}): void {
+  const replace = args?.replace ?? false;
   if (replace || !env.fileSystem) {
     env.fileSystem = {
       ...nodeFileSystem,
