@@ -11,7 +11,7 @@ import { checkClassNames } from '../data/labels';
 import { RESIZE_FITS, type ResizeFit } from '../data/resize';
 import { splitDataset } from '../data/split';
 import { env } from '../env';
-import { TransferError, check } from '../errors';
+import { TransferError, check, throwIfAborted } from '../errors';
 import type { ImageSize, ProgressCallback } from '../types';
 import {
   DEFAULT_MAX_PIXELS,
@@ -66,6 +66,12 @@ export interface ImageFolderArgs {
    * worker_threads). `1` decodes on one core. Default: 2 per core, at most `UV_THREADPOOL_SIZE` (4).
    */
   concurrency?: number;
+  /**
+   * Stops the scan (listing, reading and hashing every file) within one file; `imageFolder` then rejects with an
+   * `AbortError` (`code: 'ABORTED'`). To stop streaming batches later, pass a signal to `batches()`.
+   * @defaultValue none
+   */
+  signal?: AbortSignal;
   /**
    * Batches decoded ahead of the consumer; memory holds at most `(prefetch + 1) * batchSize` images.
    * @defaultValue `2`
@@ -203,6 +209,7 @@ export async function imageFolder(dir: string, options: ImageFolderArgs = {}): P
   check(typeof dir === 'string' && dir.length > 0, 'imageFolder: pass the path of a folder of class folders.');
   const root = resolve(dir);
   validateOptions(options);
+  throwIfAborted(options.signal, 'imageFolder');
   await checkIsFolder(root);
   const verbose = options.verbose ?? env.verbose;
   const ctx: ScanContext = { options, skipped: [], visited: new Set() };
@@ -375,6 +382,7 @@ async function scanCandidates(
     const results = await Promise.all(
       list.map((c) =>
         limit(async () => {
+          throwIfAborted(ctx.options.signal, 'imageFolder');
           const r = await scanFile(ctx, c, classes);
           progress.tick();
           return r;
@@ -553,6 +561,7 @@ function validateOptions(o: ImageFolderArgs): void {
     o.fit === undefined || RESIZE_FITS.includes(o.fit),
     `imageFolder: fit must be one of ${RESIZE_FITS.join(', ')}, got '${String(o.fit)}'.`,
   );
+  check(o.signal == null || typeof o.signal.aborted === 'boolean', 'imageFolder: signal must be an AbortSignal.');
   check(
     o.concurrency === undefined || (Number.isInteger(o.concurrency) && o.concurrency > 0),
     `imageFolder: concurrency must be a positive integer, got ${String(o.concurrency)}.`,
