@@ -16,7 +16,10 @@ import { tryFold, type FoldedModel } from './fold';
 export const OWN_LAYERS = new Set(['tt_image', 'tt_preprocess']);
 
 /** Defaults of {@link Backbone.extract}. @category Step 3: Compose */
-export const EXTRACT_DEFAULTS = Object.freeze({ batchSize: 32 });
+export const EXTRACT_DEFAULTS = Object.freeze({
+  /** Images per forward pass. */
+  batchSize: 32,
+});
 
 /** Options of {@link Backbone.extract}. @category Step 3: Compose */
 export interface ExtractArgs {

@@ -15,7 +15,9 @@ import { metricsFromProbabilities, type Evaluation } from './metrics';
 
 /** Defaults of {@link evaluate}. @category Step 5: Evaluate */
 export const EVALUATE_DEFAULTS = Object.freeze({
+  /** Images per forward pass. */
   batchSize: 32,
+  /** How many misclassified images are listed. */
   maxMisclassified: 100,
 });
 

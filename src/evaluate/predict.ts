@@ -23,6 +23,7 @@ export interface Prediction {
 
 /** Defaults of {@link predict}. @category Step 5: Evaluate */
 export const PREDICT_DEFAULTS = Object.freeze({
+  /** Images per forward pass. */
   batchSize: 32,
 });
 

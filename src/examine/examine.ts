@@ -191,7 +191,12 @@ function stats(values: number[]): Stats {
  * The defaults of {@link examine}'s options.
  * @category Step 1: Examine
  */
-export const EXAMINE_DEFAULTS = Object.freeze({ imbalanceThreshold: 1.5, maxListed: 10 });
+export const EXAMINE_DEFAULTS = Object.freeze({
+  /** Warn when the largest class has more than this many times the images of the smallest. */
+  imbalanceThreshold: 1.5,
+  /** Duplicates and skipped files the printed report lists before "... and N more". */
+  maxListed: 10,
+});
 
 /** What the per-split pass collects over all splits. */
 interface Tally {

@@ -4,6 +4,7 @@
  */
 export {
   examine,
+  EXAMINE_DEFAULTS,
   formatReport,
   type DuplicateGroup,
   type DuplicateImage,

@@ -61,16 +61,27 @@ export interface EarlyStoppingArgs {
  * @category Step 4: Train
  */
 export const FIT_DEFAULTS = Object.freeze({
+  /** Passes over the training data (the Keras tutorial's 10). */
   epochs: 10,
+  /** Images per gradient step. */
   batchSize: 32,
+  /** Learning rate of the default optimizer (the Keras tutorial's Adam 1e-4). */
   learningRate: 1e-4,
+  /** The optimizer. */
   optimizer: 'adam' as 'adam' | 'sgd' | 'rmsprop' | tf.Optimizer,
+  /** Share held out for validation when no `validationData` is given (none). */
   validationSplit: 0,
+  /** Shuffle the training data every epoch. */
   shuffle: true,
+  /** Random augmentation (none). */
   augment: false as boolean | AugmentArgs,
+  /** Early stopping (off). */
   earlyStopping: false as boolean | EarlyStoppingArgs,
+  /** Gradient norm above which an exploding-gradient warning is given. */
   gradientNormWarning: 1000,
+  /** How often training yields to the event loop: at most every 125 ms. */
   yieldEvery: 'auto' as YieldEvery,
+  /** Keep the validation activations for `evaluate` (no). */
   keepValidationActivations: false,
 });
 
