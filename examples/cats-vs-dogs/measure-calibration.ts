@@ -43,8 +43,8 @@ const store: ActivationStore = { get: async (k) => memory.get(k), set: async (k,
 const backbone = freeze(await loadBackbone(join(shared, 'models', modelDir, 'model.json')));
 env.verbose = false;
 
-/** ECE of the model's head on cached activations of data it never saw. */
-async function eceOn(model: TransferModel, acts: Activations): Promise<number> {
+/** The head's class probabilities `[n, k]` (two columns for a sigmoid head) on cached activations. */
+async function probabilitiesOn(model: TransferModel, acts: Activations): Promise<Float32Array> {
   const split = freezeBoundaryOf(model);
   const p = tf.tidy(() => {
     const out = split.top.predict(tf.tensor(acts.values[0]![0]!, [acts.n, ...acts.shapes[0]!])) as tf.Tensor2D;
@@ -52,18 +52,18 @@ async function eceOn(model: TransferModel, acts: Activations): Promise<number> {
   });
   const probs = (await p.data()) as Float32Array;
   p.dispose();
+  return probs;
+}
+
+/** ECE of the model's head on cached activations of data it never saw. */
+async function eceOn(model: TransferModel, acts: Activations): Promise<number> {
+  const probs = await probabilitiesOn(model, acts);
   return metricsFromProbabilities(probs, acts.labels, model.classes).ece;
 }
 
 /** Mean ECE of `acts`' probabilities under the model against labels drawn from them (50 seeded draws). */
 async function eceFloor(model: TransferModel, acts: Activations): Promise<number> {
-  const split = freezeBoundaryOf(model);
-  const p = tf.tidy(() => {
-    const out = split.top.predict(tf.tensor(acts.values[0]![0]!, [acts.n, ...acts.shapes[0]!])) as tf.Tensor2D;
-    return out.shape[1] === 1 ? tf.concat([tf.sub(1, out), out], 1) : out;
-  });
-  const probs = (await p.data()) as Float32Array;
-  p.dispose();
+  const probs = await probabilitiesOn(model, acts);
   const k = model.numClasses;
   const rng = new Random(12345);
   let sum = 0;

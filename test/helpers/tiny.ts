@@ -1,6 +1,7 @@
 /** Small models built in tests: a MobileNetV2-shaped network (conv, BN, ReLU6, depthwise, residual add). */
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
+import type { ImageDataset } from '../../src/types';
 
 /** A tiny fully convolutional backbone with BatchNorm and a residual block, declared at `size`. */
 export function tinyBackbone(size = 32, seed = 1): tfl.LayersModel {
@@ -49,4 +50,23 @@ export function weightValues(layers: tfl.layers.Layer[]): Map<string, Float32Arr
   const out = new Map<string, Float32Array>();
   for (const l of layers) l.weights.forEach((w, i) => out.set(`${l.name}#${i}`, Float32Array.from(w.read().dataSync() as Float32Array)));
   return out;
+}
+
+/**
+ * An ImageDataset over a tensor of images with content keys (what imageFolder provides from file hashes), for the
+ * persistent-cache tests. Batches are slices of `xs` (the consumer disposes them).
+ */
+export function keyedDataset(xs: tf.Tensor4D, labels: number[], keys: string[], classes: readonly string[]): ImageDataset {
+  return {
+    classes,
+    size: labels.length,
+    labels,
+    async *batches(options = {}) {
+      const b = options.batchSize ?? 32;
+      for (let s = 0; s < labels.length; s += b) {
+        const n = Math.min(b, labels.length - s);
+        yield { xs: tf.slice(xs, [s, 0, 0, 0], [n, -1, -1, -1]), ys: tf.tensor1d(labels.slice(s, s + n), 'int32'), keys: keys.slice(s, s + n) };
+      }
+    },
+  };
 }

@@ -13,22 +13,9 @@ import { attachHead, env, fit, freeze, loadBackbone, type TransferModel } from '
 import { createDiskCache } from '../../src/node/disk-cache';
 import type { ActivationStore } from '../../src/train/activations';
 import type { ImageDataset } from '../../src/types';
-import { stripes, tinyBackbone, weightValues } from '../helpers/tiny';
+import { stripes, tinyBackbone, weightValues, keyedDataset } from '../helpers/tiny';
 
-function keyed(xs: tf.Tensor4D, labels: number[], keys: string[]): ImageDataset {
-  return {
-    classes: ['l', 'r'],
-    size: labels.length,
-    labels,
-    async *batches(options = {}) {
-      const b = options.batchSize ?? 32;
-      for (let s = 0; s < labels.length; s += b) {
-        const n = Math.min(b, labels.length - s);
-        yield { xs: tf.slice(xs, [s, 0, 0, 0], [n, -1, -1, -1]), ys: tf.tensor1d(labels.slice(s, s + n), 'int32'), keys: keys.slice(s, s + n) };
-      }
-    },
-  };
-}
+const keyed = (xs: tf.Tensor4D, labels: number[], keys: string[]) => keyedDataset(xs, labels, keys, ['l', 'r']);
 
 describe('a failing cache write does not stop fit', () => {
   let data: ReturnType<typeof stripes>;

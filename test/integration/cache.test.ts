@@ -17,30 +17,13 @@ import type { ImageDataset, Preprocessing } from '../../src/types';
 import type { Backbone } from '../../src/backbone/backbone';
 import { disposeLayers } from '../../src/util/dispose';
 import { catsAndDogs, hasShared, MODEL_035 } from '../helpers/real-data';
+import { keyedDataset } from '../helpers/tiny';
 
 const backend = process.env.TFJS_TRANSFER_TEST_BACKEND ?? tf.getBackend();
 const SIZE = backend === 'cpu' ? 64 : 96;
 const PER_CLASS = backend === 'cpu' ? 2 : 4;
 
-/** An ImageDataset over tensors with content keys (what imageFolder provides from file hashes). */
-function keyed(xs: tf.Tensor4D, labels: number[], keys: string[]): ImageDataset {
-  return {
-    classes: ['cat', 'dog'],
-    size: labels.length,
-    labels,
-    async *batches(options = {}) {
-      const b = options.batchSize ?? 32;
-      for (let s = 0; s < labels.length; s += b) {
-        const n = Math.min(b, labels.length - s);
-        yield {
-          xs: tf.slice(xs, [s, 0, 0, 0], [n, -1, -1, -1]),
-          ys: tf.tensor1d(labels.slice(s, s + n), 'int32'),
-          keys: keys.slice(s, s + n),
-        };
-      }
-    },
-  };
-}
+const keyed = (xs: tf.Tensor4D, labels: number[], keys: string[]) => keyedDataset(xs, labels, keys, ['cat', 'dog']);
 
 describe.skipIf(!hasShared)('persistent activation caches in fit', () => {
   let xs: tf.Tensor4D;
