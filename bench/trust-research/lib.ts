@@ -42,51 +42,12 @@ export function rows(x: Float32Array, idx: number[], dim = DIM): Float32Array {
 }
 
 // ---------------------------------------------------------------------------------------------------------------
-// Random (mulberry32, as the library's util/random.ts)
-export class Random {
-  private s: number;
-  constructor(seed: number) {
-    this.s = (Math.floor(seed) ^ 0x9e3779b9) >>> 0;
-  }
-  next(): number {
-    this.s = (this.s + 0x6d2b79f5) >>> 0;
-    let t = this.s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  }
-  int(n: number): number {
-    return Math.floor(this.next() * n);
-  }
-  shuffle<T>(a: T[]): T[] {
-    for (let i = a.length - 1; i > 0; i--) {
-      const j = this.int(i + 1);
-      const t = a[i]!;
-      a[i] = a[j]!;
-      a[j] = t;
-    }
-    return a;
-  }
-}
+// The library's own seeded generator and stratified split, so the research reproduces fit's draws exactly.
+export { Random } from '../../src/util/random';
+export { splitIndices } from '../../src/data/split';
+import { Random } from '../../src/util/random';
+import { splitIndices } from '../../src/data/split';
 
-/** Stratified split (as the library's splitIndices). */
-export function splitIndices(labels: ArrayLike<number>, fraction: number, rng: Random): { train: number[]; validation: number[] } {
-  const by = new Map<number, number[]>();
-  for (let i = 0; i < labels.length; i++) {
-    const l = by.get(labels[i]!) ?? [];
-    l.push(i);
-    by.set(labels[i]!, l);
-  }
-  const val: number[] = [];
-  for (const k of [...by.keys()].sort((a, b) => a - b)) {
-    const m = rng.shuffle(by.get(k)!);
-    let take = Math.round(m.length * fraction);
-    if (m.length >= 2) take = Math.min(m.length - 1, Math.max(1, take));
-    val.push(...m.slice(0, take));
-  }
-  const inV = new Set(val);
-  return { train: Array.from({ length: labels.length }, (_, i) => i).filter((i) => !inV.has(i)), validation: val.sort((a, b) => a - b) };
-}
 
 /** Stratified k folds: fold id per row. */
 export function folds(labels: ArrayLike<number>, k: number, rng: Random): Int32Array {

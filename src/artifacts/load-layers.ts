@@ -339,7 +339,7 @@ export async function readModelArtifacts(handler: tf.io.IOHandler, where: string
     const network = /fetch|network|ENOTFOUND|ECONNREFUSED|getaddrinfo|Failed to fetch|404|403/i.test(message);
     throw new TransferError(
       network ? 'NETWORK' : 'MODEL_LOAD_FAILED',
-      `Could not load the model from ${where}: ${message}` +
+      `Could not load the model from ${where}: ${message.replace(/[.\s]*$/, '')}.` +
         (network ? ` ${networkHint ?? 'Check the network, or download the model once and pass its local path (a model.json or its folder) instead of the URL.'}` : ''),
       { cause: e },
     );
