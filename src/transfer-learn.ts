@@ -261,6 +261,17 @@ function defaultTrainableFrom(names: readonly string[]): string | number {
   return Math.floor((names.length * 2) / 3);
 }
 
+/** `fineTune` resolved against {@link FINE_TUNE_DEFAULTS}: the one rule `transferLearn` and the CLI's settings share. */
+function resolveFineTune(fineTune: true | FineTuneArgs, headLearningRate: number, layerNames: readonly string[] | undefined) {
+  const ft = withDefaults<FineTuneArgs, typeof FINE_TUNE_DEFAULTS>(fineTune === true ? {} : fineTune, FINE_TUNE_DEFAULTS);
+  return {
+    trainableFrom: ft.trainableFrom ?? (layerNames ? defaultTrainableFrom(layerNames) : undefined),
+    epochs: ft.epochs,
+    learningRate: ft.learningRate ?? headLearningRate / ft.learningRateDivisor,
+    checkpoint: ft.checkpoint,
+  };
+}
+
 /**
  * The training settings {@link transferLearn} uses for `args`, resolved against its defaults (skipping
  * `undefined` and `null`), as the command line prints them. Pure: loads and reads nothing. `earlyStopping` is
@@ -274,7 +285,7 @@ function defaultTrainableFrom(names: readonly string[]): string | number {
  */
 export function resolveTransferLearnArgs(args: Omit<TransferLearnArgs, 'data'>, layerNames?: readonly string[]) {
   const o = withDefaults(args, TRANSFER_LEARN_DEFAULTS);
-  const ft = o.fineTune ? withDefaults<FineTuneArgs, typeof FINE_TUNE_DEFAULTS>(o.fineTune === true ? {} : o.fineTune, FINE_TUNE_DEFAULTS) : undefined;
+  const ft = o.fineTune ? resolveFineTune(o.fineTune, o.learningRate, layerNames) : undefined;
   const earlyStopping = o.earlyStopping === TRANSFER_LEARN_DEFAULTS.earlyStopping ? { ...TRANSFER_LEARN_DEFAULTS.earlyStopping } : o.earlyStopping;
   return {
     epochs: o.epochs,
@@ -285,7 +296,7 @@ export function resolveTransferLearnArgs(args: Omit<TransferLearnArgs, 'data'>, 
     earlyStopping,
     seed: o.seed,
     fineTune: ft
-      ? { trainableFrom: ft.trainableFrom ?? (layerNames ? defaultTrainableFrom(layerNames) : undefined), epochs: ft.epochs, learningRate: ft.learningRate ?? o.learningRate / ft.learningRateDivisor }
+      ? { trainableFrom: ft.trainableFrom, epochs: ft.epochs, learningRate: ft.learningRate }
       : (false as const),
   };
 }
@@ -325,13 +336,13 @@ export async function transferLearn(args: TransferLearnArgs): Promise<TransferLe
     let last = history;
     let fineTuneHistory: FitHistory | undefined;
     if (options.fineTune) {
-      const ft = withDefaults<FineTuneArgs, typeof FINE_TUNE_DEFAULTS>(options.fineTune === true ? {} : options.fineTune, FINE_TUNE_DEFAULTS);
+      const ft = resolveFineTune(options.fineTune, options.learningRate, model.backbone.layers.map((l) => l.name));
       history.validationActivations?.dispose(); // the boundary moves: they no longer apply
-      freeze(model, { trainableFrom: ft.trainableFrom ?? defaultTrainableFrom(model.backbone.layers.map((l) => l.name)) });
+      freeze(model, { trainableFrom: ft.trainableFrom! });
       fineTuneHistory = await fit(model, train, {
         ...fitArgs,
         epochs: ft.epochs,
-        learningRate: ft.learningRate ?? options.learningRate / ft.learningRateDivisor,
+        learningRate: ft.learningRate,
         optimizer: undefined,
         checkpoint: fineTuneCheckpoint(options.checkpoint, ft.checkpoint, say),
       });
