@@ -1,6 +1,7 @@
 /**
  * Step 5: `evaluate` (src/evaluate/evaluate.ts), its metrics (src/evaluate/metrics.ts), `calibrate`
- * (src/evaluate/calibration.ts) and `predict` (src/evaluate/predict.ts).
+ * (src/evaluate/calibration.ts), `predict` (src/evaluate/predict.ts) and the unknown detector's step-5 side
+ * (src/evaluate/unknown.ts; the detector itself is src/unknown-detector.ts).
  * @module
  */
 export { evaluate, EVALUATE_DEFAULTS, type EvaluateArgs } from './evaluate/evaluate';
@@ -17,3 +18,11 @@ export {
 export { calibrate, CALIBRATE_DEFAULTS, type CalibrateArgs } from './evaluate/calibration';
 export type { Calibration } from './transfer-model';
 export { predict, PREDICT_DEFAULTS, type PredictArgs, type PredictInput, type Prediction } from './evaluate/predict';
+export {
+  fitUnknownDetector,
+  FIT_UNKNOWN_DETECTOR_DEFAULTS,
+  type FitUnknownDetectorArgs,
+  type UnknownEvaluation,
+  type UnknownImages,
+} from './evaluate/unknown';
+export { UNKNOWN_DETECTOR_DEFAULTS, type UnknownCentring, type UnknownDetectorArgs, type UnknownDetectorSummary } from './unknown-detector';

@@ -88,6 +88,15 @@ export {
   type Calibration,
   type Reliability,
   type ReliabilityBin,
+  fitUnknownDetector,
+  FIT_UNKNOWN_DETECTOR_DEFAULTS,
+  UNKNOWN_DETECTOR_DEFAULTS,
+  type FitUnknownDetectorArgs,
+  type UnknownCentring,
+  type UnknownDetectorArgs,
+  type UnknownDetectorSummary,
+  type UnknownEvaluation,
+  type UnknownImages,
 } from './evaluate';
 
 // Save and load.

@@ -6,6 +6,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
 import type { Backbone } from './backbone/backbone';
 import { TransferError } from './errors';
+import type { UnknownDetector, UnknownDetectorSummary } from './unknown-detector';
 import { disposeLayers } from './util/dispose';
 import { takeRows } from './util/rows';
 
@@ -67,6 +68,8 @@ export interface TransferModelInit {
   headLayers: string[];
   /** The calibration record read from a saved model (checked; dropped when malformed). */
   calibration?: unknown;
+  /** The unknown detector read from a saved model (checked before anything was allocated). */
+  unknown?: UnknownDetector;
 }
 
 /**
@@ -110,6 +113,20 @@ export class TransferModel {
     return this.calibrationRecord;
   }
   private calibrationRecord: Calibration | undefined;
+  /**
+   * The detector that tells images of none of the classes (fitted by `fit` when it has validation images, by
+   * {@link transferLearn} and {@link fitUnknownDetector}; saved and loaded with the model); `undefined` when the
+   * model has none. `fit` refits it after training (the features change when the backbone is fine-tuned).
+   * {@link predict} then marks such images `unknown`.
+   */
+  get unknownDetector(): UnknownDetectorSummary | undefined {
+    return this.detector?.summary();
+  }
+  /** @internal The detector itself. */
+  get detector(): UnknownDetector | undefined {
+    return this.detectorValue;
+  }
+  private detectorValue: UnknownDetector | undefined;
   private disposedFlag = false;
   private disposeRequested = false;
   private trainingFlag = false;
@@ -123,6 +140,12 @@ export class TransferModel {
     this.headSpec = init.headSpec;
     this.headLayers = Object.freeze([...init.headLayers]);
     this.calibrationRecord = calibrationRecord(init.calibration);
+    this.detectorValue = init.unknown;
+  }
+
+  /** @internal Set by `fit` and `fitUnknownDetector`. */
+  setUnknownDetector(detector: UnknownDetector | undefined): void {
+    this.detectorValue = detector;
   }
 
   /** @internal Set by `calibrate`. */

@@ -12,6 +12,7 @@ import { toLabelledSource } from '../train/source';
 import type { LabelledData } from '../types';
 import { withDefaults } from '../util/args';
 import { metricsFromProbabilities, type Evaluation } from './metrics';
+import { unknownEvaluation, type UnknownImages } from './unknown';
 
 /** Defaults of {@link evaluate}. @category Step 5: Evaluate */
 export const EVALUATE_DEFAULTS = Object.freeze({
@@ -36,6 +37,13 @@ export interface EvaluateArgs {
    * @defaultValue none (the frozen prefix runs over `data`)
    */
   activations?: KeptActivations;
+  /**
+   * Images of none of the model's classes (raw pixels, `{ xs, ys }` or an ImageDataset of any classes; labels are
+   * ignored): {@link Evaluation.unknown} then also says how many of them the unknown detector refuses and the ROC
+   * AUC of its score. Needs a model with a detector (`model.unknownDetector`).
+   * @defaultValue none (with a detector, `unknown` still reports the share of `data` it accepts)
+   */
+  unknown?: UnknownImages;
 }
 
 /**
@@ -43,7 +51,9 @@ export interface EvaluateArgs {
  * ROC AUC (for two classes the binary AUC of P(classes[1]); for more, one-vs-rest per class in
  * `perClass[i].rocAuc` and their macro mean in `rocAuc`), the expected calibration error (`ece`, 15 equal-width
  * bins of the top-class probability) with the data of a reliability diagram (`reliability.bins`), and the
- * misclassified images. Runs in inference mode; changes nothing.
+ * misclassified images; with an unknown detector on the model, how it does ({@link Evaluation.unknown}: the
+ * share of `data` it accepts, the accuracy on those, and with `unknown` images the share of them it refuses and
+ * the ROC AUC). Runs in inference mode; changes nothing.
  *
  * @category Step 5: Evaluate
  * @example
@@ -51,6 +61,8 @@ export interface EvaluateArgs {
  * const result = await evaluate(model, validation);
  * console.log(result.accuracy, result.perClass, result.confusionMatrix);
  * console.log(result.rocAuc, result.ece, result.reliability.bins); // AUC, calibration error, reliability diagram
+ * const withOthers = await evaluate(model, validation, { unknown: otherPhotos });
+ * console.log(withOthers.unknown?.otherRejected, withOthers.unknown?.rocAuc);
  * ```
  */
 export async function evaluate(model: TransferModel, data: LabelledData, args: EvaluateArgs = {}): Promise<Evaluation> {
@@ -89,5 +101,14 @@ export async function evaluate(model: TransferModel, data: LabelledData, args: E
   const sources = 'sources' in data && Array.isArray((data as { sources?: unknown }).sources) && (data as { sources: string[] }).sources.length === acts.n
     ? (data as { sources: string[] }).sources
     : [];
-  return metricsFromProbabilities(probs, acts.labels, model.classes, sources, options.maxMisclassified);
+  const result = metricsFromProbabilities(probs, acts.labels, model.classes, sources, options.maxMisclassified);
+  const unknown = await unknownEvaluation(model, acts, argmaxRows(probs, k), options.unknown, { batchSize, signal: options.signal });
+  return unknown ? { ...result, unknown } : result;
+}
+
+function argmaxRows(probs: Float32Array, k: number): Int32Array {
+  const n = probs.length / k;
+  const out = new Int32Array(n);
+  for (let i = 0; i < n; i++) for (let c = 1; c < k; c++) if (probs[i * k + c]! > probs[i * k + out[i]!]!) out[i] = c;
+  return out;
 }

@@ -4,6 +4,7 @@
  * reliability diagram, and the misclassified images, from probabilities and labels.
  * @module
  */
+import type { UnknownEvaluation } from './unknown';
 
 /** Precision, recall and F1 of one class (one-vs-rest). @category Step 5: Evaluate */
 export interface ClassMetrics {
@@ -102,6 +103,8 @@ export interface Evaluation {
   reliability: Reliability;
   /** The images the model got wrong (at most `maxMisclassified`). */
   misclassified: Misclassified[];
+  /** How the unknown detector does (present when the model has one; see {@link UnknownEvaluation}). */
+  unknown?: UnknownEvaluation;
 }
 
 /** Area under the ROC curve (ties counted half), by the rank-sum formula; `undefined` without positives or negatives. @internal */

@@ -8,6 +8,8 @@ import { resizeImages } from '../data/resize';
 import { TransferError, check, throwIfAborted } from '../errors';
 import { TransferModel } from '../transfer-model';
 import { withDefaults } from '../util/args';
+import { takeRows } from '../util/rows';
+import { poolForDetector } from '../train/detector-features';
 
 /** One image's prediction. @category Step 5: Evaluate */
 export interface Prediction {
@@ -19,6 +21,18 @@ export interface Prediction {
   probability: number;
   /** Every class's probability, by name. */
   probabilities: Record<string, number>;
+  /**
+   * `true` when the image looks like none of the classes (its `familiarity` is below the threshold of the
+   * model's unknown detector); `label` is then only the closest class. Present when the model has an unknown
+   * detector (`model.unknownDetector`; `fit` and `transferLearn` fit one), absent otherwise.
+   */
+  unknown?: boolean;
+  /**
+   * How much the image looks like the training images of the classes, in the detector's standardised units (0 is
+   * the held-out images' mean, higher is more familiar); `unknown` when below `model.unknownDetector.threshold`.
+   * Present with `unknown`.
+   */
+  familiarity?: number;
 }
 
 /** Defaults of {@link predict}. @category Step 5: Evaluate */
@@ -49,6 +63,7 @@ export type PredictInput = tf.Tensor3D | tf.Tensor4D | ImageInput | readonly Ima
  * ```ts
  * const [p] = await predict(model, document.querySelector('img')!);
  * console.log(p.label, p.probability, p.probabilities);
+ * if (p.unknown) console.log('none of my classes (closest:', p.label, ')');
  * const many = await predict(model, batchTensor); // one Prediction per image
  * ```
  */
@@ -89,10 +104,14 @@ export async function predict(model: TransferModel, images: PredictInput, args: 
     }
   }
   let p: tf.Tensor2D | undefined;
+  let vectors: tf.Tensor2D | undefined;
   try {
     throwIfAborted(options.signal, 'predict');
-    p = model.predictProbabilities(batch, { batchSize: options.batchSize });
+    if (model.detector) [p, vectors] = probabilitiesAndVectors(model, batch, options.batchSize);
+    else p = model.predictProbabilities(batch, { batchSize: options.batchSize });
     const values = await p.data();
+    const familiarity = vectors && model.detector ? model.detector.score((await vectors.data()) as Float32Array, batch.shape[0]) : undefined;
+    const threshold = model.detector?.record.threshold ?? 0;
     const k = model.numClasses;
     const out: Prediction[] = [];
     for (let i = 0; i < batch.shape[0]; i++) {
@@ -102,12 +121,36 @@ export async function predict(model: TransferModel, images: PredictInput, args: 
         probabilities[model.classes[c]!] = values[i * k + c]!;
         if (values[i * k + c]! > values[i * k + best]!) best = c;
       }
-      out.push({ label: model.classes[best]!, index: best, probability: values[i * k + best]!, probabilities });
+      const prediction: Prediction = { label: model.classes[best]!, index: best, probability: values[i * k + best]!, probabilities };
+      if (familiarity) Object.assign(prediction, { unknown: familiarity[i]! < threshold, familiarity: familiarity[i]! });
+      out.push(prediction);
     }
     return out;
   } finally {
     batch.dispose();
     p?.dispose();
+    vectors?.dispose();
+  }
+}
+
+/** Probabilities `[n, k]` and the unknown detector's feature vectors `[n, d]`, from one backbone pass per batch. */
+function probabilitiesAndVectors(model: TransferModel, images: tf.Tensor4D, batchSize: number): [tf.Tensor2D, tf.Tensor2D] {
+  model.backbone.checkImages(images, 'predict');
+  const probs: tf.Tensor2D[] = [];
+  const vectors: tf.Tensor2D[] = [];
+  try {
+    for (let s = 0; s < images.shape[0]; s += batchSize) {
+      const size = Math.min(batchSize, images.shape[0] - s);
+      tf.tidy(() => {
+        const features = model.backbone.extract(takeRows(images, s, size), { batchSize });
+        const p = model.head.predict(features) as tf.Tensor2D;
+        probs.push(tf.keep(model.numClasses === 2 && p.shape[1] === 1 ? (tf.concat([tf.sub(1, p), p], 1) as tf.Tensor2D) : p));
+        vectors.push(tf.keep(poolForDetector(features, model.headSpec.pooling)));
+      });
+    }
+    return [tf.concat(probs, 0), tf.concat(vectors, 0)];
+  } finally {
+    tf.dispose([...probs, ...vectors]);
   }
 }
 

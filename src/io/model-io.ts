@@ -15,6 +15,7 @@ import { TransferError, check } from '../errors';
 import { freeze } from '../freeze';
 import { TransferModel, type Calibration, type HeadSpec } from '../transfer-model';
 import type { BackboneKind } from '../backbone/backbone';
+import { unknownDetectorFromRecord, type UnknownDetector } from '../unknown-detector';
 import type { Preprocessing, ProgressCallback } from '../types';
 import { isHttpUrl, isLocalPath } from '../util/location';
 import { downloadMonitor, urlLoadHandler, weightByteLength, type DownloadMonitor } from '../artifacts/download';
@@ -66,6 +67,11 @@ export interface TransferMetadata {
   writtenBy: string;
   /** How the probabilities were calibrated, when they were ({@link calibrate}). */
   calibration?: Calibration;
+  /**
+   * The unknown detector (per-class prototypes in float16, base64), when the model has one
+   * (`model.unknownDetector`). Its layout is internal to the library; {@link loadModel} checks it.
+   */
+  unknown?: object;
 }
 
 /**
@@ -112,6 +118,7 @@ function metadataOf(model: TransferModel, contents: 'full' | 'head'): TransferMe
     head: { ...model.headSpec, layers: [...model.headLayers] },
     writtenBy: LIBRARY,
     calibration: model.calibration,
+    unknown: model.detector?.record,
   };
 }
 
@@ -300,15 +307,17 @@ export async function loadModel(source: ModelSource, args: LoadModelArgs = {}): 
   monitor.finish(weightByteLength(artifacts));
   const loaded = await loadLayersModelSafely(tf.io.fromMemory(artifacts), where);
   let meta: TransferMetadata;
+  let detector: UnknownDetector | undefined;
   try {
     meta = readMetadata(loaded, where);
+    detector = unknownDetectorFromRecord(meta.unknown, meta.classes.length, `loadModel: ${where}`);
   } catch (e) {
     loaded.dispose();
     throw e;
   }
-  if (meta.contents === 'head') return attachSavedHead(loaded, meta, options, where);
+  if (meta.contents === 'head') return attachSavedHead(loaded, meta, options, where, detector);
   try {
-    return splitLoaded(loaded, meta, where);
+    return splitLoaded(loaded, meta, where, detector);
   } catch (e) {
     loaded.dispose();
     throw e;
@@ -316,7 +325,7 @@ export async function loadModel(source: ModelSource, args: LoadModelArgs = {}): 
 }
 
 /** A complete artefact as a TransferModel: its backbone cut at the feature layer, its head rewired. */
-function splitLoaded(loaded: tfl.LayersModel, meta: TransferMetadata, where: string): TransferModel {
+function splitLoaded(loaded: tfl.LayersModel, meta: TransferMetadata, where: string, unknown: UnknownDetector | undefined): TransferModel {
   const featureLayer = meta.backbone.featureLayer;
   const layer = loaded.layers.find((l) => l.name === featureLayer);
   if (!featureLayer || !layer) {
@@ -338,12 +347,12 @@ function splitLoaded(loaded: tfl.LayersModel, meta: TransferMetadata, where: str
   const featureInput = tfl.input({ shape: meta.backbone.featureShape, name: 'tt_features' });
   const [headOut] = rewire(loaded.outputs, new Map([[features, featureInput]]));
   const head = tfl.model({ inputs: featureInput, outputs: headOut!, name: 'tt_head' });
-  const model = new TransferModel({ backbone, classes: meta.classes, model: loaded, head, headSpec: meta.head, headLayers: meta.head.layers, calibration: meta.calibration });
+  const model = new TransferModel({ backbone, classes: meta.classes, model: loaded, head, headSpec: meta.head, headLayers: meta.head.layers, calibration: meta.calibration, unknown });
   freeze(model, { trainableFrom: Math.min(meta.backbone.frozenLayerCount, backbone.layers.length) });
   return model;
 }
 
-async function attachSavedHead(head: tfl.LayersModel, meta: TransferMetadata, options: LoadModelArgs, where: string): Promise<TransferModel> {
+async function attachSavedHead(head: tfl.LayersModel, meta: TransferMetadata, options: LoadModelArgs, where: string, unknown: UnknownDetector | undefined): Promise<TransferModel> {
   if (!options.backbone) {
     head.dispose();
     throw new TransferError(
@@ -364,7 +373,7 @@ async function attachSavedHead(head: tfl.LayersModel, meta: TransferMetadata, op
     const features = new ExternalBackboneLayer(backbone).apply(image) as tfl.SymbolicTensor;
     const [out] = rewire(head.outputs, new Map([[head.inputs[0]!, features]]));
     const composed = tfl.model({ inputs: image, outputs: out!, name: 'tt_transfer_model' });
-    return new TransferModel({ backbone, classes: meta.classes, model: composed, head, headSpec: meta.head, headLayers: meta.head.layers, calibration: meta.calibration });
+    return new TransferModel({ backbone, classes: meta.classes, model: composed, head, headSpec: meta.head, headLayers: meta.head.layers, calibration: meta.calibration, unknown });
   } catch (e) {
     head.dispose();
     // A Backbone passed in stays the caller's; one loaded here (from a name, path, URL, handler or model) is freed

@@ -12,6 +12,7 @@ import { withDefaults } from '../util/args';
 import type { ActivationStore } from './activations';
 import { callbackList, HOOKS, type FitCallback } from './callbacks';
 import type { CheckpointArgs } from './checkpoint';
+import { resolveUnknownArgs, type UnknownDetectorArgs } from '../unknown-detector';
 
 /**
  * When `fit` gives the event loop a turn, so timers, abort signals, UI events and rendering run: `'auto'` at most
@@ -83,6 +84,8 @@ export const FIT_DEFAULTS = Object.freeze({
   yieldEvery: 'auto' as YieldEvery,
   /** Keep the validation activations for `evaluate` (no). */
   keepValidationActivations: false,
+  /** Fit the unknown detector after training, when there are validation images (yes, with its defaults). */
+  unknown: true as boolean | UnknownDetectorArgs,
 });
 
 /**
@@ -182,6 +185,16 @@ export interface FitArgs {
    * @defaultValue {@link FIT_DEFAULTS}.keepValidationActivations (false: nothing is kept after `fit` returns)
    */
   keepValidationActivations?: boolean;
+  /**
+   * Fit the unknown detector after training (`model.unknownDetector`, saved with the model; {@link predict} then
+   * marks images of none of the classes `unknown`): per-class prototypes of the training images' pooled features,
+   * its threshold chosen on the validation images (`validationData` or the `validationSplit`) to accept
+   * `targetAcceptance` of them. Without validation images no detector is fitted (and any previous one is
+   * dropped, as the features it was fitted on may have changed). `false` skips it; an object sets its options.
+   * Costs no backbone pass when the backbone is frozen (the pooled features are the cached activations).
+   * @defaultValue {@link FIT_DEFAULTS}.unknown (true: fitted with {@link UNKNOWN_DETECTOR_DEFAULTS})
+   */
+  unknown?: boolean | UnknownDetectorArgs;
 }
 
 /** {@link FitArgs} resolved: every default filled in. @internal */
@@ -206,6 +219,8 @@ export interface ResolvedFitArgs {
   gradientNormWarning: number;
   yieldEvery: YieldEvery;
   keepValidationActivations: boolean;
+  /** The unknown detector's options, or `undefined` for none. */
+  unknown: Required<UnknownDetectorArgs> | undefined;
   /** Whether a `tf.Optimizer` instance was given (then `learningRate` is not the optimizer's). */
   givenOptimizer: boolean;
 }
@@ -247,6 +262,7 @@ export function checkFitArgs(args: FitArgs): void {
     `fit: yieldEvery must be 'auto', 'batch', 'epoch', 'never' or a number of milliseconds, got ${JSON.stringify(y)}.`,
   );
   checkEarlyStopping(args.earlyStopping);
+  check(!given(args.unknown) || typeof args.unknown === 'boolean' || typeof args.unknown === 'object', `fit: unknown must be true, false or the detector's options such as { targetAcceptance: 0.95 }, got ${JSON.stringify(args.unknown)}.`);
 }
 
 function checkCallbacks(callbacks: unknown): void {
@@ -312,6 +328,7 @@ export function resolveFitArgs(model: TransferModel, args: FitArgs): ResolvedFit
     gradientNormWarning: r.gradientNormWarning,
     yieldEvery: r.yieldEvery,
     keepValidationActivations: r.keepValidationActivations,
+    unknown: r.unknown === false ? undefined : resolveUnknownArgs(r.unknown === true ? {} : r.unknown, 'fit'),
     givenOptimizer: typeof r.optimizer === 'object',
   };
 }

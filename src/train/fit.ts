@@ -16,6 +16,7 @@
  *    the caller's.
  * @module
  */
+import { fitUnknownAfterTraining } from './fit-unknown';
 import * as tf from '@tensorflow/tfjs-core';
 import { env } from '../env';
 import { TransferError, check, throwIfAborted } from '../errors';
@@ -156,6 +157,8 @@ export async function fit(model: TransferModel, data: LabelledData, options: Fit
   model.setTraining(true);
   // The weights change, so a calibration record (whose temperature stays folded in them) no longer describes them.
   model.setCalibration(undefined);
+  // The detector was fitted on features that training may change; it is refitted after training.
+  model.setUnknownDetector(undefined);
   try {
     const history = await train(model, data, args, options?.seed ?? undefined);
     if (model.isDisposePending) throw disposedWhileTraining();
@@ -196,6 +199,7 @@ async function train(model: TransferModel, data: LabelledData, args: ResolvedFit
     const callbacks = callbacksFor(state, session, fingerprint, args.callbacks);
     await runEpochs(state, acts, callbacks, yielder);
     history.timing = { extractMs, trainMs: Date.now() - t0 - extractMs };
+    if (!model.isDisposePending) await fitUnknownAfterTraining(model, split, acts, args, seed);
     await keepValidation(model, args, acts, split, history);
     await callbacks.onTrainEnd(history);
     return history;

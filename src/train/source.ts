@@ -121,3 +121,27 @@ function datasetSource(data: ImageDataset, classes: readonly string[], inputSize
     },
   };
 }
+
+/**
+ * Images whose labels do not matter (e.g. photos of other things for the unknown detector): a tensor of raw pixels
+ * `[n, h, w, 3]`, `{ xs, ys }` (the labels are ignored) or an ImageDataset of any classes. Every label reads 0.
+ */
+export function toUnlabelledSource(data: tf.Tensor4D | LabelledData, inputSize: readonly [number, number], where: string): LabelledSource {
+  if (data instanceof tf.Tensor) {
+    const xs = data;
+    check(xs.rank === 4 && xs.shape[3] === 3, `${where}: images must be raw RGB pixels [n, height, width, 3], got [${xs.shape.join(', ')}].`);
+    return tensorSource({ xs, ys: new Array<number>(xs.shape[0]).fill(0) }, ['any'], inputSize, where);
+  }
+  if (isTensorData(data)) return toUnlabelledSource(data.xs as tf.Tensor4D, inputSize, where);
+  if (isImageDataset(data)) {
+    const anyClass: ImageDataset = { classes: ['any'], size: data.size, labels: new Array<number>(data.size).fill(0), batches: (o) => data.batches(o) };
+    const inner = datasetSource(anyClass, ['any'], inputSize, where);
+    return {
+      ...inner,
+      async *batches(batchSize, signal) {
+        for await (const b of inner.batches(batchSize, signal)) yield { ...b, ys: new Int32Array(b.ys.length) };
+      },
+    };
+  }
+  throw new TransferError('INVALID_ARGUMENT', `${where}: images must be a tf.Tensor4D of raw pixels, { xs, ys } or an ImageDataset, got ${describe(data)}.`);
+}

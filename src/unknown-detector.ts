@@ -1,0 +1,382 @@
+/**
+ * The unknown detector: does an image look like any of the model's classes at all? Per-class cosine prototypes of
+ * the pooled backbone features (spherical k-means), in two views (as is, and centred by the training mean), whose
+ * standardised similarities are averaged into one score; a threshold chosen on held-out images of the classes.
+ * Pure JavaScript on plain arrays: no tfjs kernel, so every backend and the browser score alike.
+ *
+ * Why this design, and the detectors it was measured against: `docs/unknown.md`.
+ * @module
+ */
+import { TransferError } from './errors';
+import { decodeFloat16, encodeFloat16 } from './util/float16';
+import { Random } from './util/random';
+
+/**
+ * How the features are prepared before the cosine similarity: `none` (L2-normalised as they are) or `mean`
+ * (the training images' mean subtracted first). `both` (the default) averages the two scores.
+ * @category Step 5: Evaluate
+ */
+export type UnknownCentring = 'both' | 'none' | 'mean';
+
+/** Defaults of the unknown detector (`fit`'s `unknown` option, {@link fitUnknownDetector}). @category Step 5: Evaluate */
+export const UNKNOWN_DETECTOR_DEFAULTS = Object.freeze({
+  /** Share of held-out images of the classes the threshold accepts. */
+  targetAcceptance: 0.95 as number,
+  /** Prototypes per class (fewer when the size budget or the class's images call for it). */
+  prototypesPerClass: 16 as number,
+  /** Which prepared features the score uses. */
+  centring: 'both' as UnknownCentring,
+  /** Most bytes the detector may add to a saved model's `model.json`. */
+  maxBytes: 1_000_000 as number,
+  /** k-means iterations per class. */
+  iterations: 25 as number,
+});
+
+/**
+ * Options of the unknown detector: `fit(model, data, { unknown: { ... } })`, `transferLearn({ unknown: { ... } })`
+ * and {@link fitUnknownDetector}. An option given as `undefined` or `null` takes its default.
+ * @category Step 5: Evaluate
+ */
+export interface UnknownDetectorArgs {
+  /**
+   * Share of held-out images of the classes that the threshold accepts (the rest are the price of refusing other
+   * things). Higher keeps more real images of the classes, and lets more other things through.
+   * @defaultValue {@link UNKNOWN_DETECTOR_DEFAULTS}.targetAcceptance (0.95)
+   */
+  targetAcceptance?: number;
+  /** Prototypes per class. @defaultValue {@link UNKNOWN_DETECTOR_DEFAULTS}.prototypesPerClass (16) */
+  prototypesPerClass?: number;
+  /**
+   * `both` averages the scores of the features as they are and centred by the training mean (the measured best
+   * compromise); `none` refuses other things most strictly but also more photos of the classes taken elsewhere;
+   * `mean` keeps those but suits narrow domains only (see `docs/unknown.md`).
+   * @defaultValue {@link UNKNOWN_DETECTOR_DEFAULTS}.centring ('both')
+   */
+  centring?: UnknownCentring;
+  /** Most bytes the detector may add to `model.json` (prototypes per class are capped to fit). @defaultValue {@link UNKNOWN_DETECTOR_DEFAULTS}.maxBytes (1 MB) */
+  maxBytes?: number;
+  /** k-means iterations per class. @defaultValue {@link UNKNOWN_DETECTOR_DEFAULTS}.iterations (25) */
+  iterations?: number;
+}
+
+/** One prepared view of the features: its prototypes and the statistics that standardise its score. @internal */
+export interface UnknownViewRecord {
+  centring: 'none' | 'mean';
+  /** `[prototypes, dim]` unit vectors, float16 base64. */
+  prototypes: string;
+  /** Class index of each prototype. */
+  prototypeClass: number[];
+  /** Mean and standard deviation of this view's similarity over the held-out images. */
+  scoreMean: number;
+  scoreStd: number;
+}
+
+/** What a saved model stores (metadata `tfjsTransfer.unknown`). @internal */
+export interface UnknownDetectorRecord {
+  method: 'prototypes';
+  dim: number;
+  classes: number;
+  /** Training mean of the features, `[dim]`, float16 base64 (used by the `mean` view). */
+  mean: string;
+  views: UnknownViewRecord[];
+  threshold: number;
+  targetAcceptance: number;
+  trainingImages: number;
+  heldOutImages: number;
+}
+
+/**
+ * What `model.unknownDetector` tells about the model's unknown detector (fitted by `fit`, {@link transferLearn} or
+ * {@link fitUnknownDetector}, saved with the model).
+ * @category Step 5: Evaluate
+ */
+export interface UnknownDetectorSummary {
+  /** Per-class cosine prototypes of the pooled backbone features. */
+  method: 'prototypes';
+  /** The prepared features the score averages. */
+  centring: UnknownCentring;
+  /** Length of the feature vectors (e.g. 1280 for MobileNetV2). */
+  dim: number;
+  /** Prototypes per class (the most any class has). */
+  prototypesPerClass: number;
+  /** Images scoring below this are "none of the classes". */
+  threshold: number;
+  /** Share of the held-out images the threshold was chosen to accept. */
+  targetAcceptance: number;
+  /** Images the prototypes were fitted on. */
+  trainingImages: number;
+  /** Held-out images the threshold was chosen on. */
+  heldOutImages: number;
+  /** Bytes the detector adds to `model.json`. */
+  bytes: number;
+}
+
+/** Feature vectors with class labels: `values` is `[n, dim]` row-major. @internal */
+export interface LabelledVectors {
+  values: Float32Array;
+  labels: Int32Array;
+  n: number;
+  dim: number;
+}
+
+/** Unit rows of `x - centre` (or of `x` without a centre). */
+function normalisedRows(x: Float32Array, n: number, dim: number, centre?: Float32Array): Float32Array {
+  const out = new Float32Array(n * dim);
+  for (let r = 0; r < n; r++) {
+    const o = r * dim;
+    let s = 0;
+    for (let i = 0; i < dim; i++) {
+      const v = x[o + i]! - (centre ? centre[i]! : 0);
+      out[o + i] = v;
+      s += v * v;
+    }
+    const inv = 1 / Math.sqrt(s + 1e-12);
+    for (let i = 0; i < dim; i++) out[o + i]! *= inv;
+  }
+  return out;
+}
+
+function dotRow(a: Float32Array, ao: number, b: Float32Array, bo: number, dim: number): number {
+  let s = 0;
+  for (let i = 0; i < dim; i++) s += a[ao + i]! * b[bo + i]!;
+  return s;
+}
+
+/** Spherical k-means (cosine) of the unit rows `rows` of `X`, k-means++ seeding: `k` unit centroids. */
+function sphericalKMeans(X: Float32Array, rows: number[], dim: number, k: number, iterations: number, rng: Random): Float32Array[] {
+  const first = rows[rng.int(rows.length)]!;
+  const cent: Float32Array[] = [X.slice(first * dim, (first + 1) * dim)];
+  const best = new Float64Array(rows.length).fill(-Infinity);
+  while (cent.length < k) {
+    const last = cent[cent.length - 1]!;
+    let total = 0;
+    const weight = rows.map((r, j) => {
+      best[j] = Math.max(best[j]!, dotRow(last, 0, X, r * dim, dim));
+      const d = Math.max(0, 1 - best[j]!) ** 2;
+      total += d;
+      return d;
+    });
+    if (total === 0) break; // fewer distinct images than prototypes
+    let u = rng.next() * total;
+    let pick = 0;
+    for (; pick < weight.length - 1; pick++) {
+      u -= weight[pick]!;
+      if (u <= 0) break;
+    }
+    cent.push(X.slice(rows[pick]! * dim, (rows[pick]! + 1) * dim));
+  }
+  for (let it = 0; it < iterations; it++) {
+    const sums = cent.map(() => new Float64Array(dim));
+    for (const r of rows) {
+      let b = 0;
+      let bv = -Infinity;
+      for (let j = 0; j < cent.length; j++) {
+        const v = dotRow(cent[j]!, 0, X, r * dim, dim);
+        if (v > bv) [bv, b] = [v, j];
+      }
+      const s = sums[b]!;
+      for (let i = 0; i < dim; i++) s[i] += X[r * dim + i]!;
+    }
+    sums.forEach((s, j) => {
+      let nn = 0;
+      for (let i = 0; i < dim; i++) nn += s[i]! * s[i]!;
+      if (nn > 0) cent[j] = Float32Array.from(s, (v) => v / Math.sqrt(nn));
+    });
+  }
+  return cent;
+}
+
+/** Base64 length of `values` float16 numbers. */
+const encodedBytes = (values: number): number => Math.ceil((values * 2) / 3) * 4;
+
+function viewsOf(centring: UnknownCentring): Array<'none' | 'mean'> {
+  return centring === 'both' ? ['none', 'mean'] : [centring];
+}
+
+/** Prototypes per class within the byte budget (at least 1). */
+function prototypesWithin(args: Required<UnknownDetectorArgs>, classes: number, dim: number): number {
+  const views = viewsOf(args.centring).length;
+  const perPrototype = encodedBytes(dim) * views * classes;
+  const fixed = encodedBytes(dim) + 2048; // the mean, and the JSON around the numbers
+  return Math.max(1, Math.min(args.prototypesPerClass, Math.floor((args.maxBytes - fixed) / perPrototype)));
+}
+
+/** The score of each image in `x` under one view (max cosine similarity to its prototypes, not standardised). */
+function viewSimilarity(x: Float32Array, n: number, dim: number, prototypes: Float32Array, centre: Float32Array | undefined): Float64Array {
+  const q = normalisedRows(x, n, dim, centre);
+  const m = prototypes.length / dim;
+  const out = new Float64Array(n);
+  for (let r = 0; r < n; r++) {
+    let best = -Infinity;
+    for (let j = 0; j < m; j++) best = Math.max(best, dotRow(q, r * dim, prototypes, j * dim, dim));
+    out[r] = best;
+  }
+  return out;
+}
+
+/**
+ * The threshold that accepts `target` of `scores` (an image is accepted when its score is at least the threshold):
+ * halfway between the lowest accepted score and the highest refused one, so that rounding differences between
+ * backends or code paths do not flip the images at the edge. @internal
+ */
+export function thresholdFor(scores: ArrayLike<number>, target: number): number {
+  const sorted = Float64Array.from(scores).sort();
+  const i = Math.min(sorted.length - 1, Math.max(0, Math.floor((1 - target) * sorted.length + 1e-9)));
+  if (i === 0) return sorted[0]! - 1e-6 * Math.max(1, Math.abs(sorted[0]!));
+  return (sorted[i - 1]! + sorted[i]!) / 2;
+}
+
+function meanStd(v: Float64Array): { mean: number; std: number } {
+  let m = 0;
+  for (const x of v) m += x;
+  m /= v.length;
+  let s = 0;
+  for (const x of v) s += (x - m) ** 2;
+  return { mean: m, std: Math.sqrt(s / v.length) || 1e-6 };
+}
+
+/**
+ * Fits the detector: prototypes from `train`, the standardisation and the threshold from `heldOut` (images of the
+ * classes the prototypes never saw). @internal
+ */
+export function fitPrototypeDetector(train: LabelledVectors, heldOut: LabelledVectors, classes: number, args: Required<UnknownDetectorArgs>, seed: number): UnknownDetector {
+  const { dim } = train;
+  const mean = new Float32Array(dim);
+  for (let r = 0; r < train.n; r++) for (let i = 0; i < dim; i++) mean[i]! += train.values[r * dim + i]! / train.n;
+  const meanRounded = decodeFloat16(encodeFloat16(mean), dim)!; // score with what is stored
+  const k = prototypesWithin(args, classes, dim);
+  const views: UnknownViewRecord[] = viewsOf(args.centring).map((centring) => {
+    const centre = centring === 'mean' ? meanRounded : undefined;
+    const X = normalisedRows(train.values, train.n, dim, centre);
+    const protos: Float32Array[] = [];
+    const prototypeClass: number[] = [];
+    const rng = new Random(seed);
+    for (let c = 0; c < classes; c++) {
+      const rows: number[] = [];
+      for (let r = 0; r < train.n; r++) if (train.labels[r] === c) rows.push(r);
+      if (rows.length === 0) continue;
+      for (const p of sphericalKMeans(X, rows, dim, Math.min(k, rows.length), args.iterations, rng)) {
+        protos.push(p);
+        prototypeClass.push(c);
+      }
+    }
+    const flat = new Float32Array(protos.length * dim);
+    protos.forEach((p, i) => flat.set(p, i * dim));
+    const prototypes = encodeFloat16(flat);
+    const sims = viewSimilarity(heldOut.values, heldOut.n, dim, decodeFloat16(prototypes, flat.length)!, centre);
+    const { mean: scoreMean, std: scoreStd } = meanStd(sims);
+    return { centring, prototypes, prototypeClass, scoreMean, scoreStd };
+  });
+  const partial: UnknownDetectorRecord = {
+    method: 'prototypes', dim, classes, mean: encodeFloat16(mean), views, threshold: 0,
+    targetAcceptance: args.targetAcceptance, trainingImages: train.n, heldOutImages: heldOut.n,
+  };
+  const detector = new UnknownDetector(partial);
+  const threshold = thresholdFor(detector.score(heldOut.values, heldOut.n), args.targetAcceptance);
+  return new UnknownDetector({ ...partial, threshold });
+}
+
+const finite = (x: unknown): x is number => typeof x === 'number' && Number.isFinite(x);
+
+/**
+ * The detector of a record read from a file, or `undefined` when the record is absent; throws `MODEL_INVALID`
+ * naming what is wrong when it is present but malformed (a damaged detector must not silently accept everything).
+ * @internal
+ */
+export function unknownDetectorFromRecord(value: unknown, classes: number, where: string): UnknownDetector | undefined {
+  if (value == null) return undefined;
+  const bad = (why: string): never => {
+    throw new TransferError('MODEL_INVALID', `${where}: the unknown detector stored with the model is damaged (${why}). Fit it again with fitUnknownDetector(model, data), or delete "unknown" from model.json's tfjsTransfer metadata.`);
+  };
+  if (typeof value !== 'object') bad('not an object');
+  const r = value as Record<string, unknown>;
+  if (r.method !== 'prototypes') bad(`unknown method ${JSON.stringify(r.method)}`);
+  if (!Number.isInteger(r.dim) || (r.dim as number) <= 0) bad('dim is not a positive integer');
+  if (r.classes !== classes) bad(`it was fitted for ${String(r.classes)} classes, the model has ${classes}`);
+  for (const f of ['threshold', 'targetAcceptance', 'trainingImages', 'heldOutImages'] as const) if (!finite(r[f])) bad(`${f} is not a number`);
+  const dim = r.dim as number;
+  if (!decodeFloat16(r.mean, dim)) bad('mean is not a float16 vector of dim values');
+  if (!Array.isArray(r.views) || r.views.length === 0 || r.views.length > 2) bad('views must be one or two');
+  for (const v of r.views as unknown[]) {
+    const view = v as Record<string, unknown>;
+    if (view == null || typeof view !== 'object' || (view.centring !== 'none' && view.centring !== 'mean')) bad('a view has no valid centring');
+    const cls = view.prototypeClass;
+    if (!Array.isArray(cls) || cls.length === 0 || !cls.every((c) => Number.isInteger(c) && c >= 0 && c < classes)) bad('prototypeClass is not a list of class indices');
+    if (!decodeFloat16(view.prototypes, (cls as number[]).length * dim)) bad('prototypes do not match prototypeClass and dim');
+    if (!finite(view.scoreMean) || !finite(view.scoreStd) || (view.scoreStd as number) <= 0) bad('a view has no valid score statistics');
+  }
+  return new UnknownDetector(JSON.parse(JSON.stringify(r)) as UnknownDetectorRecord);
+}
+
+/**
+ * A fitted unknown detector: scores feature vectors (higher = more like the classes). Made by `fit` and
+ * {@link fitUnknownDetector}; read with the model by `loadModel`. @internal
+ */
+export class UnknownDetector {
+  readonly record: Readonly<UnknownDetectorRecord>;
+  private decoded: { mean: Float32Array; prototypes: Float32Array[] } | undefined;
+
+  constructor(record: UnknownDetectorRecord) {
+    this.record = Object.freeze(record);
+  }
+
+  /** The stored values, decoded once. */
+  private values(): { mean: Float32Array; prototypes: Float32Array[] } {
+    const r = this.record;
+    this.decoded ??= {
+      mean: decodeFloat16(r.mean, r.dim)!,
+      prototypes: r.views.map((v) => decodeFloat16(v.prototypes, v.prototypeClass.length * r.dim)!),
+    };
+    return this.decoded;
+  }
+
+  /** Scores of the `[n, dim]` rows of `x`: the mean over views of the standardised max cosine similarity. */
+  score(x: Float32Array, n: number): Float64Array {
+    const { dim, views } = this.record;
+    if (x.length !== n * dim) throw new TransferError('SHAPE_MISMATCH', `unknown detector: expected ${n} feature vectors of ${dim} values, got ${x.length} values.`);
+    const { mean, prototypes } = this.values();
+    const out = new Float64Array(n);
+    views.forEach((v, i) => {
+      const s = viewSimilarity(x, n, dim, prototypes[i]!, v.centring === 'mean' ? mean : undefined);
+      for (let r = 0; r < n; r++) out[r]! += (s[r]! - v.scoreMean) / v.scoreStd / views.length;
+    });
+    return out;
+  }
+
+  /** What `model.unknownDetector` shows. */
+  summary(): UnknownDetectorSummary {
+    const r = this.record;
+    const centring: UnknownCentring = r.views.length === 2 ? 'both' : r.views[0]!.centring;
+    const perClass = Math.max(...r.views.map((v) => Math.max(...Array.from({ length: r.classes }, (_, c) => v.prototypeClass.filter((p) => p === c).length))));
+    return {
+      method: 'prototypes', centring, dim: r.dim, prototypesPerClass: perClass, threshold: r.threshold, targetAcceptance: r.targetAcceptance,
+      trainingImages: r.trainingImages, heldOutImages: r.heldOutImages, bytes: JSON.stringify(r).length,
+    };
+  }
+}
+
+/**
+ * `args` checked and resolved against {@link UNKNOWN_DETECTOR_DEFAULTS} (`undefined` and `null` take the default);
+ * throws `INVALID_ARGUMENT` naming the bad field. @internal
+ */
+export function resolveUnknownArgs(args: UnknownDetectorArgs | undefined, where: string): Required<UnknownDetectorArgs> {
+  const bad = (what: string): never => {
+    throw new TransferError('INVALID_ARGUMENT', `${where}: ${what}`);
+  };
+  if (args != null && typeof args !== 'object') bad(`the unknown detector's options must be an object such as { targetAcceptance: 0.95 }, got ${JSON.stringify(args)}.`);
+  const a = args ?? {};
+  const pick = <K extends keyof UnknownDetectorArgs>(k: K): NonNullable<UnknownDetectorArgs[K]> => (a[k] ?? UNKNOWN_DETECTOR_DEFAULTS[k]) as NonNullable<UnknownDetectorArgs[K]>;
+  const r: Required<UnknownDetectorArgs> = {
+    targetAcceptance: pick('targetAcceptance'),
+    prototypesPerClass: pick('prototypesPerClass'),
+    centring: pick('centring'),
+    maxBytes: pick('maxBytes'),
+    iterations: pick('iterations'),
+  };
+  if (!(typeof r.targetAcceptance === 'number' && r.targetAcceptance > 0 && r.targetAcceptance <= 1)) bad(`unknown.targetAcceptance must be a share in (0, 1], got ${JSON.stringify(r.targetAcceptance)}.`);
+  if (!(Number.isInteger(r.prototypesPerClass) && r.prototypesPerClass >= 1 && r.prototypesPerClass <= 1024)) bad(`unknown.prototypesPerClass must be an integer from 1 to 1024, got ${JSON.stringify(r.prototypesPerClass)}.`);
+  if (!['both', 'none', 'mean'].includes(r.centring)) bad(`unknown.centring must be 'both', 'none' or 'mean', got ${JSON.stringify(r.centring)}.`);
+  if (!(typeof r.maxBytes === 'number' && r.maxBytes > 0)) bad(`unknown.maxBytes must be a positive number, got ${JSON.stringify(r.maxBytes)}.`);
+  if (!(Number.isInteger(r.iterations) && r.iterations >= 0 && r.iterations <= 1000)) bad(`unknown.iterations must be an integer from 0 to 1000, got ${JSON.stringify(r.iterations)}.`);
+  return r;
+}

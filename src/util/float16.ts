@@ -1,0 +1,115 @@
+/**
+ * Compact, portable storage of float arrays inside JSON: IEEE 754 half precision, little-endian, base64.
+ * Used for what a saved model carries in its metadata (the unknown detector's prototypes), where a weight shard
+ * would not do: stock `tf.loadLayersModel` refuses weights that no layer owns.
+ * Written here because tfjs-core exposes no float16 encoder, and `btoa`/`Buffer` differ between the browser and Node.
+ * @internal
+ * @module
+ */
+
+const f32 = new Float32Array(1);
+const u32 = new Uint32Array(f32.buffer);
+
+/** The half-precision bits of `value`, rounded to nearest even; overflow gives ±Infinity. @internal */
+export function toHalfBits(value: number): number {
+  f32[0] = value;
+  const x = u32[0]!;
+  const sign = (x >>> 16) & 0x8000;
+  const exp = (x >>> 23) & 0xff;
+  let mant = x & 0x7fffff;
+  if (exp === 0xff) return sign | 0x7c00 | (mant ? 0x200 : 0); // Inf / NaN
+  const e = exp - 127 + 15;
+  if (e >= 0x1f) return sign | 0x7c00;
+  if (e <= 0) {
+    if (e < -10) return sign; // underflows to zero
+    mant |= 0x800000;
+    const shift = 14 - e;
+    let half = mant >>> shift;
+    const rest = mant & ((1 << shift) - 1);
+    const mid = 1 << (shift - 1);
+    if (rest > mid || (rest === mid && (half & 1))) half++;
+    return sign | half;
+  }
+  let half = (e << 10) | (mant >>> 13);
+  const rest = mant & 0x1fff;
+  if (rest > 0x1000 || (rest === 0x1000 && (half & 1))) half++; // may carry into the exponent: still correct
+  return sign | half;
+}
+
+/** The value of half-precision bits. @internal */
+export function fromHalfBits(h: number): number {
+  const sign = h & 0x8000 ? -1 : 1;
+  const exp = (h >>> 10) & 0x1f;
+  const mant = h & 0x3ff;
+  if (exp === 0) return sign * mant * 2 ** -24;
+  if (exp === 0x1f) return mant ? NaN : sign * Infinity;
+  return sign * (1 + mant / 1024) * 2 ** (exp - 15);
+}
+
+const ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/';
+const LOOKUP = new Int16Array(128).fill(-1);
+for (let i = 0; i < ALPHABET.length; i++) LOOKUP[ALPHABET.charCodeAt(i)] = i;
+
+/** Standard base64 (with padding) of bytes. @internal */
+export function toBase64(bytes: Uint8Array): string {
+  let out = '';
+  const chunk: string[] = [];
+  for (let i = 0; i < bytes.length; i += 3) {
+    const a = bytes[i]!;
+    const b = i + 1 < bytes.length ? bytes[i + 1]! : 0;
+    const c = i + 2 < bytes.length ? bytes[i + 2]! : 0;
+    chunk.push(
+      ALPHABET[a >> 2]! +
+        ALPHABET[((a & 3) << 4) | (b >> 4)]! +
+        (i + 1 < bytes.length ? ALPHABET[((b & 15) << 2) | (c >> 6)]! : '=') +
+        (i + 2 < bytes.length ? ALPHABET[c & 63]! : '='),
+    );
+    if (chunk.length === 4096) {
+      out += chunk.join('');
+      chunk.length = 0;
+    }
+  }
+  return out + chunk.join('');
+}
+
+/** Bytes of standard base64; `undefined` when `text` is not valid base64. @internal */
+export function fromBase64(text: string): Uint8Array | undefined {
+  if (text.length % 4 !== 0) return undefined;
+  const pad = text.endsWith('==') ? 2 : text.endsWith('=') ? 1 : 0;
+  const out = new Uint8Array((text.length / 4) * 3 - pad);
+  let o = 0;
+  for (let i = 0; i < text.length; i += 4) {
+    const q = [0, 1, 2, 3].map((j) => {
+      const ch = text.charCodeAt(i + j);
+      if (ch === 61 && i + j >= text.length - pad) return 0; // '='
+      return ch < 128 ? LOOKUP[ch]! : -1;
+    });
+    if (q.some((v) => v < 0)) return undefined;
+    const n = (q[0]! << 18) | (q[1]! << 12) | (q[2]! << 6) | q[3]!;
+    if (o < out.length) out[o++] = (n >> 16) & 255;
+    if (o < out.length) out[o++] = (n >> 8) & 255;
+    if (o < out.length) out[o++] = n & 255;
+  }
+  return out;
+}
+
+/** `values` as base64 of little-endian half floats (2 bytes per value). @internal */
+export function encodeFloat16(values: ArrayLike<number>): string {
+  const bytes = new Uint8Array(values.length * 2);
+  for (let i = 0; i < values.length; i++) {
+    const h = toHalfBits(values[i]!);
+    bytes[2 * i] = h & 255;
+    bytes[2 * i + 1] = h >>> 8;
+  }
+  return toBase64(bytes);
+}
+
+/** The values of {@link encodeFloat16}'s text, or `undefined` when it is not such a text of `length` values. @internal */
+export function decodeFloat16(text: unknown, length: number): Float32Array | undefined {
+  if (typeof text !== 'string') return undefined;
+  const bytes = fromBase64(text);
+  if (!bytes || bytes.length !== length * 2) return undefined;
+  const out = new Float32Array(length);
+  for (let i = 0; i < length; i++) out[i] = fromHalfBits(bytes[2 * i]! | (bytes[2 * i + 1]! << 8));
+  return out;
+}
