@@ -8,6 +8,7 @@ import type { CheckpointArgs } from './train/checkpoint';
 import { withDefaults, type Resolved } from './util/args';
 import { TransferError, check } from './errors';
 import { calibrate, evaluate, type Evaluation } from './evaluate';
+import type { UnknownDetectorArgs } from './unknown-detector';
 import { examine, type ExamineReport } from './examine/examine';
 import { freeze } from './freeze';
 import { attachHead, type AttachHeadArgs } from './head';
@@ -93,6 +94,13 @@ export interface TransferLearnArgs {
    * @defaultValue {@link TRANSFER_LEARN_DEFAULTS}.calibrate (true)
    */
   calibrate?: boolean;
+  /**
+   * Fit the unknown detector (see `FitArgs.unknown`): after training, and again after fine-tuning (its features
+   * change), from the training images' pooled features, its threshold chosen on the validation data to accept
+   * `targetAcceptance` of it. {@link predict} then marks images of none of the classes `unknown`.
+   * @defaultValue true (with {@link UNKNOWN_DETECTOR_DEFAULTS}), when there is validation data
+   */
+  unknown?: boolean | UnknownDetectorArgs;
   /** Epochs of head training (early stopping usually ends sooner). @defaultValue {@link TRANSFER_LEARN_DEFAULTS}.epochs (20) */
   epochs?: number;
   /** Images per gradient step. @defaultValue 32 (as `fit`) */
@@ -363,6 +371,7 @@ export async function transferLearn(args: TransferLearnArgs): Promise<TransferLe
       if (fineTuneHistory) delete fineTuneHistory.validationActivations;
     }
     say(`tfjs-transfer: ${validation ? 'validation' : 'training'} accuracy ${evaluation.accuracy.toFixed(4)}, loss ${evaluation.loss.toFixed(4)}${evaluation.rocAuc !== undefined ? `, ROC AUC ${evaluation.rocAuc.toFixed(4)}` : ''}, ECE ${evaluation.ece.toFixed(4)}`);
+    if (evaluation.unknown) say(`tfjs-transfer: the unknown detector accepts ${(evaluation.unknown.accepted * 100).toFixed(1)}% of these images (the threshold was chosen on them), accuracy on those ${evaluation.unknown.acceptedAccuracy?.toFixed(4) ?? '-'}`);
     return {
       model,
       classes,
@@ -405,6 +414,7 @@ function headFitArgs(options: ResolvedTransferLearnArgs, seed: number, validatio
     yieldEvery: options.yieldEvery,
     validationData: validation,
     keepValidationActivations: validation !== undefined,
+    unknown: options.unknown,
   };
 }
 

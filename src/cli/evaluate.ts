@@ -6,7 +6,10 @@ import { TransferError } from '../errors';
 import { evaluate } from '../evaluate';
 import { loadModel } from '../io/model-io';
 import { imageFolder } from '../node/image-folder';
-import { COMMON_HELP, COMMON_OPTIONS, EXIT, defineCommand, EXIT_CODES_HELP, UsageError, intOption, line, type Command } from './common';
+import { readdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { fromImages, type Dataset } from '../data/dataset';
+import { COMMON_HELP, COMMON_OPTIONS, EXIT, defineCommand, EXIT_CODES_HELP, IMAGE_FILE, UsageError, intOption, line, type Command } from './common';
 import { formatEvaluation } from './format';
 import { requireFolder, startRun } from './run-context';
 
@@ -24,20 +27,41 @@ Options:
                       perClass, macroF1, confusionMatrix, rocAuc, misclassified) plus "model" and "data"
   --batch-size <n>    images per forward pass (default 32)
   --show-errors <n>   list up to n misclassified files (default 10)
+  --unknown <dir>     images of none of the model's classes (any files under dir, subfolders included): report
+                      how many the model's unknown detector refuses, and the ROC AUC of its score
 ${COMMON_HELP}
 
 ${EXIT_CODES_HELP}
   A folder whose class names differ from the model's classes is a runtime failure (1).
 
-Example:
-  tfjs-transfer evaluate cats-vs-dogs-model photos/validation --json`;
+Examples:
+  tfjs-transfer evaluate cats-vs-dogs-model photos/validation --json
+  tfjs-transfer evaluate cats-vs-dogs-model photos/validation --unknown photos/not-cats-or-dogs`;
 
 const OPTIONS = {
   ...COMMON_OPTIONS,
   json: { type: 'boolean' },
   'batch-size': { type: 'string' },
   'show-errors': { type: 'string' },
+  unknown: { type: 'string' },
 } as const;
+
+/** Every image file under `root` (subfolders included, sorted), as a dataset whose labels do not matter. */
+async function unknownImages(root: string, given: string): Promise<Dataset> {
+  const files: string[] = [];
+  const walk = async (dir: string): Promise<void> => {
+    const entries = (await readdir(dir, { withFileTypes: true })).sort((a, b) => (a.name < b.name ? -1 : 1));
+    for (const e of entries) {
+      if (e.name.startsWith('.')) continue;
+      const path = join(dir, e.name);
+      if (e.isDirectory()) await walk(path);
+      else if (IMAGE_FILE.test(e.name)) files.push(path);
+    }
+  };
+  await walk(root);
+  if (files.length === 0) throw new UsageError(`--unknown ${given} holds no image files (JPEG, PNG, WebP, GIF, BMP).`, 'evaluate');
+  return fromImages(files.map((image) => ({ image, label: 'other' })), { name: given });
+}
 
 /** The `evaluate` command. */
 export const evaluateCommand: Command = defineCommand({
@@ -70,7 +94,11 @@ export const evaluateCommand: Command = defineCommand({
         : await imageFolder(root, { validationSplit: 0, classes: model.classes, size: [model.inputShape[0], model.inputShape[1]], progressBar: false });
       const split = data.layout === 'split' && data.validation ? data.validation : data.train;
       if (data.layout === 'split') ctx.note(`tfjs-transfer: ${dir} has train/ and validation/; evaluating validation/ (${split.size} images)`);
-      const result = await evaluate(model, split, { batchSize });
+      const unknown = v.unknown === undefined ? undefined : await unknownImages(await requireFolder(v.unknown, 'the --unknown folder'), v.unknown);
+      if (unknown && !model.unknownDetector) {
+        throw new TransferError('NOT_SUPPORTED', `the model ${modelSource} has no unknown detector (it was trained without validation images, or by an older version); train it again with tfjs-transfer train, which fits one.`);
+      }
+      const result = await evaluate(model, split, { batchSize, unknown });
       if (v.json) {
         line(io.out, JSON.stringify({ ...result, model: modelSource, data: root }));
       } else {

@@ -37,10 +37,22 @@ export function formatEvaluation(e: Evaluation, title = 'evaluation'): string {
   e.confusionMatrix.forEach((row, i) => {
     lines.push(`  ${pad(e.classes[i]!, nameWidth)}  ${row.map((v) => pad(String(v), cell, true)).join(' ')}`);
   });
+  const u = e.unknown;
+  if (u) {
+    const pct = (x: number) => `${(x * 100).toFixed(1)}%`;
+    lines.push(`  unknown detector: accepts ${pct(u.accepted)} of these images${u.acceptedAccuracy !== undefined ? ` (accuracy on those ${u.acceptedAccuracy.toFixed(4)})` : ''}`);
+    if (u.otherImages > 0) {
+      lines.push(`  unknown images: ${u.otherImages}, refused ${pct(u.otherRejected!)}, accepted ${pct(u.otherAccepted!)}${u.rocAuc !== undefined ? `, ROC AUC ${u.rocAuc.toFixed(4)}` : ''}`);
+    }
+  }
   return lines.join('\n');
 }
 
-/** One prediction as a line: `file  label  probability`. */
+/**
+ * One prediction as a line: `file  label  probability`; for an image the unknown detector refuses,
+ * `file  unknown  probability  closest: label` (the probability is the closest class's).
+ */
 export function formatPrediction(file: string, p: Prediction): string {
+  if (p.unknown) return `${file}\tunknown\t${p.probability.toFixed(4)}\tclosest: ${p.label}`;
   return `${file}\t${p.label}\t${p.probability.toFixed(4)}`;
 }

@@ -18,11 +18,14 @@ Predicts the class of each image with a model saved by tfjs-transfer. Images may
 resized like in training); JPEG, PNG, WebP, GIF and BMP are read. A folder stands for the image files directly
 inside it (by extension, sorted by name; subfolders are not read).
 
-Output: one line per image, "<file><TAB><label><TAB><probability>".
+Output: one line per image, "<file><TAB><label><TAB><probability>". When the model's unknown detector finds
+that an image looks like none of its classes, the label is "unknown" and the line ends with the closest class:
+"<file><TAB>unknown<TAB><probability><TAB>closest: <label>".
 
 Options:
   --json     print one JSON document on stdout: { "model", "classes", "predictions": [{ "file", "label",
-             "probability", "probabilities" } or { "file", "error" }] }
+             "probability", "probabilities", "unknown", "familiarity" } or { "file", "error" }] } ("unknown"
+             and "familiarity" when the model has an unknown detector)
 ${COMMON_HELP}
 
 ${EXIT_CODES_HELP}

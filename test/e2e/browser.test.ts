@@ -94,9 +94,13 @@ async function fullFlow(backend: string, page: Page): Promise<void> {
   assert.equal(dog.label, 'dog', JSON.stringify(dog));
   const cat = await predictFile(page, NEW_CAT);
   assert.equal(cat.label, 'cat', JSON.stringify(cat));
+  // fit fitted an unknown detector from the test images: the page says whether the photo is none of the classes.
+  assert.equal(typeof cat.unknown, 'boolean', `no unknown detector on the page's model: ${JSON.stringify(cat)}`);
+  if (cat.unknown) assert.match(cat.text, /^None of your classes \(closest: cat/);
 
   const reloaded = await exportAndReload(page, `e2e-${backend}`);
   assert.equal(reloaded.prediction.label, 'cat');
+  assert.equal(reloaded.prediction.unknown, cat.unknown, 'the unknown detector did not survive export and reload');
   for (const name of ['cat', 'dog']) {
     assert.ok(
       Math.abs(reloaded.prediction.probabilities[name]! - cat.probabilities[name]!) < 1e-4,

@@ -126,26 +126,36 @@ export async function evaluation(page: Page): Promise<{ accuracy: number; count:
 }
 
 /** Predicts one image file and returns the label and probabilities the page shows. */
-export async function predictFile(page: Page, file: string): Promise<{ label: string; probabilities: Record<string, number> }> {
+export async function predictFile(page: Page, file: string): Promise<PagePrediction> {
   await page.evaluate(() => {
     const el = document.getElementById('prediction')!;
     delete el.dataset.label;
     delete el.dataset.probabilities;
+    delete el.dataset.unknown;
   });
   await page.setInputFiles('#predict-file', file);
   return readPrediction(page);
 }
 
-export async function readPrediction(page: Page): Promise<{ label: string; probabilities: Record<string, number> }> {
+/** What the page shows for a prediction; `unknown` is set when the model has an unknown detector. */
+export interface PagePrediction {
+  label: string;
+  probabilities: Record<string, number>;
+  unknown: boolean | undefined;
+  text: string;
+}
+
+export async function readPrediction(page: Page): Promise<PagePrediction> {
   await page.waitForFunction(() => document.getElementById('prediction')?.dataset.label !== undefined, undefined, { timeout: 30_000 });
   return page.evaluate(() => {
     const el = document.getElementById('prediction')!;
-    return { label: el.dataset.label!, probabilities: JSON.parse(el.dataset.probabilities!) as Record<string, number> };
+    const unknown = el.dataset.unknown === undefined ? undefined : el.dataset.unknown === 'true';
+    return { label: el.dataset.label!, probabilities: JSON.parse(el.dataset.probabilities!) as Record<string, number>, unknown, text: el.textContent ?? '' };
   });
 }
 
 /** Exports the model (two downloads), loads it back from those files, and returns the page's new prediction. */
-export async function exportAndReload(page: Page, name: string): Promise<{ files: string[]; prediction: { label: string; probabilities: Record<string, number> } }> {
+export async function exportAndReload(page: Page, name: string): Promise<{ files: string[]; prediction: PagePrediction }> {
   await page.fill('#export-name', name);
   const downloads: Promise<string>[] = [];
   const done = new Promise<void>((resolveAll) => {
@@ -161,6 +171,7 @@ export async function exportAndReload(page: Page, name: string): Promise<{ files
   await page.evaluate(() => {
     const el = document.getElementById('prediction')!;
     delete el.dataset.label;
+    delete el.dataset.unknown;
     delete document.body.dataset.loaded;
   });
   await page.setInputFiles('#load-files', files);

@@ -52,7 +52,7 @@ describe('transferLearn', () => {
     const data = stripes(20);
     const ys = data.ys.map((y) => (y ? 'blue' : 'red'));
     const common = { data: { xs: data.xs, ys }, backbone: tinyBackbone(32), backboneOptions: { takeOwnership: true }, head: { dropout: 0 }, seed: 4, examine: false };
-    const keys = ['validationData', 'validationSplit', 'classes', 'fineTune', 'calibrate', 'epochs', 'batchSize', 'learningRate', 'optimizer', 'earlyStopping',
+    const keys = ['validationData', 'validationSplit', 'classes', 'fineTune', 'calibrate', 'unknown', 'epochs', 'batchSize', 'learningRate', 'optimizer', 'earlyStopping',
       'classWeight', 'shuffle', 'augment', 'callbacks', 'signal', 'onProgress', 'verbose', 'cache', 'extractBatchSize', 'checkpoint',
       'gradientNormWarning', 'yieldEvery'];
     const omitted = await transferLearn({ ...common });

@@ -565,7 +565,12 @@ async function runPrediction(): Promise<void> {
     const [p] = await predict(state.model, image);
     out.dataset.label = p!.label;
     out.dataset.probabilities = JSON.stringify(p!.probabilities);
-    out.textContent = `${p!.label} (${(p!.probability * 100).toFixed(1)}%)`;
+    // With an unknown detector (fit fits one from the test images), say when the image looks like none of the classes.
+    if (p!.unknown !== undefined) out.dataset.unknown = String(p!.unknown);
+    else delete out.dataset.unknown;
+    out.textContent = p!.unknown
+      ? `None of your classes (closest: ${p!.label}, ${(p!.probability * 100).toFixed(1)}%)`
+      : `${p!.label} (${(p!.probability * 100).toFixed(1)}%)`;
     bars.innerHTML = '';
     for (const [name, prob] of Object.entries(p!.probabilities).sort((a, b) => b[1] - a[1])) {
       const row = document.createElement('div');
