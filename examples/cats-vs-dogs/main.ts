@@ -182,31 +182,33 @@ section('Save, reload in a fresh process, predict');
 const out = flags.out ?? mkdtempSync(join(tmpdir(), 'cats-vs-dogs-model-'));
 await save(model, out);
 say(`saved to ${out}`);
-const here: { file: string; label: string; probability: number }[] = [];
+const here: { file: string; label: string; probability: number; unknown?: boolean }[] = [];
 for (const file of where.photos) {
   const img = await decodeImage(await readFile(file));
   const x = tf.tensor3d(img.data, [img.height, img.width, 3], 'int32');
   const [p] = await predict(model, x);
   x.dispose();
-  here.push({ file, label: p!.label, probability: p!.probability });
+  here.push({ file, label: p!.label, probability: p!.probability, unknown: p!.unknown });
 }
 const cli = spawnSync(process.execPath, ['--import', 'tsx', join(REPO, 'src/cli/main.ts'), 'predict', out, ...where.photos, '--json', '--quiet', '--backend', backendName], {
   cwd: REPO,
   encoding: 'utf8',
 });
 if (cli.status !== 0) throw new Error(`the fresh process failed (exit ${cli.status}): ${cli.stderr}`);
-const fresh = (JSON.parse(cli.stdout) as { predictions: { file: string; label: string; probability: number }[] }).predictions;
+const fresh = (JSON.parse(cli.stdout) as { predictions: { file: string; label: string; probability: number; unknown?: boolean }[] }).predictions;
 let same = 0;
 let maxDiff = 0;
 for (const [i, p] of here.entries()) {
   const q = fresh[i];
   const diff = q ? Math.abs(q.probability - p.probability) : Infinity;
   maxDiff = Math.max(maxDiff, diff);
-  const agree = q !== undefined && q.label === p.label && diff < 1e-4;
+  const agree = q !== undefined && q.label === p.label && q.unknown === p.unknown && diff < 1e-4;
   if (agree) same++;
-  say(`  ${relative(REPO, p.file).padEnd(58)} here ${p.label} ${p.probability.toFixed(4)}   fresh process ${q ? `${q.label} ${q.probability.toFixed(4)}` : 'missing'}  ${agree ? 'same' : 'DIFFERENT'}`);
+  // "unknown": the model's unknown detector finds the photo looks like neither cats nor dogs (label = the closest).
+  const shown = (x: { label: string; probability: number; unknown?: boolean }) => `${x.unknown ? `unknown (closest ${x.label})` : x.label} ${x.probability.toFixed(4)}`;
+  say(`  ${relative(REPO, p.file).padEnd(58)} here ${shown(p)}   fresh process ${q ? shown(q) : 'missing'}  ${agree ? 'same' : 'DIFFERENT'}`);
 }
-const reloadCheck = `${same}/${here.length} predictions identical (same label, probability within 1e-4; largest difference ${maxDiff.toExponential(1)})`;
+const reloadCheck = `${same}/${here.length} predictions identical (same label and unknown flag, probability within 1e-4; largest difference ${maxDiff.toExponential(1)})`;
 say(`fresh process: ${reloadCheck}`);
 if (here.length < RELOAD_PHOTOS) say(`  (only ${here.length} photos found; the check is meant for ${RELOAD_PHOTOS})`);
 model.dispose();

@@ -122,6 +122,24 @@ describe.skipIf(!hasShared)('train, evaluate, predict, examine', () => {
     expect(text.stderr).toBe('');
   });
 
+  it('evaluate --unknown <dir>: the unknown detector on every image under dir (subfolders too), text and --json', async () => {
+    const r = await cli(['evaluate', modelDir, evalDir, '--unknown', other, '--json', '--backend', BACKEND]);
+    expect(r.code, r.stderr).toBe(0);
+    const u = JSON.parse(r.stdout).unknown;
+    expect(u).toMatchObject({ otherImages: 4 });
+    expect(u.accepted).toBeGreaterThanOrEqual(0);
+    expect(u.otherAccepted + u.otherRejected).toBeCloseTo(1, 12);
+    expect(typeof u.rocAuc).toBe('number');
+    const text = await cli(['evaluate', modelDir, evalDir, '--unknown', other, '--backend', BACKEND, '--quiet']);
+    expect(text.stdout).toMatch(/unknown detector: accepts [\d.]+% of these images/);
+    expect(text.stdout).toMatch(/unknown images: 4, refused [\d.]+%, accepted [\d.]+%, ROC AUC [\d.]+/);
+    const empty = join(work, 'unknown-empty');
+    mkdirSync(empty, { recursive: true });
+    const none = await cli(['evaluate', modelDir, evalDir, '--unknown', empty, '--backend', BACKEND]);
+    expect(none.code).toBe(2);
+    expect(none.stderr).toMatch(/--unknown .*unknown-empty holds no image files/);
+  });
+
   it('evaluate on a folder of other classes: a clear message, exit 1', async () => {
     const r = await cli(['evaluate', modelDir, other, '--backend', BACKEND]);
     expect(r.code).toBe(1);
@@ -135,7 +153,8 @@ describe.skipIf(!hasShared)('train, evaluate, predict, examine', () => {
     expect(text.code, text.stderr).toBe(0);
     const lines = text.stdout.trim().split('\n');
     expect(lines).toHaveLength(2);
-    expect(lines[0]).toMatch(/^.*cat\.\d+\.jpg\t(cats|dogs)\t[01]\.\d{4}$/);
+    // "unknown" with the closest class when the model's unknown detector refuses the image.
+    expect(lines[0]).toMatch(/^.*cat\.\d+\.jpg\t((cats|dogs)\t[01]\.\d{4}|unknown\t[01]\.\d{4}\tclosest: (cats|dogs))$/);
     const json = await cli(['predict', modelDir, ...images, join(work, 'missing.jpg'), '--json', '--backend', BACKEND]);
     expect(json.code).toBe(1);
     const doc = JSON.parse(json.stdout);
