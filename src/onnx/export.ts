@@ -74,6 +74,11 @@ function checkArgs(args: ExportOnnxArgs | undefined): void {
   check(args?.inputName == null || args.inputName !== args.outputName, 'exportOnnx: inputName and outputName must differ.');
 }
 
+/** The IR version a file declaring `opset` needs (ONNX's version table), at least 8. */
+function irVersionFor(opset: number): number {
+  return opset <= 18 ? 8 : opset <= 20 ? 9 : opset <= 22 ? 10 : 11;
+}
+
 /** The model as ONNX bytes. */
 function encode(model: TransferModel, settings: { inputName: string; outputName: string; opset: number }): Uint8Array {
   const [height, width] = model.inputShape;
@@ -106,7 +111,7 @@ function encode(model: TransferModel, settings: { inputName: string; outputName:
     graphName: model.model.name || 'tfjs_transfer_model',
     docString: `Image classifier (${model.classes.join(', ')}) on ${model.backbone.name}, exported by tfjs-transfer.`,
     opset: settings.opset,
-    irVersion: 8,
+    irVersion: irVersionFor(settings.opset),
     metadata,
   });
 }

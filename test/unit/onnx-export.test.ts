@@ -16,7 +16,9 @@ import * as ort from 'onnxruntime-node';
 import { afterAll, describe, expect, it } from 'vitest';
 import { attachHead, env, freeze, loadBackbone, type AttachHeadArgs, type Preprocessing, type TransferModel } from '../../src/node/index';
 import { exportOnnx } from '../../src/onnx/index';
+import protobuf from 'protobufjs/light.js';
 import { permute } from '../../src/onnx/convert';
+import { ONNX_SCHEMA } from '../../src/onnx/schema';
 import { decodeImages, hasShared, listImages, MODEL_035, CATS_DOGS } from '../helpers/real-data';
 
 env.verbose = false;
@@ -147,13 +149,32 @@ describe('exportOnnx: synthetic models, every layer kind', () => {
     model.dispose();
   });
 
+  it.each([13, 17, 21])('opset %i runs in onnxruntime with the same probabilities', async (opset) => {
+    const model = await syntheticModel({ classes: 3, hiddenUnits: [4] }, { scale: 1 / 127.5, offset: -1 }, [16, 16]);
+    const images = randomImages(3, 16, 16, opset);
+    const { data, session } = await runOnnx(await exportOnnx(model, undefined, { opset }), images);
+    const want = model.predictProbabilities(images);
+    const expected = await want.data();
+    expect(Math.max(...Array.from(expected, (v, i) => Math.abs(v - data[i]!)))).toBeLessThanOrEqual(1e-4);
+    await session.release();
+    tf.dispose([images, want]);
+    model.dispose();
+  });
+
   it('stores the class names and the input contract in the metadata', async () => {
     const model = await syntheticModel({ classes: ['a b', 'c"d', 'e'] }, { scale: 1, offset: 0 }, [16, 16]);
-    const session = await ort.InferenceSession.create(await exportOnnx(model, undefined, { inputName: 'pixels', outputName: 'p' }));
+    const bytes = await exportOnnx(model, undefined, { inputName: 'pixels', outputName: 'p' });
+    const modelProto = protobuf.Root.fromJSON(ONNX_SCHEMA as unknown as protobuf.INamespace).lookupType('onnx.ModelProto');
+    const decoded = modelProto.toObject(modelProto.decode(bytes)) as { metadata_props: { key: string; value: string }[]; producer_name: string };
+    const meta = Object.fromEntries(decoded.metadata_props.map((e) => [e.key, e.value]));
+    expect(JSON.parse(meta.classes!)).toEqual(['a b', 'c"d', 'e']);
+    expect(meta.input).toMatch(/pixels: float32 \[batch, 16, 16, 3\], raw RGB pixels 0\.\.255/);
+    expect(decoded.producer_name).toBe('tfjs-transfer');
+    const session = await ort.InferenceSession.create(bytes);
     expect(session.inputNames).toEqual(['pixels']);
     expect(session.outputNames).toEqual(['p']);
-    const meta = (session as unknown as { inputMetadata?: { name: string; shape?: unknown[] }[] }).inputMetadata;
-    if (meta) expect(meta[0]!.shape?.slice(1)).toEqual([16, 16, 3]);
+    const inputs = (session as unknown as { inputMetadata?: { name: string; shape?: unknown[] }[] }).inputMetadata;
+    if (inputs) expect(inputs[0]!.shape?.slice(1)).toEqual([16, 16, 3]);
     await session.release();
     model.dispose();
   });
