@@ -151,6 +151,7 @@ export class Converter {
     const base = step.layers.at(-1) ?? step.op;
     if (step.op === 'layer') {
       const layer = this.folded.layers[step.layer]!;
+      if (step.outs.length !== 1) throw unsupported(layer, `it has ${step.outs.length} outputs`);
       this.values[step.outs[0]!] = this.layer(layer, step.xs.map((s) => this.v(s)));
       return;
     }
