@@ -172,8 +172,11 @@ run('npm package', () => {
     }
     // One link per package, never a whole scope folder: npm deletes what it finds inside a linked folder.
     mkdirSync(join(project, 'node_modules/@types'), { recursive: true });
+    // protobufjs (a dependency) depends on @types/node, so npm may have installed one: the repository's replaces it.
     for (const name of ['sharp', '@types/node', 'undici-types']) {
-      if (existsSync(join(repo, 'node_modules', name))) symlinkSync(join(repo, 'node_modules', name), join(project, 'node_modules', name), 'dir');
+      if (!existsSync(join(repo, 'node_modules', name))) continue;
+      rmSync(join(project, 'node_modules', name), { recursive: true, force: true });
+      symlinkSync(join(repo, 'node_modules', name), join(project, 'node_modules', name), 'dir');
     }
   }, 300_000);
 

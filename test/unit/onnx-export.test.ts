@@ -290,6 +290,13 @@ describe.runIf(hasShared)('exportOnnx: the real MobileNetV2 0.35 (BatchNormaliza
     const images = await decodeImages(files, size);
     const diff = await compare(model, images);
     expect(diff).toBeLessThanOrEqual(1e-4);
+    // Every BatchNormalization is folded into its conv: 52 convs, and one Mul (the preprocessing), no BN op.
+    const modelProto = protobuf.Root.fromJSON(ONNX_SCHEMA as unknown as protobuf.INamespace).lookupType('onnx.ModelProto');
+    const graph = (modelProto.toObject(modelProto.decode(await exportOnnx(model))) as { graph: { node: { op_type: string }[] } }).graph;
+    const ops = new Map<string, number>();
+    for (const n of graph.node) ops.set(n.op_type, (ops.get(n.op_type) ?? 0) + 1);
+    expect(backbone.layers.filter((l) => l.getClassName() === 'BatchNormalization').length).toBe(52);
+    expect({ Conv: ops.get('Conv'), Mul: ops.get('Mul'), BatchNormalization: ops.get('BatchNormalization') }).toEqual({ Conv: 52, Mul: 1, BatchNormalization: undefined });
     images.dispose();
     model.dispose();
   });
