@@ -9,6 +9,7 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { pathToFileURL } from 'node:url';
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { build } from 'esbuild';
@@ -184,6 +185,10 @@ describe('exportOnnx: synthetic models, every layer kind', () => {
     const file = path.join(tmp, 'sub', 'model.onnx');
     const bytes = await exportOnnx(model, file);
     expect(Buffer.compare(fs.readFileSync(file), bytes)).toBe(0);
+    expect(fs.readdirSync(path.dirname(file))).toEqual(['model.onnx']);
+    // A file:// URL too, replacing the previous file.
+    await exportOnnx(model, pathToFileURL(file).href, { outputName: 'p' });
+    expect(Buffer.compare(fs.readFileSync(file), bytes)).not.toBe(0);
     expect(fs.readdirSync(path.dirname(file))).toEqual(['model.onnx']);
     model.dispose();
   });
