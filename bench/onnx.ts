@@ -6,8 +6,9 @@
  * - the ONNX file's size (and the tfjs float32 weights' size, for scale);
  * - the largest absolute probability difference between onnxruntime-node and tfjs (`predictProbabilities`, wasm)
  *   over every validation image (1000; `--quick`: 200), and how many images exceed 1e-4;
- * - inference images/s of onnxruntime-node (default threads: all cores) and of tfjs wasm (the library's folded
- *   path, one thread in Node) on the same images, same batch size, in interleaved rounds; medians and the ratio.
+ * - inference images/s of onnxruntime-node (default threads: all cores; and on one thread) and of tfjs wasm (the
+ *   library's folded path, one thread in Node) on the same images, same batch size, in interleaved rounds; medians
+ *   and the ratios.  On a loaded machine the one-thread ratio is the steadier one.
  *
  * `runOnnxBench()` is exported for a combined deploy benchmark to call; run directly it prints a table and writes
  * bench/results/onnx.json. Needs ../shared (model and data) and sharp.
@@ -53,7 +54,18 @@ export interface OnnxBenchResult {
   images: number;
   maxAbsDiff: number;
   imagesOver1e4: number;
-  imagesPerSecond: { onnxruntime: number[]; tfjsWasm: number[]; medianOnnxruntime: number; medianTfjsWasm: number; ratio: number };
+  imagesPerSecond: {
+    onnxruntime: number[];
+    onnxruntimeOneThread: number[];
+    tfjsWasm: number[];
+    medianOnnxruntime: number;
+    medianOnnxruntimeOneThread: number;
+    medianTfjsWasm: number;
+    /** Median onnxruntime (default threads) / median tfjs wasm: the target's ratio. */
+    ratio: number;
+    /** Median onnxruntime on one thread / median tfjs wasm (one thread in Node): per-core, less sensitive to load. */
+    ratioOneThread: number;
+  };
   settings: Required<OnnxBenchArgs> & { ortThreads: string; tfjsBackend: string };
   loadavg: { start: number[]; end: number[] };
 }
@@ -124,8 +136,8 @@ async function compareAll(model: TransferModel, session: ort.InferenceSession, f
   return { max, over };
 }
 
-/** images/s of both runtimes on the same images, interleaved rounds. */
-async function speed(model: TransferModel, session: ort.InferenceSession, pixels: Float32Array, n: number, batchSize: number, rounds: number): Promise<{ ortRuns: number[]; tfRuns: number[] }> {
+/** images/s of the runtimes on the same images, interleaved rounds. */
+async function speed(model: TransferModel, sessions: ort.InferenceSession[], pixels: Float32Array, n: number, batchSize: number, rounds: number): Promise<{ ortRuns: number[][]; tfRuns: number[] }> {
   const per = SIZE * SIZE * 3;
   const batches = Array.from({ length: Math.ceil(n / batchSize) }, (_, b) => {
     const m = Math.min(batchSize, n - b * batchSize);
@@ -134,14 +146,16 @@ async function speed(model: TransferModel, session: ort.InferenceSession, pixels
   const tensors = batches.map((b) => tf.tensor4d(b.data, [b.m, SIZE, SIZE, 3]));
   // Warm up both (first-run allocations, wasm compilation, onnxruntime's graph optimisation is done at create).
   tf.dispose(model.predictProbabilities(tensors[0]!, { batchSize }));
-  await ortProbabilities(session, new Float32Array(batches[0]!.data), batches[0]!.m);
-  const ortRuns: number[] = [];
+  for (const session of sessions) await ortProbabilities(session, new Float32Array(batches[0]!.data), batches[0]!.m);
+  const ortRuns: number[][] = sessions.map(() => []);
   const tfRuns: number[] = [];
   for (let r = 0; r < rounds; r++) {
-    let t = performance.now();
-    for (const b of batches) await ortProbabilities(session, new Float32Array(b.data), b.m);
-    ortRuns.push(n / ((performance.now() - t) / 1000));
-    t = performance.now();
+    for (const [i, session] of sessions.entries()) {
+      const t0 = performance.now();
+      for (const b of batches) await ortProbabilities(session, new Float32Array(b.data), b.m);
+      ortRuns[i]!.push(n / ((performance.now() - t0) / 1000));
+    }
+    const t = performance.now();
     for (const x of tensors) {
       const p = model.predictProbabilities(x, { batchSize });
       await p.data();
@@ -177,9 +191,12 @@ export async function runOnnxBench(options: OnnxBenchArgs = {}): Promise<OnnxBen
     const validation = files.slice(0, Number.isFinite(args.validationImages) ? args.validationImages : undefined);
     const { max, over } = await compareAll(model, session, validation, args.batchSize);
     const speedFiles = validation.filter((_, i) => i % Math.max(1, Math.floor(validation.length / args.speedImages)) === 0).slice(0, args.speedImages);
-    const { ortRuns, tfRuns } = await speed(model, session, await decode(speedFiles), speedFiles.length, args.batchSize, args.rounds);
+    const oneThread = await ort.InferenceSession.create(bytes, { intraOpNumThreads: 1 });
+    const { ortRuns, tfRuns } = await speed(model, [session, oneThread], await decode(speedFiles), speedFiles.length, args.batchSize, args.rounds);
     await session.release();
-    const medianOnnxruntime = median(ortRuns);
+    await oneThread.release();
+    const medianOnnxruntime = median(ortRuns[0]!);
+    const medianOnnxruntimeOneThread = median(ortRuns[1]!);
     const medianTfjsWasm = median(tfRuns);
     return {
       onnxBytes: bytes.length,
@@ -187,7 +204,16 @@ export async function runOnnxBench(options: OnnxBenchArgs = {}): Promise<OnnxBen
       images: validation.length,
       maxAbsDiff: max,
       imagesOver1e4: over,
-      imagesPerSecond: { onnxruntime: ortRuns, tfjsWasm: tfRuns, medianOnnxruntime, medianTfjsWasm, ratio: medianOnnxruntime / medianTfjsWasm },
+      imagesPerSecond: {
+        onnxruntime: ortRuns[0]!,
+        onnxruntimeOneThread: ortRuns[1]!,
+        tfjsWasm: tfRuns,
+        medianOnnxruntime,
+        medianOnnxruntimeOneThread,
+        medianTfjsWasm,
+        ratio: medianOnnxruntime / medianTfjsWasm,
+        ratioOneThread: medianOnnxruntimeOneThread / medianTfjsWasm,
+      },
       settings: { ...args, ortThreads: 'onnxruntime default (intra-op threads = cores)', tfjsBackend: tf.getBackend() },
       loadavg: { start, end: os.loadavg() },
     };
@@ -208,8 +234,9 @@ async function mainBench(): Promise<void> {
     ['ONNX file', `${(r.onnxBytes / 1e6).toFixed(2)} MB (tfjs float32 weights ${(r.tfjsFloat32WeightBytes / 1e6).toFixed(2)} MB)`],
     ['max |p_onnx - p_tfjs|', `${r.maxAbsDiff.toExponential(2)} over ${r.images} validation images (${r.imagesOver1e4} above 1e-4; target 0)`],
     ['onnxruntime-node', `${ips.medianOnnxruntime.toFixed(1)} images/s (rounds ${ips.onnxruntime.map((v) => v.toFixed(1)).join(', ')})`],
+    ['onnxruntime-node 1 thread', `${ips.medianOnnxruntimeOneThread.toFixed(1)} images/s (rounds ${ips.onnxruntimeOneThread.map((v) => v.toFixed(1)).join(', ')})`],
     ['tfjs wasm (folded)', `${ips.medianTfjsWasm.toFixed(1)} images/s (rounds ${ips.tfjsWasm.map((v) => v.toFixed(1)).join(', ')})`],
-    ['ratio', `${ips.ratio.toFixed(2)}x (target >= 2.5x)`],
+    ['ratio', `${ips.ratio.toFixed(2)}x (target >= 2.5x); one thread each: ${ips.ratioOneThread.toFixed(2)}x`],
     ['load average', `${r.loadavg.start.map((v) => v.toFixed(2)).join(' ')} at start, ${r.loadavg.end.map((v) => v.toFixed(2)).join(' ')} at end (${os.cpus().length} cores)`],
   ];
   const width = Math.max(...rows.map(([k]) => k!.length));
