@@ -220,6 +220,14 @@ describe('exportOnnx: refusals', () => {
     model.dispose();
   });
 
+  it('refuses a function backbone (nothing to translate), naming it', async () => {
+    const fn = (x: tf.Tensor4D) => tf.mean(x, [1, 2]);
+    const backbone = await loadBackbone(fn, { inputSize: 16, preprocessing: { scale: 1 / 255, offset: 0 }, name: 'mean-colour' });
+    const model = attachHead(backbone, { classes: 2, seed: 1 });
+    await expect(exportOnnx(model)).rejects.toMatchObject({ code: 'NOT_SUPPORTED', message: expect.stringMatching(/backbone "mean-colour" is a function model; only layers backbones/) });
+    model.dispose();
+  });
+
   it('checks its arguments and refuses a disposed model', async () => {
     const model = await syntheticModel({ classes: 2 }, { scale: 1, offset: 0 }, [16, 16]);
     await expect(exportOnnx(model, undefined, { opset: 7 })).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
