@@ -1,11 +1,18 @@
 import { defineConfig } from 'tsup';
 
-// Two entries: the browser-safe main entry and the Node-only entry (file system, sharp, worker threads).
+// Three entries: the browser-safe main entry, the Node-only entry (file system, sharp, worker threads) and the ONNX
+// exporter (browser-safe, separate so that the main entry never loads protobufjs).
 // The tfjs packages and sharp are never bundled: they are the application's (peer / optional dependencies).
 // `stripInternal`: declarations marked `@internal` (test hooks such as `__faults`) stay out of the published types.
 export default defineConfig([
   {
-    entry: { index: 'src/index.ts', 'node/index': 'src/node/index.ts', 'node/extract-worker': 'src/node/extract-worker.ts' },
+    entry: {
+      index: 'src/index.ts',
+      'node/index': 'src/node/index.ts',
+      'node/extract-worker': 'src/node/extract-worker.ts',
+      // tfjs-transfer/onnx: the only entry that imports protobufjs (a dependency, never bundled); test/unit/onnx-export.test.ts checks the main entry cannot reach it.
+      'onnx/index': 'src/onnx/index.ts',
+    },
     format: ['esm', 'cjs'],
     dts: { compilerOptions: { stripInternal: true } },
     sourcemap: true,

@@ -43,6 +43,11 @@ export interface FileSystemAdapter {
    * Installed by `tfjs-transfer/node` (sharp). The caller disposes the tensor.
    */
   decodeImageFile?: (path: string) => Promise<tf.Tensor3D>;
+  /**
+   * Writes `bytes` to the file `path` (a path or `file://` URL) atomically: a crash or a full disk leaves any previous
+   * file there intact. Used by `exportOnnx(model, path)` (`tfjs-transfer/onnx`). Installed by `tfjs-transfer/node`.
+   */
+  writeFile?: (path: string, bytes: Uint8Array) => Promise<void>;
 }
 
 /**

@@ -118,8 +118,24 @@ export interface FoldedModel {
   predict(inputs: tf.Tensor | tf.Tensor[]): tf.Tensor[];
   /** The plan with its weight values, or `undefined` when some layer runs through `layer.apply`. @internal */
   serialize(): SerializedFoldPlan | undefined;
+  /**
+   * The plan, a copy of every weight's values and the layers its `layer` steps run (by index), for exporters
+   * (`tfjs-transfer/onnx`) that translate each step themselves.
+   * @internal
+   */
+  inspect(): FoldInspection;
   /** Frees the folded weights (the original model's weights are untouched). Safe to call twice. */
   dispose(): void;
+}
+
+/** What {@link FoldedModel.inspect} returns. @internal */
+export interface FoldInspection {
+  /** The program. */
+  readonly plan: FoldPlan;
+  /** Weight values referenced by the program, in order (copies). */
+  readonly weights: Float32Array[];
+  /** The layers of the program's `layer` (fallback) steps: `layers[step.layer]`. */
+  readonly layers: readonly Layer[];
 }
 
 /** Defaults of {@link FoldArgs}. @internal */
@@ -525,6 +541,10 @@ function foldedModel(plan: FoldPlan, b: ProgramBuilder): FoldedModel {
     serialize() {
       if (fallbackLayers.length > 0 || disposed) return undefined;
       return { plan, weights: weights.map((w) => w().dataSync() as Float32Array).map((a) => new Float32Array(a)) };
+    },
+    inspect() {
+      if (disposed) throw new Error('foldModel: this folded model was disposed.');
+      return { plan, weights: weights.map((w) => new Float32Array(w().dataSync() as Float32Array)), layers: [...fallbackLayers] };
     },
     dispose() {
       if (disposed) return;

@@ -835,6 +835,7 @@ export function createNodeFileSystem(options: NodeFileSystemArgs = {}): FileSyst
       }
       return { save: (artifacts: tf.io.ModelArtifacts) => saveModelArtifacts(directory, artifacts, options) };
     },
+    writeFile: (path: string, bytes: Uint8Array) => atomicWriteFile(/^file:\/\//i.test(path) ? fileURLToPath(path) : path, bytes),
   };
 }
 

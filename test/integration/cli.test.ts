@@ -62,7 +62,7 @@ afterAll(() => rmSync(work, { recursive: true, force: true }));
 
 describe('usage', () => {
   it('--help on every command, exit 0, documents exit codes', async () => {
-    const all = [['--help'], ['train', '--help'], ['evaluate', '--help'], ['predict', '-h'], ['examine', '--help']];
+    const all = [['--help'], ['train', '--help'], ['evaluate', '--help'], ['predict', '-h'], ['examine', '--help'], ['export', '--help']];
     const runs = await Promise.all(all.map((args) => cli(args)));
     for (const [i, args] of all.entries()) {
       const r = runs[i]!;
@@ -81,6 +81,8 @@ describe('usage', () => {
       [['train', 'x', '--bogus'], /Unknown option '--bogus'/],
       [['evaluate', 'model-only'], /evaluate takes <model> <dir>/],
       [['predict', 'm', 'a.jpg', '--backend', 'gpu'], /--backend must be one of tensorflow, wasm, cpu/],
+      [['export', 'm', '--format', 'tflite'], /--format must be one of onnx/],
+      [['export', 'https://example.com/m/model.json'], /--out <file> is required when the model is a URL/],
     ];
     const runs = await Promise.all(cases.map(([args]) => cli(args)));
     for (const [i, [args, message]] of cases.entries()) {

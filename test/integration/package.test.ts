@@ -38,7 +38,7 @@ function newestMtime(dir: string): number {
 }
 
 function distIsFresh(): boolean {
-  const outputs = ['dist/index.js', 'dist/index.cjs', 'dist/index.d.ts', 'dist/index.d.cts', 'dist/node/index.js', 'dist/node/index.cjs'].map((f) => join(repo, f));
+  const outputs = ['dist/index.js', 'dist/index.cjs', 'dist/index.d.ts', 'dist/index.d.cts', 'dist/node/index.js', 'dist/node/index.cjs', 'dist/onnx/index.js', 'dist/onnx/index.cjs'].map((f) => join(repo, f));
   if (!outputs.every(existsSync)) return false;
   const built = Math.min(...outputs.map((f) => statSync(f).mtimeMs));
   return built > Math.max(newestMtime(join(repo, 'src')), statSync(join(repo, 'package.json')).mtimeMs, statSync(join(repo, 'tsup.config.ts')).mtimeMs);
@@ -47,12 +47,15 @@ function distIsFresh(): boolean {
 const ESM_CHECK = `
 import * as main from 'tfjs-transfer';
 import * as node from 'tfjs-transfer/node';
+import * as onnx from 'tfjs-transfer/onnx';
 const out = {
   main: ['loadBackbone', 'freeze', 'attachHead', 'fit', 'evaluate', 'predict', 'save', 'loadModel', 'transferLearn', 'examine'].filter((k) => typeof main[k] !== 'function'),
   mainHasImageFolder: 'imageFolder' in main,
   node: ['imageFolder', 'decodeImage', 'loadBackbone', 'transferLearn'].filter((k) => typeof node[k] !== 'function'),
   sameEnv: main.env === node.env,
   fileSystem: Boolean(node.env.fileSystem),
+  onnx: typeof onnx.exportOnnx,
+  onnxWrite: typeof node.env.fileSystem?.writeFile,
 };
 console.log(JSON.stringify(out));
 `;
@@ -60,8 +63,10 @@ console.log(JSON.stringify(out));
 const CJS_CHECK = `
 const main = require('tfjs-transfer');
 const node = require('tfjs-transfer/node');
+const onnx = require('tfjs-transfer/onnx');
 console.log(JSON.stringify({
   main: typeof main.loadBackbone,
+  onnx: typeof onnx.exportOnnx,
   node: typeof node.imageFolder,
   sameEnv: main.env === node.env,
   fileSystem: Boolean(node.env.fileSystem),
@@ -120,6 +125,7 @@ const STRICT_NODE_CHECK = `
 import * as tf from '@tensorflow/tfjs-core';
 import { attachHead, createIndexedDBCache, createMemoryCache, env, evaluate, fit, freeze, fromImages, loadBackbone, predict, type ImageInput, type Prediction, type Progress, type TransferModel } from 'tfjs-transfer';
 import { createDiskCache, decodeImage, imageFolder, installNodeServices, transferLearn, type ImageFolder } from 'tfjs-transfer/node';
+import { exportOnnx, type ExportOnnxArgs } from 'tfjs-transfer/onnx';
 export async function run(dir: string, bytes: Uint8Array): Promise<Prediction[]> {
   installNodeServices();
   env.verbose = false;
@@ -134,6 +140,9 @@ export async function run(dir: string, bytes: Uint8Array): Promise<Prediction[]>
   createIndexedDBCache('features', { indexedDB: { open: () => ({}) } });
   const { evaluation } = await transferLearn({ data: dir, epochs: 1 });
   console.log(decoded.width, evaluation.accuracy);
+  const onnxArgs: ExportOnnxArgs = { opset: 13, verbose: false };
+  const onnxBytes: Uint8Array = await exportOnnx(model, dir + '/model.onnx', onnxArgs);
+  console.log(onnxBytes.length);
   return predict(model, tf.zeros([96, 96, 3]) as tf.Tensor3D);
 }
 `;
@@ -163,8 +172,11 @@ run('npm package', () => {
     }
     // One link per package, never a whole scope folder: npm deletes what it finds inside a linked folder.
     mkdirSync(join(project, 'node_modules/@types'), { recursive: true });
+    // protobufjs (a dependency) depends on @types/node, so npm may have installed one: the repository's replaces it.
     for (const name of ['sharp', '@types/node', 'undici-types']) {
-      if (existsSync(join(repo, 'node_modules', name))) symlinkSync(join(repo, 'node_modules', name), join(project, 'node_modules', name), 'dir');
+      if (!existsSync(join(repo, 'node_modules', name))) continue;
+      rmSync(join(project, 'node_modules', name), { recursive: true, force: true });
+      symlinkSync(join(repo, 'node_modules', name), join(project, 'node_modules', name), 'dir');
     }
   }, 300_000);
 
@@ -175,7 +187,7 @@ run('npm package', () => {
   test('the tarball holds only dist/, README.md, LICENSE, CHANGELOG.md and package.json', () => {
     const allowed = (f: string) => f.startsWith('dist/') || ['README.md', 'LICENSE', 'CHANGELOG.md', 'package.json'].includes(f);
     expect(files.filter((f) => !allowed(f))).toEqual([]);
-    for (const f of ['README.md', 'LICENSE', 'CHANGELOG.md', 'package.json', 'dist/index.js', 'dist/index.cjs', 'dist/index.d.ts', 'dist/index.d.cts', 'dist/node/index.js', 'dist/node/index.cjs', 'dist/node/index.d.ts', 'dist/node/index.d.cts']) {
+    for (const f of ['README.md', 'LICENSE', 'CHANGELOG.md', 'package.json', 'dist/index.js', 'dist/index.cjs', 'dist/index.d.ts', 'dist/index.d.cts', 'dist/node/index.js', 'dist/node/index.cjs', 'dist/node/index.d.ts', 'dist/node/index.d.cts', 'dist/onnx/index.js', 'dist/onnx/index.cjs', 'dist/onnx/index.d.ts', 'dist/onnx/index.d.cts']) {
       expect(files).toContain(f);
     }
   });
@@ -193,13 +205,13 @@ run('npm package', () => {
   test('imports as ESM: both entries, one shared env, file access only from the Node entry', () => {
     writeFileSync(join(project, 'esm-check.mjs'), ESM_CHECK);
     const out = JSON.parse(sh('node', ['esm-check.mjs'], project).trim().split('\n').pop()!);
-    expect(out).toEqual({ main: [], mainHasImageFolder: false, node: [], sameEnv: true, fileSystem: true });
+    expect(out).toEqual({ main: [], mainHasImageFolder: false, node: [], sameEnv: true, fileSystem: true, onnx: 'function', onnxWrite: 'function' });
   });
 
   test('requires as CommonJS: both entries', () => {
     writeFileSync(join(project, 'cjs-check.cjs'), CJS_CHECK);
     const out = JSON.parse(sh('node', ['cjs-check.cjs'], project).trim().split('\n').pop()!);
-    expect(out).toEqual({ main: 'function', node: 'function', sameEnv: true, fileSystem: true });
+    expect(out).toEqual({ main: 'function', onnx: 'function', node: 'function', sameEnv: true, fileSystem: true });
   });
 
   test('types resolve with moduleResolution node16 (ESM and CJS files) and bundler', () => {
@@ -215,7 +227,7 @@ run('npm package', () => {
 
   test('the published types hold no internal declarations (stripInternal: test hooks such as __faults)', () => {
     const dist = join(project, 'node_modules/tfjs-transfer/dist');
-    const types = ['index.d.ts', 'index.d.cts', 'node/index.d.ts', 'node/index.d.cts'].map((f) => readFileSync(join(dist, f), 'utf8'));
+    const types = ['index.d.ts', 'index.d.cts', 'node/index.d.ts', 'node/index.d.cts', 'onnx/index.d.ts', 'onnx/index.d.cts'].map((f) => readFileSync(join(dist, f), 'utf8'));
     for (const text of types) {
       expect(text).not.toContain('__faults');
       expect(text).not.toContain('FaultPlan');

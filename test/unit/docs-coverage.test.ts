@@ -1,9 +1,9 @@
 /**
- * Every public export of `tfjs-transfer` and `tfjs-transfer/node` has a doc comment, every exported function an
+ * Every public export of `tfjs-transfer`, `tfjs-transfer/node` and `tfjs-transfer/onnx` has a doc comment, every exported function an
  * `@example`, and every member of an exported interface, class or constant object (inline object types
  * included) a doc comment: what typedoc's `notDocumented` validation checks for `npm run docs`, read here with
  * the TypeScript compiler API (a few seconds, no HTML). The entries export exactly the names docs/api.md lists
- * (the node-only ones marked **(node)**), no export is `@internal`, and each symbol's own `@category` tag, where
+ * (the node-only ones marked **(node)**, the onnx entry's **(onnx)**), no export is `@internal`, and each symbol's own `@category` tag, where
  * it has one, is the heading docs/api.md lists it under (typedoc-categories.mjs gives the others that heading).
  * Runs once, in the wasm project.
  */
@@ -14,7 +14,7 @@ import ts from 'typescript';
 import { describe, expect, test } from 'vitest';
 
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-const entries = ['src/index.ts', 'src/node/index.ts'];
+const entries = ['src/index.ts', 'src/node/index.ts', 'src/onnx/index.ts'];
 const run = process.env.TFJS_TRANSFER_TEST_BACKEND === 'cpu' ? describe.skip : describe;
 
 /** The categories of the API reference (the BRIEF's list), in typedoc.json's `categoryOrder`. */
@@ -40,6 +40,8 @@ interface Finding {
   main: string[];
   /** Names only the Node entry exports. */
   nodeOnly: string[];
+  /** Names of the ONNX entry. */
+  onnx: string[];
   /** `name -> category` of the exports that carry their own `@category` tag. */
   tagged: Map<string, string>;
 }
@@ -50,24 +52,29 @@ interface ApiDoc {
   category: Map<string, string>;
   main: string[];
   nodeOnly: string[];
+  onnx: string[];
   duplicates: string[];
 }
 
-/** Reads docs/api.md: `## <category>` headings, then `` - `name` `` lines, `**(node)**` marking the Node-only names. */
+/**
+ * Reads docs/api.md: `## <category>` headings, then `` - `name` `` lines, `**(node)**` marking the Node-only names and
+ * `**(onnx)**` those of `tfjs-transfer/onnx`.
+ */
 function readApiDoc(): ApiDoc {
-  const doc: ApiDoc = { headings: [], category: new Map(), main: [], nodeOnly: [], duplicates: [] };
+  const doc: ApiDoc = { headings: [], category: new Map(), main: [], nodeOnly: [], onnx: [], duplicates: [] };
   for (const line of readFileSync(path.join(repo, 'docs/api.md'), 'utf8').split('\n')) {
     const heading = /^## (.+)$/.exec(line);
     if (heading) doc.headings.push(heading[1]!.trim());
-    const item = /^- `([A-Za-z_$][\w$]*)`( \*\*\(node\)\*\*)?/.exec(line);
+    const item = /^- `([A-Za-z_$][\w$]*)`( \*\*\((node|onnx)\)\*\*)?/.exec(line);
     if (!item) continue;
     const name = item[1]!;
     if (doc.category.has(name)) doc.duplicates.push(name);
     doc.category.set(name, doc.headings.at(-1) ?? '(no heading)');
-    (item[2] ? doc.nodeOnly : doc.main).push(name);
+    (item[3] === 'node' ? doc.nodeOnly : item[3] === 'onnx' ? doc.onnx : doc.main).push(name);
   }
   doc.main.sort();
   doc.nodeOnly.sort();
+  doc.onnx.sort();
   return doc;
 }
 
@@ -157,7 +164,7 @@ function scan(): Finding {
     { ...parsed.options, noEmit: true },
   );
   const checker = program.getTypeChecker();
-  const out: Finding = { missingDoc: [], missingExample: [], main: [], nodeOnly: [], tagged: new Map() };
+  const out: Finding = { missingDoc: [], missingExample: [], main: [], nodeOnly: [], onnx: [], tagged: new Map() };
   const seen = new Set<ts.Symbol>();
   for (const entry of entries) {
     const file = program.getSourceFile(path.join(repo, entry));
@@ -169,7 +176,7 @@ function scan(): Finding {
       if (seen.has(symbol)) continue;
       seen.add(symbol);
       const name = exported.getName();
-      (entry === entries[0] ? out.main : out.nodeOnly).push(name);
+      (entry === entries[0] ? out.main : entry === entries[1] ? out.nodeOnly : out.onnx).push(name);
       const declarations = symbol.getDeclarations() ?? [];
       if (declarations.length === 0) continue;
       for (const tag of categoryTags(declarations)) out.tagged.set(name, tag);
@@ -193,6 +200,7 @@ function scan(): Finding {
   out.missingExample = [...new Set(out.missingExample)].sort();
   out.main.sort();
   out.nodeOnly.sort();
+  out.onnx.sort();
   return out;
 }
 
@@ -219,6 +227,14 @@ run('API documentation coverage', () => {
   test('docs/api.md lists exactly what tfjs-transfer/node adds, marked **(node)**', () => {
     expect(found.nodeOnly.length).toBeGreaterThan(0);
     expect({ undocumented: found.nodeOnly.filter((n) => !doc.nodeOnly.includes(n)), notExported: doc.nodeOnly.filter((n) => !found.nodeOnly.includes(n)) }).toEqual({
+      undocumented: [],
+      notExported: [],
+    });
+  });
+
+  test('docs/api.md lists exactly what tfjs-transfer/onnx exports, marked **(onnx)**', () => {
+    expect(found.onnx.length).toBeGreaterThan(0);
+    expect({ undocumented: found.onnx.filter((n) => !doc.onnx.includes(n)), notExported: doc.onnx.filter((n) => !found.onnx.includes(n)) }).toEqual({
       undocumented: [],
       notExported: [],
     });
