@@ -7,8 +7,8 @@
  * - the calibration error before and after calibration (`eceBefore`, and `eceAfter` 5-fold cross-validated on
  *   the validation images), and after calibration on images it never saw (full-size, elsewhere);
  * - unknown detection both ways: the cats-vs-dogs model against all flower photos and the non-cat, non-dog photos
- *   of `../shared/images`; the flowers model against every cat and dog photo (validation, full-size, elsewhere,
- *   `../shared/images`): ROC AUC, the share of other photos accepted at the default threshold, the share of
+ *   of `../shared/images`; the flowers model against every cat and dog photo (the 3000 of
+ *   `cats_and_dogs_filtered_200px`, full-size, elsewhere, and those of `../shared/images`): ROC AUC, the share of other photos accepted at the default threshold, the share of
  *   validation (and elsewhere, full-size) accepted, the accuracy on the accepted validation images, and the bytes
  *   the detector adds to the saved model.
  * Prints a table and writes `bench/results/trust-<time>.json`.
