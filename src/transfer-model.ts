@@ -56,6 +56,72 @@ export function calibrationRecord(value: unknown): Calibration | undefined {
   return { method: 'temperature', temperature: r.temperature, eceBefore: r.eceBefore, eceAfter: r.eceAfter, images: r.images, folds: r.folds };
 }
 
+/**
+ * What one {@link fit} of the model did, kept on the model ({@link TransferModel.trainingRuns}) and saved in its
+ * model card. `transferLearn` with fine-tuning records two runs: the head, then the fine-tuning.
+ * @category Step 4: Train
+ */
+export interface TrainingRun {
+  /** Training images per class name (each image once, whatever the augmentation). */
+  imagesPerClass: Record<string, number>;
+  /** Validation images (0 without validation data). */
+  validationImages: number;
+  /** Epochs run (resumed ones included). */
+  epochs: number;
+  /** Index of the best epoch (whose weights were kept with early stopping's `restoreBestWeights`). */
+  bestEpoch: number;
+  /** Whether early stopping ended the run before its last epoch. */
+  stoppedEarly: boolean;
+  /** Validation accuracy of the best epoch, when there was validation data. */
+  valAccuracy?: number;
+  /** Layers whose weights were trained. */
+  trainedLayers: string[];
+  /** Number of trained parameters. */
+  trainedParameters: number;
+  /** The settings of the run (as resolved by `fit`). */
+  settings: {
+    /** `adam`, `sgd`, `rmsprop`, or the class name of an optimizer passed in. */
+    optimizer: string;
+    /** Learning rate (`null` with an optimizer passed in). */
+    learningRate: number | null;
+    /** Images per gradient step. */
+    batchSize: number;
+    /** Seed of the split, shuffling, dropout and augmentation. */
+    seed: number;
+    /** Fraction held out for validation when no validation data was given. */
+    validationSplit: number;
+    /** Augmentation, as given (`null` without). */
+    augment: unknown;
+    /** Early stopping's patience, or `null` without early stopping. */
+    earlyStoppingPatience: number | null;
+  };
+  /** When the run ended (ISO 8601). */
+  finishedAt: string;
+}
+
+/**
+ * A summary of the model's last {@link evaluate} (set by `evaluate`, cleared by `fit`), saved in its model card.
+ * @category Step 5: Evaluate
+ */
+export interface EvaluationRecord {
+  /** Fraction of images classified correctly. */
+  accuracy: number;
+  /** Mean cross-entropy. */
+  loss: number;
+  /** Images evaluated. */
+  count: number;
+  /** Unweighted mean F1 over classes. */
+  macroF1: number;
+  /** Expected calibration error (15 bins). */
+  ece: number;
+  /** Area under the ROC curve (see `Evaluation.rocAuc`), when defined. */
+  rocAuc?: number;
+  /** Precision, recall, F1 and support of each class. */
+  perClass: { name: string; precision: number; recall: number; f1: number; support: number }[];
+  /** When the evaluation ran (ISO 8601). */
+  evaluatedAt: string;
+}
+
 /** @internal */
 export interface TransferModelInit {
   backbone: Backbone;
@@ -67,6 +133,10 @@ export interface TransferModelInit {
   headLayers: string[];
   /** The calibration record read from a saved model (checked; dropped when malformed). */
   calibration?: unknown;
+  /** Training runs read from a saved model card. */
+  trainingRuns?: TrainingRun[];
+  /** The evaluation read from a saved model card. */
+  evaluation?: EvaluationRecord;
 }
 
 /**
@@ -110,6 +180,8 @@ export class TransferModel {
     return this.calibrationRecord;
   }
   private calibrationRecord: Calibration | undefined;
+  private runs: TrainingRun[];
+  private evaluationSummary: EvaluationRecord | undefined;
   private disposedFlag = false;
   private disposeRequested = false;
   private trainingFlag = false;
@@ -123,6 +195,31 @@ export class TransferModel {
     this.headSpec = init.headSpec;
     this.headLayers = Object.freeze([...init.headLayers]);
     this.calibrationRecord = calibrationRecord(init.calibration);
+    this.runs = Array.isArray(init.trainingRuns) ? [...init.trainingRuns] : [];
+    this.evaluationSummary = init.evaluation;
+  }
+
+  /**
+   * What each {@link fit} of this model did (images per class, epochs, settings), oldest first; read back from a
+   * saved model's card by `loadModel`. Empty for a model never trained.
+   */
+  get trainingRuns(): readonly TrainingRun[] {
+    return this.runs;
+  }
+
+  /** A summary of the last {@link evaluate} of this model, `undefined` when none ran since the last `fit`. */
+  get evaluation(): EvaluationRecord | undefined {
+    return this.evaluationSummary;
+  }
+
+  /** @internal Called by `fit` when a run ends. */
+  addTrainingRun(run: TrainingRun): void {
+    this.runs.push(Object.freeze(run));
+  }
+
+  /** @internal Set by `evaluate`, cleared by `fit`. */
+  setEvaluation(record: EvaluationRecord | undefined): void {
+    this.evaluationSummary = record ? Object.freeze(record) : undefined;
   }
 
   /** @internal Set by `calibrate`. */

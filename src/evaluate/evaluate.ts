@@ -4,7 +4,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { TransferError, check, throwIfAborted } from '../errors';
-import { TransferModel } from '../transfer-model';
+import { TransferModel, type EvaluationRecord } from '../transfer-model';
 import { gatherBatch, extractActivations } from '../train/activations';
 import { freezeBoundaryOf } from '../train/boundary';
 import type { KeptActivations } from '../train/kept-activations';
@@ -43,7 +43,8 @@ export interface EvaluateArgs {
  * ROC AUC (for two classes the binary AUC of P(classes[1]); for more, one-vs-rest per class in
  * `perClass[i].rocAuc` and their macro mean in `rocAuc`), the expected calibration error (`ece`, 15 equal-width
  * bins of the top-class probability) with the data of a reliability diagram (`reliability.bins`), and the
- * misclassified images. Runs in inference mode; changes nothing.
+ * misclassified images. Runs in inference mode; changes no weight. A summary is kept as `model.evaluation` (saved
+ * in the model card of {@link save}).
  *
  * @category Step 5: Evaluate
  * @example
@@ -89,5 +90,21 @@ export async function evaluate(model: TransferModel, data: LabelledData, args: E
   const sources = 'sources' in data && Array.isArray((data as { sources?: unknown }).sources) && (data as { sources: string[] }).sources.length === acts.n
     ? (data as { sources: string[] }).sources
     : [];
-  return metricsFromProbabilities(probs, acts.labels, model.classes, sources, options.maxMisclassified);
+  const evaluation = metricsFromProbabilities(probs, acts.labels, model.classes, sources, options.maxMisclassified);
+  model.setEvaluation(evaluationRecord(evaluation));
+  return evaluation;
+}
+
+/** The summary of an evaluation the model keeps (and its saved model card holds). @internal */
+export function evaluationRecord(e: Evaluation): EvaluationRecord {
+  return {
+    accuracy: e.accuracy,
+    loss: e.loss,
+    count: e.count,
+    macroF1: e.macroF1,
+    ece: e.ece,
+    ...(e.rocAuc !== undefined ? { rocAuc: e.rocAuc } : {}),
+    perClass: e.perClass.map((c) => ({ name: c.name, precision: c.precision, recall: c.recall, f1: c.f1, support: c.support })),
+    evaluatedAt: new Date().toISOString(),
+  };
 }
