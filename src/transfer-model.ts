@@ -4,7 +4,9 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
+import type { WeightQuantization } from './artifacts/quantize';
 import type { Backbone } from './backbone/backbone';
+import type { Preprocessing } from './types';
 import { TransferError } from './errors';
 import { disposeLayers } from './util/dispose';
 import { takeRows } from './util/rows';
@@ -122,6 +124,86 @@ export interface EvaluationRecord {
   evaluatedAt: string;
 }
 
+/**
+ * The accuracy check of a quantized save (`save(model, dest, { quantize, verify })`): the model evaluated on the
+ * given labelled images before quantizing and as the quantized file loads.
+ * @category Save and load
+ */
+export interface QuantizationCheck {
+  /** Images evaluated. */
+  images: number;
+  /** Accuracy of the float32 model. */
+  accuracyBefore: number;
+  /** Accuracy of the model as loaded from the quantized artefact. */
+  accuracyAfter: number;
+  /** `accuracyBefore - accuracyAfter` (negative when quantizing helped). */
+  drop: number;
+  /** The bound the save was held to (`maxAccuracyDrop`). */
+  maxAccuracyDrop: number;
+}
+
+/**
+ * How a saved artefact stores its weights and its backbone (the `artefact` part of a {@link ModelCard}).
+ * @category Save and load
+ */
+export interface ArtefactRecord {
+  /** The library that wrote it and its version (`"unknown"` for files older than model cards). */
+  library: { name: string; version: string };
+  /** When it was written (ISO 8601); `undefined` for files older than model cards. */
+  savedAt: string | undefined;
+  /** `embedded`: the backbone's weights are in the file; `reference`: only its identity (head-only artefact). */
+  backbone: 'embedded' | 'reference';
+  /** How the weights are stored: `float32`, `float16` or `uint8` (some weights always stay float32). */
+  quantization: WeightQuantization;
+  /** Weights stored quantized. */
+  quantizedWeights: number;
+  /** Weights stored as they are (float32): the head, biases, normalization parameters, small tensors. */
+  float32Weights: number;
+  /** Bytes of weight data in the file. */
+  weightBytes: number;
+  /** The accuracy check run at save time, when `verify` data was given. */
+  verification?: QuantizationCheck;
+}
+
+/**
+ * Everything known about a model, saved inside every artefact by {@link save} (`userDefinedMetadata.tfjsTransfer.card`)
+ * and returned by {@link loadModel} as `model.card`; `tfjs-transfer info <model>` prints it.
+ * @category Save and load
+ */
+export interface ModelCard {
+  /** Class names, in output order. */
+  classes: string[];
+  /** Input shape of one image `[h, w, 3]`: raw RGB pixels 0..255. */
+  inputShape: [number, number, 3];
+  /** The preprocessing the model applies to raw pixels itself. */
+  preprocessing: Preprocessing;
+  /** The backbone's identity. */
+  backbone: {
+    /** Name, e.g. `"mobilenet_v2_1.0_224"`. */
+    name: string;
+    /** Where its weights came from (catalog URL, path, URL, `"LayersModel"`...). */
+    source: string;
+    /** `layers`, `graph` or `function`. */
+    kind: string;
+    /** The feature layer (layers backbones). */
+    featureLayer?: string;
+    /** Shape of one image's features. */
+    featureShape: number[];
+    /** SHA-256 of the backbone's weights (layers backbones, when saved by this version). */
+    weightsSha256?: string;
+  };
+  /** How the head was built. */
+  head: HeadSpec;
+  /** What each `fit` did: images per class, epochs, settings (empty when unknown). */
+  training: TrainingRun[];
+  /** The last evaluation, when one ran after the last training. */
+  evaluation?: EvaluationRecord;
+  /** The probability calibration, when the model was calibrated. */
+  calibration?: Calibration;
+  /** How the file stores the model; `undefined` for a model never saved or loaded. */
+  artefact?: ArtefactRecord;
+}
+
 /** @internal */
 export interface TransferModelInit {
   backbone: Backbone;
@@ -137,6 +219,10 @@ export interface TransferModelInit {
   trainingRuns?: TrainingRun[];
   /** The evaluation read from a saved model card. */
   evaluation?: EvaluationRecord;
+  /** How the artefact it was loaded from stores it. */
+  artefact?: ArtefactRecord;
+  /** SHA-256 of the backbone's weights, as recorded in the artefact. */
+  backboneWeightsSha256?: string;
 }
 
 /**
@@ -182,6 +268,8 @@ export class TransferModel {
   private calibrationRecord: Calibration | undefined;
   private runs: TrainingRun[];
   private evaluationSummary: EvaluationRecord | undefined;
+  private artefactRecord: ArtefactRecord | undefined;
+  private backboneHash: string | undefined;
   private disposedFlag = false;
   private disposeRequested = false;
   private trainingFlag = false;
@@ -197,6 +285,42 @@ export class TransferModel {
     this.calibrationRecord = calibrationRecord(init.calibration);
     this.runs = Array.isArray(init.trainingRuns) ? [...init.trainingRuns] : [];
     this.evaluationSummary = init.evaluation;
+    this.artefactRecord = init.artefact;
+    this.backboneHash = init.backboneWeightsSha256;
+  }
+
+  /**
+   * The model card: classes, input and preprocessing, the backbone's identity, what training and evaluation did,
+   * the calibration and, for a loaded model, how its file stores it. It follows the model: after `fit` its
+   * training list grows and its evaluation is cleared. {@link save} writes it into every artefact.
+   * @example
+   * ```ts
+   * const model = await loadModel('./cats-vs-dogs');
+   * console.log(model.card.training[0]?.imagesPerClass, model.card.evaluation?.accuracy, model.card.artefact?.quantization);
+   * ```
+   */
+  get card(): ModelCard {
+    const b = this.backbone;
+    const card: ModelCard = {
+      classes: [...this.classes],
+      inputShape: [...this.inputShape],
+      preprocessing: { ...b.preprocessing },
+      backbone: { name: b.name, source: b.source, kind: b.kind, featureShape: [...b.featureShape] },
+      head: { ...this.headSpec, hiddenUnits: [...this.headSpec.hiddenUnits] },
+      training: this.runs.map((r) => ({ ...r })),
+    };
+    if (b.featureLayer !== undefined) card.backbone.featureLayer = b.featureLayer;
+    if (this.backboneHash !== undefined) card.backbone.weightsSha256 = this.backboneHash;
+    if (this.evaluationSummary) card.evaluation = { ...this.evaluationSummary };
+    if (this.calibrationRecord) card.calibration = { ...this.calibrationRecord };
+    if (this.artefactRecord) card.artefact = { ...this.artefactRecord };
+    return card;
+  }
+
+  /** @internal Set by `loadModel`: how the file stores the model. */
+  setArtefact(record: ArtefactRecord | undefined, backboneWeightsSha256?: string): void {
+    this.artefactRecord = record;
+    if (backboneWeightsSha256 !== undefined) this.backboneHash = backboneWeightsSha256;
   }
 
   /**
@@ -215,6 +339,9 @@ export class TransferModel {
   /** @internal Called by `fit` when a run ends. */
   addTrainingRun(run: TrainingRun): void {
     this.runs.push(Object.freeze(run));
+    // A trained backbone layer: the recorded hash of the backbone's weights no longer holds.
+    const backboneLayers = new Set(this.backbone.layers.map((l) => l.name));
+    if (run.trainedLayers.some((n) => backboneLayers.has(n))) this.backboneHash = undefined;
   }
 
   /** @internal Set by `evaluate`, cleared by `fit`. */

@@ -12,6 +12,7 @@ import { evaluateCommand } from './evaluate';
 import { examineCommand } from './examine';
 import { predictCommand } from './predict';
 import { trainCommand } from './train';
+import { VERSION } from '../util/version';
 
 /** Every command, in help order. */
 export const COMMANDS: readonly Command[] = [trainCommand, evaluateCommand, predictCommand, examineCommand];
@@ -40,7 +41,7 @@ plain lines when piped.
 
 ${EXIT_CODES_HELP}`;
 
-const VERSION = '0.1.0';
+
 
 /**
  * Runs the CLI with `argv` (without `node` and the script) and returns the exit code. Never calls `process.exit`.
