@@ -148,7 +148,12 @@ export interface QuantizationCheck {
  */
 export interface ArtefactRecord {
   /** The library that wrote it and its version (`"unknown"` for files older than model cards). */
-  library: { name: string; version: string };
+  library: {
+    /** `"tfjs-transfer"`. */
+    name: string;
+    /** Its version, e.g. `"0.2.0"`. */
+    version: string;
+  };
   /** When it was written (ISO 8601); `undefined` for files older than model cards. */
   savedAt: string | undefined;
   /** `embedded`: the backbone's weights are in the file; `reference`: only its identity (head-only artefact). */
