@@ -1,5 +1,5 @@
 /**
- * The `tfjs-transfer` command line: train, evaluate, predict, examine.
+ * The `tfjs-transfer` command line: train, evaluate, predict, examine, info.
  *
  * Exit codes: 0 success, 1 runtime failure, 2 usage error.
  * @module
@@ -10,12 +10,13 @@ import '../node/index';
 import { EXIT, EXIT_CODES_HELP, describeError, errorDocument, line, processIo, UsageError, type Command, type Io } from './common';
 import { evaluateCommand } from './evaluate';
 import { examineCommand } from './examine';
+import { infoCommand } from './info';
 import { predictCommand } from './predict';
 import { trainCommand } from './train';
 import { VERSION } from '../util/version';
 
 /** Every command, in help order. */
-export const COMMANDS: readonly Command[] = [trainCommand, evaluateCommand, predictCommand, examineCommand];
+export const COMMANDS: readonly Command[] = [trainCommand, evaluateCommand, predictCommand, examineCommand, infoCommand];
 
 /** Top-level help. */
 export const MAIN_HELP = `Usage: tfjs-transfer <command> [options]
@@ -31,6 +32,7 @@ Run 'tfjs-transfer <command> --help' for a command's options.
   tfjs-transfer evaluate my-model photos-test --json
   tfjs-transfer predict my-model cat.jpg dog.jpg
   tfjs-transfer examine photos
+  tfjs-transfer info my-model
 
 Options:
   -h, --help     show this help

@@ -431,7 +431,7 @@ async function fromArtifacts(artifacts: tf.io.ModelArtifacts, options: LoadModel
   let card: ReturnType<typeof readCard>;
   try {
     meta = readMetadata(loaded, where);
-    card = readCard(meta, weightByteLength(artifacts));
+    card = readCard(meta, { bytes: weightByteLength(artifacts), specs: artifacts.weightSpecs ?? [] });
   } catch (e) {
     loaded.dispose();
     throw e;
