@@ -66,17 +66,52 @@ export function float16Bits(value: number): number {
   return sign | half;
 }
 
-/** One weight's values as uint8 on a min/max grid: `{ bytes, scale, min }` (scale 1 for a constant tensor). */
-function toUint8(values: Float32Array): { bytes: Uint8Array; scale: number; min: number } {
-  let min = Infinity;
-  let max = -Infinity;
+/**
+ * The grid a tensor already lies on, when it holds at most 256 distinct values evenly spaced (a weight dequantized
+ * from uint8, like the shared MobileNetV2 1.0 converted from a quantized TFLite model): re-quantizing on that grid
+ * is lossless, where any other grid would move every weight by up to half a step, the same way for all the weights
+ * near zero (a systematic shift that non-negative ReLU activations add up).
+ */
+function existingGrid(values: Float32Array): { scale: number; min: number } | undefined {
+  const distinct = new Set<number>();
   for (const v of values) {
-    if (v < min) min = v;
-    if (v > max) max = v;
+    distinct.add(v);
+    if (distinct.size > 256) return undefined;
   }
-  // Plain min/max (no zero nudging): the finest grid for the tensor, and a tensor already on a uint8 grid (the
-  // shared MobileNetV2 1.0, converted from a quantized TFLite model) comes back on the same levels.
-  const scale = max > min ? (max - min) / 255 : 1;
+  const sorted = Float64Array.from(distinct).sort();
+  if (sorted.length < 2) return undefined;
+  let step = Infinity;
+  for (let i = 1; i < sorted.length; i++) step = Math.min(step, sorted[i]! - sorted[i - 1]!);
+  const min = sorted[0]!;
+  const levels = Math.round((sorted[sorted.length - 1]! - min) / step);
+  if (levels > 255) return undefined;
+  const scale = (sorted[sorted.length - 1]! - min) / levels;
+  for (const u of sorted) {
+    const q = (u - min) / scale;
+    if (Math.abs(q - Math.round(q)) > 1e-3) return undefined;
+  }
+  return { scale, min };
+}
+
+/**
+ * One weight's values as uint8: on the grid they already lie on, if any; otherwise on the tensor's min / max
+ * range widened to hold 0 and nudged so that 0 is a level (as the TF.js converter and TFLite quantize), so
+ * zero weights stay exactly zero.
+ */
+function toUint8(values: Float32Array): { bytes: Uint8Array; scale: number; min: number } {
+  let grid = existingGrid(values);
+  if (!grid) {
+    let lo = 0;
+    let hi = 0;
+    for (const v of values) {
+      if (v < lo) lo = v;
+      if (v > hi) hi = v;
+    }
+    const scale = hi > lo ? (hi - lo) / 255 : 1;
+    const zeroPoint = Math.min(255, Math.max(0, Math.round(-lo / scale)));
+    grid = { scale, min: -zeroPoint * scale };
+  }
+  const { scale, min } = grid;
   const bytes = new Uint8Array(values.length);
   for (let i = 0; i < values.length; i++) bytes[i] = Math.min(255, Math.max(0, Math.round((values[i]! - min) / scale)));
   return { bytes, scale, min };

@@ -92,6 +92,31 @@ describe('float16 encoding', () => {
   });
 });
 
+describe('uint8 grids', () => {
+  const roundTrip = (values: Float32Array) => {
+    const q = quantizeArtifacts({ modelTopology: {}, weightSpecs: [{ name: 'k/kernel', shape: [values.length, 1], dtype: 'float32' }], weightData: values.slice().buffer }, 'uint8', () => undefined);
+    const decoded = tf.io.decodeWeights(q.artifacts.weightData!, q.artifacts.weightSpecs!);
+    const back = Float32Array.from(decoded['k/kernel']!.dataSync());
+    tf.dispose(Object.values(decoded));
+    return back;
+  };
+
+  it('a tensor already on a uint8 grid (dequantized weights) comes back on the same levels, even on a grid that uses 255', () => {
+    const scale = 0.0123;
+    const min = -1.37;
+    const values = Float32Array.from({ length: 3000 }, (_, i) => ((i * 37) % 255) * scale + min); // levels 0..254
+    const back = roundTrip(values);
+    // Within float32 rounding of the same level (a min / max grid would be off by up to half a step, 0.006).
+    back.forEach((v, i) => expect(Math.abs(v - values[i]!)).toBeLessThan(1e-6));
+  });
+
+  it('otherwise 0 is a level: zero weights stay zero (no shift shared by every weight near zero)', () => {
+    const values = Float32Array.from({ length: 3000 }, (_, i) => (i % 3 === 0 ? 0 : Math.sin(i) * 0.7 + 0.1));
+    const back = roundTrip(values);
+    for (let i = 0; i < values.length; i += 3) expect(back[i]).toBe(0);
+  });
+});
+
 describe('quantized artefacts', () => {
   it('uint8 and float16: kernels quantized, head, vectors and small tensors float32; stock tfjs and loadModel read them', async () => {
     const model = await wideModel();
