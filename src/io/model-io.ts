@@ -196,7 +196,9 @@ export interface SaveArgs {
   /**
    * Labelled images (e.g. the validation split) to check a quantized save on: the model is evaluated before
    * quantizing and as the quantized file loads, the result is in {@link SaveReport.verification} and in the
-   * model card, and nothing is written when accuracy falls by more than `maxAccuracyDrop`.
+   * model card, and nothing is written when accuracy falls by more than `maxAccuracyDrop`. Runs only when some
+   * weight is quantized (not for float32, nor for a head-only artefact, whose head stays float32). The images run
+   * through the model twice: pass the validation split, not the training set.
    * @defaultValue none (no check)
    */
   verify?: LabelledData;
