@@ -119,7 +119,18 @@ export interface EvaluationRecord {
   /** Area under the ROC curve (see `Evaluation.rocAuc`), when defined. */
   rocAuc?: number;
   /** Precision, recall, F1 and support of each class. */
-  perClass: { name: string; precision: number; recall: number; f1: number; support: number }[];
+  perClass: {
+    /** Class name. */
+    name: string;
+    /** Of the images predicted as this class, the fraction that are. */
+    precision: number;
+    /** Of the images of this class, the fraction predicted as it. */
+    recall: number;
+    /** Harmonic mean of precision and recall. */
+    f1: number;
+    /** Images of this class. */
+    support: number;
+  }[];
   /** When the evaluation ran (ISO 8601). */
   evaluatedAt: string;
 }
