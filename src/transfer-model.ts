@@ -216,7 +216,7 @@ export interface ModelCard {
   evaluation?: EvaluationRecord;
   /** The probability calibration, when the model was calibrated. */
   calibration?: Calibration;
-  /** How the file stores the model; `undefined` for a model never saved or loaded. */
+  /** How the file stores the model: in a saved file, and in `model.card` of a model loaded from one (`undefined` for a model not loaded from a file). */
   artefact?: ArtefactRecord;
 }
 
