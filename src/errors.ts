@@ -22,7 +22,9 @@ export type TransferErrorCode =
   | 'IMAGE_DECODE_FAILED'
   | 'NUMERICAL_FAULT'
   | 'ABORTED'
-  | 'NODE_ONLY';
+  | 'NODE_ONLY'
+  | 'ACCURACY_DROP'
+  | 'BACKBONE_MISMATCH';
 
 /**
  * The one error class of the library. `code` is stable across versions; `message` is for people and names the

@@ -43,7 +43,7 @@ export { listCatalog, MOBILENET_V2_PREPROCESSING, type CatalogEntry } from './ba
 export { NO_PREPROCESSING } from './backbone/preprocess';
 export { freeze, type FreezeArgs } from './freeze';
 export { attachHead, type AttachHeadArgs } from './head';
-export { TransferModel, type HeadSpec } from './transfer-model';
+export { TransferModel, type HeadSpec, type TrainingRun, type EvaluationRecord, type ModelCard, type ArtefactRecord, type QuantizationCheck } from './transfer-model';
 
 // Step 4: train.
 export {
@@ -100,7 +100,18 @@ export {
 } from './evaluate';
 
 // Save and load.
-export { save, loadModel, type LoadModelArgs, type SaveArgs, type ModelSource, type SaveDestination, type TransferMetadata } from './io/model-io';
+export {
+  save,
+  SAVE_DEFAULTS,
+  loadModel,
+  type LoadModelArgs,
+  type SaveArgs,
+  type SaveReport,
+  type ModelSource,
+  type SaveDestination,
+  type TransferMetadata,
+} from './io/model-io';
+export type { WeightQuantization } from './artifacts/quantize';
 
 // All five steps.
 export {

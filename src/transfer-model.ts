@@ -4,7 +4,9 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
+import type { WeightQuantization } from './artifacts/quantize';
 import type { Backbone } from './backbone/backbone';
+import type { Preprocessing } from './types';
 import { TransferError } from './errors';
 import type { UnknownDetector, UnknownDetectorSummary } from './unknown-detector';
 import { disposeLayers } from './util/dispose';
@@ -57,6 +59,170 @@ export function calibrationRecord(value: unknown): Calibration | undefined {
   return { method: 'temperature', temperature: r.temperature, eceBefore: r.eceBefore, eceAfter: r.eceAfter, images: r.images, folds: r.folds };
 }
 
+/**
+ * What one {@link fit} of the model did, kept on the model ({@link TransferModel.trainingRuns}) and saved in its
+ * model card. `transferLearn` with fine-tuning records two runs: the head, then the fine-tuning.
+ * @category Step 4: Train
+ */
+export interface TrainingRun {
+  /** Training images per class name (each image once, whatever the augmentation). */
+  imagesPerClass: Record<string, number>;
+  /** Validation images (0 without validation data). */
+  validationImages: number;
+  /** Epochs run (resumed ones included). */
+  epochs: number;
+  /** Index of the best epoch (whose weights were kept with early stopping's `restoreBestWeights`). */
+  bestEpoch: number;
+  /** Whether early stopping ended the run before its last epoch. */
+  stoppedEarly: boolean;
+  /** Validation accuracy of the best epoch, when there was validation data. */
+  valAccuracy?: number;
+  /** Layers whose weights were trained. */
+  trainedLayers: string[];
+  /** Number of trained parameters. */
+  trainedParameters: number;
+  /** The settings of the run (as resolved by `fit`). */
+  settings: {
+    /** `adam`, `sgd`, `rmsprop`, or the class name of an optimizer passed in. */
+    optimizer: string;
+    /** Learning rate (`null` with an optimizer passed in). */
+    learningRate: number | null;
+    /** Images per gradient step. */
+    batchSize: number;
+    /** Seed of the split, shuffling, dropout and augmentation. */
+    seed: number;
+    /** Fraction held out for validation when no validation data was given. */
+    validationSplit: number;
+    /** Augmentation, as given (`null` without). */
+    augment: unknown;
+    /** Early stopping's patience, or `null` without early stopping. */
+    earlyStoppingPatience: number | null;
+  };
+  /** When the run ended (ISO 8601). */
+  finishedAt: string;
+}
+
+/**
+ * A summary of the model's last {@link evaluate} (set by `evaluate`, cleared by `fit`), saved in its model card.
+ * @category Step 5: Evaluate
+ */
+export interface EvaluationRecord {
+  /** Fraction of images classified correctly. */
+  accuracy: number;
+  /** Mean cross-entropy. */
+  loss: number;
+  /** Images evaluated. */
+  count: number;
+  /** Unweighted mean F1 over classes. */
+  macroF1: number;
+  /** Expected calibration error (15 bins). */
+  ece: number;
+  /** Area under the ROC curve (see `Evaluation.rocAuc`), when defined. */
+  rocAuc?: number;
+  /** Precision, recall, F1 and support of each class. */
+  perClass: {
+    /** Class name. */
+    name: string;
+    /** Of the images predicted as this class, the fraction that are. */
+    precision: number;
+    /** Of the images of this class, the fraction predicted as it. */
+    recall: number;
+    /** Harmonic mean of precision and recall. */
+    f1: number;
+    /** Images of this class. */
+    support: number;
+  }[];
+  /** When the evaluation ran (ISO 8601). */
+  evaluatedAt: string;
+}
+
+/**
+ * The accuracy check of a quantized save (`save(model, dest, { quantize, verify })`): the model evaluated on the
+ * given labelled images before quantizing and as the quantized file loads.
+ * @category Save and load
+ */
+export interface QuantizationCheck {
+  /** Images evaluated. */
+  images: number;
+  /** Accuracy of the float32 model. */
+  accuracyBefore: number;
+  /** Accuracy of the model as loaded from the quantized artefact. */
+  accuracyAfter: number;
+  /** `accuracyBefore - accuracyAfter` (negative when quantizing helped). */
+  drop: number;
+  /** The bound the save was held to (`maxAccuracyDrop`). */
+  maxAccuracyDrop: number;
+}
+
+/**
+ * How a saved artefact stores its weights and its backbone (the `artefact` part of a {@link ModelCard}).
+ * @category Save and load
+ */
+export interface ArtefactRecord {
+  /** The library that wrote it and its version (`"unknown"` for files older than model cards). */
+  library: {
+    /** `"tfjs-transfer"`. */
+    name: string;
+    /** Its version, e.g. `"0.2.0"`. */
+    version: string;
+  };
+  /** When it was written (ISO 8601); `undefined` for files older than model cards. */
+  savedAt: string | undefined;
+  /** `embedded`: the backbone's weights are in the file; `reference`: only its identity (head-only artefact). */
+  backbone: 'embedded' | 'reference';
+  /** How the weights are stored: `float32`, `float16` or `uint8` (some weights always stay float32). */
+  quantization: WeightQuantization;
+  /** Weights stored quantized. */
+  quantizedWeights: number;
+  /** Weights stored as they are (float32): the head, biases, normalization parameters, small tensors. */
+  float32Weights: number;
+  /** Bytes of weight data in the file. */
+  weightBytes: number;
+  /** The accuracy check run at save time, when `verify` data was given. */
+  verification?: QuantizationCheck;
+}
+
+/**
+ * Everything known about a model, saved inside every artefact by {@link save} (`userDefinedMetadata.tfjsTransfer.card`)
+ * and returned by {@link loadModel} as `model.card`; `tfjs-transfer info <model>` prints it.
+ * @category Save and load
+ */
+export interface ModelCard {
+  /** Class names, in output order. */
+  classes: string[];
+  /** Input shape of one image `[h, w, 3]`: raw RGB pixels 0..255. */
+  inputShape: [number, number, 3];
+  /** The preprocessing the model applies to raw pixels itself. */
+  preprocessing: Preprocessing;
+  /** The backbone's identity. */
+  backbone: {
+    /** Name, e.g. `"mobilenet_v2_1.0_224"`. */
+    name: string;
+    /** Where its weights came from (catalog URL, path, URL, `"LayersModel"`...). */
+    source: string;
+    /** `layers`, `graph` or `function`. */
+    kind: string;
+    /** The feature layer (layers backbones). */
+    featureLayer?: string;
+    /** Shape of one image's features. */
+    featureShape: number[];
+    /** SHA-256 of the backbone's weights (layers backbones, when saved by this version). */
+    weightsSha256?: string;
+  };
+  /** How the head was built. */
+  head: HeadSpec;
+  /** What each `fit` did: images per class, epochs, settings (empty when unknown). */
+  training: TrainingRun[];
+  /** The last evaluation, when one ran after the last training. */
+  evaluation?: EvaluationRecord;
+  /** The probability calibration, when the model was calibrated. */
+  calibration?: Calibration;
+  /** The unknown detector ("none of the classes"), when the model has one: its threshold and what it was fitted on. */
+  unknownDetector?: UnknownDetectorSummary;
+  /** How the file stores the model: in a saved file, and in `model.card` of a model loaded from one (`undefined` for a model not loaded from a file). */
+  artefact?: ArtefactRecord;
+}
+
 /** @internal */
 export interface TransferModelInit {
   backbone: Backbone;
@@ -70,6 +236,14 @@ export interface TransferModelInit {
   calibration?: unknown;
   /** The unknown detector read from a saved model (checked before anything was allocated). */
   unknown?: UnknownDetector;
+  /** Training runs read from a saved model card. */
+  trainingRuns?: TrainingRun[];
+  /** The evaluation read from a saved model card. */
+  evaluation?: EvaluationRecord;
+  /** How the artefact it was loaded from stores it. */
+  artefact?: ArtefactRecord;
+  /** SHA-256 of the backbone's weights, as recorded in the artefact. */
+  backboneWeightsSha256?: string;
 }
 
 /**
@@ -127,6 +301,10 @@ export class TransferModel {
     return this.detectorValue;
   }
   private detectorValue: UnknownDetector | undefined;
+  private runs: TrainingRun[];
+  private evaluationSummary: EvaluationRecord | undefined;
+  private artefactRecord: ArtefactRecord | undefined;
+  private backboneHash: string | undefined;
   private disposedFlag = false;
   private disposeRequested = false;
   private trainingFlag = false;
@@ -141,11 +319,76 @@ export class TransferModel {
     this.headLayers = Object.freeze([...init.headLayers]);
     this.calibrationRecord = calibrationRecord(init.calibration);
     this.detectorValue = init.unknown;
+    this.runs = Array.isArray(init.trainingRuns) ? [...init.trainingRuns] : [];
+    this.evaluationSummary = init.evaluation;
+    this.artefactRecord = init.artefact;
+    this.backboneHash = init.backboneWeightsSha256;
   }
 
   /** @internal Set by `fit` and `fitUnknownDetector`. */
   setUnknownDetector(detector: UnknownDetector | undefined): void {
     this.detectorValue = detector;
+  }
+
+  /**
+   * The model card: classes, input and preprocessing, the backbone's identity, what training and evaluation did,
+   * the calibration and, for a loaded model, how its file stores it. It follows the model: after `fit` its
+   * training list grows and its evaluation is cleared. {@link save} writes it into every artefact.
+   * @example
+   * ```ts
+   * const model = await loadModel('./cats-vs-dogs');
+   * console.log(model.card.training[0]?.imagesPerClass, model.card.evaluation?.accuracy, model.card.artefact?.quantization);
+   * ```
+   */
+  get card(): ModelCard {
+    const b = this.backbone;
+    const card: ModelCard = {
+      classes: [...this.classes],
+      inputShape: [...this.inputShape],
+      preprocessing: { ...b.preprocessing },
+      backbone: { name: b.name, source: b.source, kind: b.kind, featureShape: [...b.featureShape] },
+      head: { ...this.headSpec, hiddenUnits: [...this.headSpec.hiddenUnits] },
+      training: this.runs.map((r) => ({ ...r })),
+    };
+    if (b.featureLayer !== undefined) card.backbone.featureLayer = b.featureLayer;
+    if (this.backboneHash !== undefined) card.backbone.weightsSha256 = this.backboneHash;
+    if (this.evaluationSummary) card.evaluation = { ...this.evaluationSummary };
+    if (this.calibrationRecord) card.calibration = { ...this.calibrationRecord };
+    if (this.detectorValue) card.unknownDetector = this.detectorValue.summary();
+    if (this.artefactRecord) card.artefact = { ...this.artefactRecord };
+    return card;
+  }
+
+  /** @internal Set by `loadModel`: how the file stores the model. */
+  setArtefact(record: ArtefactRecord | undefined, backboneWeightsSha256?: string): void {
+    this.artefactRecord = record;
+    if (backboneWeightsSha256 !== undefined) this.backboneHash = backboneWeightsSha256;
+  }
+
+  /**
+   * What each {@link fit} of this model did (images per class, epochs, settings), oldest first; read back from a
+   * saved model's card by `loadModel`. Empty for a model never trained.
+   */
+  get trainingRuns(): readonly TrainingRun[] {
+    return this.runs;
+  }
+
+  /** A summary of the last {@link evaluate} of this model, `undefined` when none ran since the last `fit`. */
+  get evaluation(): EvaluationRecord | undefined {
+    return this.evaluationSummary;
+  }
+
+  /** @internal Called by `fit` when a run ends. */
+  addTrainingRun(run: TrainingRun): void {
+    this.runs.push(Object.freeze(run));
+    // A trained backbone layer: the recorded hash of the backbone's weights no longer holds.
+    const backboneLayers = new Set(this.backbone.layers.map((l) => l.name));
+    if (run.trainedLayers.some((n) => backboneLayers.has(n))) this.backboneHash = undefined;
+  }
+
+  /** @internal Set by `evaluate`, cleared by `fit`. */
+  setEvaluation(record: EvaluationRecord | undefined): void {
+    this.evaluationSummary = record ? Object.freeze(record) : undefined;
   }
 
   /** @internal Set by `calibrate`. */

@@ -1,5 +1,5 @@
 /**
- * The `tfjs-transfer` command line: train, evaluate, predict, examine, export.
+ * The `tfjs-transfer` command line: train, evaluate, predict, examine, export, info.
  *
  * Exit codes: 0 success, 1 runtime failure, 2 usage error.
  * @module
@@ -11,11 +11,13 @@ import { EXIT, EXIT_CODES_HELP, describeError, errorDocument, line, processIo, U
 import { evaluateCommand } from './evaluate';
 import { examineCommand } from './examine';
 import { exportCommand } from './export';
+import { infoCommand } from './info';
 import { predictCommand } from './predict';
 import { trainCommand } from './train';
+import { VERSION } from '../util/version';
 
 /** Every command, in help order. */
-export const COMMANDS: readonly Command[] = [trainCommand, evaluateCommand, predictCommand, examineCommand, exportCommand];
+export const COMMANDS: readonly Command[] = [trainCommand, evaluateCommand, predictCommand, examineCommand, exportCommand, infoCommand];
 
 /** Top-level help. */
 export const MAIN_HELP = `Usage: tfjs-transfer <command> [options]
@@ -32,6 +34,7 @@ Run 'tfjs-transfer <command> --help' for a command's options.
   tfjs-transfer predict my-model cat.jpg dog.jpg
   tfjs-transfer examine photos
   tfjs-transfer export my-model --format onnx --out my-model.onnx
+  tfjs-transfer info my-model
 
 Options:
   -h, --help     show this help
@@ -42,7 +45,7 @@ plain lines when piped.
 
 ${EXIT_CODES_HELP}`;
 
-const VERSION = '0.1.0';
+
 
 /**
  * Runs the CLI with `argv` (without `node` and the script) and returns the exit code. Never calls `process.exit`.

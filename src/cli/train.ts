@@ -5,7 +5,10 @@
 import { basename, resolve } from 'node:path';
 import { MOBILENET_V2_ALPHAS } from '../backbone/catalog';
 import { loadBackbone } from '../backbone/load';
-import { save } from '../io/model-io';
+import { QUANTIZATIONS, type WeightQuantization } from '../artifacts/quantize';
+import { save, SAVE_DEFAULTS, type SaveReport } from '../io/model-io';
+import { imageFolder } from '../node/image-folder';
+import type { ProgressCallback } from '../types';
 import { FINE_TUNE_DEFAULTS, resolveTransferLearnArgs, transferLearn, TRANSFER_LEARN_DEFAULTS, type TransferLearnArgs } from '../transfer-learn';
 import { COMMON_HELP, COMMON_OPTIONS, EXIT, defineCommand, EXIT_CODES_HELP, UsageError, intOption, line, numberOption, oneFolder, type Command, type ParsedValues } from './common';
 import { formatEvaluation } from './format';
@@ -39,6 +42,14 @@ Options:
   --fine-tune-epochs <n>   epochs of fine-tuning (default ${FINE_TUNE_DEFAULTS.epochs})
   --seed <n>               seed of the split, shuffling, dropout and initialisation (default: random)
   --out <dir>              where to save the model (default: ./<dir name>-model)
+  --quantize <dtype>       store the backbone's weights as float32 (default), float16 (about half the size) or
+                           uint8 (about a quarter); the head and biases stay float32. The saved model is checked
+                           on the validation images first and not written if accuracy falls by more than
+                           --max-accuracy-drop
+  --max-accuracy-drop <f>  the largest accuracy fall --quantize accepts, a fraction (default
+                           ${SAVE_DEFAULTS.maxAccuracyDrop}: one point)
+  --head-only              save the head only (a few KB) with a checked reference to the backbone, which
+                           loading fetches again (not with --fine-tune)
   --json                   print one JSON document on stdout (settings, evaluation, history, paths; on failure
                            { "error": { "code", "message", "exitCode" } }); logs go to stderr
 ${COMMON_HELP}
@@ -60,6 +71,9 @@ const OPTIONS = {
   'fine-tune-epochs': { type: 'string' },
   seed: { type: 'string' },
   out: { type: 'string', short: 'o' },
+  quantize: { type: 'string' },
+  'max-accuracy-drop': { type: 'string' },
+  'head-only': { type: 'boolean' },
   json: { type: 'boolean' },
 } as const;
 
@@ -76,6 +90,9 @@ interface TrainCommandLine {
   seed: number;
   seedRandom: boolean;
   out: string;
+  quantize: WeightQuantization | undefined;
+  maxAccuracyDrop: number | undefined;
+  headOnly: boolean;
 }
 
 function readCommandLine(v: ParsedValues<typeof OPTIONS>, positionals: string[]): TrainCommandLine {
@@ -91,6 +108,11 @@ function readCommandLine(v: ParsedValues<typeof OPTIONS>, positionals: string[])
     throw new UsageError('--fine-tune-from and --fine-tune-epochs need --fine-tune.', 'train');
   }
   const given = intOption('train', 'seed', v.seed, 0, 2 ** 31 - 1);
+  if (v.quantize !== undefined && !(QUANTIZATIONS as readonly string[]).includes(v.quantize)) {
+    throw new UsageError(`--quantize must be one of ${QUANTIZATIONS.join(', ')}, got "${v.quantize}".`, 'train');
+  }
+  if (v['max-accuracy-drop'] !== undefined && v.quantize === undefined) throw new UsageError('--max-accuracy-drop needs --quantize.', 'train');
+  if (v['head-only'] && v['fine-tune']) throw new UsageError('--head-only saves the head with a reference to the published backbone; a fine-tuned backbone is no longer that one. Drop --fine-tune or --head-only.', 'train');
   return {
     dir,
     source: v.backbone ?? (alpha !== undefined ? `mobilenet_v2_${alpha === 1 ? '1.0' : alpha}_224` : String(TRANSFER_LEARN_DEFAULTS.backbone)),
@@ -104,7 +126,23 @@ function readCommandLine(v: ParsedValues<typeof OPTIONS>, positionals: string[])
     seed: given ?? Math.floor(Math.random() * 2 ** 31),
     seedRandom: given === undefined,
     out: resolve(v.out ?? `${basename(resolve(dir))}-model`),
+    quantize: v.quantize as WeightQuantization | undefined,
+    maxAccuracyDrop: numberOption('train', 'max-accuracy-drop', v['max-accuracy-drop'], 0, 1),
+    headOnly: v['head-only'] === true,
   };
+}
+
+/**
+ * Saves the trained model as the command line asks; a quantized save is checked on the validation split (the
+ * same seeded split transferLearn held out) when there is one.
+ */
+async function saveTrained(model: Parameters<typeof save>[0], cl: TrainCommandLine, onProgress: ProgressCallback | undefined): Promise<SaveReport> {
+  const quantize = cl.quantize ?? SAVE_DEFAULTS.quantize;
+  const backbone = cl.headOnly ? 'reference' : 'embed';
+  if (quantize === 'float32' || cl.headOnly) return save(model, cl.out, { quantize, backbone });
+  const [h, w] = model.inputShape;
+  const folder = await imageFolder(resolve(cl.dir), { size: [h, w], seed: cl.seed, validationSplit: TRANSFER_LEARN_DEFAULTS.validationSplit, onProgress, verbose: false });
+  return save(model, cl.out, { quantize, backbone, verify: folder.validation, maxAccuracyDrop: cl.maxAccuracyDrop });
 }
 
 /** The `train` command. */
@@ -146,7 +184,7 @@ export const trainCommand: Command = defineCommand({
     const started = Date.now();
     const result = await transferLearn(args);
     try {
-      await save(result.model, cl.out);
+      const saved = await saveTrained(result.model, cl, ctx.progress);
       const seconds = (Date.now() - started) / 1000;
       if (v.json) {
         line(
@@ -162,12 +200,16 @@ export const trainCommand: Command = defineCommand({
             evaluation: result.evaluation,
             history: result.history,
             fineTuneHistory: result.fineTuneHistory,
+            saved: { artefact: saved.artefact, verification: saved.verification },
             seconds,
           }),
         );
       } else {
         line(io.out, formatEvaluation(result.evaluation, 'validation'));
-        line(io.out, `saved to ${cl.out} (${seconds.toFixed(1)}s)`);
+        const v = saved.verification;
+        const check = v ? `; accuracy on ${v.images} validation images ${(100 * v.accuracyBefore).toFixed(2)}% -> ${(100 * v.accuracyAfter).toFixed(2)}%` : '';
+        const what = `${saved.artefact.backbone === 'reference' ? 'head only' : 'whole model'}, ${saved.artefact.quantization}, ${saved.artefact.weightBytes} bytes of weights${check}`;
+        line(io.out, `saved to ${cl.out} (${what}) (${seconds.toFixed(1)}s)`);
       }
     } finally {
       result.model.dispose();

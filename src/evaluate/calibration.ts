@@ -284,5 +284,6 @@ export async function calibrate(model: TransferModel, data: LabelledData, args: 
     folds,
   };
   model.setCalibration(record);
+  model.setEvaluation(undefined); // the probabilities changed: an earlier evaluation no longer describes them
   return { ...record };
 }

@@ -4,7 +4,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { TransferError, check, throwIfAborted } from '../errors';
-import { TransferModel } from '../transfer-model';
+import { TransferModel, type EvaluationRecord } from '../transfer-model';
 import { gatherBatch, extractActivations } from '../train/activations';
 import { freezeBoundaryOf } from '../train/boundary';
 import type { KeptActivations } from '../train/kept-activations';
@@ -53,7 +53,8 @@ export interface EvaluateArgs {
  * bins of the top-class probability) with the data of a reliability diagram (`reliability.bins`), and the
  * misclassified images; with an unknown detector on the model, how it does ({@link Evaluation.unknown}: the
  * share of `data` it accepts, the accuracy on those, and with `unknown` images the share of them it refuses and
- * the ROC AUC). Runs in inference mode; changes nothing.
+ * the ROC AUC). Runs in inference mode; changes no weight. A summary is kept as `model.evaluation` (saved in
+ * the model card of {@link save}).
  *
  * @category Step 5: Evaluate
  * @example
@@ -101,9 +102,11 @@ export async function evaluate(model: TransferModel, data: LabelledData, args: E
   const sources = 'sources' in data && Array.isArray((data as { sources?: unknown }).sources) && (data as { sources: string[] }).sources.length === acts.n
     ? (data as { sources: string[] }).sources
     : [];
-  const result = metricsFromProbabilities(probs, acts.labels, model.classes, sources, options.maxMisclassified);
+  const evaluation = metricsFromProbabilities(probs, acts.labels, model.classes, sources, options.maxMisclassified);
   const unknown = await unknownEvaluation(model, acts, argmaxRows(probs, k), options.unknown, { batchSize, signal: options.signal });
-  return unknown ? { ...result, unknown } : result;
+  const result = unknown ? { ...evaluation, unknown } : evaluation;
+  model.setEvaluation(evaluationRecord(result));
+  return result;
 }
 
 function argmaxRows(probs: Float32Array, k: number): Int32Array {
@@ -111,4 +114,18 @@ function argmaxRows(probs: Float32Array, k: number): Int32Array {
   const out = new Int32Array(n);
   for (let i = 0; i < n; i++) for (let c = 1; c < k; c++) if (probs[i * k + c]! > probs[i * k + out[i]!]!) out[i] = c;
   return out;
+}
+
+/** The summary of an evaluation the model keeps (and its saved model card holds). @internal */
+export function evaluationRecord(e: Evaluation): EvaluationRecord {
+  return {
+    accuracy: e.accuracy,
+    loss: e.loss,
+    count: e.count,
+    macroF1: e.macroF1,
+    ece: e.ece,
+    ...(e.rocAuc !== undefined ? { rocAuc: e.rocAuc } : {}),
+    perClass: e.perClass.map((c) => ({ name: c.name, precision: c.precision, recall: c.recall, f1: c.f1, support: c.support })),
+    evaluatedAt: new Date().toISOString(),
+  };
 }

@@ -20,7 +20,7 @@ import { fitUnknownAfterTraining } from './fit-unknown';
 import * as tf from '@tensorflow/tfjs-core';
 import { env } from '../env';
 import { TransferError, check, throwIfAborted } from '../errors';
-import { TransferModel } from '../transfer-model';
+import { TransferModel, type TrainingRun } from '../transfer-model';
 import type { LabelledData } from '../types';
 import { Random } from '../util/random';
 import { freezeBoundaryOf, type FreezeBoundary } from './boundary';
@@ -159,6 +159,7 @@ export async function fit(model: TransferModel, data: LabelledData, options: Fit
   model.setCalibration(undefined);
   // The detector was fitted on features that training may change; it is refitted after training.
   model.setUnknownDetector(undefined);
+  model.setEvaluation(undefined); // an evaluation of the old weights no longer describes the model either
   try {
     const history = await train(model, data, args, options?.seed ?? undefined);
     if (model.isDisposePending) throw disposedWhileTraining();
@@ -202,6 +203,7 @@ async function train(model: TransferModel, data: LabelledData, args: ResolvedFit
     if (!model.isDisposePending) await fitUnknownAfterTraining(model, split, acts, args, seed);
     await keepValidation(model, args, acts, split, history);
     await callbacks.onTrainEnd(history);
+    model.addTrainingRun(trainingRun(model, state, acts, fingerprint));
     return history;
   } finally {
     model.stopTraining = false;
@@ -209,6 +211,37 @@ async function train(model: TransferModel, data: LabelledData, args: ResolvedFit
     disposeSnapshot(state.startWeights);
     if (owned) optimizer.dispose();
   }
+}
+
+/** What the model card records of this run. */
+function trainingRun(model: TransferModel, state: FitState, acts: FitActivations, fingerprint: RunFingerprint): TrainingRun {
+  const { history, args } = state;
+  const imagesPerClass: Record<string, number> = Object.fromEntries(model.classes.map((c) => [c, 0]));
+  for (const label of acts.train.labels) {
+    const name = model.classes[label];
+    if (name !== undefined) imagesPerClass[name] = (imagesPerClass[name] ?? 0) + 1;
+  }
+  const best = history.valAccuracy[history.bestEpoch];
+  return {
+    imagesPerClass,
+    validationImages: acts.validation?.n ?? 0,
+    epochs: history.epochs,
+    bestEpoch: history.bestEpoch,
+    stoppedEarly: history.stoppedEarly,
+    ...(best !== undefined ? { valAccuracy: best } : {}),
+    trainedLayers: [...history.trained.layers],
+    trainedParameters: history.trained.parameters,
+    settings: {
+      optimizer: String(fingerprint.optimizer),
+      learningRate: args.givenOptimizer ? null : args.learningRate,
+      batchSize: args.batchSize,
+      seed: state.seed,
+      validationSplit: args.validationSplit,
+      augment: fingerprint.augment,
+      earlyStoppingPatience: args.earlyStopping ? args.earlyStopping.patience : null,
+    },
+    finishedAt: new Date().toISOString(),
+  };
 }
 
 function logExtraction(args: ResolvedFitArgs, split: FreezeBoundary, sources: FitSources, acts: FitActivations, ms: number, vars: tf.Variable[]): void {

@@ -603,8 +603,12 @@ async function exportModel(): Promise<void> {
   if (!state.model) return;
   const name = ($<HTMLInputElement>('export-name').value.trim() || 'my-classifier').replace(/[^\w.-]+/g, '-');
   try {
-    await save(state.model, `downloads://${name}`);
-    setStatus('io-status', `Downloaded ${name}.json and ${name}.weights.bin. Load both files back with "Load model".`);
+    // float16 / uint8 store the backbone's weights in half / a quarter of the bytes (the head stays float32); the
+    // files load in any tfjs app, which dequantizes them.
+    const quantize = $<HTMLSelectElement>('export-weights').value as 'float32' | 'float16' | 'uint8';
+    const report = await save(state.model, `downloads://${name}`, { quantize });
+    const mb = (report.artefact.weightBytes / 1e6).toFixed(1);
+    setStatus('io-status', `Downloaded ${name}.json and ${name}.weights.bin (${quantize}, ${mb} MB of weights). Load both files back with "Load model".`);
   } catch (e) {
     setStatus('io-status', `Export failed: ${message(e)}`, true);
   }
