@@ -1,6 +1,7 @@
 /**
  * Step 5: `evaluate` (src/evaluate/evaluate.ts), its metrics (src/evaluate/metrics.ts), `calibrate`
- * (src/evaluate/calibration.ts) and `predict` (src/evaluate/predict.ts).
+ * (src/evaluate/calibration.ts), `predict` (src/evaluate/predict.ts), `explain` (src/evaluate/explain.ts) and its
+ * heatmap helpers (src/evaluate/heatmap.ts).
  * @module
  */
 export { evaluate, EVALUATE_DEFAULTS, type EvaluateArgs } from './evaluate/evaluate';
@@ -17,3 +18,14 @@ export {
 export { calibrate, CALIBRATE_DEFAULTS, type CalibrateArgs } from './evaluate/calibration';
 export type { Calibration } from './transfer-model';
 export { predict, PREDICT_DEFAULTS, type PredictArgs, type PredictInput, type Prediction } from './evaluate/predict';
+export { explain, EXPLAIN_DEFAULTS, type ExplainArgs, type ExplainMethod, type Explanation } from './evaluate/explain';
+export {
+  drawHeatmap,
+  overlayHeatmap,
+  upsampleHeatmap,
+  OVERLAY_DEFAULTS,
+  type CanvasLike,
+  type Heatmap,
+  type HeatmapData,
+  type OverlayArgs,
+} from './evaluate/heatmap';
