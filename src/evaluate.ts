@@ -4,7 +4,7 @@
  * heatmap helpers (src/evaluate/heatmap.ts).
  * @module
  */
-export { evaluate, EVALUATE_DEFAULTS, type EvaluateArgs } from './evaluate/evaluate';
+export { evaluate, EVALUATE_DEFAULTS, type EvaluateArgs, type EvaluateExplainArgs } from './evaluate/evaluate';
 export {
   metricsFromProbabilities,
   rocAuc,
@@ -12,6 +12,10 @@ export {
   type ClassMetrics,
   type Evaluation,
   type Misclassified,
+  type TopLoss,
+  type ConfusedPair,
+  type BoundaryImage,
+  type ClassBoundary,
   type Reliability,
   type ReliabilityBin,
 } from './evaluate/metrics';
