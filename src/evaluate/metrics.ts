@@ -95,7 +95,12 @@ export interface TopLoss {
    * Where the model looked: the predicted class's heatmap and the true class's, from {@link explain}. Present only
    * with `evaluate(..., { explain: true })`.
    */
-  heatmaps?: { predicted: Heatmap; actual: Heatmap };
+  heatmaps?: {
+    /** The predicted class's heatmap: what argued for the wrong answer. */
+    predicted: Heatmap;
+    /** The true class's heatmap: where the model saw the right one, if anywhere. */
+    actual: Heatmap;
+  };
 }
 
 /** A pair of classes the model mixes up: images of `actual` predicted as `predicted`. @category Step 5: Evaluate */
