@@ -160,7 +160,7 @@ function normalise(values: Float32Array, method: 'cam' | 'gradcam'): Float32Arra
 
 function heatmapRecord(model: TransferModel, values: Float32Array, plan: HeadPlan, index: number, probability: number, method: 'cam' | 'gradcam', imageSize: ImageSize): Heatmap {
   const [height, width] = plan.shape;
-  const record: Heatmap = {
+  const record = {
     label: model.classes[index]!,
     index,
     probability,
@@ -168,9 +168,10 @@ function heatmapRecord(model: TransferModel, values: Float32Array, plan: HeadPla
     data: normalise(values, method),
     height,
     width,
-    imageSize: [imageSize[0], imageSize[1]],
-    upsample: (size?: ImageSize) => upsampleHeatmap(record, size ?? record.imageSize),
-  };
+    imageSize: [imageSize[0], imageSize[1]] as ImageSize,
+  } as Heatmap;
+  // Not enumerable, so a heatmap survives structuredClone / postMessage (to or from a Web Worker) and JSON, as data.
+  Object.defineProperty(record, 'upsample', { value: (size?: ImageSize) => upsampleHeatmap(record, size ?? record.imageSize), enumerable: false });
   return record;
 }
 

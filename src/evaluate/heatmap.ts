@@ -39,6 +39,8 @@ export interface Heatmap extends HeatmapData {
   imageSize: ImageSize;
   /**
    * The heatmap resized bilinearly (half-pixel centres, as `tf.image.resizeBilinear`) to `size`, row-major.
+   * A non-enumerable method: a copy made by `structuredClone` or `postMessage` keeps the data but not this method;
+   * call {@link upsampleHeatmap} on such a copy.
    * @param size `[height, width]`. @defaultValue the image's size, {@link Heatmap.imageSize}
    */
   upsample(size?: ImageSize): Float32Array;

@@ -122,6 +122,10 @@ describe('explain', () => {
     big.dispose();
     expect(e!.heatmap.imageSize).toEqual([40, 56]);
     expect(e!.heatmap.upsample()).toHaveLength(40 * 56);
+    // Plain data across threads: structuredClone (what postMessage does) keeps every field, drops only the method.
+    const copy = structuredClone(e!);
+    expect(copy.heatmap.data).toEqual(e!.heatmap.data);
+    expect(upsampleHeatmap(copy.heatmap, [40, 56])).toEqual(e!.heatmap.upsample());
     expect(tf.memory().numTensors).toBe(baseline);
   });
 
