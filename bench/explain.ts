@@ -7,6 +7,8 @@
  * random one). Masking variants, all reported: fill with the image's mean colour, with grey 127.5, or with a
  * strongly blurred copy of the image (a box blur 31 px wide); random masks are scattered pixels (the literal
  * "random 20%") and random 32 x 32 blocks (the same area in patches, closer to the heatmap's contiguous region).
+ * A last pair works on the heatmap's own grid: its top 20% of feature-map cells (10 of 49, each 32 x 32 px) against
+ * 10 random cells.
  *
  * Data: cats vs dogs (../shared/data/cats_and_dogs_filtered_200px), 100 validation images per class, a default head
  * (average pooling, dropout 0.2, one sigmoid unit: CAM) trained on `--train` images per class of the train folder;
@@ -86,14 +88,29 @@ async function load(paths: string[]): Promise<tf.Tensor4D> {
 }
 
 type Fill = 'mean' | 'grey' | 'blur';
-type Pick = 'heatmap' | 'random pixels' | 'random blocks';
+type Pick = 'heatmap' | 'random pixels' | 'random blocks' | 'heatmap cells' | 'random cells';
 
-/** Pixel indices (of SIZE * SIZE) to mask: the heatmap's top fraction, a random fraction, or random 32-px blocks. */
-function maskIndices(pick: Pick, heat: Float32Array | undefined, rng: Random): Uint8Array {
+/**
+ * Pixels (of SIZE * SIZE) to mask: the upsampled heatmap's top fraction, a random fraction, random 32-px blocks
+ * (placed anywhere), or whole cells of the feature map (the heatmap's own grid, 32 px at 7 x 7): its top cells or
+ * random ones, as many as make the fraction (10 of 49 = 20.4% at 20%).
+ */
+function maskIndices(pick: Pick, heat: Float32Array | undefined, cells: { data: Float32Array; height: number; width: number } | undefined, rng: Random): Uint8Array {
   const n = SIZE * SIZE;
   const count = Math.round(n * FRACTION);
   const mask = new Uint8Array(n);
-  if (pick === 'heatmap') {
+  if (pick === 'heatmap cells' || pick === 'random cells') {
+    const { height: h, width: w } = cells!;
+    const order = Array.from({ length: h * w }, (_, i) => i);
+    if (pick === 'heatmap cells') order.sort((a, b) => cells!.data[b]! - cells!.data[a]!);
+    else rng.shuffle(order);
+    for (const cell of order.slice(0, Math.round(h * w * FRACTION))) {
+      const [cy, cx] = [Math.floor(cell / w), cell % w];
+      for (let y = Math.floor((cy * SIZE) / h); y < Math.floor(((cy + 1) * SIZE) / h); y++) {
+        for (let x = Math.floor((cx * SIZE) / w); x < Math.floor(((cx + 1) * SIZE) / w); x++) mask[y * SIZE + x] = 1;
+      }
+    }
+  } else if (pick === 'heatmap') {
     const order = Array.from({ length: n }, (_, i) => i).sort((a, b) => heat![b]! - heat![a]!);
     for (let i = 0; i < count; i++) mask[order[i]!] = 1;
   } else if (pick === 'random pixels') {
@@ -149,7 +166,7 @@ async function run(spec: Spec): Promise<void> {
   const accuracy = mean(explained.map((e, i) => (e.index === validation.labels[i] ? 1 : 0)));
   const blurredT = tf.tidy(() => tf.avgPool(images, 31, 1, 'same'));
   const fills: Fill[] = ['mean', 'grey', 'blur'];
-  const picks: Pick[] = ['heatmap', 'random pixels', 'random blocks'];
+  const picks: Pick[] = ['heatmap', 'random pixels', 'random blocks', 'heatmap cells', 'random cells'];
   const drops = new Map<string, number[]>();
   const n = images.shape[0];
   const all = await images.data();
@@ -159,7 +176,7 @@ async function run(spec: Spec): Promise<void> {
   const rng = new Random(3);
   for (let s = 0; s < n; s += 16) {
     const idx = Array.from({ length: Math.min(16, n - s) }, (_, i) => s + i);
-    const masks = new Map<Pick, Uint8Array[]>(picks.map((p) => [p, idx.map((i) => maskIndices(p, p === 'heatmap' ? explained[i]!.heatmap.upsample([SIZE, SIZE]) : undefined, rng))]));
+    const masks = new Map<Pick, Uint8Array[]>(picks.map((p) => [p, idx.map((i) => maskIndices(p, p === 'heatmap' ? explained[i]!.heatmap.upsample([SIZE, SIZE]) : undefined, explained[i]!.heatmap, rng))]));
     for (const fill of fills) {
       for (const pick of picks) {
         const batch = new Float32Array(idx.length * per);
@@ -177,13 +194,12 @@ async function run(spec: Spec): Promise<void> {
   const method = explained[0]!.heatmap.method;
   console.log(`\n## ${spec.name}: ${n} validation images (${validation.classes.length} classes), head trained on ${train.paths.length}; method ${method}; accuracy ${(accuracy * 100).toFixed(1)}%; mean probability of the predicted class ${mean(explained.map((e) => e.probability)).toFixed(3)}`);
   console.log(`train ${trainS.toFixed(0)} s, explain ${explainS.toFixed(1)} s (${(n / explainS).toFixed(1)} images/s), masking ${(FRACTION * 100).toFixed(0)}% of the pixels`);
-  console.log('| fill | heatmap drop | random pixels drop | ratio | random blocks drop | ratio |');
-  console.log('|---|---|---|---|---|---|');
+  console.log('| fill | heatmap drop | random pixels drop | ratio | random blocks drop | ratio | heatmap cells drop | random cells drop | ratio |');
+  console.log('|---|---|---|---|---|---|---|---|---|');
   for (const fill of fills) {
-    const h = mean(drops.get(`${fill}|heatmap`)!);
-    const rp = mean(drops.get(`${fill}|random pixels`)!);
-    const rb = mean(drops.get(`${fill}|random blocks`)!);
-    console.log(`| ${fill} | ${h.toFixed(3)} | ${rp.toFixed(3)} | ${(h / rp).toFixed(1)}x | ${rb.toFixed(3)} | ${(h / rb).toFixed(1)}x |`);
+    const d = (pick: Pick) => mean(drops.get(`${fill}|${pick}`)!);
+    const [h, rp, rb, hc, rc] = [d('heatmap'), d('random pixels'), d('random blocks'), d('heatmap cells'), d('random cells')];
+    console.log(`| ${fill} | ${h.toFixed(3)} | ${rp.toFixed(3)} | ${(h / rp).toFixed(1)}x | ${rb.toFixed(3)} | ${(h / rb).toFixed(1)}x | ${hc.toFixed(3)} | ${rc.toFixed(3)} | ${(hc / rc).toFixed(1)}x |`);
   }
   model.dispose();
 }
