@@ -93,7 +93,8 @@ export interface TopLoss {
   loss: number;
   /**
    * Where the model looked: the predicted class's heatmap and the true class's, from {@link explain}. Present only
-   * with `evaluate(..., { explain: true })`.
+   * with `evaluate(..., { explain: true })`. Their `imageSize` is the model's input size (the image as the model
+   * saw it); `upsample([h, w])` fits them to the original file.
    */
   heatmaps?: {
     /** The predicted class's heatmap: what argued for the wrong answer. */

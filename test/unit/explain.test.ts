@@ -5,7 +5,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { attachHead, env, explain, freeze, loadBackbone, overlayHeatmap, predict, upsampleHeatmap, type TransferModel } from '../../src/index';
+import { attachHead, drawHeatmap, env, explain, freeze, loadBackbone, overlayHeatmap, predict, upsampleHeatmap, type TransferModel } from '../../src/index';
 import { headPlan, rawMaps } from '../../src/evaluate/explain';
 import { jetColour } from '../../src/evaluate/heatmap';
 import { TransferError } from '../../src/errors';
@@ -159,5 +159,27 @@ describe('explain', () => {
     expect(Array.from(full.slice(0, 4))).toEqual([128, 0, 0, 255]); // jet(1) = dark red
     expect(jetColour(0.5)).toEqual([127.5, 255, 127.5]);
     expect(() => overlayHeatmap({ data: new Uint8Array(5), width: 4, height: 4 }, heat)).toThrow(/needs 64 bytes \(RGBA\) or 48 \(RGB\), got 5/);
+  });
+
+  it('drawHeatmap draws the image, sizes an unsized canvas to it, and puts the blended pixels back', () => {
+    const put: { data: Uint8ClampedArray; width: number; height: number }[] = [];
+    const drawn: number[][] = [];
+    const ctx = {
+      drawImage: (_: unknown, x: number, y: number, w: number, h: number) => drawn.push([x, y, w, h]),
+      getImageData: (_x: number, _y: number, w: number, h: number) => ({ data: new Uint8ClampedArray(w * h * 4).fill(200), width: w, height: h }),
+      createImageData: (w: number, h: number) => ({ data: new Uint8ClampedArray(w * h * 4), width: w, height: h }),
+      putImageData: (d: { data: Uint8ClampedArray; width: number; height: number }) => put.push(d),
+    };
+    const canvas = { width: 300, height: 150, getContext: () => ctx };
+    const heat = { data: Float32Array.from([0, 1, 0, 1]), height: 2, width: 2 };
+    drawHeatmap(canvas, { width: 6, height: 4, naturalWidth: 6, naturalHeight: 4 } as never, heat, { alpha: 0.5 });
+    expect([canvas.width, canvas.height]).toEqual([6, 4]);
+    expect(drawn).toEqual([[0, 0, 6, 4]]);
+    const source = { data: new Uint8ClampedArray(6 * 4 * 4).fill(200), width: 6, height: 4 };
+    expect(put[0]!.data).toEqual(overlayHeatmap(source, heat, { alpha: 0.5 }));
+    // ImageData in: drawn as it is, the canvas takes its size.
+    drawHeatmap(canvas, { data: new Uint8ClampedArray(3 * 2 * 4).fill(10), width: 3, height: 2 }, heat);
+    expect([canvas.width, canvas.height]).toEqual([3, 2]);
+    expect(() => drawHeatmap({ width: 1, height: 1, getContext: () => null }, source, heat)).toThrow(/2d context/);
   });
 });
