@@ -25,7 +25,8 @@ import { parseArgs } from 'node:util';
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import '@tensorflow/tfjs-backend-wasm';
-import { attachHead, decodeImage, env, explain, fit, freeze, loadBackbone, predict, type TransferModel } from '../src/node/index';
+import { attachHead, decodeImage, env, explain, fit, freeze, loadBackbone, predict, upsampleHeatmap, type TransferModel } from '../src/node/index';
+import { headPlan } from '../src/evaluate/explain';
 import { Random } from '../src/util/random';
 
 const { values } = parseArgs({
@@ -88,7 +89,7 @@ async function load(paths: string[]): Promise<tf.Tensor4D> {
 }
 
 type Fill = 'mean' | 'grey' | 'blur';
-type Pick = 'heatmap' | 'random pixels' | 'random blocks' | 'heatmap cells' | 'random cells';
+type Pick = 'heatmap' | 'random pixels' | 'random blocks' | 'heatmap cells' | 'random cells' | 'contrast' | 'contrast cells';
 
 /**
  * Pixels (of SIZE * SIZE) to mask: the upsampled heatmap's top fraction, a random fraction, random 32-px blocks
@@ -99,10 +100,10 @@ function maskIndices(pick: Pick, heat: Float32Array | undefined, cells: { data: 
   const n = SIZE * SIZE;
   const count = Math.round(n * FRACTION);
   const mask = new Uint8Array(n);
-  if (pick === 'heatmap cells' || pick === 'random cells') {
+  if (pick === 'heatmap cells' || pick === 'random cells' || pick === 'contrast cells') {
     const { height: h, width: w } = cells!;
     const order = Array.from({ length: h * w }, (_, i) => i);
-    if (pick === 'heatmap cells') order.sort((a, b) => cells!.data[b]! - cells!.data[a]!);
+    if (pick !== 'random cells') order.sort((a, b) => cells!.data[b]! - cells!.data[a]!);
     else rng.shuffle(order);
     for (const cell of order.slice(0, Math.round(h * w * FRACTION))) {
       const [cy, cx] = [Math.floor(cell / w), cell % w];
@@ -110,7 +111,7 @@ function maskIndices(pick: Pick, heat: Float32Array | undefined, cells: { data: 
         for (let x = Math.floor((cx * SIZE) / w); x < Math.floor(((cx + 1) * SIZE) / w); x++) mask[y * SIZE + x] = 1;
       }
     }
-  } else if (pick === 'heatmap') {
+  } else if (pick === 'heatmap' || pick === 'contrast') {
     const order = Array.from({ length: n }, (_, i) => i).sort((a, b) => heat![b]! - heat![a]!);
     for (let i = 0; i < count; i++) mask[order[i]!] = 1;
   } else if (pick === 'random pixels') {
@@ -146,6 +147,43 @@ function masked(pixels: Float32Array, blurred: Float32Array, mask: Uint8Array, f
   return out;
 }
 
+/**
+ * The experiment: CAM of log P(c) for a linear (average-pooled) head. d log p_c / d pooled = w_c - sum_j p_j w_j,
+ * so each position's share is F_ij . (w_c - sum_j p_j w_j): evidence for c against the classes it competes with.
+ */
+async function contrastMaps(model: TransferModel, images: tf.Tensor4D, predicted: number[]): Promise<{ data: Float32Array; height: number; width: number }[]> {
+  const plan = headPlan(model, 'bench');
+  if (plan.linear !== 'avg') throw new Error('the contrastive map is worked out for an average-pooled linear head only (run without --hidden)');
+  const out: { data: Float32Array; height: number; width: number }[] = [];
+  const [h, w, c] = plan.shape;
+  for (let s = 0; s < images.shape[0]; s += 16) {
+    const n = Math.min(16, images.shape[0] - s);
+    const maps = tf.tidy(() => {
+      const f = model.backbone.extract(tf.slice(images, s, n) as tf.Tensor4D) as tf.Tensor4D;
+      const z = tf.add(tf.matMul(tf.mean(f, [1, 2]) as tf.Tensor2D, plan.kernel), plan.bias ?? 0) as tf.Tensor2D;
+      const units = plan.kernel.shape[1];
+      let dir: tf.Tensor2D;
+      if (plan.sigmoid) {
+        dir = tf.mul(tf.transpose(plan.kernel), tf.tensor2d(predicted.slice(s, s + n).map((k) => (k === 1 ? 1 : -1)), [n, 1])) as tf.Tensor2D;
+      } else {
+        const p = tf.softmax(z);
+        const onehot = tf.cast(tf.oneHot(tf.tensor1d(predicted.slice(s, s + n), 'int32'), units), 'float32');
+        dir = tf.matMul(tf.sub(onehot, p), plan.kernel, false, true) as tf.Tensor2D;
+      }
+      return tf.sum(tf.mul(f, tf.reshape(dir, [n, 1, 1, c])), -1);
+    });
+    const v = (await maps.data()) as Float32Array;
+    maps.dispose();
+    for (let i = 0; i < n; i++) {
+      const raw = v.slice(i * h * w, (i + 1) * h * w);
+      const lo = Math.min(...raw);
+      const hi = Math.max(...raw);
+      out.push({ data: raw.map((x) => (hi > lo ? (x - lo) / (hi - lo) : 0)), height: h, width: w });
+    }
+  }
+  return out;
+}
+
 const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
 
 async function run(spec: Spec): Promise<void> {
@@ -163,10 +201,11 @@ async function run(spec: Spec): Promise<void> {
   const t1 = performance.now();
   const explained = await explain(model, images);
   const explainS = (performance.now() - t1) / 1000;
+  const contrast = hidden ? explained.map((e) => e.heatmap) : await contrastMaps(model, images, explained.map((e) => e.index));
   const accuracy = mean(explained.map((e, i) => (e.index === validation.labels[i] ? 1 : 0)));
   const blurredT = tf.tidy(() => tf.avgPool(images, 31, 1, 'same'));
   const fills: Fill[] = ['mean', 'grey', 'blur'];
-  const picks: Pick[] = ['heatmap', 'random pixels', 'random blocks', 'heatmap cells', 'random cells'];
+  const picks: Pick[] = ['heatmap', 'random pixels', 'random blocks', 'heatmap cells', 'random cells', 'contrast', 'contrast cells'];
   const drops = new Map<string, number[]>();
   const n = images.shape[0];
   const all = await images.data();
@@ -176,7 +215,7 @@ async function run(spec: Spec): Promise<void> {
   const rng = new Random(3);
   for (let s = 0; s < n; s += 16) {
     const idx = Array.from({ length: Math.min(16, n - s) }, (_, i) => s + i);
-    const masks = new Map<Pick, Uint8Array[]>(picks.map((p) => [p, idx.map((i) => maskIndices(p, p === 'heatmap' ? explained[i]!.heatmap.upsample([SIZE, SIZE]) : undefined, explained[i]!.heatmap, rng))]));
+    const masks = new Map<Pick, Uint8Array[]>(picks.map((p) => [p, idx.map((i) => { const h = p.startsWith('contrast') ? contrast[i]! : explained[i]!.heatmap; return maskIndices(p, p === 'heatmap' || p === 'contrast' ? upsampleHeatmap(h, [SIZE, SIZE]) : undefined, h, rng); })]));
     for (const fill of fills) {
       for (const pick of picks) {
         const batch = new Float32Array(idx.length * per);
@@ -200,6 +239,14 @@ async function run(spec: Spec): Promise<void> {
     const d = (pick: Pick) => mean(drops.get(`${fill}|${pick}`)!);
     const [h, rp, rb, hc, rc] = [d('heatmap'), d('random pixels'), d('random blocks'), d('heatmap cells'), d('random cells')];
     console.log(`| ${fill} | ${h.toFixed(3)} | ${rp.toFixed(3)} | ${(h / rp).toFixed(1)}x | ${rb.toFixed(3)} | ${(h / rb).toFixed(1)}x | ${hc.toFixed(3)} | ${rc.toFixed(3)} | ${(hc / rc).toFixed(1)}x |`);
+  }
+  console.log('\nThe experiment beside it: a contrastive CAM, the map of log P(class) instead of the class logit (kernel column minus the probability-weighted mean of all columns; for one sigmoid unit the same ranking as CAM):');
+  console.log('| fill | contrast drop | ratio to random pixels | ratio to random blocks | contrast cells drop | ratio to random cells |');
+  console.log('|---|---|---|---|---|---|');
+  for (const fill of fills) {
+    const d = (pick: Pick) => mean(drops.get(`${fill}|${pick}`)!);
+    const [c, cc] = [d('contrast'), d('contrast cells')];
+    console.log(`| ${fill} | ${c.toFixed(3)} | ${(c / d('random pixels')).toFixed(1)}x | ${(c / d('random blocks')).toFixed(1)}x | ${cc.toFixed(3)} | ${(cc / d('random cells')).toFixed(1)}x |`);
   }
   model.dispose();
 }
