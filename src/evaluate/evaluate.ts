@@ -95,7 +95,8 @@ export async function evaluate(model: TransferModel, data: LabelledData, args: E
   const batchSize = options.batchSize;
   check(Number.isInteger(batchSize) && batchSize > 0, `evaluate: batchSize must be a positive integer, got ${batchSize}.`);
   for (const key of ['maxMisclassified', 'maxTopLosses', 'maxConfusedPairs', 'boundaryImages'] as const) {
-    check(Number.isInteger(options[key]) && options[key] >= 0, `evaluate: ${key} must be a non-negative integer, got ${JSON.stringify(options[key])}.`);
+    const v = options[key];
+    check((Number.isInteger(v) || v === Infinity) && v >= 0, `evaluate: ${key} must be a non-negative integer (or Infinity: all), got ${JSON.stringify(v)}.`);
   }
   check(typeof options.explain === 'boolean' || typeof options.explain === 'object', `evaluate: explain must be true, false or { method }, got ${JSON.stringify(options.explain)}.`);
   model.assertUsable('evaluate');

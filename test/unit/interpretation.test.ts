@@ -82,6 +82,7 @@ describe('evaluate: interpretation and heatmaps of the top losses', () => {
       expect(explained.accuracy).toBe(plain.accuracy);
       expect(tf.memory().numTensors).toBe(baseline);
       await expect(evaluate(model, { xs, ys }, { explain: { method: 'cam' }, maxTopLosses: -1 })).rejects.toThrow(/maxTopLosses must be a non-negative integer/);
+      expect((await evaluate(model, { xs, ys: flipped }, { maxTopLosses: Infinity, maxMisclassified: Infinity })).topLosses.length).toBe(plain.misclassified.length);
     } finally {
       xs.dispose();
       model.dispose();
