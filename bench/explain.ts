@@ -240,6 +240,10 @@ async function run(spec: Spec): Promise<void> {
     const [h, rp, rb, hc, rc] = [d('heatmap'), d('random pixels'), d('random blocks'), d('heatmap cells'), d('random cells')];
     console.log(`| ${fill} | ${h.toFixed(3)} | ${rp.toFixed(3)} | ${(h / rp).toFixed(1)}x | ${rb.toFixed(3)} | ${(h / rb).toFixed(1)}x | ${hc.toFixed(3)} | ${rc.toFixed(3)} | ${(hc / rc).toFixed(1)}x |`);
   }
+  if (hidden) {
+    model.dispose();
+    return; // the contrastive map is defined for a linear head only
+  }
   console.log('\nThe experiment beside it: a contrastive CAM, the map of log P(class) instead of the class logit (kernel column minus the probability-weighted mean of all columns; for one sigmoid unit the same ranking as CAM):');
   console.log('| fill | contrast drop | ratio to random pixels | ratio to random blocks | contrast cells drop | ratio to random cells |');
   console.log('|---|---|---|---|---|---|');
