@@ -1,10 +1,11 @@
 /**
  * Step 5: `evaluate` (src/evaluate/evaluate.ts), its metrics (src/evaluate/metrics.ts), `calibrate`
- * (src/evaluate/calibration.ts), `predict` (src/evaluate/predict.ts) and the unknown detector's step-5 side
- * (src/evaluate/unknown.ts; the detector itself is src/unknown-detector.ts).
+ * (src/evaluate/calibration.ts), `predict` (src/evaluate/predict.ts), `explain` (src/evaluate/explain.ts) and its
+ * heatmap helpers (src/evaluate/heatmap.ts), and the unknown detector's step-5 side (src/evaluate/unknown.ts; the
+ * detector itself is src/unknown-detector.ts).
  * @module
  */
-export { evaluate, EVALUATE_DEFAULTS, type EvaluateArgs } from './evaluate/evaluate';
+export { evaluate, EVALUATE_DEFAULTS, type EvaluateArgs, type EvaluateExplainArgs } from './evaluate/evaluate';
 export {
   metricsFromProbabilities,
   rocAuc,
@@ -12,6 +13,10 @@ export {
   type ClassMetrics,
   type Evaluation,
   type Misclassified,
+  type TopLoss,
+  type ConfusedPair,
+  type BoundaryImage,
+  type ClassBoundary,
   type Reliability,
   type ReliabilityBin,
 } from './evaluate/metrics';
@@ -26,3 +31,14 @@ export {
   type UnknownImages,
 } from './evaluate/unknown';
 export { UNKNOWN_DETECTOR_DEFAULTS, type UnknownCentring, type UnknownDetectorArgs, type UnknownDetectorSummary } from './unknown-detector';
+export { explain, EXPLAIN_DEFAULTS, type ExplainArgs, type ExplainMethod, type Explanation } from './evaluate/explain';
+export {
+  drawHeatmap,
+  overlayHeatmap,
+  upsampleHeatmap,
+  OVERLAY_DEFAULTS,
+  type CanvasLike,
+  type Heatmap,
+  type HeatmapData,
+  type OverlayArgs,
+} from './evaluate/heatmap';

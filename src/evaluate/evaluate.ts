@@ -8,10 +8,11 @@ import { TransferModel, type EvaluationRecord } from '../transfer-model';
 import { gatherBatch, extractActivations } from '../train/activations';
 import { freezeBoundaryOf } from '../train/boundary';
 import type { KeptActivations } from '../train/kept-activations';
-import { toLabelledSource } from '../train/source';
+import { toLabelledSource, type LabelledSource } from '../train/source';
 import type { LabelledData } from '../types';
 import { withDefaults } from '../util/args';
-import { metricsFromProbabilities, type Evaluation } from './metrics';
+import { explainBatch, headPlan, resolveMethod, type ExplainMethod } from './explain';
+import { metricsFromProbabilities, type Evaluation, type TopLoss } from './metrics';
 import { unknownEvaluation, type UnknownImages } from './unknown';
 
 /** Defaults of {@link evaluate}. @category Step 5: Evaluate */
@@ -20,7 +21,21 @@ export const EVALUATE_DEFAULTS = Object.freeze({
   batchSize: 32,
   /** How many misclassified images are listed. */
   maxMisclassified: 100,
+  /** How many of the most confident mistakes are listed in `topLosses`. */
+  maxTopLosses: 10,
+  /** How many confused class pairs are listed. */
+  maxConfusedPairs: 10,
+  /** How many images of each class near its decision boundary are listed. */
+  boundaryImages: 5,
+  /** Heatmaps of the top losses: off (they cost a pass over those images and a backward pass through the head). */
+  explain: false as boolean | EvaluateExplainArgs,
 });
+
+/** The `explain` option of {@link evaluate} as an object. @category Step 5: Evaluate */
+export interface EvaluateExplainArgs {
+  /** How the heatmaps are computed (see {@link ExplainArgs.method}). @defaultValue `'auto'` */
+  method?: ExplainMethod;
+}
 
 /** Options of {@link evaluate}. An option given as `undefined` or `null` takes its default. @category Step 5: Evaluate */
 export interface EvaluateArgs {
@@ -28,6 +43,19 @@ export interface EvaluateArgs {
   batchSize?: number;
   /** How many misclassified images to list. @defaultValue {@link EVALUATE_DEFAULTS}.maxMisclassified (100) */
   maxMisclassified?: number;
+  /** How many of the most confident mistakes to list in `topLosses`. @defaultValue {@link EVALUATE_DEFAULTS}.maxTopLosses (10) */
+  maxTopLosses?: number;
+  /** How many confused class pairs to list in `confusedPairs`. @defaultValue {@link EVALUATE_DEFAULTS}.maxConfusedPairs (10) */
+  maxConfusedPairs?: number;
+  /** How many images of each class near its decision boundary to list in `nearBoundary`. @defaultValue {@link EVALUATE_DEFAULTS}.boundaryImages (5) */
+  boundaryImages?: number;
+  /**
+   * Heatmaps for the top losses ({@link explain}): `topLosses[i].heatmaps` holds the predicted and the true class's.
+   * `true`, or `{ method }`. Costs a second pass over those images (decoding and the backbone) and a backward pass
+   * through the head with Grad-CAM. Needs a backbone with a spatial feature map.
+   * @defaultValue {@link EVALUATE_DEFAULTS}.explain (`false`)
+   */
+  explain?: boolean | EvaluateExplainArgs;
   /** Stops within one batch; `evaluate` then rejects with an `AbortError`. @defaultValue none */
   signal?: AbortSignal;
   /**
@@ -51,10 +79,12 @@ export interface EvaluateArgs {
  * ROC AUC (for two classes the binary AUC of P(classes[1]); for more, one-vs-rest per class in
  * `perClass[i].rocAuc` and their macro mean in `rocAuc`), the expected calibration error (`ece`, 15 equal-width
  * bins of the top-class probability) with the data of a reliability diagram (`reliability.bins`), and the
- * misclassified images; with an unknown detector on the model, how it does ({@link Evaluation.unknown}: the
- * share of `data` it accepts, the accuracy on those, and with `unknown` images the share of them it refuses and
- * the ROC AUC). Runs in inference mode; changes no weight. A summary is kept as `model.evaluation` (saved in
- * the model card of {@link save}).
+ * misclassified images; and what to look at: the most confident mistakes (`topLosses`, highest loss first, with
+ * heatmaps of the predicted and the true class when `explain` is on), the most confused class pairs
+ * (`confusedPairs`) and, for every class, its images nearest the decision boundary (`nearBoundary`); with an
+ * unknown detector on the model, how it does ({@link Evaluation.unknown}: the share of `data` it accepts, the
+ * accuracy on those, and with `unknown` images the share of them it refuses and the ROC AUC). Runs in inference
+ * mode; changes no weight. A summary is kept as `model.evaluation` (saved in the model card of {@link save}).
  *
  * @category Step 5: Evaluate
  * @example
@@ -64,6 +94,9 @@ export interface EvaluateArgs {
  * console.log(result.rocAuc, result.ece, result.reliability.bins); // AUC, calibration error, reliability diagram
  * const withOthers = await evaluate(model, validation, { unknown: otherPhotos });
  * console.log(withOthers.unknown?.otherRejected, withOthers.unknown?.rocAuc);
+ * console.log(result.topLosses[0], result.confusedPairs, result.nearBoundary[0].images);
+ * const explained = await evaluate(model, validation, { explain: true, maxTopLosses: 8 });
+ * explained.topLosses[0].heatmaps?.predicted.upsample(); // where it looked when it got it wrong
  * ```
  */
 export async function evaluate(model: TransferModel, data: LabelledData, args: EvaluateArgs = {}): Promise<Evaluation> {
@@ -73,7 +106,15 @@ export async function evaluate(model: TransferModel, data: LabelledData, args: E
   const options = withDefaults(args, EVALUATE_DEFAULTS);
   const batchSize = options.batchSize;
   check(Number.isInteger(batchSize) && batchSize > 0, `evaluate: batchSize must be a positive integer, got ${batchSize}.`);
+  for (const key of ['maxMisclassified', 'maxTopLosses', 'maxConfusedPairs', 'boundaryImages'] as const) {
+    const v = options[key];
+    check((Number.isInteger(v) || v === Infinity) && v >= 0, `evaluate: ${key} must be a non-negative integer (or Infinity: all), got ${JSON.stringify(v)}.`);
+  }
+  check(typeof options.explain === 'boolean' || typeof options.explain === 'object', `evaluate: explain must be true, false or { method }, got ${JSON.stringify(options.explain)}.`);
   model.assertUsable('evaluate');
+  // Checked before the data pass, so an unexplainable model fails at once.
+  const explainPlan = options.explain ? headPlan(model, 'evaluate') : undefined;
+  const explainMethod = explainPlan ? resolveMethod(explainPlan, (typeof options.explain === 'object' && options.explain.method) || 'auto', 'evaluate') : undefined;
   const source = toLabelledSource(data, model.classes, [model.inputShape[0], model.inputShape[1]], 'evaluate');
   const k = model.numClasses;
   // The frozen prefix runs as in fit (folded, on worker threads when available); with the activations fit kept
@@ -102,11 +143,14 @@ export async function evaluate(model: TransferModel, data: LabelledData, args: E
   const sources = 'sources' in data && Array.isArray((data as { sources?: unknown }).sources) && (data as { sources: string[] }).sources.length === acts.n
     ? (data as { sources: string[] }).sources
     : [];
-  const evaluation = metricsFromProbabilities(probs, acts.labels, model.classes, sources, options.maxMisclassified);
+  const result = metricsFromProbabilities(probs, acts.labels, model.classes, sources, options.maxMisclassified, options);
+  if (explainPlan && explainMethod && result.topLosses.length) {
+    await explainTopLosses(model, source, result.topLosses, explainPlan, explainMethod, batchSize, options.signal);
+  }
   const unknown = await unknownEvaluation(model, acts, argmaxRows(probs, k), options.unknown, { batchSize, signal: options.signal });
-  const result = unknown ? { ...evaluation, unknown } : evaluation;
-  model.setEvaluation(evaluationRecord(result));
-  return result;
+  const evaluation = unknown ? { ...result, unknown } : result;
+  model.setEvaluation(evaluationRecord(evaluation));
+  return evaluation;
 }
 
 function argmaxRows(probs: Float32Array, k: number): Int32Array {
@@ -128,4 +172,57 @@ export function evaluationRecord(e: Evaluation): EvaluationRecord {
     perClass: e.perClass.map((c) => ({ name: c.name, precision: c.precision, recall: c.recall, f1: c.f1, support: c.support })),
     evaluatedAt: new Date().toISOString(),
   };
+}
+
+/**
+ * Reads the top losses' images again from the data (in data order, keeping only those rows) and adds their
+ * heatmaps: the predicted class's and the true class's.
+ */
+async function explainTopLosses(
+  model: TransferModel,
+  source: LabelledSource,
+  losses: TopLoss[],
+  plan: ReturnType<typeof headPlan>,
+  method: 'cam' | 'gradcam',
+  batchSize: number,
+  signal: AbortSignal | undefined,
+): Promise<void> {
+  const wanted = new Map(losses.map((l, j) => [l.index, j]));
+  const kept: tf.Tensor3D[] = new Array(losses.length);
+  const size: [number, number] = [model.inputShape[0], model.inputShape[1]];
+  try {
+    let row = 0;
+    for await (const batch of source.batches(batchSize, signal)) {
+      const n = batch.xs.shape[0];
+      for (let i = 0; i < n; i++) {
+        const j = wanted.get(row + i);
+        if (j !== undefined) kept[j] = tf.tidy(() => tf.squeeze(tf.slice(batch.xs, [i, 0, 0, 0], [1, -1, -1, -1]), [0]) as tf.Tensor3D);
+      }
+      batch.xs.dispose();
+      row += n; // read to the end: the source frees its prefetched batches itself only then
+    }
+    const present = losses.map((_, j) => j).filter((j) => kept[j]);
+    if (!present.length) return;
+    const images = tf.stack(present.map((j) => kept[j]!)) as tf.Tensor4D;
+    try {
+      const both = present.map((j) => [model.classes.indexOf(losses[j]!.predicted), model.classes.indexOf(losses[j]!.actual)]);
+      const explained = await explainBatch(model, plan, images, present.map(() => size), {
+        method,
+        batchSize,
+        extraClasses: (i) => both[i]!,
+        signal,
+        where: 'evaluate',
+      });
+      explained.forEach((e, i) => {
+        const loss = losses[present[i]!]!;
+        const predicted = e.heatmaps.find((h) => h.label === loss.predicted);
+        const truth = e.heatmaps.find((h) => h.label === loss.actual);
+        if (predicted && truth) loss.heatmaps = { predicted, actual: truth };
+      });
+    } finally {
+      images.dispose();
+    }
+  } finally {
+    tf.dispose(kept.filter(Boolean));
+  }
 }

@@ -1,10 +1,12 @@
 /**
  * The metrics of {@link evaluate}: loss, accuracy, per-class precision / recall / F1, macro F1, the confusion
  * matrix, ROC AUC (binary, or one-vs-rest per class and their macro mean), the expected calibration error with its
- * reliability diagram, and the misclassified images, from probabilities and labels.
+ * reliability diagram, the misclassified images, and what to look at: the top losses, the most confused pairs and
+ * the images nearest each class's decision boundary, from probabilities and labels.
  * @module
  */
 import type { UnknownEvaluation } from './unknown';
+import type { Heatmap } from './heatmap';
 
 /** Precision, recall and F1 of one class (one-vs-rest). @category Step 5: Evaluate */
 export interface ClassMetrics {
@@ -70,6 +72,81 @@ export interface Misclassified {
   probability: number;
 }
 
+/**
+ * One of the most confident mistakes: an image the model got wrong, by how much (its loss). With `evaluate`'s
+ * `explain` option, the heatmaps of the predicted and the true class show what it looked at.
+ * @category Step 5: Evaluate
+ */
+export interface TopLoss {
+  /** Position of the image in the data. */
+  index: number;
+  /** Where it came from, when the data knows (a file path). */
+  source?: string;
+  /** True class. */
+  actual: string;
+  /** Predicted class. */
+  predicted: string;
+  /** Probability of the predicted class. */
+  probability: number;
+  /** Probability of the true class. */
+  actualProbability: number;
+  /** Cross-entropy of the image, −ln P(true class) (P clipped to [1e-7, 1 − 1e-7], as the mean `loss`). */
+  loss: number;
+  /**
+   * Where the model looked: the predicted class's heatmap and the true class's, from {@link explain}. Present only
+   * with `evaluate(..., { explain: true })`. Their `imageSize` is the model's input size (the image as the model
+   * saw it); `upsample([h, w])` fits them to the original file.
+   */
+  heatmaps?: {
+    /** The predicted class's heatmap: what argued for the wrong answer. */
+    predicted: Heatmap;
+    /** The true class's heatmap: where the model saw the right one, if anywhere. */
+    actual: Heatmap;
+  };
+}
+
+/** A pair of classes the model mixes up: images of `actual` predicted as `predicted`. @category Step 5: Evaluate */
+export interface ConfusedPair {
+  /** True class. */
+  actual: string;
+  /** The class they were taken for. */
+  predicted: string;
+  /** How many images (`confusionMatrix[actual][predicted]`). */
+  count: number;
+}
+
+/** An image of a class close to that class's decision boundary. @category Step 5: Evaluate */
+export interface BoundaryImage {
+  /** Position of the image in the data. */
+  index: number;
+  /** Where it came from, when the data knows (a file path). */
+  source?: string;
+  /** Predicted class. */
+  predicted: string;
+  /** Probability of the image's own class. */
+  probability: number;
+  /**
+   * P(own class) − the largest probability of another class: positive on the right side of the boundary, negative
+   * on the wrong one; the closer to 0, the closer to the boundary.
+   */
+  margin: number;
+}
+
+/** The images of one class nearest its decision boundary, nearest first. @category Step 5: Evaluate */
+export interface ClassBoundary {
+  /** The class. */
+  label: string;
+  /** Its images with the smallest |margin|, nearest first. */
+  images: BoundaryImage[];
+}
+
+/** How much of the interpretation {@link metricsFromProbabilities} lists. @internal */
+export interface InterpretationLimits {
+  maxTopLosses: number;
+  maxConfusedPairs: number;
+  boundaryImages: number;
+}
+
 /** What {@link evaluate} returns. @category Step 5: Evaluate */
 export interface Evaluation {
   /** Mean cross-entropy. */
@@ -101,10 +178,16 @@ export interface Evaluation {
   ece: number;
   /** The bins behind {@link Evaluation.ece}: the data of a reliability diagram. */
   reliability: Reliability;
-  /** The images the model got wrong (at most `maxMisclassified`). */
+  /** The images the model got wrong (at most `maxMisclassified`), in data order. */
   misclassified: Misclassified[];
   /** How the unknown detector does (present when the model has one; see {@link UnknownEvaluation}). */
   unknown?: UnknownEvaluation;
+  /** The most confident mistakes, highest loss first (at most `maxTopLosses`). */
+  topLosses: TopLoss[];
+  /** The class pairs most often confused, most first (at most `maxConfusedPairs`; pairs with a count of 0 are left out). */
+  confusedPairs: ConfusedPair[];
+  /** For every class, in class order, its images nearest the decision boundary (at most `boundaryImages` each). */
+  nearBoundary: ClassBoundary[];
 }
 
 /** Area under the ROC curve (ties counted half), by the rank-sum formula; `undefined` without positives or negatives. @internal */
@@ -177,6 +260,52 @@ export function oneVsRestAuc(probs: Float32Array, labels: Int32Array, k: number)
   });
 }
 
+/** The most confident mistakes, highest loss first (ties: data order). @internal */
+export function topLossesOf(probs: Float32Array, labels: Int32Array, classes: readonly string[], sources: readonly (string | undefined)[], max: number): TopLoss[] {
+  const k = classes.length;
+  const out: TopLoss[] = [];
+  for (let i = 0; i < labels.length; i++) {
+    const y = labels[i]!;
+    let top = 0;
+    for (let c = 1; c < k; c++) if (probs[i * k + c]! > probs[i * k + top]!) top = c;
+    if (top === y) continue;
+    const actualProbability = probs[i * k + y]!;
+    const loss = -Math.log(Math.min(Math.max(actualProbability, 1e-7), 1 - 1e-7));
+    out.push({ index: i, source: sources[i], actual: classes[y]!, predicted: classes[top]!, probability: probs[i * k + top]!, actualProbability, loss });
+  }
+  return out.sort((a, b) => b.loss - a.loss || a.index - b.index).slice(0, max);
+}
+
+/** Off-diagonal cells of the confusion matrix, largest first (ties: class order). @internal */
+export function confusedPairsOf(confusion: readonly (readonly number[])[], classes: readonly string[], max: number): ConfusedPair[] {
+  const out: ConfusedPair[] = [];
+  confusion.forEach((row, a) => row.forEach((count, p) => {
+    if (a !== p && count > 0) out.push({ actual: classes[a]!, predicted: classes[p]!, count });
+  }));
+  return out.sort((x, y) => y.count - x.count).slice(0, max);
+}
+
+/** Per class, its images with the smallest |P(own) − max P(other)|. @internal */
+export function nearBoundaryOf(probs: Float32Array, labels: Int32Array, classes: readonly string[], sources: readonly (string | undefined)[], max: number): ClassBoundary[] {
+  const k = classes.length;
+  const perClass: BoundaryImage[][] = classes.map(() => []);
+  for (let i = 0; i < labels.length; i++) {
+    const y = labels[i]!;
+    let other = -1;
+    let top = 0;
+    for (let c = 0; c < k; c++) {
+      if (c !== y && (other < 0 || probs[i * k + c]! > probs[i * k + other]!)) other = c;
+      if (probs[i * k + c]! > probs[i * k + top]!) top = c;
+    }
+    const probability = probs[i * k + y]!;
+    perClass[y]!.push({ index: i, source: sources[i], predicted: classes[top]!, probability, margin: probability - probs[i * k + other]! });
+  }
+  return perClass.map((images, c) => ({
+    label: classes[c]!,
+    images: images.sort((a, b) => Math.abs(a.margin) - Math.abs(b.margin) || a.index - b.index).slice(0, max),
+  }));
+}
+
 /** Metrics from probabilities `[n, k]` and true labels. @internal */
 export function metricsFromProbabilities(
   probs: Float32Array,
@@ -184,6 +313,7 @@ export function metricsFromProbabilities(
   classes: readonly string[],
   sources: (string | undefined)[] = [],
   maxMisclassified = 100,
+  limits: InterpretationLimits = { maxTopLosses: 10, maxConfusedPairs: 10, boundaryImages: 5 },
 ): Evaluation {
   const k = classes.length;
   const n = labels.length;
@@ -224,6 +354,9 @@ export function metricsFromProbabilities(
     ece,
     reliability,
     misclassified,
+    topLosses: topLossesOf(probs, labels, classes, sources, limits.maxTopLosses),
+    confusedPairs: confusedPairsOf(confusion, classes, limits.maxConfusedPairs),
+    nearBoundary: nearBoundaryOf(probs, labels, classes, sources, limits.boundaryImages),
   };
   // Two classes: the binary AUC of P(classes[1]), which is perClass[1]'s. More: the macro mean of the defined ones.
   const defined = aucs.filter((a): a is number => a !== undefined);

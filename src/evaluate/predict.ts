@@ -76,33 +76,7 @@ export async function predict(model: TransferModel, images: PredictInput, args: 
   check(options.signal === undefined || typeof options.signal?.aborted === 'boolean', 'predict: signal must be an AbortSignal.');
   throwIfAborted(options.signal, 'predict');
   model.assertUsable('predict');
-  const [h, w] = model.inputShape;
-  let batch: tf.Tensor4D;
-  if (images instanceof tf.Tensor) {
-    checkTensorShape(images);
-    await checkPixelValues(images);
-    batch = tf.tidy(() => {
-      const b = (images.rank === 3 ? tf.expandDims(images, 0) : images) as tf.Tensor4D;
-      return b.shape[1] === h && b.shape[2] === w ? tf.cast(b, 'float32') : resizeImages(tf.cast(b, 'float32'), [h, w]);
-    });
-  } else {
-    const list = (Array.isArray(images) ? images : [images]) as ImageInput[];
-    check(list.length > 0, 'predict: the list of images is empty.');
-    const decoded: tf.Tensor3D[] = [];
-    try {
-      for (const image of list) {
-        throwIfAborted(options.signal, 'predict');
-        if (image instanceof tf.Tensor) {
-          checkTensorShape(image);
-          await checkPixelValues(image);
-        }
-        decoded.push(await decodeImageInput(image, options.signal));
-      }
-      batch = tf.tidy(() => tf.stack(decoded.map((d) => resizeImages(d, [h, w]))) as tf.Tensor4D);
-    } finally {
-      tf.dispose(decoded);
-    }
-  }
+  const { batch } = await toModelBatch(model, images, options.signal, 'predict');
   let p: tf.Tensor2D | undefined;
   let vectors: tf.Tensor2D | undefined;
   try {
@@ -112,20 +86,11 @@ export async function predict(model: TransferModel, images: PredictInput, args: 
     const values = await p.data();
     const familiarity = vectors && model.detector ? model.detector.score((await vectors.data()) as Float32Array, batch.shape[0]) : undefined;
     const threshold = model.detector?.record.threshold ?? 0;
-    const k = model.numClasses;
-    const out: Prediction[] = [];
-    for (let i = 0; i < batch.shape[0]; i++) {
-      let best = 0;
-      const probabilities: Record<string, number> = {};
-      for (let c = 0; c < k; c++) {
-        probabilities[model.classes[c]!] = values[i * k + c]!;
-        if (values[i * k + c]! > values[i * k + best]!) best = c;
-      }
-      const prediction: Prediction = { label: model.classes[best]!, index: best, probability: values[i * k + best]!, probabilities };
+    return Array.from({ length: batch.shape[0] }, (_, i) => {
+      const prediction = predictionOf(values, i, model.classes);
       if (familiarity) Object.assign(prediction, { unknown: familiarity[i]! < threshold, familiarity: familiarity[i]! });
-      out.push(prediction);
-    }
-    return out;
+      return prediction;
+    });
   } finally {
     batch.dispose();
     p?.dispose();
@@ -154,11 +119,68 @@ function probabilitiesAndVectors(model: TransferModel, images: tf.Tensor4D, batc
   }
 }
 
+/** Row `i` of probabilities `[n, k]` (row-major) as a {@link Prediction} (the first largest wins). @internal */
+export function predictionOf(values: ArrayLike<number>, i: number, classes: readonly string[]): Prediction {
+  const k = classes.length;
+  let best = 0;
+  const probabilities: Record<string, number> = {};
+  for (let c = 0; c < k; c++) {
+    probabilities[classes[c]!] = values[i * k + c]!;
+    if (values[i * k + c]! > values[i * k + best]!) best = c;
+  }
+  return { label: classes[best]!, index: best, probability: values[i * k + best]!, probabilities };
+}
+
+/** A batch at the model's input size, and each image's size before resizing. @internal */
+export interface ModelBatch {
+  /** Raw pixels `[n, h, w, 3]` at the model's input size, float32; the caller disposes it. */
+  batch: tf.Tensor4D;
+  /** Each image's `[height, width]` as given (before resizing). */
+  sizes: [number, number][];
+}
+
+/**
+ * Turns what {@link predict} accepts into one float32 batch at the model's input size (squashed, as in training),
+ * checking tensors' shapes and pixel values, and decoding images. Shared by `predict` and `explain`; `where` names
+ * the caller in errors. Tensors passed in are not disposed. @internal
+ */
+export async function toModelBatch(model: TransferModel, images: PredictInput, signal: AbortSignal | undefined, where: string): Promise<ModelBatch> {
+  const [h, w] = model.inputShape;
+  if (images instanceof tf.Tensor) {
+    checkTensorShape(images, where);
+    await checkPixelValues(images, where);
+    const b4 = images.rank === 4;
+    const size: [number, number] = [images.shape[b4 ? 1 : 0]!, images.shape[b4 ? 2 : 1]!];
+    const batch = tf.tidy(() => {
+      const b = (images.rank === 3 ? tf.expandDims(images, 0) : images) as tf.Tensor4D;
+      return b.shape[1] === h && b.shape[2] === w ? tf.cast(b, 'float32') : resizeImages(tf.cast(b, 'float32'), [h, w]);
+    });
+    return { batch, sizes: Array.from({ length: batch.shape[0] }, () => [size[0], size[1]]) };
+  }
+  const list = (Array.isArray(images) ? images : [images]) as ImageInput[];
+  check(list.length > 0, `${where}: the list of images is empty.`);
+  const decoded: tf.Tensor3D[] = [];
+  try {
+    for (const image of list) {
+      throwIfAborted(signal, where);
+      if (image instanceof tf.Tensor) {
+        checkTensorShape(image, where);
+        await checkPixelValues(image, where);
+      }
+      decoded.push(await decodeImageInput(image, signal));
+    }
+    const batch = tf.tidy(() => tf.stack(decoded.map((d) => resizeImages(d, [h, w]))) as tf.Tensor4D);
+    return { batch, sizes: decoded.map((d) => [d.shape[0], d.shape[1]]) };
+  } finally {
+    tf.dispose(decoded);
+  }
+}
+
 /** Refuses a tensor that is not `[h, w, 3]` / `[n, h, w, 3]`, saying how to fix the channel count it has. */
-function checkTensorShape(images: tf.Tensor): void {
+function checkTensorShape(images: tf.Tensor, where: string): void {
   const shape = `[${images.shape.join(', ')}]`;
   if (images.rank !== 3 && images.rank !== 4) {
-    throw new TransferError('SHAPE_MISMATCH', `predict: images must be RGB [h, w, 3] or [n, h, w, 3], got ${shape} (rank ${images.rank}).`);
+    throw new TransferError('SHAPE_MISMATCH', `${where}: images must be RGB [h, w, 3] or [n, h, w, 3], got ${shape} (rank ${images.rank}).`);
   }
   const channels = images.shape[images.rank - 1];
   if (channels === 3) return;
@@ -171,14 +193,14 @@ function checkTensorShape(images: tf.Tensor): void {
       : channels === 4
         ? `Drop the alpha channel with images.slice(${start}, ${all}).`
         : `Pass 3 channels (red, green, blue) as the last dimension.`;
-  throw new TransferError('SHAPE_MISMATCH', `predict: images must be RGB [h, w, 3] or [n, h, w, 3], got ${shape} (${channels} channels). ${fix}`);
+  throw new TransferError('SHAPE_MISMATCH', `${where}: images must be RGB [h, w, 3] or [n, h, w, 3], got ${shape} (${channels} channels). ${fix}`);
 }
 
 /**
  * Refuses NaN, infinite and out-of-range pixels (the model takes raw 0..255 values and does its own
  * preprocessing), which would otherwise predict silently: one reduction to three numbers, read once.
  */
-async function checkPixelValues(images: tf.Tensor): Promise<void> {
+async function checkPixelValues(images: tf.Tensor, where: string): Promise<void> {
   if (images.size === 0) return;
   const stats = tf.tidy(() => {
     const x = tf.cast(images, 'float32');
@@ -189,13 +211,13 @@ async function checkPixelValues(images: tf.Tensor): Promise<void> {
   if (!Number.isFinite(sum!) || !Number.isFinite(min!) || !Number.isFinite(max!)) {
     throw new TransferError(
       'INVALID_ARGUMENT',
-      'predict: images contain NaN or infinite values; pass raw RGB pixels, finite numbers in 0..255 (check how the tensor was made).',
+      `${where}: images contain NaN or infinite values; pass raw RGB pixels, finite numbers in 0..255 (check how the tensor was made).`,
     );
   }
   if (min! < -0.5 || max! > 255.5) {
     throw new TransferError(
       'INVALID_ARGUMENT',
-      `predict: pixel values must be raw RGB in 0..255, got values from ${min} to ${max}. Pass the pixels as decoded ` +
+      `${where}: pixel values must be raw RGB in 0..255, got values from ${min} to ${max}. Pass the pixels as decoded ` +
         '(do not normalise them: the model applies its own preprocessing); clip them with tf.clipByValue(images, 0, 255) if they only overshoot.',
     );
   }

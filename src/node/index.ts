@@ -30,6 +30,7 @@ export { imageFolder, type ImageFolder, type ImageFolderArgs } from './image-fol
 export { decodeImage, type DecodeArgs, type DecodedImage, type ImageFormat } from './decode';
 export { createExtractPool, type ExtractPool, type ExtractPoolArgs } from './extract-pool';
 export { createDiskCache, type DiskCache } from './disk-cache';
+export { heatmapPng, type HeatmapPngArgs, type HeatmapPngImage } from './heatmap-png';
 
 /**
  * Options of {@link installNodeServices}.

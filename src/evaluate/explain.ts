@@ -1,0 +1,281 @@
+/**
+ * `explain`: where in each image the model found its class. Class activation maps (CAM) for a pooled linear head,
+ * Grad-CAM otherwise, from the backbone's last feature map (the head's input). Pure tfjs ops, so every backend.
+ * @module
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import type * as tfl from '@tensorflow/tfjs-layers';
+import { TransferError, check, throwIfAborted } from '../errors';
+import { TransferModel } from '../transfer-model';
+import type { ImageSize } from '../types';
+import { withDefaults } from '../util/args';
+import { takeRows } from '../util/rows';
+import { upsampleHeatmap, type Heatmap } from './heatmap';
+import { predictionOf, toModelBatch, type PredictInput, type Prediction } from './predict';
+
+/** How {@link explain} computes a heatmap. @category Step 5: Evaluate */
+export type ExplainMethod = 'auto' | 'cam' | 'gradcam';
+
+/** Defaults of {@link explain}. @category Step 5: Evaluate */
+export const EXPLAIN_DEFAULTS = Object.freeze({
+  /** `auto`: `cam` where it is exact (a pooled linear head), `gradcam` otherwise. */
+  method: 'auto' as ExplainMethod,
+  /** Images per forward (and backward) pass. */
+  batchSize: 16,
+});
+
+/** Options of {@link explain}. An option given as `undefined` or `null` takes its default. @category Step 5: Evaluate */
+export interface ExplainArgs {
+  /**
+   * `cam`: the output layer's weights for the class applied at every position of the feature map (exact for a
+   * head of average pooling or flatten, then one Dense layer: the map's mean, plus the bias, is the class logit);
+   * refused for other heads. `gradcam`: Grad-CAM (Selvaraju et al., 2017): the gradient of the class logit with
+   * respect to the feature map, averaged over positions, weights the map's channels; ReLU of their sum. Any head.
+   * `auto`: `cam` where it is exact, `gradcam` otherwise.
+   * @defaultValue {@link EXPLAIN_DEFAULTS}.method (`'auto'`)
+   */
+  method?: ExplainMethod;
+  /**
+   * More classes to explain in every image (names or indices), beyond the predicted one, which always comes first.
+   * @defaultValue none (the predicted class only)
+   */
+  classes?: readonly (string | number)[];
+  /** Images per forward (and backward) pass. @defaultValue {@link EXPLAIN_DEFAULTS}.batchSize (16) */
+  batchSize?: number;
+  /** Stops before the next image is decoded or the next batch runs; `explain` then rejects with an `AbortError`. @defaultValue none */
+  signal?: AbortSignal;
+}
+
+/**
+ * One image explained: its prediction (as {@link predict} gives it) and a heatmap per class explained.
+ * @category Step 5: Evaluate
+ */
+export interface Explanation extends Prediction {
+  /** The heatmap of the predicted class (`heatmaps[0]`). */
+  heatmap: Heatmap;
+  /** The predicted class's heatmap, then one per class asked for in {@link ExplainArgs.classes} (in that order, the predicted one not repeated). */
+  heatmaps: Heatmap[];
+}
+
+/** What the head looks like to the explainer. */
+interface HeadPlan {
+  /** Feature map `[h, w, c]`. */
+  shape: [number, number, number];
+  /** `avg` / `flatten`: a linear head CAM is exact for; `undefined` otherwise. */
+  linear: 'avg' | 'flatten' | undefined;
+  /** Every head layer before the output Dense layer. */
+  body: tfl.layers.Layer[];
+  /** The output Dense layer's kernel `[d, units]` and bias `[units]` (tfjs variables: not disposed here). */
+  kernel: tf.Tensor2D;
+  bias: tf.Tensor1D | undefined;
+  /** One sigmoid unit for two classes (class 1 = +logit, class 0 = -logit). */
+  sigmoid: boolean;
+}
+
+/** Reads the head: the last layer must be Dense; the rest decides whether CAM is exact. @internal */
+export function headPlan(model: TransferModel, where: string): HeadPlan {
+  const fs = model.backbone.featureShape;
+  if (fs.length !== 3) {
+    throw new TransferError('SHAPE_MISMATCH', `${where}: heatmaps need a spatial feature map [h, w, c]; backbone "${model.backbone.name}" gives [${fs.join(', ')}].`);
+  }
+  const layers = model.head.layers.filter((l) => l.getClassName() !== 'InputLayer');
+  const output = layers[layers.length - 1];
+  if (!output || output.getClassName() !== 'Dense' || output.weights.length < 1) {
+    throw new TransferError('INVALID_ARGUMENT', `${where}: the head must end in a Dense layer (attachHead's do), got ${output?.getClassName() ?? 'no layer'}.`);
+  }
+  const body = layers.slice(0, -1);
+  const kinds = body.map((l) => l.getClassName()).filter((c) => c !== 'Dropout');
+  const linear = kinds.length === 1 && kinds[0] === 'GlobalAveragePooling2D' ? 'avg' : kinds.length === 1 && kinds[0] === 'Flatten' ? 'flatten' : undefined;
+  const kernel = output.weights[0]!.read() as tf.Tensor2D;
+  const bias = output.weights[1]?.read() as tf.Tensor1D | undefined;
+  return { shape: [fs[0]!, fs[1]!, fs[2]!], linear, body, kernel, bias, sigmoid: kernel.shape[1] === 1 && model.numClasses === 2 };
+}
+
+/** The method that runs for `asked` on this head. @internal */
+export function resolveMethod(plan: HeadPlan, asked: ExplainMethod, where: string): 'cam' | 'gradcam' {
+  if (asked === 'gradcam') return 'gradcam';
+  if (asked === 'cam' && !plan.linear) {
+    throw new TransferError(
+      'INVALID_ARGUMENT',
+      `${where}: method 'cam' needs a pooled linear head (average pooling or flatten, then the output layer); this head has hidden or max-pooling layers. Use method 'gradcam' or 'auto'.`,
+    );
+  }
+  return plan.linear ? 'cam' : 'gradcam';
+}
+
+/**
+ * Per image, the output unit and sign that give class `classes[i]`'s logit: softmax unit `c`; one sigmoid unit
+ * `+1` for class 1 and `-1` for class 0 (P(class 0) = sigmoid(-z)).
+ */
+function unitMask(plan: HeadPlan, classes: readonly number[]): tf.Tensor2D {
+  const units = plan.kernel.shape[1];
+  const mask = new Float32Array(classes.length * units);
+  classes.forEach((c, i) => {
+    if (plan.sigmoid) mask[i * units] = c === 1 ? 1 : -1;
+    else mask[i * units + c] = 1;
+  });
+  return tf.tensor2d(mask, [classes.length, units]);
+}
+
+/** Raw (unnormalised) maps `[n, h, w]` of one class per image. @internal */
+export function rawMaps(plan: HeadPlan, features: tf.Tensor4D, classes: readonly number[], method: 'cam' | 'gradcam'): tf.Tensor3D {
+  return tf.tidy(() => {
+    const mask = unitMask(plan, classes);
+    const [h, w, c] = plan.shape;
+    const n = features.shape[0];
+    if (method === 'cam') {
+      // The class's kernel column (signed), at every position: avg -> [n, 1, 1, c]; flatten -> [n, h, w, c].
+      const columns = tf.matMul(mask, plan.kernel, false, true);
+      const weights = plan.linear === 'avg' ? tf.reshape(columns, [n, 1, 1, c]) : tf.reshape(columns, [n, h, w, c]);
+      return tf.sum(tf.mul(features, weights), -1) as tf.Tensor3D;
+    }
+    const logit = (f: tf.Tensor): tf.Scalar => {
+      const x = plan.body.reduce((t, layer) => layer.apply(t, { training: false }) as tf.Tensor, f) as tf.Tensor2D;
+      const z = plan.bias ? tf.add(tf.matMul(x, plan.kernel), plan.bias) : tf.matMul(x, plan.kernel);
+      return tf.sum(tf.mul(z, mask));
+    };
+    // The images are independent (no batch statistic in inference mode), so the gradient of the summed logits
+    // with respect to image i's features is that image's own gradient.
+    const grads = tf.grad(logit)(features) as tf.Tensor4D;
+    const alpha = tf.mean(grads, [1, 2], true);
+    return tf.relu(tf.sum(tf.mul(features, alpha), -1)) as tf.Tensor3D;
+  });
+}
+
+/** Scales one map to 0..1: CAM by min-max (as Zhou et al.), Grad-CAM (already ReLU'd) by its maximum. */
+function normalise(values: Float32Array, method: 'cam' | 'gradcam'): Float32Array {
+  let min = Infinity;
+  let max = -Infinity;
+  for (const v of values) {
+    if (v < min) min = v;
+    if (v > max) max = v;
+  }
+  const low = method === 'cam' ? min : 0;
+  const range = max - low;
+  const out = new Float32Array(values.length);
+  if (!(range > 0) || !Number.isFinite(range)) return out;
+  for (let i = 0; i < values.length; i++) out[i] = (values[i]! - low) / range;
+  return out;
+}
+
+function heatmapRecord(model: TransferModel, values: Float32Array, plan: HeadPlan, index: number, probability: number, method: 'cam' | 'gradcam', imageSize: ImageSize): Heatmap {
+  const [height, width] = plan.shape;
+  const record = {
+    label: model.classes[index]!,
+    index,
+    probability,
+    method,
+    data: normalise(values, method),
+    height,
+    width,
+    imageSize: [imageSize[0], imageSize[1]] as ImageSize,
+  } as Heatmap;
+  // Not enumerable, so a heatmap survives structuredClone / postMessage (to or from a Web Worker) and JSON, as data.
+  Object.defineProperty(record, 'upsample', { value: (size?: ImageSize) => upsampleHeatmap(record, size ?? record.imageSize), enumerable: false });
+  return record;
+}
+
+/** What {@link explainBatch} needs besides the images. @internal */
+export interface ExplainBatchArgs {
+  method: 'cam' | 'gradcam';
+  batchSize: number;
+  /** Classes to explain for image `i` after the predicted one (duplicates of it are dropped). */
+  extraClasses: (i: number, predicted: number) => readonly number[];
+  signal?: AbortSignal;
+  where: string;
+}
+
+/**
+ * Explains images already at the model's input size (`[n, h, w, 3]` raw pixels, not disposed), batch by batch:
+ * one backbone pass per batch, then the head's probabilities and one map per class slot. @internal
+ */
+export async function explainBatch(model: TransferModel, plan: HeadPlan, images: tf.Tensor4D, sizes: readonly ImageSize[], args: ExplainBatchArgs): Promise<Explanation[]> {
+  const out: Explanation[] = [];
+  const n = images.shape[0];
+  const k = model.numClasses;
+  for (let s = 0; s < n; s += args.batchSize) {
+    throwIfAborted(args.signal, args.where);
+    const size = Math.min(args.batchSize, n - s);
+    const features = tf.tidy(() => model.backbone.extract(size === n ? images : takeRows(images, s, size), { batchSize: size }) as tf.Tensor4D);
+    try {
+      const p = tf.tidy(() => {
+        const y = model.head.predict(features) as tf.Tensor2D;
+        return k === 2 && y.shape[1] === 1 ? tf.concat([tf.sub(1, y), y], 1) : y;
+      });
+      const probs = await p.data();
+      p.dispose();
+      const predictions = Array.from({ length: size }, (_, i) => predictionOf(probs, i, model.classes));
+      const slots = predictions.map((pred, i) => [pred.index, ...new Set(args.extraClasses(s + i, pred.index).filter((c) => c !== pred.index))]);
+      const maps: Heatmap[][] = predictions.map(() => []);
+      const most = Math.max(...slots.map((x) => x.length));
+      for (let slot = 0; slot < most; slot++) {
+        // Images with fewer classes repeat their predicted one in this pass; the result is not kept.
+        const classes = slots.map((x) => x[slot] ?? x[0]!);
+        const m = rawMaps(plan, features, classes, args.method);
+        const values = await m.data();
+        m.dispose();
+        const cells = plan.shape[0] * plan.shape[1];
+        slots.forEach((x, i) => {
+          if (slot >= x.length) return;
+          const c = x[slot]!;
+          maps[i]!.push(heatmapRecord(model, Float32Array.from(values.subarray(i * cells, (i + 1) * cells)), plan, c, probs[i * k + c]!, args.method, sizes[s + i]!));
+        });
+      }
+      predictions.forEach((pred, i) => out.push({ ...pred, heatmap: maps[i]![0]!, heatmaps: maps[i]! }));
+    } finally {
+      features.dispose();
+    }
+  }
+  return out;
+}
+
+/** Class names or indices to indices, checked. */
+function classIndices(model: TransferModel, classes: readonly (string | number)[] | undefined): number[] {
+  if (classes == null) return [];
+  check(Array.isArray(classes), `explain: classes must be a list of class names or indices, got ${JSON.stringify(classes)}.`);
+  return classes.map((c) => {
+    const i = typeof c === 'number' ? c : model.classes.indexOf(c);
+    check(Number.isInteger(i) && i >= 0 && i < model.numClasses, `explain: unknown class ${JSON.stringify(c)}; the model's classes are ${JSON.stringify(model.classes)}.`);
+    return i;
+  });
+}
+
+/**
+ * Shows where in each image the model found its class: a heatmap per image for the predicted class (and any
+ * classes asked for), at the resolution of the backbone's last feature map (7 x 7 for MobileNetV2 at 224), with
+ * values in 0..1. For the default head (average pooling, one Dense layer) it is the class activation map, exact:
+ * the map's mean plus the bias is the class logit. Heads with hidden layers get Grad-CAM. Takes what
+ * {@link predict} takes; each heatmap's `upsample()` resizes it to the image's own size (bilinear), and
+ * {@link drawHeatmap} (browser) / `heatmapPng` (Node) draw it over the image. Grad-CAM costs one backward pass
+ * through the head per class; the backbone runs forward only, once per image. Tensors passed in are not disposed.
+ *
+ * @category Step 5: Evaluate
+ * @example
+ * ```ts
+ * const [e] = await explain(model, document.querySelector('img')!);
+ * console.log(e.label, e.probability, e.heatmap.method); // 'dog', 0.97, 'cam'
+ * const full = e.heatmap.upsample();                     // Float32Array at the image's size
+ * drawHeatmap(canvas, img, e.heatmap);
+ * const both = await explain(model, images, { classes: ['cat', 'dog'], method: 'gradcam' });
+ * ```
+ */
+export async function explain(model: TransferModel, images: PredictInput, args: ExplainArgs = {}): Promise<Explanation[]> {
+  check(model instanceof TransferModel, `explain: expected a TransferModel, got ${Object.prototype.toString.call(model)}.`);
+  check(images != null, 'explain: images are required: a tf.Tensor of raw RGB pixels, an image element, a Blob, a URL, or a list of them.');
+  check(args == null || typeof args === 'object', "explain: options must be an object such as { method: 'auto' }.");
+  const options = withDefaults(args, EXPLAIN_DEFAULTS);
+  check(['auto', 'cam', 'gradcam'].includes(options.method), `explain: method must be 'auto', 'cam' or 'gradcam', got ${JSON.stringify(options.method)}.`);
+  check(Number.isInteger(options.batchSize) && options.batchSize > 0, `explain: batchSize must be a positive integer, got ${JSON.stringify(options.batchSize)}.`);
+  check(options.signal === undefined || typeof options.signal?.aborted === 'boolean', 'explain: signal must be an AbortSignal.');
+  throwIfAborted(options.signal, 'explain');
+  model.assertUsable('explain');
+  const plan = headPlan(model, 'explain');
+  const method = resolveMethod(plan, options.method, 'explain');
+  const extra = classIndices(model, options.classes);
+  const { batch, sizes } = await toModelBatch(model, images, options.signal, 'explain');
+  try {
+    return await explainBatch(model, plan, batch, sizes, { method, batchSize: options.batchSize, extraClasses: () => extra, signal: options.signal, where: 'explain' });
+  } finally {
+    batch.dispose();
+  }
+}
