@@ -10,7 +10,10 @@
  * its size, the time `loadModel` takes to load it (the backbone found again by its path and checked by its hash)
  * against the whole float32 artefact, and the largest probability difference after reload.
  *
- * The `onnx` column is a hook for `exportOnnx` (issue 15, another engineer): fill {@link onnxColumns}.
+ * The `onnx` row: `exportOnnx` of a head trained on the same data (50 images per class; the export does not depend
+ * on how good the head is), through `runOnnxBench` (bench/onnx.ts): the file's size, the largest probability
+ * difference from tfjs over the validation images, and onnxruntime-node images/s against tfjs wasm, interleaved
+ * rounds, medians.
  *
  * Prints a table and writes bench/results/deploy.json. Needs ../shared and sharp.
  */
@@ -21,6 +24,7 @@ import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-wasm';
 import { env, evaluate, imageFolder, loadModel, save, transferLearn, type LabelledData, type TransferModel, type WeightQuantization } from '../src/node/index';
+import { runOnnxBench, type OnnxBenchResult } from './onnx';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const SHARED = process.env.TFJS_TRANSFER_SHARED ?? path.resolve(here, '../../shared');
@@ -87,13 +91,9 @@ async function firstImages(data: LabelledData, n: number): Promise<tf.Tensor4D> 
   return out;
 }
 
-/**
- * Hook for the ONNX export (issue 15): given the trained model, the validation data and a scratch folder, return
- * `{ sizeBytes, maxProbabilityDifference, imagesPerSecondOnnx, imagesPerSecondTfjsWasm }`, or `undefined` while
- * `exportOnnx` does not exist (the column then reads "-").
- */
-async function onnxColumns(_model: TransferModel, _validation: LabelledData, _dir: string): Promise<Record<string, number> | undefined> {
-  return undefined;
+/** The ONNX row of one data set (see the header). */
+async function onnxColumns(dataDir: string): Promise<OnnxBenchResult> {
+  return runOnnxBench({ dataDir, ...(quick ? { validationImages: 80, trainPerClass: 20, speedImages: 64 } : {}) });
 }
 
 async function timed<T>(fn: () => Promise<T>): Promise<{ value: T; ms: number }> {
@@ -147,7 +147,7 @@ try {
     xs.dispose();
     const maxDiff = a.reduce((m, v, i) => Math.max(m, Math.abs(v - b[i]!)), 0);
     const headOnly = { bytes: folderBytes(headDir), loadMs: headLoad.ms, maxProbabilityDifference: maxDiff, imagesCompared: a.length / model.numClasses };
-    const onnx = await onnxColumns(model, validation, tmp);
+    const onnx = await onnxColumns(ds.dir);
     results.datasets = [...(results.datasets as unknown[]), { name: ds.name, classes: model.classes, trainSeconds: trained.ms / 1000, artefacts: rows, headOnly, onnx: onnx ?? null }];
     for (const r of rows) {
       table.push(
@@ -156,7 +156,12 @@ try {
       );
     }
     table.push(`| ${ds.name} | head only | ${(headOnly.bytes / 1e3).toFixed(1)} KB | ${((100 * headOnly.bytes) / float32Bytes).toFixed(2)}% | identical: max diff ${maxDiff.toExponential(1)} over ${headOnly.imagesCompared} | | ${headOnly.loadMs.toFixed(0)} ms |`);
-    table.push(`| ${ds.name} | onnx | ${onnx ? `${((onnx.sizeBytes ?? 0) / 1e6).toFixed(2)} MB` : '-'} | | | | |`);
+    const ips = onnx.imagesPerSecond;
+    table.push(
+      `| ${ds.name} | onnx | ${(onnx.onnxBytes / 1e6).toFixed(2)} MB | ${((100 * onnx.onnxBytes) / float32Bytes).toFixed(1)}% | ` +
+        `max probability difference from tfjs ${onnx.maxAbsDiff.toExponential(1)} over ${onnx.images} (${onnx.imagesOver1e4} above 1e-4) | | ` +
+        `onnxruntime ${ips.medianOnnxruntime.toFixed(1)} images/s vs tfjs wasm ${ips.medianTfjsWasm.toFixed(1)}: ${ips.ratio.toFixed(2)}x (1 thread: ${ips.ratioOneThread.toFixed(2)}x) |`,
+    );
     model.dispose();
   }
 } finally {
