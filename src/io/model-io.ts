@@ -118,7 +118,7 @@ function saveHandler(destination: SaveDestination): { handler: tf.io.IOHandler; 
   return { handler, where: destination };
 }
 
-function metadataOf(model: TransferModel, contents: 'full' | 'head', weightsSha256: string | undefined): TransferMetadata {
+function metadataOf(model: TransferModel, contents: 'full' | 'head', weightsSha256: string | undefined, keepDetector: boolean): TransferMetadata {
   const b = model.backbone;
   const entry = catalogEntryOf(b.name, b.source);
   return {
@@ -134,7 +134,7 @@ function metadataOf(model: TransferModel, contents: 'full' | 'head', weightsSha2
     head: { ...model.headSpec, layers: [...model.headLayers] },
     writtenBy: LIBRARY,
     calibration: model.calibration,
-    unknown: model.detector?.record,
+    unknown: keepDetector ? model.detector?.record : undefined,
   };
 }
 
@@ -224,6 +224,13 @@ export interface SaveArgs {
    */
   backbone?: 'embed' | 'reference';
   /**
+   * Keep the model's unknown detector (`model.unknownDetector`, about 220 KB for two classes on MobileNetV2) in
+   * the artefact, so that the loaded model still marks images of none of the classes `unknown`. A head-only
+   * artefact leaves it out unless asked: it would be twenty times the head's size.
+   * @defaultValue `true` for a whole model, `false` with `backbone: 'reference'` (and for graph or function backbones)
+   */
+  unknownDetector?: boolean;
+  /**
    * Stops the save before anything is written: checked at the start and again after the model is serialized,
    * right before the destination is written (a path is then written atomically, so an abort never leaves half a
    * model).
@@ -248,6 +255,7 @@ function resolveSaveArgs(args: SaveArgs | undefined) {
   const options = withDefaults(args ?? {}, SAVE_DEFAULTS);
   check(QUANTIZATIONS.includes(options.quantize), `save: quantize must be one of ${QUANTIZATIONS.join(', ')}, got ${JSON.stringify(options.quantize)}.`);
   check(options.backbone === 'embed' || options.backbone === 'reference', `save: backbone must be 'embed' or 'reference', got ${JSON.stringify(options.backbone)}.`);
+  check(options.unknownDetector == null || typeof options.unknownDetector === 'boolean', `save: unknownDetector must be true or false, got ${JSON.stringify(options.unknownDetector)}.`);
   const bound = options.maxAccuracyDrop;
   check(typeof bound === 'number' && bound >= 0 && bound <= 1, `save: maxAccuracyDrop must be a fraction from 0 to 1 (0.01 is one point of accuracy), got ${JSON.stringify(bound)}.`);
   return options;
@@ -296,7 +304,8 @@ export async function save(model: TransferModel, destination: SaveDestination, a
     throw new TransferError('INVALID_ARGUMENT', `save: ${problem}. Nothing was written to ${where}. Build the model with attachHead({ classes }) so that the names match the output.`);
   }
   const weightsSha256 = await backboneWeightsHash(model.backbone);
-  const meta = metadataOf(model, contents, weightsSha256);
+  const keepDetector = options.unknownDetector ?? contents === 'full';
+  const meta = metadataOf(model, contents, weightsSha256, keepDetector);
   let report: { artefact: ArtefactRecord; verification?: QuantizationCheck } | undefined;
   // Serializing the weights can take a while; the last chance to stop is right before the destination is written.
   const guarded: tf.io.IOHandler = {
@@ -320,6 +329,7 @@ export async function save(model: TransferModel, destination: SaveDestination, a
         ...(verification ? { verification } : {}),
       };
       const card = cardToWrite(model, artefact, weightsSha256);
+      if (!keepDetector) delete card.unknownDetector;
       report = { artefact: card.artefact!, ...(verification ? { verification } : {}) };
       const written = { ...q.artifacts, userDefinedMetadata: { tfjsTransfer: JSON.parse(JSON.stringify({ ...meta, card })) as object } };
       return handler.save!(written);

@@ -164,6 +164,16 @@ describe('the unknown detector through the public API (tiny backbone)', () => {
     const again = await predict(loaded, val.xs);
     again.forEach((p, i) => expect(p.familiarity).toBeCloseTo(preds[i]!.familiarity!, 5));
     loaded.dispose();
+    // A head-only artefact leaves the detector out unless asked (it would be many times the head's size).
+    const meta = (dir: string) => JSON.parse(fs.readFileSync(path.join(tmp, dir, 'model.json'), 'utf8')).userDefinedMetadata.tfjsTransfer;
+    await save(model, path.join(tmp, 'h1'), { backbone: 'reference' });
+    expect(meta('h1').unknown).toBeUndefined();
+    expect(meta('h1').card.unknownDetector).toBeUndefined();
+    await save(model, path.join(tmp, 'h2'), { backbone: 'reference', unknownDetector: true });
+    expect(meta('h2').unknown.threshold).toBe(s.threshold);
+    await save(model, path.join(tmp, 'm2'), { unknownDetector: false });
+    expect(meta('m2').unknown).toBeUndefined();
+    expect(meta('m1').card.unknownDetector).toEqual(s);
     model.dispose();
     tf.dispose([train.xs, val.xs, others]);
     expect(tf.memory().numTensors).toBe(before);
