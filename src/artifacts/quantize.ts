@@ -7,6 +7,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { TransferError } from '../errors';
+import { toHalfBits } from '../util/float16';
 
 /**
  * How weights are stored: `float32` (as trained), `float16` (half the size, ~3 significant digits) or `uint8`
@@ -30,40 +31,6 @@ export interface QuantizeOutcome {
   bytesBefore: number;
   /** Bytes of weight data after. */
   bytesAfter: number;
-}
-
-// float32 <-> float16 bit conversion through one shared buffer.
-const F32 = new Float32Array(1);
-const U32 = new Uint32Array(F32.buffer);
-
-/**
- * The IEEE 754 half-precision bits of `value`, rounded to nearest, ties to even (subnormals kept, overflow to
- * infinity, NaN kept NaN): the inverse of tfjs-core's float16 decoder.
- * @internal
- */
-export function float16Bits(value: number): number {
-  F32[0] = value;
-  const x = U32[0]!;
-  const sign = (x >>> 16) & 0x8000;
-  const exp = (x >>> 23) & 0xff;
-  const mant = x & 0x7fffff;
-  if (exp === 0xff) return sign | 0x7c00 | (mant ? 0x200 : 0); // Inf / NaN
-  const e = exp - 127 + 15;
-  if (e >= 0x1f) return sign | 0x7c00; // too large: infinity
-  if (e <= 0) {
-    if (e < -10) return sign; // below half the smallest subnormal: zero
-    const m = mant | 0x800000; // implicit leading 1
-    const shift = 14 - e;
-    let half = m >>> shift;
-    const rest = m & ((1 << shift) - 1);
-    const mid = 1 << (shift - 1);
-    if (rest > mid || (rest === mid && (half & 1))) half++;
-    return sign | half;
-  }
-  let half = (e << 10) | (mant >>> 13);
-  const rest = mant & 0x1fff;
-  if (rest > 0x1000 || (rest === 0x1000 && (half & 1))) half++; // may carry into the exponent: still correct
-  return sign | half;
 }
 
 /**
@@ -119,7 +86,7 @@ function toUint8(values: Float32Array): { bytes: Uint8Array; scale: number; min:
 
 function toFloat16(values: Float32Array): Uint8Array {
   const out = new Uint16Array(values.length);
-  for (let i = 0; i < values.length; i++) out[i] = float16Bits(values[i]!);
+  for (let i = 0; i < values.length; i++) out[i] = toHalfBits(values[i]!);
   return new Uint8Array(out.buffer);
 }
 

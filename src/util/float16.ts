@@ -1,7 +1,8 @@
 /**
- * Compact, portable storage of float arrays inside JSON: IEEE 754 half precision, little-endian, base64.
- * Used for what a saved model carries in its metadata (the unknown detector's prototypes), where a weight shard
- * would not do: stock `tf.loadLayersModel` refuses weights that no layer owns.
+ * IEEE 754 half precision: the bit conversion the float16 weight quantization uses (`artifacts/quantize.ts`), and
+ * compact, portable storage of float arrays inside JSON (little-endian, base64) for what a saved model carries in
+ * its metadata (the unknown detector's prototypes), where a weight shard would not do: stock
+ * `tf.loadLayersModel` refuses weights that no layer owns.
  * Written here because tfjs-core exposes no float16 encoder, and `btoa`/`Buffer` differ between the browser and Node.
  * @internal
  * @module

@@ -9,7 +9,8 @@ import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { describe, expect, it } from 'vitest';
 import { attachHead, env, evaluate, fit, freeze, loadBackbone, loadModel, save, type TransferModel } from '../../src/node/index';
-import { float16Bits, quantizeArtifacts } from '../../src/artifacts/quantize';
+import { quantizeArtifacts } from '../../src/artifacts/quantize';
+import { toHalfBits as float16Bits } from '../../src/util/float16';
 import { VERSION } from '../../src/util/version';
 import { stripes } from '../helpers/tiny';
 
