@@ -6,7 +6,8 @@
  * classes), each with its own train / validation folders, with the shared MobileNetV2 1.0 at 224:
  * trains a head with `transferLearn` (seed 1, its defaults), then saves it as float32, float16 and uint8 and
  * reports for each the artefact's size on disk, its ratio to float32, the validation accuracy of the model as
- * loaded back from it and the change from float32 in points; then the head-only artefact (`backbone: 'reference'`):
+ * loaded back from it and the change from float32 in points, and its unknown detector (how its prototypes are
+ * stored, its bytes, the share of the validation images it accepts); then the head-only artefact (`backbone: 'reference'`):
  * its size, the time `loadModel` takes to load it (the backbone found again by its path and checked by its hash)
  * against the whole float32 artefact, and the largest probability difference after reload.
  *
@@ -96,6 +97,14 @@ async function onnxColumns(dataDir: string): Promise<OnnxBenchResult> {
   return runOnnxBench({ dataDir, ...(quick ? { validationImages: 80, trainPerClass: 20, speedImages: 64 } : {}) });
 }
 
+interface DetectorColumns {
+  encoding: string;
+  bytes: number;
+  validationAccepted: number | undefined;
+}
+const detectorCell = (d: DetectorColumns | null) =>
+  d ? `${d.encoding}, ${(d.bytes / 1e3).toFixed(0)} KB, ${d.validationAccepted === undefined ? '-' : `${(100 * d.validationAccepted).toFixed(1)}%`}` : 'none';
+
 async function timed<T>(fn: () => Promise<T>): Promise<{ value: T; ms: number }> {
   const t0 = performance.now();
   const value = await fn();
@@ -130,12 +139,14 @@ try {
       const loaded = await timed(() => loadModel(out));
       console.error(`[bench:deploy] ${ds.name}: evaluating the ${quantize} artefact`);
       const e = await evaluate(loaded.value, validation);
+      const u = loaded.value.unknownDetector;
+      const detector = u ? { encoding: u.prototypeEncoding, bytes: u.bytes, validationAccepted: e.unknown?.accepted } : null;
       loaded.value.dispose();
       if (quantize === 'float32') {
         float32Bytes = bytes;
         float32Accuracy = e.accuracy;
       }
-      rows.push({ quantize, bytes, ratio: bytes / float32Bytes, accuracy: e.accuracy, pointsVsFloat32: 100 * (e.accuracy - float32Accuracy), images: e.count, loadMs: loaded.ms });
+      rows.push({ quantize, bytes, ratio: bytes / float32Bytes, accuracy: e.accuracy, pointsVsFloat32: 100 * (e.accuracy - float32Accuracy), images: e.count, loadMs: loaded.ms, detector });
     }
     const headDir = path.join(tmp, `${ds.name.replace(/\W+/g, '-')}-head`);
     await save(model, headDir, { backbone: 'reference' });
@@ -152,15 +163,15 @@ try {
     for (const r of rows) {
       table.push(
         `| ${ds.name} | ${r.quantize} | ${((r.bytes as number) / 1e6).toFixed(2)} MB | ${(100 * (r.ratio as number)).toFixed(1)}% | ` +
-          `${(100 * (r.accuracy as number)).toFixed(2)}% (${r.images}) | ${(r.pointsVsFloat32 as number) >= 0 ? '+' : ''}${(r.pointsVsFloat32 as number).toFixed(2)} | ${(r.loadMs as number).toFixed(0)} ms |`,
+          `${(100 * (r.accuracy as number)).toFixed(2)}% (${r.images}) | ${(r.pointsVsFloat32 as number) >= 0 ? '+' : ''}${(r.pointsVsFloat32 as number).toFixed(2)} | ${(r.loadMs as number).toFixed(0)} ms | ${detectorCell(r.detector as DetectorColumns | null)} |`,
       );
     }
-    table.push(`| ${ds.name} | head only | ${(headOnly.bytes / 1e3).toFixed(1)} KB | ${((100 * headOnly.bytes) / float32Bytes).toFixed(2)}% | identical: max diff ${maxDiff.toExponential(1)} over ${headOnly.imagesCompared} | | ${headOnly.loadMs.toFixed(0)} ms |`);
+    table.push(`| ${ds.name} | head only | ${(headOnly.bytes / 1e3).toFixed(1)} KB | ${((100 * headOnly.bytes) / float32Bytes).toFixed(2)}% | identical: max diff ${maxDiff.toExponential(1)} over ${headOnly.imagesCompared} | | ${headOnly.loadMs.toFixed(0)} ms | none (default) |`);
     const ips = onnx.imagesPerSecond;
     table.push(
       `| ${ds.name} | onnx | ${(onnx.onnxBytes / 1e6).toFixed(2)} MB | ${((100 * onnx.onnxBytes) / float32Bytes).toFixed(1)}% | ` +
         `max probability difference from tfjs ${onnx.maxAbsDiff.toExponential(1)} over ${onnx.images} (${onnx.imagesOver1e4} above 1e-4) | | ` +
-        `onnxruntime ${ips.medianOnnxruntime.toFixed(1)} images/s vs tfjs wasm ${ips.medianTfjsWasm.toFixed(1)}: ${ips.ratio.toFixed(2)}x (1 thread: ${ips.ratioOneThread.toFixed(2)}x) |`,
+        `onnxruntime ${ips.medianOnnxruntime.toFixed(1)} images/s vs tfjs wasm ${ips.medianTfjsWasm.toFixed(1)}: ${ips.ratio.toFixed(2)}x (1 thread: ${ips.ratioOneThread.toFixed(2)}x) | |`,
     );
     model.dispose();
   }
@@ -169,8 +180,8 @@ try {
 }
 
 console.log(`Deploy: MobileNetV2 1.0 (${MODEL}), backend ${tf.getBackend()}, ${quick ? '--quick (40 images per class and split)' : 'all images'}`);
-console.log('| data | artefact | size | vs float32 | validation accuracy (images) | points vs float32 | loadModel |');
-console.log('|---|---|---|---|---|---|---|');
+console.log('| data | artefact | size | vs float32 | validation accuracy (images) | points vs float32 | loadModel | unknown detector: prototypes, bytes, validation accepted |');
+console.log('|---|---|---|---|---|---|---|---|');
 for (const row of table) console.log(row);
 const outDir = path.join(here, 'results');
 fs.mkdirSync(outDir, { recursive: true });

@@ -152,6 +152,14 @@ export interface QuantizationCheck {
   drop: number;
   /** The bound the save was held to (`maxAccuracyDrop`). */
   maxAccuracyDrop: number;
+  /**
+   * Share of the images the model's unknown detector accepts as one of the classes, before quantizing (prototypes
+   * as fitted) and as the quantized file loads (its prototypes stored in fewer bits, see {@link SaveArgs.quantize});
+   * absent when the artefact has no detector.
+   */
+  unknownAcceptedBefore?: number;
+  /** See {@link QuantizationCheck.unknownAcceptedBefore}. */
+  unknownAcceptedAfter?: number;
 }
 
 /**

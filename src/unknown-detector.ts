@@ -9,6 +9,7 @@
  */
 import { TransferError } from './errors';
 import { decodeFloat16, encodeFloat16 } from './util/float16';
+import { decodeRows, encodeRows, ROW_ENCODINGS, type RowEncoding } from './util/packed-rows';
 import { Random } from './util/random';
 
 /**
@@ -62,13 +63,25 @@ export interface UnknownDetectorArgs {
 /** One prepared view of the features: its prototypes and the statistics that standardise its score. @internal */
 export interface UnknownViewRecord {
   centring: 'none' | 'mean';
-  /** `[prototypes, dim]` unit vectors, float16 base64. */
+  /** `[prototypes, dim]` unit vectors, base64 in `encoding`. */
   prototypes: string;
+  /** How `prototypes` is encoded (`util/packed-rows.ts`); absent (files before 0.2.0's quantized saves) means float16. */
+  encoding?: RowEncoding;
   /** Class index of each prototype. */
   prototypeClass: number[];
   /** Mean and standard deviation of this view's similarity over the held-out images. */
   scoreMean: number;
   scoreStd: number;
+}
+
+/**
+ * The score statistics and threshold of the prototypes stored in a more compact encoding, fitted on the same
+ * held-out images (each view's prototypes encoded from the previous encoding's values: float16 → uint8 → uint4).
+ * @internal
+ */
+export interface CompactCalibration {
+  views: Array<{ scoreMean: number; scoreStd: number }>;
+  threshold: number;
 }
 
 /** What a saved model stores (metadata `tfjsTransfer.unknown`). @internal */
@@ -83,6 +96,8 @@ export interface UnknownDetectorRecord {
   targetAcceptance: number;
   trainingImages: number;
   heldOutImages: number;
+  /** Calibrations of the encodings more compact than the views' (what {@link UnknownDetector.reencoded} uses). */
+  compact?: Partial<Record<'uint8' | 'uint4', CompactCalibration>>;
 }
 
 /**
@@ -99,6 +114,11 @@ export interface UnknownDetectorSummary {
   dim: number;
   /** Prototypes per class (the most any class has). */
   prototypesPerClass: number;
+  /**
+   * How the prototypes are stored: `float16` as fitted; `uint8` (8-bit codes) in an artefact saved with
+   * `quantize: 'float16'`, `uint4` in one saved with `quantize: 'uint8'`, so the detector shrinks with the weights.
+   */
+  prototypeEncoding: 'float16' | 'uint8' | 'uint4';
   /** Images scoring below this are "none of the classes". */
   threshold: number;
   /** Share of the held-out images the threshold was chosen to accept. */
@@ -235,9 +255,42 @@ function meanStd(v: Float64Array): { mean: number; std: number } {
   return { mean: m, std: Math.sqrt(s / v.length) || 1e-6 };
 }
 
+/** The views' score statistics and the threshold of `views`' prototypes, from the held-out images. */
+function calibrate(base: Omit<UnknownDetectorRecord, 'threshold'>, heldOut: LabelledVectors): UnknownDetectorRecord {
+  const plain = new UnknownDetector({ ...base, threshold: 0 });
+  const views = base.views.map((v, i) => {
+    const { mean, std } = meanStd(plain.viewScores(i, heldOut.values, heldOut.n));
+    return { ...v, scoreMean: mean, scoreStd: std };
+  });
+  const standardised = new UnknownDetector({ ...base, views, threshold: 0 });
+  return { ...base, views, threshold: thresholdFor(standardised.score(heldOut.values, heldOut.n), base.targetAcceptance) };
+}
+
+/** Per-class spherical k-means prototypes of one view of `train`, flattened `[prototypes, dim]`. */
+function viewPrototypes(train: LabelledVectors, classes: number, k: number, centre: Float32Array | undefined, args: Required<UnknownDetectorArgs>, seed: number): { flat: Float32Array; prototypeClass: number[] } {
+  const { dim } = train;
+  const X = normalisedRows(train.values, train.n, dim, centre);
+  const protos: Float32Array[] = [];
+  const prototypeClass: number[] = [];
+  const rng = new Random(seed);
+  for (let c = 0; c < classes; c++) {
+    const rows: number[] = [];
+    for (let r = 0; r < train.n; r++) if (train.labels[r] === c) rows.push(r);
+    if (rows.length === 0) continue;
+    for (const p of sphericalKMeans(X, rows, dim, Math.min(k, rows.length), args.iterations, rng)) {
+      protos.push(p);
+      prototypeClass.push(c);
+    }
+  }
+  const flat = new Float32Array(protos.length * dim);
+  protos.forEach((p, i) => flat.set(p, i * dim));
+  return { flat, prototypeClass };
+}
+
 /**
  * Fits the detector: prototypes from `train`, the standardisation and the threshold from `heldOut` (images of the
- * classes the prototypes never saw). @internal
+ * classes the prototypes never saw), for the float16 prototypes and for their 8-bit and 4-bit encodings (which
+ * quantized saves store). @internal
  */
 export function fitPrototypeDetector(train: LabelledVectors, heldOut: LabelledVectors, classes: number, args: Required<UnknownDetectorArgs>, seed: number): UnknownDetector {
   const { dim } = train;
@@ -246,34 +299,20 @@ export function fitPrototypeDetector(train: LabelledVectors, heldOut: LabelledVe
   const meanRounded = decodeFloat16(encodeFloat16(mean), dim)!; // score with what is stored
   const k = prototypesWithin(args, classes, dim);
   const views: UnknownViewRecord[] = viewsOf(args.centring).map((centring) => {
-    const centre = centring === 'mean' ? meanRounded : undefined;
-    const X = normalisedRows(train.values, train.n, dim, centre);
-    const protos: Float32Array[] = [];
-    const prototypeClass: number[] = [];
-    const rng = new Random(seed);
-    for (let c = 0; c < classes; c++) {
-      const rows: number[] = [];
-      for (let r = 0; r < train.n; r++) if (train.labels[r] === c) rows.push(r);
-      if (rows.length === 0) continue;
-      for (const p of sphericalKMeans(X, rows, dim, Math.min(k, rows.length), args.iterations, rng)) {
-        protos.push(p);
-        prototypeClass.push(c);
-      }
-    }
-    const flat = new Float32Array(protos.length * dim);
-    protos.forEach((p, i) => flat.set(p, i * dim));
-    const prototypes = encodeFloat16(flat);
-    const sims = viewSimilarity(heldOut.values, heldOut.n, dim, decodeFloat16(prototypes, flat.length)!, centre);
-    const { mean: scoreMean, std: scoreStd } = meanStd(sims);
-    return { centring, prototypes, prototypeClass, scoreMean, scoreStd };
+    const { flat, prototypeClass } = viewPrototypes(train, classes, k, centring === 'mean' ? meanRounded : undefined, args, seed);
+    return { centring, prototypes: encodeFloat16(flat), prototypeClass, scoreMean: 0, scoreStd: 1 };
   });
-  const partial: UnknownDetectorRecord = {
-    method: 'prototypes', dim, classes, mean: encodeFloat16(mean), views, threshold: 0,
+  const base = {
+    method: 'prototypes' as const, dim, classes, mean: encodeFloat16(mean), views,
     targetAcceptance: args.targetAcceptance, trainingImages: train.n, heldOutImages: heldOut.n,
   };
-  const detector = new UnknownDetector(partial);
-  const threshold = thresholdFor(detector.score(heldOut.values, heldOut.n), args.targetAcceptance);
-  return new UnknownDetector({ ...partial, threshold });
+  let current = calibrate(base, heldOut);
+  const record: UnknownDetectorRecord = { ...current, compact: {} };
+  for (const encoding of ['uint8', 'uint4'] as const) {
+    current = calibrate({ ...current, views: new UnknownDetector(current).encodedViews(encoding) }, heldOut);
+    record.compact![encoding] = { views: current.views.map((v) => ({ scoreMean: v.scoreMean, scoreStd: v.scoreStd })), threshold: current.threshold };
+  }
+  return new UnknownDetector(record);
 }
 
 const finite = (x: unknown): x is number => typeof x === 'number' && Number.isFinite(x);
@@ -302,8 +341,18 @@ export function unknownDetectorFromRecord(value: unknown, classes: number, where
     if (view == null || typeof view !== 'object' || (view.centring !== 'none' && view.centring !== 'mean')) bad('a view has no valid centring');
     const cls = view.prototypeClass;
     if (!Array.isArray(cls) || cls.length === 0 || !cls.every((c) => Number.isInteger(c) && c >= 0 && c < classes)) bad('prototypeClass is not a list of class indices');
-    if (!decodeFloat16(view.prototypes, (cls as number[]).length * dim)) bad('prototypes do not match prototypeClass and dim');
+    const encoding = view.encoding ?? 'float16';
+    if (!ROW_ENCODINGS.includes(encoding as RowEncoding)) bad(`a view's encoding ${JSON.stringify(encoding)} is none of ${ROW_ENCODINGS.join(', ')}`);
+    if (!decodeRows(view.prototypes, (cls as number[]).length, dim, encoding as RowEncoding)) bad(`prototypes are not ${encoding as string} rows matching prototypeClass and dim`);
     if (!finite(view.scoreMean) || !finite(view.scoreStd) || (view.scoreStd as number) <= 0) bad('a view has no valid score statistics');
+  }
+  if (r.compact != null) {
+    if (typeof r.compact !== 'object') bad('compact is not an object');
+    for (const [encoding, c] of Object.entries(r.compact as Record<string, unknown>)) {
+      const cal = c as CompactCalibration | null;
+      const ok = (encoding === 'uint8' || encoding === 'uint4') && cal != null && finite(cal.threshold) && Array.isArray(cal.views) && cal.views.length === (r.views as unknown[]).length;
+      if (!ok || !cal!.views.every((v) => v != null && finite(v.scoreMean) && finite(v.scoreStd) && v.scoreStd > 0)) bad(`compact.${encoding} is not a calibration of the views`);
+    }
   }
   return new UnknownDetector(JSON.parse(JSON.stringify(r)) as UnknownDetectorRecord);
 }
@@ -325,9 +374,42 @@ export class UnknownDetector {
     const r = this.record;
     this.decoded ??= {
       mean: decodeFloat16(r.mean, r.dim)!,
-      prototypes: r.views.map((v) => decodeFloat16(v.prototypes, v.prototypeClass.length * r.dim)!),
+      prototypes: r.views.map((v) => decodeRows(v.prototypes, v.prototypeClass.length, r.dim, v.encoding ?? 'float16')!),
     };
     return this.decoded;
+  }
+
+  /** The views with their prototypes encoded in `encoding` from the stored values (statistics unchanged). */
+  encodedViews(encoding: RowEncoding): UnknownViewRecord[] {
+    const { prototypes } = this.values();
+    return this.record.views.map((v, i) => ({ ...v, prototypes: encodeRows(prototypes[i]!, this.record.dim, encoding), encoding }));
+  }
+
+  /**
+   * This detector with its prototypes stored one or two steps more compactly (float16 → uint8 → uint4, each step
+   * encoded from the previous one's values, as {@link fitPrototypeDetector} calibrated them), with the score
+   * statistics and threshold fitted for that encoding (`record.compact`; a record without them keeps its own).
+   * A detector already as compact or more is returned as it is: precision lost is not regained.
+   */
+  reencoded(encoding: RowEncoding): UnknownDetector {
+    const rank = (e: RowEncoding | undefined) => ROW_ENCODINGS.indexOf(e ?? 'float16');
+    let d: UnknownDetector = this;
+    for (let step = rank(this.record.views[0]!.encoding) + 1; step <= rank(encoding); step++) {
+      const next = ROW_ENCODINGS[step]! as 'uint8' | 'uint4';
+      const r = d.record;
+      const cal = r.compact?.[next];
+      const views = d.encodedViews(next).map((v, i) => (cal ? { ...v, ...cal.views[i]! } : v));
+      const compact = next === 'uint8' && r.compact?.uint4 ? { uint4: r.compact.uint4 } : undefined;
+      const { compact: _dropped, ...rest } = r;
+      d = new UnknownDetector(JSON.parse(JSON.stringify({ ...rest, views, threshold: cal?.threshold ?? r.threshold, ...(compact ? { compact } : {}) })) as UnknownDetectorRecord);
+    }
+    return d;
+  }
+
+  /** One view's raw score (max cosine similarity, not standardised) of the `[n, dim]` rows of `x`. */
+  viewScores(view: number, x: Float32Array, n: number): Float64Array {
+    const { mean, prototypes } = this.values();
+    return viewSimilarity(x, n, this.record.dim, prototypes[view]!, this.record.views[view]!.centring === 'mean' ? mean : undefined);
   }
 
   /** Scores of the `[n, dim]` rows of `x`: the mean over views of the standardised max cosine similarity. */
@@ -348,8 +430,10 @@ export class UnknownDetector {
     const r = this.record;
     const centring: UnknownCentring = r.views.length === 2 ? 'both' : r.views[0]!.centring;
     const perClass = Math.max(...r.views.map((v) => Math.max(...Array.from({ length: r.classes }, (_, c) => v.prototypeClass.filter((p) => p === c).length))));
+    const encodings = r.views.map((v) => v.encoding ?? 'float16');
+    const prototypeEncoding = encodings.reduce((a, e) => (ROW_ENCODINGS.indexOf(e) > ROW_ENCODINGS.indexOf(a) ? e : a), 'float16');
     return {
-      method: 'prototypes', centring, dim: r.dim, prototypesPerClass: perClass, threshold: r.threshold, targetAcceptance: r.targetAcceptance,
+      method: 'prototypes', centring, dim: r.dim, prototypesPerClass: perClass, prototypeEncoding, threshold: r.threshold, targetAcceptance: r.targetAcceptance,
       trainingImages: r.trainingImages, heldOutImages: r.heldOutImages, bytes: JSON.stringify(r).length,
     };
   }

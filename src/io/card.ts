@@ -98,7 +98,10 @@ function artefactOf(x: unknown, contents: 'full' | 'head', writtenBy: unknown, w
   const v = x.verification;
   const verification =
     isObj(v) && num(v.images) && num(v.accuracyBefore) && num(v.accuracyAfter) && num(v.drop) && num(v.maxAccuracyDrop)
-      ? { images: v.images, accuracyBefore: v.accuracyBefore, accuracyAfter: v.accuracyAfter, drop: v.drop, maxAccuracyDrop: v.maxAccuracyDrop }
+      ? {
+          images: v.images, accuracyBefore: v.accuracyBefore, accuracyAfter: v.accuracyAfter, drop: v.drop, maxAccuracyDrop: v.maxAccuracyDrop,
+          ...(num(v.unknownAcceptedBefore) && num(v.unknownAcceptedAfter) ? { unknownAcceptedBefore: v.unknownAcceptedBefore, unknownAcceptedAfter: v.unknownAcceptedAfter } : {}),
+        }
       : undefined;
   return {
     library,
@@ -212,7 +215,7 @@ export function formatCard(card: ModelCard): string {
   const u = card.unknownDetector;
   lines.push(
     u
-      ? `unknown:        ${u.prototypesPerClass} prototypes per class (${u.centring}), threshold ${u.threshold.toFixed(3)} accepting ${pct(u.targetAcceptance)} of ${u.heldOutImages} validation images, ${u.bytes} bytes`
+      ? `unknown:        ${u.prototypesPerClass} prototypes per class (${u.centring}, ${u.prototypeEncoding}), threshold ${u.threshold.toFixed(3)} accepting ${pct(u.targetAcceptance)} of ${u.heldOutImages} validation images, ${u.bytes} bytes`
       : 'unknown:        no detector',
   );
   if (a) {
@@ -222,6 +225,7 @@ export function formatCard(card: ModelCard): string {
     );
     const v = a.verification;
     if (v) lines.push(`  verified:     accuracy ${pct(v.accuracyBefore)} -> ${pct(v.accuracyAfter)} on ${v.images} images (drop ${(100 * v.drop).toFixed(2)} points, bound ${(100 * v.maxAccuracyDrop).toFixed(2)})`);
+    if (v?.unknownAcceptedBefore !== undefined && v.unknownAcceptedAfter !== undefined) lines.push(`  detector:     accepts ${pct(v.unknownAcceptedBefore)} -> ${pct(v.unknownAcceptedAfter)} of them`);
   }
   return lines.join('\n');
 }

@@ -11,6 +11,8 @@ import { evaluate } from '../evaluate/evaluate';
 import type { QuantizationCheck, TransferModel } from '../transfer-model';
 import type { LabelledData } from '../types';
 import { sha256Hex, type Hashable } from '../util/hash';
+import type { RowEncoding } from '../util/packed-rows';
+import type { WeightQuantization } from '../artifacts/quantize';
 
 /**
  * Weights with fewer values than this stay float32 when saving quantized: they weigh nothing (the largest of
@@ -36,6 +38,17 @@ export function keepFloat32Reason(spec: tf.io.WeightsManifestEntry, headLayers: 
   const size = spec.shape.reduce((a, d) => a * d, 1);
   if (size < QUANTIZE_MIN_VALUES) return `small (${size} values)`;
   return undefined;
+}
+
+/**
+ * How a save with `quantize` stores the unknown detector's prototypes: each step of weight quantization halves
+ * them too (float32 artefact: float16 prototypes as fitted; float16: 8-bit codes; uint8: 4-bit codes), so the
+ * detector does not undo what quantizing the weights saved. What it costs the detector is measured by
+ * `npm run bench:deploy` and, with `verify`, by every save (`QuantizationCheck.unknownAcceptedAfter`).
+ * @internal
+ */
+export function detectorEncodingFor(quantize: WeightQuantization): RowEncoding {
+  return quantize === 'uint8' ? 'uint4' : quantize === 'float16' ? 'uint8' : 'float16';
 }
 
 /**
@@ -71,12 +84,12 @@ export function checkBackboneUntouched(model: TransferModel, where: string): voi
   }
 }
 
-/** Accuracy of `model` on `data`, without recording it as the model's evaluation. */
-async function accuracyOf(model: TransferModel, data: LabelledData, signal: AbortSignal | undefined): Promise<{ accuracy: number; count: number }> {
+/** Accuracy of `model` on `data` (and the share its unknown detector accepts), without recording it as the model's evaluation. */
+async function accuracyOf(model: TransferModel, data: LabelledData, signal: AbortSignal | undefined): Promise<{ accuracy: number; count: number; accepted: number | undefined }> {
   const previous = model.evaluation;
   try {
     const e = await evaluate(model, data, { signal, maxMisclassified: 0 });
-    return { accuracy: e.accuracy, count: e.count };
+    return { accuracy: e.accuracy, count: e.count, accepted: e.unknown?.accepted };
   } finally {
     model.setEvaluation(previous);
   }
@@ -95,14 +108,17 @@ export async function verifyQuantized(
 ): Promise<QuantizationCheck> {
   const before = await accuracyOf(model, data, bound.signal);
   const quantized = await reload();
-  let after: { accuracy: number; count: number };
+  let after: { accuracy: number; count: number; accepted: number | undefined };
   try {
     after = await accuracyOf(quantized, data, bound.signal);
   } finally {
     quantized.dispose();
   }
   const drop = before.accuracy - after.accuracy;
-  const check: QuantizationCheck = { images: before.count, accuracyBefore: before.accuracy, accuracyAfter: after.accuracy, drop, maxAccuracyDrop: bound.maxAccuracyDrop };
+  const check: QuantizationCheck = {
+    images: before.count, accuracyBefore: before.accuracy, accuracyAfter: after.accuracy, drop, maxAccuracyDrop: bound.maxAccuracyDrop,
+    ...(before.accepted !== undefined && after.accepted !== undefined ? { unknownAcceptedBefore: before.accepted, unknownAcceptedAfter: after.accepted } : {}),
+  };
   // A tiny tolerance, so a drop equal to the bound (e.g. exactly one image) is not refused by rounding.
   if (drop > bound.maxAccuracyDrop + 1e-12) {
     const pct = (x: number) => `${(100 * x).toFixed(2)}%`;

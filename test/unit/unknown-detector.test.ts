@@ -12,6 +12,7 @@ import { attachHead, env, evaluate, fit, fitUnknownDetector, freeze, loadBackbon
 import { decodeFloat16, encodeFloat16, fromBase64, fromHalfBits, toBase64, toHalfBits } from '../../src/util/float16';
 import { fitPrototypeDetector, resolveUnknownArgs, thresholdFor, unknownDetectorFromRecord, type LabelledVectors } from '../../src/unknown-detector';
 import { Random } from '../../src/util/random';
+import { decodeRows, encodedRowsLength, encodeRows } from '../../src/util/packed-rows';
 import { stripes, tinyBackbone } from '../helpers/tiny';
 
 env.verbose = false;
@@ -64,6 +65,43 @@ function clusters(centres: number[][][], n: number, noise: number, seed: number)
 
 const unit = (dim: number, hot: number[]) => Array.from({ length: dim }, (_, d) => (hot.includes(d) ? 1 : 0.1));
 
+describe('packed rows (float16, 8-bit and 4-bit codes per row)', () => {
+  const rng = new Random(3);
+  const rowsOf = (n: number, dim: number) => Float32Array.from({ length: n * dim }, () => rng.next() * 2 - 0.5);
+
+  it('8 and 4 bits: every value within half a step of its row, for odd and even lengths; the lengths it promises', () => {
+    for (const dim of [1, 7, 16, 1280]) {
+      const x = rowsOf(3, dim);
+      for (const [encoding, levels] of [['uint8', 255], ['uint4', 15]] as const) {
+        const text = encodeRows(x, dim, encoding);
+        expect(text.length).toBe(encodedRowsLength(3, dim, encoding));
+        const y = decodeRows(text, 3, dim, encoding)!;
+        for (let r = 0; r < 3; r++) {
+          const row = x.subarray(r * dim, (r + 1) * dim);
+          const step = (Math.max(...row) - Math.min(...row)) / levels;
+          for (let i = 0; i < dim; i++) expect(Math.abs(y[r * dim + i]! - row[i]!)).toBeLessThanOrEqual(step / 2 + 1e-6);
+        }
+      }
+      expect(decodeRows(encodeRows(x, dim, 'float16'), 3, dim, 'float16')).toEqual(decodeFloat16(encodeFloat16(x), 3 * dim));
+      expect(encodeRows(x, dim, 'float16').length).toBe(encodedRowsLength(3, dim, 'float16'));
+    }
+    // A constant row decodes exactly; the extremes of a row are exact.
+    expect([...decodeRows(encodeRows(new Float32Array([0.25, 0.25, 0.25]), 3, 'uint4'), 1, 3, 'uint4')!]).toEqual([0.25, 0.25, 0.25]);
+    expect([...decodeRows(encodeRows(new Float32Array([-1, 0.4, 2]), 3, 'uint8'), 1, 3, 'uint8')!].map((v) => +v.toFixed(5))).toEqual([-1, 0.4, 2]);
+  });
+
+  it('refuses what is not such a text', () => {
+    const text = encodeRows(rowsOf(2, 5), 5, 'uint8');
+    expect(decodeRows(text, 3, 5, 'uint8')).toBeUndefined();
+    expect(decodeRows(text, 2, 5, 'uint4')).toBeUndefined();
+    expect(decodeRows('not base64!', 2, 5, 'uint8')).toBeUndefined();
+    expect(decodeRows(42, 2, 5, 'uint8')).toBeUndefined();
+    const nan = new Uint8Array(fromBase64(text)!);
+    new DataView(nan.buffer).setFloat32(0, Number.NaN, true);
+    expect(decodeRows(toBase64(nan), 2, 5, 'uint8')).toBeUndefined();
+  });
+});
+
 describe('fitPrototypeDetector on synthetic features', () => {
   const dim = 16;
   // Two classes, two modes each; "other" things live on other axes.
@@ -112,9 +150,45 @@ describe('fitPrototypeDetector on synthetic features', () => {
       return () => unknownDetectorFromRecord(r, 2, 'loadModel: x');
     };
     expect(broken((r) => (r.classes = 3))).toThrow(/fitted for 3 classes, the model has 2/);
-    expect(broken((r) => ((r.views as { prototypes: string }[])[0]!.prototypes = 'AAAA'))).toThrow(/prototypes do not match/);
+    expect(broken((r) => ((r.views as { prototypes: string }[])[0]!.prototypes = 'AAAA'))).toThrow(/prototypes are not float16 rows matching/);
+    expect(broken((r) => ((r.views as { encoding: string }[])[0]!.encoding = 'uint2'))).toThrow(/encoding "uint2" is none of float16, uint8, uint4/);
+    expect(broken((r) => ((r.views as { encoding: string }[])[0]!.encoding = 'uint8'))).toThrow(/prototypes are not uint8 rows/);
     expect(broken((r) => (r.threshold = 'x'))).toThrow(/threshold is not a number/);
     expect(broken((r) => (r.method = 'magic'))).toThrow(/unknown method "magic"/);
+    expect(broken((r) => ((r.compact as { uint4: { threshold: unknown } }).uint4.threshold = null))).toThrow(/compact.uint4 is not a calibration/);
+  });
+
+  it('re-encoded in 8 and 4 bits: fewer bytes, calibrated for its encoding, never re-expanded', () => {
+    const d = fitPrototypeDetector(train, held, 2, args, 1);
+    const acceptedOf = (x: typeof d) => x.score(held.values, held.n).filter((v) => v >= x.record.threshold).length / held.n;
+    const b16 = d.summary().bytes;
+    const d8 = d.reencoded('uint8');
+    const d4 = d.reencoded('uint4');
+    expect(d.summary().prototypeEncoding).toBe('float16');
+    expect(d8.summary().prototypeEncoding).toBe('uint8');
+    expect(d4.summary().prototypeEncoding).toBe('uint4');
+    // 16-value prototypes: 32 bytes as float16, 8 + 16 as uint8, 8 + 8 as uint4 (the header is a large share here).
+    const protoBytes = (x: typeof d) => x.record.views.reduce((a, v) => a + v.prototypes.length, 0);
+    expect(protoBytes(d8) / protoBytes(d)).toBeCloseTo(24 / 32, 1);
+    expect(protoBytes(d4) / protoBytes(d)).toBeCloseTo(16 / 32, 1);
+    expect(d8.summary().bytes).toBeLessThan(b16);
+    for (const [x, encoding] of [[d8, 'uint8'], [d4, 'uint4']] as const) {
+      // The threshold and standardisation fitted for this encoding on the same held-out images: the same share accepted.
+      expect(x.record.threshold).toBe(d.record.compact![encoding]!.threshold);
+      expect(x.record.views.map((v) => v.scoreStd)).toEqual(d.record.compact![encoding]!.views.map((v) => v.scoreStd));
+      expect(acceptedOf(x)).toBe(acceptedOf(d));
+      const theirs = x.score(other.values, other.n);
+      expect(theirs.filter((v) => v >= x.record.threshold).length).toBe(0);
+      const copy = unknownDetectorFromRecord(JSON.parse(JSON.stringify(x.record)), 2, 'test')!;
+      expect([...copy.score(held.values, held.n)]).toEqual([...x.score(held.values, held.n)]);
+    }
+    // uint8 keeps the uint4 calibration (and going on from it gives d4 exactly); uint4 keeps none.
+    expect(d8.record.compact).toEqual({ uint4: d.record.compact!.uint4 });
+    expect(d4.record.compact).toBeUndefined();
+    expect(d8.reencoded('uint4').record).toEqual(d4.record);
+    expect(d4.reencoded('uint8')).toBe(d4);
+    expect(d8.reencoded('float16')).toBe(d8);
+    expect(d.reencoded('float16')).toBe(d);
   });
 
   it('options: undefined means the default; bad values are named', () => {
@@ -174,6 +248,20 @@ describe('the unknown detector through the public API (tiny backbone)', () => {
     await save(model, path.join(tmp, 'm2'), { unknownDetector: false });
     expect(meta('m2').unknown).toBeUndefined();
     expect(meta('m1').card.unknownDetector).toEqual(s);
+    // Quantized saves shrink the detector with the weights; what loads is what the card says.
+    for (const [quantize, encoding] of [['float16', 'uint8'], ['uint8', 'uint4']] as const) {
+      await save(model, path.join(tmp, `q-${quantize}`), { quantize });
+      const q = await loadModel(path.join(tmp, `q-${quantize}`));
+      expect(q.unknownDetector).toMatchObject({ prototypeEncoding: encoding, targetAcceptance: 0.95 });
+      expect(q.unknownDetector!.bytes).toBeLessThan(encoding === 'uint8' ? s.bytes : meta('q-float16').card.unknownDetector.bytes);
+      expect(meta(`q-${quantize}`).card.unknownDetector).toEqual(q.unknownDetector);
+      expect(q.card.unknownDetector).toEqual(q.unknownDetector);
+      // Calibrated for its encoding on the same validation images: it still accepts the target share of them.
+      const qe = await evaluate(q, val, { unknown: others });
+      expect(qe.unknown!.accepted).toBeCloseTo(u.accepted, 12);
+      expect(qe.unknown!.threshold).toBe(q.unknownDetector!.threshold);
+      q.dispose();
+    }
     model.dispose();
     tf.dispose([train.xs, val.xs, others]);
     expect(tf.memory().numTensors).toBe(before);
