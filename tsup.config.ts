@@ -23,8 +23,12 @@ export default defineConfig([
     external: [/^@tensorflow\//, 'sharp'],
   },
   {
-    entry: { 'cli/main': 'src/cli/main.ts' },
+    entry: { main: 'src/cli/main.ts' },
     format: ['esm'],
+    // Split, so that what a command loads with import() (the ONNX exporter and its protobufjs) stays in its own chunk
+    // and the other commands never load it (test/integration/package.test.ts checks).
+    splitting: true,
+    outDir: 'dist/cli',
     sourcemap: true,
     target: 'es2022',
     external: [/^@tensorflow\//, 'sharp'],

@@ -4,7 +4,6 @@
  */
 import { basename, dirname, resolve } from 'node:path';
 import { loadModel } from '../io/model-io';
-import { exportOnnx } from '../onnx/export';
 import { isHttpUrl } from '../util/location';
 import { COMMON_HELP, COMMON_OPTIONS, EXIT, defineCommand, EXIT_CODES_HELP, UsageError, line, type Command } from './common';
 import { startRun } from './run-context';
@@ -63,6 +62,8 @@ export const exportCommand: Command = defineCommand({
     const ctx = await startRun(io, { backend: v.backend, quiet: v.quiet, command: 'export' });
     const model = await loadModel(modelSource);
     try {
+      // Loaded here, not at the top: protobufjs is the export command's alone, the other commands never load it.
+      const { exportOnnx } = await import('../onnx/export');
       const bytes = await exportOnnx(model, out, { verbose: false });
       ctx.note(`tfjs-transfer: wrote ${out} (ONNX, ${(bytes.length / 1e6).toFixed(2)} MB)`);
       if (v.json) {

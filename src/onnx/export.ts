@@ -10,11 +10,10 @@ import { TransferError, check, throwIfAborted } from '../errors';
 import { TransferModel } from '../transfer-model';
 import { withDefaults } from '../util/args';
 import { isLocalPath } from '../util/location';
+import { VERSION } from '../util/version';
 import { Converter } from './convert';
 import { OnnxGraph } from './graph';
 
-/** `producer_version` of the files written (the library's version). */
-const PRODUCER_VERSION = '0.2.0';
 
 /**
  * Defaults of {@link ExportOnnxArgs}.
@@ -107,7 +106,7 @@ function encode(model: TransferModel, settings: { inputName: string; outputName:
   };
   return g.encode([{ name: input, shape: ['batch', height, width, 3] }], [{ name: output, shape: ['batch', numClasses] }], {
     producerName: 'tfjs-transfer',
-    producerVersion: PRODUCER_VERSION,
+    producerVersion: VERSION, // the library's version (util/version.ts, from package.json at build time)
     graphName: model.model.name || 'tfjs_transfer_model',
     docString: `Image classifier (${model.classes.join(', ')}) on ${model.backbone.name}, exported by tfjs-transfer.`,
     opset: settings.opset,

@@ -292,6 +292,35 @@ describe('exportOnnx: helpers and bundles', () => {
     const tsup = fs.readFileSync('tsup.config.ts', 'utf8');
     expect(tsup).toContain("'onnx/index': 'src/onnx/index.ts'");
   });
+
+  it('the CLI loads protobufjs only when the export command runs (a separate chunk, imported dynamically)', async () => {
+    const out = fs.mkdtempSync(path.join(os.tmpdir(), 'tt-cli-chunks-'));
+    try {
+      // As tsup builds the CLI (splitting, dependencies external): which externals does main.js reach statically?
+      const { metafile } = await build({
+        entryPoints: { main: 'src/cli/main.ts' }, bundle: true, splitting: true, outdir: out, platform: 'node', format: 'esm',
+        logLevel: 'silent', metafile: true, external: ['@tensorflow/*', 'sharp', 'protobufjs', 'protobufjs/*', 'vega', 'vega-lite'],
+      });
+      const outputs = metafile.outputs;
+      const key = (p: string) => Object.keys(outputs).find((k) => k.endsWith(p.replace(/^\.\//, '')))!;
+      const staticExternals = new Set<string>();
+      const visit = (file: string, seen = new Set<string>()) => {
+        if (seen.has(file)) return;
+        seen.add(file);
+        for (const i of outputs[file]!.imports) {
+          if (i.kind !== 'import-statement') continue;
+          if (i.external) staticExternals.add(i.path);
+          else visit(key(i.path), seen);
+        }
+      };
+      visit(Object.keys(outputs).find((k) => k.endsWith('main.js'))!);
+      expect([...staticExternals].filter((p) => p.startsWith('protobufjs'))).toEqual([]);
+      const dynamic = Object.values(outputs).flatMap((o) => o.imports.filter((i) => i.external && i.path.startsWith('protobufjs')));
+      expect(dynamic.length).toBeGreaterThan(0); // the export chunk still has it
+    } finally {
+      fs.rmSync(out, { recursive: true, force: true });
+    }
+  });
 });
 
 describe.runIf(hasShared)('exportOnnx: the real MobileNetV2 0.35 (BatchNormalization layers folded at export)', () => {
