@@ -4,6 +4,7 @@
  */
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { TransferError } from '../errors';
+import { writeLine } from '../node/progress';
 
 /** Exit codes the CLI guarantees (documented in every `--help`). */
 export const EXIT = {
@@ -44,7 +45,7 @@ export const processIo: Io = { out: process.stdout, err: process.stderr };
 
 /** Writes one line to a stream. */
 export function line(stream: NodeJS.WritableStream, text = ''): void {
-  stream.write(`${text}\n`);
+  writeLine(stream, text); // clears and redraws an open progress bar around the line (node/progress.ts)
 }
 
 /** One command of the CLI. */

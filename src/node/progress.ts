@@ -5,8 +5,8 @@
  */
 import type { ProgressCallback, ProgressStage } from '../types';
 
-/** The stream progress is written on: `process.stderr`, or anything with `write` (and, for a bar, `isTTY`). */
-export type ProgressStream = NodeJS.WritableStream & { isTTY?: boolean };
+/** The stream progress is written on: `process.stderr`, or anything with `write` (and, for a bar, `isTTY` and `columns`). */
+export type ProgressStream = NodeJS.WritableStream & { isTTY?: boolean; columns?: number };
 
 /**
  * Options of {@link progressReporter}.
@@ -25,12 +25,51 @@ export interface ProgressReporterArgs {
   quiet?: boolean;
 }
 
+/** The bar each stream shows right now (its last drawing), while it is unfinished. */
+const openBars = new WeakMap<object, string>();
+/** The terminal stream a bar was last drawn on. */
+let terminalBar: NodeJS.WritableStream | undefined;
+
+/**
+ * Writes `text` and a newline on `stream`; when a progress bar of {@link progressReporter} is open on it (a
+ * terminal), the bar's line is cleared first and the bar is drawn again below the text, so log lines and the bar
+ * never share a line. What the CLI writes on stderr goes through here. @internal
+ */
+export function writeLine(stream: NodeJS.WritableStream & { isTTY?: boolean }, text: string): void {
+  const bar = openBars.get(stream);
+  if (bar !== undefined) {
+    stream.write(`\r\x1b[K${text}\n${bar}`);
+    return;
+  }
+  // Another terminal stream (stdout while the bar is on stderr) shares the screen: the bar steps aside too.
+  const other = stream.isTTY ? terminalBar : undefined;
+  const otherBar = other && openBars.get(other);
+  if (other && otherBar !== undefined) other.write('\r\x1b[K');
+  stream.write(`${text}\n`);
+  if (other && otherBar !== undefined) other.write(otherBar);
+}
+
 /** Width of the bar, in characters. */
 const BAR_WIDTH = 30;
 
-function drawBar(stage: string, done: number, total: number, fraction: number, rateText: string): string {
-  const filled = Math.round(fraction * BAR_WIDTH);
-  return `\r${stage} [${'#'.repeat(filled)}${'.'.repeat(BAR_WIDTH - filled)}] ${done}/${total}${rateText.replace(',', '')} `;
+/** `90` → `1m30s`, `3725` → `1h02m`. @internal */
+export function formatDuration(seconds: number): string {
+  const s = Math.max(0, Math.round(seconds));
+  if (s < 60) return `${s}s`;
+  if (s < 3600) return `${Math.floor(s / 60)}m${String(s % 60).padStart(2, '0')}s`;
+  return `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, '0')}m`;
+}
+
+/**
+ * One redraw of the bar: back to the start of the line, the bar, then "erase to the end of the line" (so a shorter
+ * redraw leaves nothing of a longer one), cut to the terminal's width (a wrapped line could not be redrawn in place).
+ */
+function drawBar(stage: string, done: number, total: number, fraction: number, timing: string, columns: number | undefined): string {
+  const width = columns && columns > 0 ? Math.max(10, Math.min(BAR_WIDTH, columns - stage.length - `${total}`.length * 2 - timing.length - 6)) : BAR_WIDTH;
+  const filled = Math.round(fraction * width);
+  let text = `${stage} [${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${done}/${total}${timing}`;
+  if (columns && columns > 1 && text.length > columns - 1) text = text.slice(0, columns - 1);
+  return `\r${text}\x1b[K`;
 }
 
 /**
@@ -61,6 +100,7 @@ export function progressReporter(stream: ProgressStream, args: ProgressReporterA
     if (restarted) {
       if (open) stream.write('\n');
       open = false;
+      openBars.delete(stream);
       stage = s;
       started = now;
       lastDraw = 0;
@@ -74,9 +114,19 @@ export function progressReporter(stream: ProgressStream, args: ProgressReporterA
     if (bar) {
       if (!finished && now - lastDraw < 100) return;
       lastDraw = now;
-      stream.write(drawBar(stage, done, total, fraction, rateText));
+      // The ETA from the mean rate so far; the elapsed time once finished.
+      const eta = finished ? ` in ${formatDuration(seconds)}` : seconds > 0.5 && done > 0 ? ` eta ${formatDuration(((total - done) * seconds) / done)}` : '';
+      const drawn = drawBar(stage, done, total, fraction, `${rateText.replace(',', '')}${eta}`, stream.columns);
+      stream.write(drawn);
       open = !finished;
-      if (finished) stream.write('\n');
+      if (open) {
+        openBars.set(stream, drawn);
+        terminalBar = stream;
+      }
+      else {
+        openBars.delete(stream);
+        stream.write('\n');
+      }
       return;
     }
     const decile = Math.floor(fraction * 10);
