@@ -128,7 +128,7 @@ try {
     const trained = await timed(() => transferLearn({ data: dir, backbone: MODEL, seed: SEED, verbose: false }));
     const { model } = trained.value;
     const [h, w] = model.inputShape;
-    const validation = (await imageFolder(dir, { size: [h, w], seed: SEED, validationSplit: 0.2, verbose: false })).validation!;
+    const validation = (await imageFolder(dir, { size: [h, w], seed: SEED, validationSplit: 0.2, fit: model.resizeFit, verbose: false })).validation!;
     const rows: Record<string, unknown>[] = [];
     let float32Bytes = 0;
     let float32Accuracy = 0;

@@ -21,7 +21,7 @@ import { parseArgs } from 'node:util';
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import '@tensorflow/tfjs-backend-wasm';
-import { env, evaluate, fromImages, imageFolder, transferLearn, type Evaluation, type ImageDataset, type TransferLearnResult } from '../src/node/index';
+import { env, evaluate, fromImages, imageFolder, transferLearn, type Evaluation, type ImageDataset, type ResizeFit, type TransferLearnResult } from '../src/node/index';
 
 const { values } = parseArgs({
   options: {
@@ -51,7 +51,7 @@ function sharedImages(keep: (name: string) => boolean): string[] {
 }
 
 /** All images of several datasets and files, labels ignored. */
-async function others(folders: string[], files: string[]): Promise<ImageDataset> {
+async function others(folders: string[], files: string[], fit: ResizeFit): Promise<ImageDataset> {
   const items: { image: string; label: string }[] = files.map((image) => ({ image, label: 'other' }));
   for (const folder of folders) {
     const f = await imageFolder(folder, { validationSplit: 0, progressBar: false });
@@ -60,7 +60,7 @@ async function others(folders: string[], files: string[]): Promise<ImageDataset>
       for (const source of (part as unknown as { sources: string[] }).sources) items.push({ image: source, label: 'other' });
     }
   }
-  return fromImages(items, { name: 'other photos' });
+  return fromImages(items, { name: 'other photos', fit });
 }
 
 interface TaskResult {
@@ -77,19 +77,21 @@ async function runTask(task: 'cd' | 'fl'): Promise<TaskResult> {
   const t0 = Date.now();
   const data = join(DATA, task === 'cd' ? 'cats_and_dogs_filtered_200px' : 'flower_photos');
   const testFolders: Record<string, string> = task === 'cd' ? { fullres: join(DATA, 'cats_vs_dogs_fullres'), elsewhere: join(DATA, 'cats_vs_dogs_elsewhere') } : {};
-  const other =
-    task === 'cd'
-      ? await others([join(DATA, 'flower_photos')], sharedImages((n) => !CAT_DOG_IMAGES.includes(n)))
-      : await others([join(DATA, 'cats_and_dogs_filtered_200px'), join(DATA, 'cats_vs_dogs_fullres'), join(DATA, 'cats_vs_dogs_elsewhere')], sharedImages((n) => CAT_DOG_IMAGES.includes(n)));
   const result = await transferLearn({ data, backbone: BACKBONE, seed });
   const { model } = result;
+  // Every test set is fitted to the input the way the model's training images were (model.resizeFit).
+  const fit = model.resizeFit;
+  const other =
+    task === 'cd'
+      ? await others([join(DATA, 'flower_photos')], sharedImages((n) => !CAT_DOG_IMAGES.includes(n)), fit)
+      : await others([join(DATA, 'cats_and_dogs_filtered_200px'), join(DATA, 'cats_vs_dogs_fullres'), join(DATA, 'cats_vs_dogs_elsewhere')], sharedImages((n) => CAT_DOG_IMAGES.includes(n)), fit);
   try {
-    const folder = await imageFolder(data, { progressBar: false });
+    const folder = await imageFolder(data, { progressBar: false, fit });
     const validation = folder.validation!;
     const withOthers: Evaluation = await evaluate(model, validation, { unknown: other });
     const tests: TaskResult['tests'] = {};
     for (const [name, dir] of Object.entries(testFolders)) {
-      const f = await imageFolder(dir, { validationSplit: 0, classes: model.classes, progressBar: false });
+      const f = await imageFolder(dir, { validationSplit: 0, classes: model.classes, progressBar: false, fit });
       const e = await evaluate(model, f.train);
       tests[name] = { accuracy: e.accuracy, ece: e.ece, unknownAccepted: e.unknown?.accepted };
     }
@@ -110,7 +112,7 @@ async function runTask(task: 'cd' | 'fl'): Promise<TaskResult> {
       try {
         const fineTests: Record<string, number> = {};
         for (const [name, dir] of Object.entries(testFolders)) {
-          const f = await imageFolder(dir, { validationSplit: 0, classes: ft.model.classes, progressBar: false });
+          const f = await imageFolder(dir, { validationSplit: 0, classes: ft.model.classes, progressBar: false, fit: ft.model.resizeFit });
           fineTests[name] = (await evaluate(ft.model, f.train)).accuracy;
         }
         out.fineTuned = { validationAccuracy: ft.evaluation.accuracy, tests: fineTests };

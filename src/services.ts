@@ -29,7 +29,7 @@ export interface FileSystemAdapter {
    */
   openImageFolder?: (
     dir: string,
-    options: { size: readonly [number, number]; seed: number; validationSplit: number },
+    options: { size: readonly [number, number]; seed: number; validationSplit: number; fit: 'squash' | 'centerCrop' | 'pad' },
   ) => Promise<{
     /** Training images. */
     train: ImageDataset;

@@ -7,6 +7,7 @@ import type * as tfl from '@tensorflow/tfjs-layers';
 import type { WeightQuantization } from './artifacts/quantize';
 import type { Backbone } from './backbone/backbone';
 import type { Preprocessing } from './types';
+import { RESIZE_FITS, type ResizeFit } from './data/resize';
 import { TransferError } from './errors';
 import type { UnknownDetector, UnknownDetectorSummary } from './unknown-detector';
 import { disposeLayers } from './util/dispose';
@@ -202,6 +203,8 @@ export interface ModelCard {
   inputShape: [number, number, 3];
   /** The preprocessing the model applies to raw pixels itself. */
   preprocessing: Preprocessing;
+  /** How photos of another aspect ratio are fitted to the input (as in training); `predict` does the same. */
+  resizeFit: ResizeFit;
   /** The backbone's identity. */
   backbone: {
     /** Name, e.g. `"mobilenet_v2_1.0_224"`. */
@@ -252,6 +255,8 @@ export interface TransferModelInit {
   artefact?: ArtefactRecord;
   /** SHA-256 of the backbone's weights, as recorded in the artefact. */
   backboneWeightsSha256?: string;
+  /** How the training images were fitted to the input, as recorded in the artefact (`squash` when absent or unknown). */
+  resizeFit?: unknown;
 }
 
 /**
@@ -331,6 +336,28 @@ export class TransferModel {
     this.evaluationSummary = init.evaluation;
     this.artefactRecord = init.artefact;
     this.backboneHash = init.backboneWeightsSha256;
+    this.fitValue = RESIZE_FITS.includes(init.resizeFit as ResizeFit) ? (init.resizeFit as ResizeFit) : 'squash';
+  }
+
+  /**
+   * How photos of another aspect ratio are fitted to the model's input: the way its training images were (`fit`
+   * records it from an image dataset: `transferLearn` on a folder centre-crops by default), saved with the model.
+   * {@link predict} fits the images it decodes or resizes (files, URLs, browser images, tensors of another size)
+   * the same way. `squash` for models trained on tensors and for artefacts that did not record it.
+   * @example
+   * ```ts
+   * const model = await loadModel('./flowers');
+   * model.resizeFit; // 'centerCrop'
+   * ```
+   */
+  get resizeFit(): ResizeFit {
+    return this.fitValue;
+  }
+  private fitValue: ResizeFit;
+
+  /** @internal Set by `fit` from the training images. */
+  setResizeFit(fit: ResizeFit): void {
+    this.fitValue = fit;
   }
 
   /** @internal Set by `fit` and `fitUnknownDetector`. */
@@ -354,6 +381,7 @@ export class TransferModel {
       classes: [...this.classes],
       inputShape: [...this.inputShape],
       preprocessing: { ...b.preprocessing },
+      resizeFit: this.fitValue,
       backbone: { name: b.name, source: b.source, kind: b.kind, featureShape: [...b.featureShape] },
       head: { ...this.headSpec, hiddenUnits: [...this.headSpec.hiddenUnits] },
       training: this.runs.map((r) => ({ ...r })),

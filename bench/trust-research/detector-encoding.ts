@@ -3,12 +3,13 @@
 // pooled features exactly as `fit` does (prototypes from the 80% of train the head trains on, standardisation and
 // threshold from the held-out 20%), re-encodes it as `save` does (float16 as fitted, uint8, uint4), and scores
 // validation, full-size, elsewhere and the other task's photos with each.
-// Run: node --import tsx bench/trust-research/detector-encoding.ts <cd|fl> [seeds=3]
+// Run: node --import tsx bench/trust-research/detector-encoding.ts <cd|fl> [seeds=3] [--fit squash|centerCrop]
 import { loadTask, defaultSplit, auc, acceptedShare, DIM } from './lib';
 import { fitPrototypeDetector, resolveUnknownArgs } from '../../src/unknown-detector';
 import type { RowEncoding } from '../../src/util/packed-rows';
 
-const task = loadTask((process.argv[2] ?? 'cd') as 'cd' | 'fl');
+const fitArg = process.argv.indexOf('--fit');
+const task = loadTask((process.argv[2] ?? 'cd') as 'cd' | 'fl', fitArg > 0 ? process.argv[fitArg + 1] : 'squash');
 const seeds = Number(process.argv[3] ?? 3);
 const args = resolveUnknownArgs(undefined, 'bench');
 const pct = (x: number) => `${(100 * x).toFixed(1)}%`;

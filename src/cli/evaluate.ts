@@ -78,7 +78,7 @@ export const evaluateCommand: Command = defineCommand({
     const root = await requireFolder(dir, 'the evaluation folder');
     const model = await loadModel(modelSource);
     try {
-      const folder = await imageFolder(root, { validationSplit: 0, size: [model.inputShape[0], model.inputShape[1]], progressBar: false, onProgress: ctx.progress });
+      const folder = await imageFolder(root, { validationSplit: 0, size: [model.inputShape[0], model.inputShape[1]], fit: model.resizeFit, progressBar: false, onProgress: ctx.progress });
       const same = folder.classes.length === model.classes.length && folder.classes.every((c) => model.classes.includes(c));
       if (!same) {
         throw new TransferError(
@@ -91,7 +91,7 @@ export const evaluateCommand: Command = defineCommand({
       // The folder's class order is sorted; the model's is its output order. Re-open in the model's order.
       const data = folder.classes.every((c, i) => c === model.classes[i])
         ? folder
-        : await imageFolder(root, { validationSplit: 0, classes: model.classes, size: [model.inputShape[0], model.inputShape[1]], progressBar: false });
+        : await imageFolder(root, { validationSplit: 0, classes: model.classes, size: [model.inputShape[0], model.inputShape[1]], fit: model.resizeFit, progressBar: false });
       const split = data.layout === 'split' && data.validation ? data.validation : data.train;
       if (data.layout === 'split') ctx.note(`tfjs-transfer: ${dir} has train/ and validation/; evaluating validation/ (${split.size} images)`);
       const unknown = v.unknown === undefined ? undefined : await unknownImages(await requireFolder(v.unknown, 'the --unknown folder'), v.unknown);

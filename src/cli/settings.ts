@@ -24,6 +24,8 @@ export interface TrainSettings {
   earlyStopping: EarlyStoppingArgs | false;
   /** The validation data: the data folder's own validation folder, or a held-out share of each class. */
   validation: { folder: string } | { split: number };
+  /** How photos of another aspect ratio are fitted to the input. */
+  fit: string;
   /** The seed used (split, shuffling, dropout, initialisation). */
   seed: number;
   /** Whether the seed was drawn at random (no `--seed`). */
@@ -44,6 +46,7 @@ export interface TrainSettingsInput {
     optimizer: string;
     batchSize: number;
     validationSplit: number;
+    fit: string;
     earlyStopping: boolean | EarlyStoppingArgs;
     fineTune: false | { trainableFrom?: string | number; epochs: number; learningRate: number };
   };
@@ -66,6 +69,7 @@ export function trainSettings(i: TrainSettingsInput): TrainSettings {
     batchSize: r.batchSize,
     earlyStopping: es === false ? false : { ...es },
     validation: i.data.layout === 'split' ? { folder: i.data.validationFolder ?? 'validation' } : { split: r.validationSplit },
+    fit: r.fit,
     seed: i.seed,
     seedRandom: i.seedRandom,
     fineTune: r.fineTune ? { trainableFrom: r.fineTune.trainableFrom ?? 'top third', epochs: r.fineTune.epochs, learningRate: r.fineTune.learningRate } : false,
@@ -89,6 +93,7 @@ export function formatSettings(s: TrainSettings): string {
         : `on ${es.monitor ?? 'valLoss'}, patience ${es.patience ?? 'default'}${es.restoreBestWeights === false ? '' : ', best weights restored'}`,
     ],
     ['validation', 'folder' in s.validation ? `the "${s.validation.folder}" folder` : `${s.validation.split * 100}% of each class held out`],
+    ['resize', `${s.fit} (photos of another aspect ratio)`],
     ['seed', `${s.seed}${s.seedRandom ? ' (random; pass --seed to repeat the run)' : ''}`],
     ['fine-tuning', s.fineTune ? `from ${s.fineTune.trainableFrom}, ${s.fineTune.epochs} epochs at ${s.fineTune.learningRate}` : 'off'],
     ['output', s.out],

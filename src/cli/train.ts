@@ -2,6 +2,7 @@
  * `tfjs-transfer train <dir>`: the five steps on an image folder, then save.
  * @module
  */
+import { RESIZE_FITS, type ResizeFit } from '../data/resize';
 import { basename, resolve } from 'node:path';
 import { MOBILENET_V2_ALPHAS } from '../backbone/catalog';
 import { loadBackbone } from '../backbone/load';
@@ -40,6 +41,9 @@ Options:
   --fine-tune              then unfreeze the backbone's top and train on at learning rate / ${FINE_TUNE_DEFAULTS.learningRateDivisor}
   --fine-tune-from <layer> first layer to unfreeze (default block_11_expand for MobileNetV2)
   --fine-tune-epochs <n>   epochs of fine-tuning (default ${FINE_TUNE_DEFAULTS.epochs})
+  --fit <how>              how photos of another aspect ratio are fitted to the input: ${TRANSFER_LEARN_DEFAULTS.fit}
+                           (the default: scale to cover, cut the overflow), squash (stretch, Keras' default) or
+                           pad; the model records it and predict fits new photos the same way
   --seed <n>               seed of the split, shuffling, dropout and initialisation (default: random)
   --out <dir>              where to save the model (default: ./<dir name>-model)
   --quantize <dtype>       store the backbone's weights as float32 (default), float16 (about half the size) or
@@ -70,6 +74,7 @@ const OPTIONS = {
   'fine-tune-from': { type: 'string' },
   'fine-tune-epochs': { type: 'string' },
   seed: { type: 'string' },
+  fit: { type: 'string' },
   out: { type: 'string', short: 'o' },
   quantize: { type: 'string' },
   'max-accuracy-drop': { type: 'string' },
@@ -91,6 +96,7 @@ interface TrainCommandLine {
   seedRandom: boolean;
   out: string;
   quantize: WeightQuantization | undefined;
+  fit: ResizeFit | undefined;
   maxAccuracyDrop: number | undefined;
   headOnly: boolean;
 }
@@ -112,6 +118,7 @@ function readCommandLine(v: ParsedValues<typeof OPTIONS>, positionals: string[])
     throw new UsageError(`--quantize must be one of ${QUANTIZATIONS.join(', ')}, got "${v.quantize}".`, 'train');
   }
   if (v['max-accuracy-drop'] !== undefined && v.quantize === undefined) throw new UsageError('--max-accuracy-drop needs --quantize.', 'train');
+  if (v.fit !== undefined && !(RESIZE_FITS as readonly string[]).includes(v.fit)) throw new UsageError(`--fit must be one of ${RESIZE_FITS.join(', ')}, got "${v.fit}".`, 'train');
   if (v['head-only'] && v['fine-tune']) throw new UsageError('--head-only saves the head with a reference to the published backbone; a fine-tuned backbone is no longer that one. Drop --fine-tune or --head-only.', 'train');
   return {
     dir,
@@ -127,6 +134,7 @@ function readCommandLine(v: ParsedValues<typeof OPTIONS>, positionals: string[])
     seedRandom: given === undefined,
     out: resolve(v.out ?? `${basename(resolve(dir))}-model`),
     quantize: v.quantize as WeightQuantization | undefined,
+    fit: v.fit as ResizeFit | undefined,
     maxAccuracyDrop: numberOption('train', 'max-accuracy-drop', v['max-accuracy-drop'], 0, 1),
     headOnly: v['head-only'] === true,
   };
@@ -141,7 +149,7 @@ async function saveTrained(model: Parameters<typeof save>[0], cl: TrainCommandLi
   const backbone = cl.headOnly ? 'reference' : 'embed';
   if (quantize === 'float32' || cl.headOnly) return save(model, cl.out, { quantize, backbone });
   const [h, w] = model.inputShape;
-  const folder = await imageFolder(resolve(cl.dir), { size: [h, w], seed: cl.seed, validationSplit: TRANSFER_LEARN_DEFAULTS.validationSplit, onProgress, verbose: false });
+  const folder = await imageFolder(resolve(cl.dir), { size: [h, w], seed: cl.seed, validationSplit: TRANSFER_LEARN_DEFAULTS.validationSplit, fit: model.resizeFit, onProgress, verbose: false });
   return save(model, cl.out, { quantize, backbone, verify: folder.validation, maxAccuracyDrop: cl.maxAccuracyDrop });
 }
 
@@ -169,6 +177,7 @@ export const trainCommand: Command = defineCommand({
         epochs: cl.epochs,
         learningRate: cl.learningRate,
         seed: cl.seed,
+        fit: cl.fit,
         fineTune: cl.fineTune ? { trainableFrom, epochs: cl.fineTuneEpochs } : false,
         onProgress: ctx.progress,
         verbose: !v.quiet,

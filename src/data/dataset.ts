@@ -193,6 +193,8 @@ export interface Dataset extends ImageDataset {
   readonly info: readonly (ImageInfo | undefined)[] | undefined;
   /** The size every image already has, if they all share one. */
   readonly imageSize: ImageSize | undefined;
+  /** How its images are fitted to a size of another aspect ratio (`fit` records it in the model it trains). */
+  readonly fit: ResizeFit;
   /**
    * Every image left out, with the reason: at scan time and, as batches are produced, at load time. It is shared
    * with every subset of the same data and grows while batches run.
@@ -295,6 +297,10 @@ class StreamingDataset implements Dataset {
 
   get imageSize(): ImageSize | undefined {
     return this.state.source.imageSize;
+  }
+
+  get fit(): ResizeFit {
+    return this.state.source.fit ?? 'squash';
   }
 
   get skipped(): readonly SkippedImage[] {

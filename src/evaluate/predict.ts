@@ -55,7 +55,7 @@ export type PredictInput = tf.Tensor3D | tf.Tensor4D | ImageInput | readonly Ima
 /**
  * Predicts the class of each image. Takes raw RGB pixels `[n, h, w, 3]` or one image `[h, w, 3]` of any size, or
  * images as the browser has them (`HTMLImageElement`, canvas, video frame, `ImageBitmap`, `ImageData`, `Blob`,
- * a URL; in Node, with `tfjs-transfer/node`, a local file path), or a list of those. Images are resized to the model's input (squashed, as in training). Tensors passed
+ * a URL; in Node, with `tfjs-transfer/node`, a local file path), or a list of those. Images are resized to the model's input the way its training images were (`model.resizeFit`). Tensors passed
  * in are not disposed.
  *
  * @category Step 5: Evaluate
@@ -153,7 +153,7 @@ export async function toModelBatch(model: TransferModel, images: PredictInput, s
     const size: [number, number] = [images.shape[b4 ? 1 : 0]!, images.shape[b4 ? 2 : 1]!];
     const batch = tf.tidy(() => {
       const b = (images.rank === 3 ? tf.expandDims(images, 0) : images) as tf.Tensor4D;
-      return b.shape[1] === h && b.shape[2] === w ? tf.cast(b, 'float32') : resizeImages(tf.cast(b, 'float32'), [h, w]);
+      return b.shape[1] === h && b.shape[2] === w ? tf.cast(b, 'float32') : resizeImages(tf.cast(b, 'float32'), [h, w], { fit: model.resizeFit });
     });
     return { batch, sizes: Array.from({ length: batch.shape[0] }, () => [size[0], size[1]]) };
   }
@@ -169,7 +169,7 @@ export async function toModelBatch(model: TransferModel, images: PredictInput, s
       }
       decoded.push(await decodeImageInput(image, signal));
     }
-    const batch = tf.tidy(() => tf.stack(decoded.map((d) => resizeImages(d, [h, w]))) as tf.Tensor4D);
+    const batch = tf.tidy(() => tf.stack(decoded.map((d) => resizeImages(d, [h, w], { fit: model.resizeFit }))) as tf.Tensor4D);
     return { batch, sizes: decoded.map((d) => [d.shape[0], d.shape[1]]) };
   } finally {
     tf.dispose(decoded);

@@ -4,6 +4,7 @@
  * trusted), and derived from the metadata alone for files older than cards.
  * @module
  */
+import { RESIZE_FITS, type ResizeFit } from '../data/resize';
 import type * as tf from '@tensorflow/tfjs-core';
 import { QUANTIZATIONS, type WeightQuantization } from '../artifacts/quantize';
 import type { ArtefactRecord, EvaluationRecord, ModelCard, TrainingRun } from '../transfer-model';
@@ -149,6 +150,7 @@ export function cardFromMetadata(userDefinedMetadata: unknown, weights: ReadWeig
     classes: meta.classes.map(String),
     inputShape: (Array.isArray(meta.inputShape) ? meta.inputShape.slice(0, 3).map(Number) : [0, 0, 3]) as [number, number, 3],
     preprocessing: JSON.parse(JSON.stringify(meta.preprocessing ?? {})) as ModelCard['preprocessing'],
+    resizeFit: RESIZE_FITS.includes(meta.resizeFit as ResizeFit) ? (meta.resizeFit as ResizeFit) : 'squash',
     backbone: {
       name: String(b.name),
       source: String(b.source),
@@ -189,7 +191,7 @@ export function formatCard(card: ModelCard): string {
   const a = card.artefact;
   const lines = [
     `classes:        ${card.classes.join(', ')} (${card.classes.length})`,
-    `input:          ${card.inputShape.join('x')} raw RGB 0..255; preprocessing x * ${card.preprocessing.scale} + ${card.preprocessing.offset}`,
+    `input:          ${card.inputShape.join('x')} raw RGB 0..255; preprocessing x * ${card.preprocessing.scale} + ${card.preprocessing.offset}; other shapes: ${card.resizeFit}`,
     `backbone:       ${card.backbone.name} (${card.backbone.kind}${card.backbone.featureLayer ? `, features at ${card.backbone.featureLayer}` : ''} [${card.backbone.featureShape.join(', ')}])`,
     `  source:       ${card.backbone.source}`,
     `  weights:      ${card.backbone.weightsSha256 ? `sha256 ${card.backbone.weightsSha256}` : 'hash not recorded'}`,

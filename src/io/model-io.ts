@@ -3,6 +3,7 @@
  * reloadable in Node and in the browser with identical predictions.
  * @module
  */
+import type { ResizeFit } from '../data/resize';
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { Backbone, ExternalBackboneLayer } from '../backbone/backbone';
@@ -77,6 +78,8 @@ export interface TransferMetadata {
   writtenBy: string;
   /** How the probabilities were calibrated, when they were ({@link calibrate}). */
   calibration?: Calibration;
+  /** How the training images were fitted to the input (`TransferModel.resizeFit`); absent in files before 0.2.0: squash. */
+  resizeFit?: ResizeFit;
   /**
    * The unknown detector (per-class prototypes in float16, base64), when the model has one
    * (`model.unknownDetector`). Its layout is internal to the library; {@link loadModel} checks it.
@@ -134,6 +137,7 @@ function metadataOf(model: TransferModel, contents: 'full' | 'head', weightsSha2
     head: { ...model.headSpec, layers: [...model.headLayers] },
     writtenBy: LIBRARY,
     calibration: model.calibration,
+    resizeFit: model.resizeFit,
     unknown: detector?.record,
   };
 }
@@ -483,6 +487,7 @@ function savedState(meta: TransferMetadata, card: ReturnType<typeof readCard>) {
     evaluation: card.evaluation,
     artefact: card.artefact,
     backboneWeightsSha256: card.weightsSha256 ?? (typeof meta.backbone.weightsSha256 === 'string' ? meta.backbone.weightsSha256 : undefined),
+    resizeFit: meta.resizeFit,
   };
 }
 

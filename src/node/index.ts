@@ -67,7 +67,7 @@ export function installNodeServices(args: InstallNodeServicesArgs = {}): void {
     env.fileSystem = {
       ...nodeFileSystem,
       openImageFolder: async (dir, settings) =>
-        imageFolder(dir, { size: [settings.size[0], settings.size[1]], seed: settings.seed, validationSplit: settings.validationSplit }),
+        imageFolder(dir, { size: [settings.size[0], settings.size[1]], seed: settings.seed, validationSplit: settings.validationSplit, fit: settings.fit }),
       decodeImageFile,
     };
   }

@@ -16,6 +16,7 @@
  *    the caller's.
  * @module
  */
+import { RESIZE_FITS, type ResizeFit } from '../data/resize';
 import { fitUnknownAfterTraining } from './fit-unknown';
 import * as tf from '@tensorflow/tfjs-core';
 import { env } from '../env';
@@ -204,6 +205,9 @@ async function train(model: TransferModel, data: LabelledData, args: ResolvedFit
     await keepValidation(model, args, acts, split, history);
     await callbacks.onTrainEnd(history);
     model.addTrainingRun(trainingRun(model, state, acts, fingerprint));
+    // The model fits new photos the way its training images were fitted (a pipeline dataset says how; tensors do not).
+    const dataFit = (data as { fit?: unknown }).fit;
+    if (RESIZE_FITS.includes(dataFit as ResizeFit)) model.setResizeFit(dataFit as ResizeFit);
     return history;
   } finally {
     model.stopTraining = false;

@@ -79,6 +79,7 @@ describe('usage', () => {
       [['train'], /train takes one folder/],
       [['train', 'x', '--epochs', 'many'], /--epochs must be an integer/],
       [['train', 'x', '--bogus'], /Unknown option '--bogus'/],
+      [['train', 'x', '--fit', 'stretch'], /--fit must be one of squash, centerCrop, pad, got "stretch"/],
       [['evaluate', 'model-only'], /evaluate takes <model> <dir>/],
       [['predict', 'm', 'a.jpg', '--backend', 'gpu'], /--backend must be one of tensorflow, wasm, cpu/],
       [['export', 'm', '--format', 'tflite'], /--format must be one of onnx/],
@@ -228,6 +229,7 @@ describe.skipIf(!hasShared || BACKEND === 'cpu')('train without training flags: 
       batchSize: 32,
       earlyStopping: { ...d.earlyStopping },
       validation: { split: d.validationSplit },
+      fit: d.fit,
       seedRandom: true,
       fineTune: false,
       out,
@@ -246,6 +248,7 @@ describe.skipIf(!hasShared || BACKEND === 'cpu')('train without training flags: 
     expect(block).toMatch(/learning rate +0\.001 \(adam\)/);
     expect(block).toMatch(/early stopping +on valLoss, patience 5, best weights restored/);
     expect(block).toMatch(/validation +20% of each class held out/);
+    expect(block).toMatch(/resize +centerCrop \(photos of another aspect ratio\)/);
     expect(block).toContain(`seed            ${doc.settings.seed} (random`);
     expect(r.stderr).toMatch(/epoch 1\/20 - loss/);
 
