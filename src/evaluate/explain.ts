@@ -158,6 +158,22 @@ function normalise(values: Float32Array, method: 'cam' | 'gradcam'): Float32Arra
   return out;
 }
 
+/**
+ * The part of an image of `imageSize` the model's input showed, as fractions of the image, when the model fits
+ * other shapes by cropping or padding (`model.resizeFit`) and the shape differs; `undefined` when it saw the whole
+ * image stretched.
+ */
+function regionSeen(model: TransferModel, imageSize: ImageSize): Heatmap['region'] {
+  const [H, W] = imageSize;
+  const [h, w] = model.inputShape;
+  if (model.resizeFit === 'squash' || Math.abs(H * w - W * h) < 1e-9 * H * W) return undefined;
+  // centerCrop: scale to cover the input, keep the middle; pad: scale to fit inside, centred in the frame.
+  const scale = model.resizeFit === 'centerCrop' ? Math.max(h / H, w / W) : Math.min(h / H, w / W);
+  const height = h / scale / H;
+  const width = w / scale / W;
+  return { top: (1 - height) / 2, left: (1 - width) / 2, height, width };
+}
+
 function heatmapRecord(model: TransferModel, values: Float32Array, plan: HeadPlan, index: number, probability: number, method: 'cam' | 'gradcam', imageSize: ImageSize): Heatmap {
   const [height, width] = plan.shape;
   const record = {
@@ -170,6 +186,8 @@ function heatmapRecord(model: TransferModel, values: Float32Array, plan: HeadPla
     width,
     imageSize: [imageSize[0], imageSize[1]] as ImageSize,
   } as Heatmap;
+  const region = regionSeen(model, imageSize);
+  if (region) record.region = region;
   // Not enumerable, so a heatmap survives structuredClone / postMessage (to or from a Web Worker) and JSON, as data.
   Object.defineProperty(record, 'upsample', { value: (size?: ImageSize) => upsampleHeatmap(record, size ?? record.imageSize), enumerable: false });
   return record;

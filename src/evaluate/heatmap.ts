@@ -15,6 +15,12 @@ export interface HeatmapData {
   height: number;
   /** Columns. */
   width: number;
+  /**
+   * The part of the image the grid covers, as fractions of the image's height and width, when it is not the whole
+   * image: a model that centre-crops (`model.resizeFit`) saw only the middle of a photo of another shape (the rest
+   * reads 0), one that pads saw the photo inside a larger frame. Absent: the grid covers the whole image.
+   */
+  region?: { top: number; left: number; height: number; width: number };
 }
 
 /**
@@ -62,25 +68,33 @@ export function upsampleHeatmap(heatmap: HeatmapData, size: ImageSize): Float32A
   const [outH, outW] = size ?? [];
   check(Number.isInteger(outH) && Number.isInteger(outW) && outH! > 0 && outW! > 0, `upsampleHeatmap: size must be [height, width], positive integers, got ${JSON.stringify(size)}.`);
   const { data, height: h, width: w } = heatmap;
+  const r = heatmap.region ?? { top: 0, left: 0, height: 1, width: 1 };
   const out = new Float32Array(outH! * outW!);
-  const sy = h / outH!;
-  const sx = w / outW!;
+  // Grid coordinate of an output pixel's centre along one axis, or NaN outside the part of the image the grid covers.
+  const gridAt = (i: number, n: number, start: number, extent: number, cells: number) => {
+    const u = ((i + 0.5) / n - start) / extent;
+    return u < 0 || u > 1 ? Number.NaN : Math.min(Math.max(u * cells - 0.5, 0), cells - 1);
+  };
   // Source coordinates of each output column, computed once.
   const x0 = new Int32Array(outW!);
   const x1 = new Int32Array(outW!);
   const fx = new Float32Array(outW!);
+  const outsideX = new Uint8Array(outW!);
   for (let x = 0; x < outW!; x++) {
-    const src = Math.min(Math.max((x + 0.5) * sx - 0.5, 0), w - 1);
-    x0[x] = Math.floor(src);
+    const src = gridAt(x, outW!, r.left, r.width, w);
+    outsideX[x] = Number.isNaN(src) ? 1 : 0;
+    x0[x] = Number.isNaN(src) ? 0 : Math.floor(src);
     x1[x] = Math.min(x0[x]! + 1, w - 1);
-    fx[x] = src - x0[x]!;
+    fx[x] = Number.isNaN(src) ? 0 : src - x0[x]!;
   }
   for (let y = 0; y < outH!; y++) {
-    const src = Math.min(Math.max((y + 0.5) * sy - 0.5, 0), h - 1);
+    const src = gridAt(y, outH!, r.top, r.height, h);
+    if (Number.isNaN(src)) continue; // a row the model never saw: 0
     const y0 = Math.floor(src);
     const y1 = Math.min(y0 + 1, h - 1);
     const fy = src - y0;
     for (let x = 0; x < outW!; x++) {
+      if (outsideX[x]) continue;
       const top = data[y0 * w + x0[x]!]! * (1 - fx[x]!) + data[y0 * w + x1[x]!]! * fx[x]!;
       const bottom = data[y1 * w + x0[x]!]! * (1 - fx[x]!) + data[y1 * w + x1[x]!]! * fx[x]!;
       out[y * outW! + x] = top * (1 - fy) + bottom * fy;

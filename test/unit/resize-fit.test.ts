@@ -8,7 +8,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, describe, expect, it } from 'vitest';
-import { attachHead, env, fit, freeze, fromTensors, loadBackbone, loadModel, predict, resizeImages, save, TRANSFER_LEARN_DEFAULTS } from '../../src/node/index';
+import { attachHead, env, explain, fit, freeze, fromTensors, loadBackbone, loadModel, predict, resizeImages, save, TRANSFER_LEARN_DEFAULTS } from '../../src/node/index';
 import { resolveTransferLearnArgs } from '../../src/transfer-learn';
 import { stripes, tinyBackbone } from '../helpers/tiny';
 
@@ -40,6 +40,21 @@ describe('model.resizeFit', () => {
     const [ps] = await predict(m, squashed);
     expect(p!.probabilities).toEqual(pc!.probabilities);
     expect(p!.probabilities).not.toEqual(ps!.probabilities);
+    // Its heatmap covers the middle third the model saw: zero outside, the cropped image's heatmap inside.
+    const [ew] = await explain(m, wide);
+    const [ec] = await explain(m, cropped);
+    const region = ew!.heatmap.region!;
+    for (const [k, v] of Object.entries({ top: 0, left: 1 / 3, height: 1, width: 1 / 3 })) expect(region[k as keyof typeof region]).toBeCloseTo(v, 12);
+    expect(ec!.heatmap.region).toBeUndefined();
+    const full = ew!.heatmap.upsample();
+    const middle = ec!.heatmap.upsample([size, size]);
+    for (let y = 0; y < size; y++) {
+      for (let x = 0; x < 3 * size; x++) {
+        const v = full[y * 3 * size + x]!;
+        if (x < size || x >= 2 * size) expect(v).toBe(0);
+        else expect(v).toBeCloseTo(middle[y * size + x - size]!, 5);
+      }
+    }
     // Saved and loaded: the same fit, the same answer.
     await save(m, path.join(tmp, 'm'));
     const loaded = await loadModel(path.join(tmp, 'm'));
