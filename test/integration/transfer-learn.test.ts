@@ -216,6 +216,7 @@ describe.runIf(hasShared)('flowers (5 classes)', () => {
     const base = tf.memory().numTensors;
     const result = await transferLearn({ data: root, backbone: MODEL_035, backboneOptions: { inputSize: 96 }, epochs: 5, seed: 1, examine: false, fineTune: { trainableFrom: 'block_16_expand', epochs: 1 } });
     expect(result.classes).toEqual(classes);
+    expect(result.model.resizeFit).toBe('centerCrop'); // the default for a folder, recorded by fit
     const ev = result.evaluation;
     expect(ev.count).toBe(15);
     expect(ev.perClass.every((c) => c.rocAuc !== undefined && c.rocAuc >= 0 && c.rocAuc <= 1)).toBe(true);
