@@ -93,12 +93,30 @@ function dataUri(uri: string | undefined, where: string): string | undefined {
   return uri;
 }
 
+/** Elements a chart has no business holding: they run code, embed documents or load things. */
+const BANNED_ELEMENTS = /^(script|foreignobject|iframe|object|embed|link|style|image|use|a|animate|set)$/i;
+
+/** Why `svg` is not plain chart markup (a banned element, an event handler, a link out), or `undefined`. */
+function unsafeSvg(svg: string): string | undefined {
+  if (!/^\s*<svg[\s>]/.test(svg)) return 'it does not start with <svg';
+  // Text and attribute values are entity-escaped, so every "<" opens a tag; attributes are read one by one.
+  for (const tag of svg.matchAll(/<\/?([A-Za-z][\w:-]*)([^>]*)>/g)) {
+    if (BANNED_ELEMENTS.test(tag[1]!)) return `it has a <${tag[1]}> element`;
+    for (const a of tag[2]!.matchAll(/([^\s=/>]+)\s*=\s*("[^"]*"|'[^']*'|[^\s>]+)/g)) {
+      const name = a[1]!.toLowerCase();
+      const value = a[2]!.replace(/^["']|["']$/g, '').trim();
+      if (name.startsWith('on')) return `it has an event handler (${name})`;
+      if (/(^|:)href$|^src$/.test(name) && !/^#/.test(value)) return `it links to ${value}`;
+      if (/url\(\s*(?!['"]?#)/i.test(value)) return `it references ${value}`;
+    }
+  }
+  return /<!|<\?/.test(svg.replace(/^\s*<\?xml[^>]*\?>/, '')) ? 'it has a declaration or comment' : undefined;
+}
+
 function svgMarkup(svg: string | undefined, where: string): string | undefined {
   if (svg === undefined) return undefined;
-  const bad = typeof svg !== 'string' || !/^\s*<svg[\s>]/.test(svg) || /<script|<foreignObject|\son\w+\s*=|(?:href|src)\s*=\s*["']?\s*(?!#|data:image\/)[^\s"'>]/i.test(svg);
-  if (bad) {
-    throw new TransferError('INVALID_ARGUMENT', `renderReport: charts.${where} must be SVG markup rendered from a spec (<svg ...>), with no script, event handler, foreignObject or external link.`);
-  }
+  const why = typeof svg === 'string' ? unsafeSvg(svg) : 'it is not a string';
+  if (why) throw new TransferError('INVALID_ARGUMENT', `renderReport: charts.${where} must be SVG markup rendered from a spec (<svg ...>) with no script, event handler, embedded element or link out; ${why}.`);
   return svg.trim();
 }
 
