@@ -7,7 +7,7 @@
 import type { TopLevelSpec } from 'vega-lite';
 import { check } from '../errors';
 import type { Evaluation } from '../evaluate/metrics';
-import type { UnknownScoreHistogram } from '../evaluate/unknown';
+import type { UnknownEvaluation } from '../evaluate/unknown';
 import type { FitHistory } from '../train/history';
 
 /** A Vega-Lite specification (vega-lite's `TopLevelSpec`): what the spec builders return. @category Step 5: Evaluate */
@@ -213,7 +213,7 @@ export function reliabilitySpec(args: ReliabilitySpecArgs): VegaLiteSpec {
 /** Options of {@link unknownHistogramSpec}. @category Step 5: Evaluate */
 export interface UnknownHistogramSpecArgs extends ChartSizeArgs {
   /** The detector's figures (`evaluate(...).unknown`): its `histogram` and `threshold` are drawn. Required. */
-  unknown: { histogram: UnknownScoreHistogram; threshold: number };
+  unknown: Pick<UnknownEvaluation, 'histogram' | 'threshold'>;
   /** What the bars of the evaluated images are called in the legend. @defaultValue `'images of the classes'` */
   classesLabel?: string;
   /** What the bars of the other images are called. @defaultValue `'other images'` */
