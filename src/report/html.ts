@@ -214,7 +214,7 @@ function topLossesSection(e: Evaluation | undefined, images: RenderReportArgs['t
   if (!e) return missing('Not available: no evaluation.');
   if (!e.topLosses.length) return '<p class="ok">No mistakes.</p>';
   const heat = e.topLosses.some((l, i) => images?.[i]?.predicted);
-  const intro = heat ? '<p class="note">The heatmaps show where the model looked (class activation maps): for the class it predicted, and for the true class.</p>' : '';
+  const intro = heat ? '<p class="note">The heatmaps show where the model looked (CAM or Grad-CAM, red = most), for the class it predicted and for the true class.</p>' : '';
   return `${intro}<div class="losses">${e.topLosses.map((l, i) => topLossCard(l, images?.[i], i)).join('')}</div>`;
 }
 

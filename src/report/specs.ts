@@ -71,7 +71,8 @@ function checkSize(args: ChartSizeArgs, where: string): void {
 
 /**
  * The training curves: loss and accuracy per epoch, train and validation, one panel each; the fine-tuning epochs
- * (dashed) follow the head's, after a grey rule where fine-tuning began.
+ * (dashed) follow the head's, after a grey rule where fine-tuning began; a grey rule marks the head's best epoch
+ * when early stopping restored an earlier one than the last.
  *
  * @category Step 5: Evaluate
  * @example
@@ -99,12 +100,23 @@ export function trainingCurvesSpec(args: TrainingCurvesSpecArgs): VegaLiteSpec {
       ...(fineTuning ? { strokeDash: { field: 'phase', type: 'nominal' as const, title: null, scale: { domain: ['head', 'fine-tuning'], range: [[1, 0], [5, 3]] } } } : {}),
     },
   };
-  const rule = { mark: { type: 'rule' as const, color: '#999', strokeDash: [2, 2] }, data: { values: [{ epoch: head + 0.5 }] }, encoding: { x: { field: 'epoch', type: 'quantitative' as const } } };
+  // Where fine-tuning began, and the head's best epoch (early stopping restores its weights).
+  const marks = [
+    ...(fineTuning ? [{ epoch: head + 0.5, what: 'fine-tuning' }] : []),
+    ...(args.history.bestEpoch >= 0 && args.history.bestEpoch < head - 1 ? [{ epoch: args.history.bestEpoch + 1, what: 'best' }] : []),
+  ];
+  const rule = {
+    data: { values: marks },
+    layer: [
+      { mark: { type: 'rule' as const, color: '#999', strokeDash: [2, 2] }, encoding: { x: { field: 'epoch', type: 'quantitative' as const } } },
+      { mark: { type: 'text' as const, color: '#777', align: 'left' as const, baseline: 'top' as const, dx: 3, dy: 2, fontSize: 10 }, encoding: { x: { field: 'epoch', type: 'quantitative' as const }, y: { value: 0 }, text: { field: 'what' } } },
+    ],
+  };
   return {
     $schema: SCHEMA,
     data: { values },
     facet: { column: { field: 'metric', type: 'nominal', title: null, sort: ['loss', 'accuracy'], header: { labelFontSize: 13, labelFontWeight: 'bold' } } },
-    spec: { width: args.width ?? 300, height: args.height ?? 220, layer: fineTuning ? [line, rule] : [line] },
+    spec: { width: args.width ?? 300, height: args.height ?? 220, layer: marks.length ? [line, rule] : [line] },
     resolve: { scale: { y: 'independent' } },
   } as VegaLiteSpec;
 }
@@ -170,7 +182,8 @@ export interface ReliabilitySpecArgs extends ChartSizeArgs {
 
 /**
  * The reliability diagram: accuracy against confidence in the bins of `evaluation.reliability` (bars over each
- * bin, only bins that hold images; a dot at each bin's mean confidence, its size the number of images), with the
+ * bin, only bins that hold images, paler the fewer images they hold; a dot at each bin's mean confidence, its size
+ * the number of images), with the
  * diagonal a calibrated model follows; the expected calibration error in the title.
  *
  * @category Step 5: Evaluate
@@ -193,8 +206,15 @@ export function reliabilitySpec(args: ReliabilitySpecArgs): VegaLiteSpec {
     layer: [
       {
         data: { values: bins },
-        mark: { type: 'rect', color: BLUE, opacity: 0.55, stroke: 'white', tooltip: true },
-        encoding: { x: { field: 'lower', ...unit, title: 'confidence (top-class probability)' }, x2: { field: 'upper' }, y: { field: 'accuracy', ...unit, title: 'accuracy' }, y2: { datum: 0 } },
+        mark: { type: 'rect', color: BLUE, stroke: 'white', tooltip: true },
+        encoding: {
+          x: { field: 'lower', ...unit, title: 'confidence (top-class probability)' },
+          x2: { field: 'upper' },
+          y: { field: 'accuracy', ...unit, title: 'accuracy' },
+          y2: { datum: 0 },
+          // A bin of a few images is pale: its accuracy says little.
+          opacity: { field: 'count', type: 'quantitative', scale: { type: 'sqrt', range: [0.12, 0.75] }, legend: null },
+        },
       },
       {
         data: { values: [{ x: 0, y: 0 }, { x: 1, y: 1 }] },

@@ -68,7 +68,9 @@ describe('spec builders', () => {
     const ft = values.filter((v) => v.phase === 'fine-tuning');
     expect(ft.map((v) => v.epoch).sort()).toEqual([4, 4, 4, 4, 5, 5, 5, 5]);
     expect(values.find((v) => v.epoch === 2 && v.split === 'validation' && v.metric === 'loss')!.value).toBe(0.6);
-    expect(spec.spec.layer).toHaveLength(2);
+    expect(spec.spec.layer).toHaveLength(2); // the curves, and the rule where fine-tuning began
+    const early = trainingCurvesSpec({ history: history([0.9, 0.5, 0.4], [0.8, 0.6, 0.7], { bestEpoch: 1, stoppedEarly: true }) }) as unknown as { spec: { layer: { data?: Data }[] } };
+    expect(early.spec.layer[1]!.data!.values).toEqual([{ epoch: 2, what: 'best' }]);
     const headOnly = trainingCurvesSpec({ history: history([0.9, 0.5], [0.8, 0.6]) }) as unknown as { spec: { layer: { encoding: Record<string, unknown> }[] } };
     expect(headOnly.spec.layer).toHaveLength(1);
     expect(headOnly.spec.layer[0]!.encoding.strokeDash).toBeUndefined();
