@@ -122,6 +122,7 @@ export const evaluateCommand: Command = defineCommand({
       // The report shows the top losses' heatmaps (a second pass over those few images).
       const explain = report !== undefined && model.backbone.featureShape.length === 3;
       const result = await evaluate(model, split, { batchSize, unknown, explain });
+      const reportStarted = Date.now();
       const written = report === undefined ? undefined : await writeCliReport(report, {
         title: `${basename(root)}: ${model.classes.join(' / ')}`,
         subtitle: `tfjs-transfer evaluate ${modelSource} ${dir}${v.unknown !== undefined ? ` --unknown ${v.unknown}` : ''}`,
@@ -129,6 +130,7 @@ export const evaluateCommand: Command = defineCommand({
         evaluation: result,
         card: model.card,
       });
+      if (written) ctx.note(`tfjs-transfer: wrote the report in ${((Date.now() - reportStarted) / 1000).toFixed(1)}s`);
       if (v.json) {
         const topLosses = result.topLosses.map(({ heatmaps: _, ...l }) => l);
         line(io.out, JSON.stringify({ ...result, topLosses, model: modelSource, data: root, report: written?.path ?? null }));

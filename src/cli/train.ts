@@ -150,8 +150,8 @@ async function saveTrained(model: Parameters<typeof save>[0], cl: TrainCommandLi
 
 /** Writes the training report (its heatmaps from `explain` on the top losses' files). */
 async function writeTrainReport(path: string, result: Awaited<ReturnType<typeof transferLearn>>, cl: TrainCommandLine, note: (m: string) => void): Promise<{ path: string; bytes: number }> {
-  note(`tfjs-transfer: writing the report to ${path}`);
-  return writeCliReport(path, {
+  const started = Date.now();
+  const written = await writeCliReport(path, {
     title: `${basename(resolve(cl.dir))}: ${result.classes.join(' / ')}`,
     subtitle: `tfjs-transfer train ${cl.dir}: ${cl.source}, evaluated on the ${result.evaluation.count} validation images; saved to ${cl.out}`,
     examine: result.report,
@@ -161,6 +161,8 @@ async function writeTrainReport(path: string, result: Awaited<ReturnType<typeof 
     card: result.model.card,
     model: result.model.backbone.featureShape.length === 3 ? result.model : undefined,
   });
+  note(`tfjs-transfer: wrote the report ${written.path} (${written.bytes} bytes) in ${((Date.now() - started) / 1000).toFixed(1)}s`);
+  return written;
 }
 
 /** The `train` command. */

@@ -202,7 +202,7 @@ function fileName(source: string | undefined, index: number): string {
 function topLossCard(l: TopLoss, images: ReportImage | undefined, i: number): string {
   const img = (uri: string | undefined, label: string): string =>
     uri ? `<figure><img src="${dataUri(uri, `topLossImages[${i}]`)}" alt="${escapeHtml(label)}"><figcaption>${escapeHtml(label)}</figcaption></figure>` : '';
-  const pictures = [img(images?.image, 'image'), img(images?.predicted, `looks like ${l.predicted}`), img(images?.actual, `looks like ${l.actual}`)].join('');
+  const pictures = [img(images?.image, 'image'), img(images?.predicted, `predicted: ${l.predicted}`), img(images?.actual, `true: ${l.actual}`)].join('');
   return (
     `<div class="loss"><div class="pictures">${pictures || '<p class="missing">no picture</p>'}</div>` +
     `<p class="caption"><span class="file" title="${escapeHtml(l.source ?? '')}">${escapeHtml(fileName(l.source, l.index))}</span><br>` +
@@ -252,8 +252,8 @@ ul.warnings li{color:#9a5b00}
 figure{margin:8px 0} figure.chart{overflow-x:auto} figure.chart svg{max-width:100%;height:auto}
 .losses{display:grid;grid-template-columns:repeat(auto-fill,minmax(330px,1fr));gap:12px}
 .loss{border:1px solid #e3e6ea;border-radius:6px;padding:8px} .pictures{display:flex;gap:6px}
-.pictures figure{margin:0;flex:1;min-width:0} .pictures img{width:100%;height:auto;display:block;border-radius:3px}
-.pictures figcaption{font-size:11px;color:#555;text-align:center;overflow:hidden;text-overflow:ellipsis;white-space:nowrap}
+.pictures figure{margin:0;flex:1;min-width:0} .pictures img{width:100%;aspect-ratio:1;object-fit:contain;background:#eef0f3;display:block;border-radius:3px}
+.pictures figcaption{font-size:11px;line-height:1.25;color:#555;text-align:center;overflow-wrap:anywhere;margin-top:2px}
 .caption{margin:6px 0 0;font-size:13px} .file{font-family:ui-monospace,Menlo,Consolas,monospace;font-size:12px;word-break:break-all}
 pre.card{white-space:pre-wrap;word-break:break-word;font-size:12px;background:#f6f7f9;padding:10px;border-radius:4px}
 details summary{cursor:pointer;color:#2a5d9f}
