@@ -275,7 +275,7 @@ export function unknownHistogramSpec(args: UnknownHistogramSpecArgs): VegaLiteSp
         encoding: {
           x: { field: 'lower', type: 'quantitative', title: 'detector score (higher = more like the classes)', scale: { domain: [h.edges[0]!, h.edges[h.edges.length - 1]!], nice: false } },
           x2: { field: 'upper' },
-          y: { field: 'count', type: 'quantitative', title: 'images', stack: null },
+          y: { field: 'count', type: 'quantitative', title: 'images', stack: null, axis: { tickMinStep: 1, format: 'd' } },
           y2: { datum: 0 },
           color: { field: 'group', type: 'nominal', title: null, scale: { domain: h.other ? [ours, theirs] : [ours], range: [BLUE, ORANGE] }, legend: { orient: 'top', labelLimit: 400 } },
         },

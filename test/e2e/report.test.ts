@@ -170,7 +170,7 @@ describe('HTML report', { timeout: 600_000 }, () => {
     assert.deepEqual(errors, []);
   });
 
-  test('--no-report writes none', async () => {
+  test('--no-report writes none; --report elsewhere; both, or a folder, are usage errors', async () => {
     const model = join(dir, 'model');
     rmSync(join(model, 'evaluate-report.html'));
     const run = await cli(['evaluate', model, join(dir, 'data'), '--backend', 'wasm', '--quiet', '--no-report']);
@@ -178,5 +178,14 @@ describe('HTML report', { timeout: 600_000 }, () => {
     assert.ok(!readdirSync(model).includes('evaluate-report.html'));
     const both = await cli(['evaluate', model, join(dir, 'data'), '--quiet', '--no-report', '--report', 'x.html']);
     assert.equal(both.code, 2);
+    assert.match(both.err, /--report <file> or --no-report, not both/);
+    const folder = await cli(['evaluate', model, join(dir, 'data'), '--quiet', '--report', dir]);
+    assert.equal(folder.code, 2);
+    assert.match(folder.err, /is a folder; give the file to write/);
+    // Elsewhere: its folder is created.
+    const elsewhere = join(dir, 'reports', 'run 1', 'cats & dogs.html');
+    const moved = await cli(['evaluate', model, join(dir, 'data'), '--backend', 'wasm', '--quiet', '--report', elsewhere]);
+    assert.equal(moved.code, 0, moved.err);
+    assert.ok(statSync(elsewhere).size > 20_000);
   });
 });

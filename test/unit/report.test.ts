@@ -8,6 +8,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
+import { build } from 'esbuild';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -113,6 +114,19 @@ describe('spec builders', () => {
 
   it('check their sizes', () => {
     expect(() => reliabilitySpec({ evaluation: { reliability: { bins: [] }, ece: 0 }, width: -3 })).toThrow(/width/);
+  });
+});
+
+describe('entries', () => {
+  it('the main entry bundles the spec builders and renderReport without Vega; the Node entry loads Vega only when a report is made', async () => {
+    const result = await build({ entryPoints: ['src/index.ts'], bundle: true, write: false, platform: 'browser', format: 'esm', logLevel: 'silent', external: ['@tensorflow/*'], metafile: true });
+    const inputs = Object.keys(result.metafile!.inputs);
+    expect(inputs).toContain('src/report/specs.ts');
+    expect(inputs).toContain('src/report/html.ts');
+    expect(inputs.filter((f) => /node_modules\/vega/.test(f))).toEqual([]);
+    const node = fs.readFileSync('src/node/report.ts', 'utf8');
+    expect(node).not.toMatch(/^import .* from 'vega(-lite)?';$/m); // static imports would load Vega with tfjs-transfer/node
+    expect(node).toMatch(/import\('vega'\)/);
   });
 });
 
