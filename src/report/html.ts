@@ -141,18 +141,20 @@ function dataSection(report: ExamineReport | undefined): string {
   return `<table class="counts">${head}${rows.join('')}${total}</table><p>${escapeHtml(facts.join('; '))}.</p><h3>Warnings</h3>${warnings}`;
 }
 
-function historyLine(h: FitHistory, what: string): string {
+/** One line of a training phase; `offset` epochs ran before it (its epochs are numbered on from there, as on the chart). */
+function historyLine(h: FitHistory, what: string, offset: number): string {
   const last = h.loss.length - 1;
   const best = h.bestEpoch >= 0 ? h.bestEpoch : last;
+  const epochs = offset ? `epochs ${offset + 1}–${offset + h.epochs}` : `${h.epochs} epochs`;
   const val = h.valAccuracy.length ? `, validation accuracy ${pct(h.valAccuracy[best])} (loss ${fixed(h.valLoss[best], 4)})` : '';
-  return `<li>${escapeHtml(what)}: ${h.epochs} epochs${h.stoppedEarly ? ' (stopped early)' : ''}, best epoch ${best + 1}${val}; ${h.trained.parameters} parameters trained in ${h.trained.layers.length} layers.</li>`;
+  return `<li>${escapeHtml(what)}: ${epochs}${h.stoppedEarly ? ' (stopped early)' : ''}, best epoch ${offset + best + 1}${val}; ${h.trained.parameters} parameters trained in ${h.trained.layers.length} layers.</li>`;
 }
 
 function trainingSection(args: RenderReportArgs): string {
   if (!args.history) {
     return missing('Not available: this report was made from a saved model, which keeps a summary of its training (see the model card) but not its per-epoch curves. The report tfjs-transfer train writes has them.');
   }
-  const lines = [historyLine(args.history, 'head'), ...(args.fineTuneHistory ? [historyLine(args.fineTuneHistory, 'fine-tuning')] : [])];
+  const lines = [historyLine(args.history, 'head', 0), ...(args.fineTuneHistory ? [historyLine(args.fineTuneHistory, 'fine-tuning', args.history.loss.length)] : [])];
   const warnings = [...args.history.warnings, ...(args.fineTuneHistory?.warnings ?? [])];
   return `${figure(args.charts?.curves, 'The chart was not rendered.')}<ul>${lines.join('')}</ul>${warnings.length ? `<ul class="warnings">${warnings.map((w) => `<li>${escapeHtml(w)}</li>`).join('')}</ul>` : ''}`;
 }

@@ -97,7 +97,7 @@ export function trainingCurvesSpec(args: TrainingCurvesSpecArgs): VegaLiteSpec {
       color: { field: 'split', type: 'nominal' as const, title: null, scale: { domain: ['train', 'validation'], range: [BLUE, ORANGE] } },
       detail: { field: 'phase', type: 'nominal' as const },
       // Dashed fine-tuning epochs, only when there are some (no legend entry for a phase that did not run).
-      ...(fineTuning ? { strokeDash: { field: 'phase', type: 'nominal' as const, title: null, scale: { domain: ['head', 'fine-tuning'], range: [[1, 0], [5, 3]] } } } : {}),
+      ...(fineTuning ? { strokeDash: { field: 'phase', type: 'nominal' as const, title: null, scale: { domain: ['head', 'fine-tuning'], range: [[1, 0], [5, 3]] }, legend: { symbolType: 'stroke', symbolStrokeWidth: 2, encode: { symbols: { update: { stroke: { value: '#555' } } } } } } } : {}),
     },
   };
   // Where fine-tuning began, and the head's best epoch (early stopping restores its weights).

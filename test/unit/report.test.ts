@@ -203,6 +203,8 @@ describe('renderReport', () => {
     expect(html).toMatch(/id="card"><h2>Model card<\/h2><p class="missing">/);
     expect(html).toContain('90.00%');
     expect(renderReport()).toContain('<section id="data">');
+    const tuned = renderReport({ history: history([0.9, 0.5, 0.4], [0.8, 0.6, 0.55]), fineTuneHistory: history([0.3, 0.2], [0.5, 0.45]) });
+    expect(tuned).toContain('<li>fine-tuning: epochs 4–5, best epoch 5, validation accuracy 77.50% (loss 0.4500)');
   });
 
   it('escapes class names and file paths everywhere', () => {
