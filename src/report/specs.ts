@@ -89,10 +89,11 @@ export function trainingCurvesSpec(args: TrainingCurvesSpecArgs): VegaLiteSpec {
   const fineTuning = args.fineTuneHistory !== undefined && args.fineTuneHistory.loss.length > 0;
   const values = [...curvePoints(args.history, 'head', 0), ...(args.fineTuneHistory ? curvePoints(args.fineTuneHistory, 'fine-tuning', head) : [])];
   const epochs = head + (args.fineTuneHistory?.loss.length ?? 0);
+  const height = args.height ?? 220;
   const line = {
     mark: { type: 'line' as const, point: true, tooltip: true },
     encoding: {
-      x: { field: 'epoch', type: 'quantitative' as const, title: 'epoch', scale: { domain: [1, Math.max(2, epochs)] }, axis: { tickMinStep: 1, format: 'd' } },
+      x: { field: 'epoch', type: 'quantitative' as const, title: 'epoch', scale: { domain: [1, Math.max(2, epochs)], nice: false }, axis: { tickMinStep: 1, format: 'd' } },
       y: { field: 'value', type: 'quantitative' as const, title: null, scale: { zero: false } },
       color: { field: 'split', type: 'nominal' as const, title: null, scale: { domain: ['train', 'validation'], range: [BLUE, ORANGE] } },
       detail: { field: 'phase', type: 'nominal' as const },
@@ -109,14 +110,16 @@ export function trainingCurvesSpec(args: TrainingCurvesSpecArgs): VegaLiteSpec {
     data: { values: marks },
     layer: [
       { mark: { type: 'rule' as const, color: '#999', strokeDash: [2, 2] }, encoding: { x: { field: 'epoch', type: 'quantitative' as const } } },
-      { mark: { type: 'text' as const, color: '#777', align: 'left' as const, baseline: 'top' as const, dx: 3, dy: 2, fontSize: 10 }, encoding: { x: { field: 'epoch', type: 'quantitative' as const }, y: { value: 0 }, text: { field: 'what' } } },
+      // "best" at the top right of its rule; "fine-tuning" at the bottom left of its own (it is often near the right edge).
+      { transform: [{ filter: "datum.what === 'best'" }], mark: { type: 'text' as const, color: '#777', align: 'left' as const, baseline: 'top' as const, dx: 3, dy: 2, fontSize: 10 }, encoding: { x: { field: 'epoch', type: 'quantitative' as const }, y: { value: 0 }, text: { field: 'what' } } },
+      { transform: [{ filter: "datum.what !== 'best'" }], mark: { type: 'text' as const, color: '#777', align: 'right' as const, baseline: 'bottom' as const, dx: -3, dy: -2, fontSize: 10 }, encoding: { x: { field: 'epoch', type: 'quantitative' as const }, y: { value: height }, text: { field: 'what' } } },
     ],
   };
   return {
     $schema: SCHEMA,
     data: { values },
     facet: { column: { field: 'metric', type: 'nominal', title: null, sort: ['loss', 'accuracy'], header: { labelFontSize: 13, labelFontWeight: 'bold' } } },
-    spec: { width: args.width ?? 300, height: args.height ?? 220, layer: marks.length ? [line, rule] : [line] },
+    spec: { width: args.width ?? 300, height, layer: marks.length ? [line, rule] : [line] },
     resolve: { scale: { y: 'independent' } },
   } as VegaLiteSpec;
 }
