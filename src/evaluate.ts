@@ -29,6 +29,8 @@ export {
   type FitUnknownDetectorArgs,
   type UnknownEvaluation,
   type UnknownImages,
+  UNKNOWN_HISTOGRAM_BINS,
+  type UnknownScoreHistogram,
 } from './evaluate/unknown';
 export { UNKNOWN_DETECTOR_DEFAULTS, type UnknownCentring, type UnknownDetectorArgs, type UnknownDetectorSummary } from './unknown-detector';
 export { explain, EXPLAIN_DEFAULTS, type ExplainArgs, type ExplainMethod, type Explanation } from './evaluate/explain';

@@ -115,6 +115,8 @@ export {
   type UnknownDetectorSummary,
   type UnknownEvaluation,
   type UnknownImages,
+  UNKNOWN_HISTOGRAM_BINS,
+  type UnknownScoreHistogram,
 } from './evaluate';
 
 // Save and load.
@@ -140,3 +142,18 @@ export {
   type TransferLearnArgs,
   type TransferLearnResult,
 } from './transfer-learn';
+
+// The report: Vega-Lite specs of its charts, and the HTML page (charts given as SVG; tfjs-transfer/node renders them).
+export {
+  trainingCurvesSpec,
+  confusionMatrixSpec,
+  reliabilitySpec,
+  unknownHistogramSpec,
+  type VegaLiteSpec,
+  type ChartSizeArgs,
+  type TrainingCurvesSpecArgs,
+  type ConfusionMatrixSpecArgs,
+  type ReliabilitySpecArgs,
+  type UnknownHistogramSpecArgs,
+} from './report/specs';
+export { renderReport, type RenderReportArgs, type ReportCharts, type ReportImage } from './report/html';

@@ -7,7 +7,10 @@ import { evaluate } from '../evaluate';
 import { loadModel } from '../io/model-io';
 import { imageFolder } from '../node/image-folder';
 import { readdir } from 'node:fs/promises';
-import { join } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
+import { stat } from 'node:fs/promises';
+import { examine } from '../examine/examine';
+import { REPORT_OPTIONS, reportPath, writeCliReport } from './report';
 import { fromImages, type Dataset } from '../data/dataset';
 import { COMMON_HELP, COMMON_OPTIONS, EXIT, defineCommand, EXIT_CODES_HELP, IMAGE_FILE, UsageError, intOption, line, type Command } from './common';
 import { formatEvaluation } from './format';
@@ -24,11 +27,18 @@ recall / F1, the confusion matrix, and the misclassified files.
 
 Options:
   --json              print one JSON document on stdout: the evaluate() result (accuracy, loss, count, classes,
-                      perClass, macroF1, confusionMatrix, rocAuc, misclassified) plus "model" and "data"
+                      perClass, macroF1, confusionMatrix, rocAuc, misclassified, unknown, topLosses without
+                      heatmaps) plus "model", "data" and "report" (its path, or null)
   --batch-size <n>    images per forward pass (default 32)
   --show-errors <n>   list up to n misclassified files (default 10)
   --unknown <dir>     images of none of the model's classes (any files under dir, subfolders included): report
                       how many the model's unknown detector refuses, and the ROC AUC of its score
+  --report <file>     write the HTML report there (default: evaluate-report.html in the model's folder, or in
+                      the current folder for a URL; not report.html, so the report train wrote, with its
+                      training curves, is kept): one self-contained page that opens offline, with the data
+                      summary, confusion matrix, per-class metrics, reliability diagram, unknown-score
+                      histogram, the most confident mistakes with heatmaps, and the model card
+  --no-report         write no report (and skip the heatmaps it needs)
 ${COMMON_HELP}
 
 ${EXIT_CODES_HELP}
@@ -44,6 +54,7 @@ const OPTIONS = {
   'batch-size': { type: 'string' },
   'show-errors': { type: 'string' },
   unknown: { type: 'string' },
+  ...REPORT_OPTIONS,
 } as const;
 
 /** Every image file under `root` (subfolders included, sorted), as a dataset whose labels do not matter. */
@@ -63,6 +74,15 @@ async function unknownImages(root: string, given: string): Promise<Dataset> {
   return fromImages(files.map((image) => ({ image, label: 'other' })), { name: given });
 }
 
+/** Where `evaluate` writes its report by default: the model's folder for a local model, else the current folder. */
+async function defaultReportPath(modelSource: string): Promise<string> {
+  const name = 'evaluate-report.html';
+  if (/^https?:\/\//i.test(modelSource)) return resolve(name);
+  const path = resolve(modelSource.replace(/^file:\/\//i, ''));
+  const folder = await stat(path).then((s) => (s.isDirectory() ? path : dirname(path)), () => dirname(path));
+  return join(folder, name);
+}
+
 /** The `evaluate` command. */
 export const evaluateCommand: Command = defineCommand({
   name: 'evaluate',
@@ -74,6 +94,7 @@ export const evaluateCommand: Command = defineCommand({
     const [modelSource, dir] = positionals as [string, string];
     const batchSize = intOption('evaluate', 'batch-size', v['batch-size'], 1, 4096);
     const showErrors = intOption('evaluate', 'show-errors', v['show-errors'], 0, 1e6) ?? 10;
+    const report = await reportPath('evaluate', v, await defaultReportPath(modelSource));
     const ctx = await startRun(io, { backend: v.backend, quiet: v.quiet, command: 'evaluate' });
     const root = await requireFolder(dir, 'the evaluation folder');
     const model = await loadModel(modelSource);
@@ -98,9 +119,21 @@ export const evaluateCommand: Command = defineCommand({
       if (unknown && !model.unknownDetector) {
         throw new TransferError('NOT_SUPPORTED', `the model ${modelSource} has no unknown detector (it was trained without validation images, or by an older version); train it again with tfjs-transfer train, which fits one.`);
       }
-      const result = await evaluate(model, split, { batchSize, unknown });
+      // The report shows the top losses' heatmaps (a second pass over those few images).
+      const explain = report !== undefined && model.backbone.featureShape.length === 3;
+      const result = await evaluate(model, split, { batchSize, unknown, explain });
+      const reportStarted = Date.now();
+      const written = report === undefined ? undefined : await writeCliReport(report, {
+        title: `${basename(root)}: ${model.classes.join(' / ')}`,
+        subtitle: `tfjs-transfer evaluate ${modelSource} ${dir}${v.unknown !== undefined ? ` --unknown ${v.unknown}` : ''}`,
+        examine: examine(split, { verbose: false }),
+        evaluation: result,
+        card: model.card,
+      });
+      if (written) ctx.note(`tfjs-transfer: wrote the report in ${((Date.now() - reportStarted) / 1000).toFixed(1)}s`);
       if (v.json) {
-        line(io.out, JSON.stringify({ ...result, model: modelSource, data: root }));
+        const topLosses = result.topLosses.map(({ heatmaps: _, ...l }) => l);
+        line(io.out, JSON.stringify({ ...result, topLosses, model: modelSource, data: root, report: written?.path ?? null }));
       } else {
         line(io.out, formatEvaluation(result, `${dir}`));
         const shown = result.misclassified.slice(0, showErrors);
@@ -108,6 +141,7 @@ export const evaluateCommand: Command = defineCommand({
           line(io.out, `  misclassified (${result.count - Math.round(result.accuracy * result.count)}; first ${shown.length}):`);
           for (const m of shown) line(io.out, `    ${m.source ?? `#${m.index}`}: ${m.actual} -> ${m.predicted} (${m.probability.toFixed(3)})`);
         }
+        if (written) line(io.out, `report: ${written.path} (${written.bytes} bytes)`);
       }
     } finally {
       model.dispose();

@@ -16,6 +16,7 @@ import { formatEvaluation } from './format';
 import { requireFolder, startRun } from './run-context';
 import { formatSettings, trainSettings, type TrainSettings } from './settings';
 import { checkDataFolder, checkFineTuneFrom, checkOutFolder } from './train-checks';
+import { REPORT_OPTIONS, reportHelp, reportPath, writeCliReport } from './report';
 
 const HELP = `Usage: tfjs-transfer train <dir> [options]
 
@@ -54,6 +55,7 @@ Options:
                            ${SAVE_DEFAULTS.maxAccuracyDrop}: one point)
   --head-only              save the head only (a few KB) with a checked reference to the backbone, which
                            loading fetches again (not with --fine-tune)
+${reportHelp('<out>/report.html')}
   --json                   print one JSON document on stdout (settings, evaluation, history, paths; on failure
                            { "error": { "code", "message", "exitCode" } }); logs go to stderr
 ${COMMON_HELP}
@@ -80,6 +82,7 @@ const OPTIONS = {
   'max-accuracy-drop': { type: 'string' },
   'head-only': { type: 'boolean' },
   json: { type: 'boolean' },
+  ...REPORT_OPTIONS,
 } as const;
 
 /** The command line of `train`, checked (usage errors come from here, before anything loads). */
@@ -153,6 +156,23 @@ async function saveTrained(model: Parameters<typeof save>[0], cl: TrainCommandLi
   return save(model, cl.out, { quantize, backbone, verify: folder.validation, maxAccuracyDrop: cl.maxAccuracyDrop });
 }
 
+/** Writes the training report (its heatmaps from `explain` on the top losses' files). */
+async function writeTrainReport(path: string, result: Awaited<ReturnType<typeof transferLearn>>, cl: TrainCommandLine, note: (m: string) => void): Promise<{ path: string; bytes: number }> {
+  const started = Date.now();
+  const written = await writeCliReport(path, {
+    title: `${basename(resolve(cl.dir))}: ${result.classes.join(' / ')}`,
+    subtitle: `tfjs-transfer train ${cl.dir}: ${cl.source}, evaluated on the ${result.evaluation.count} validation images; saved to ${cl.out}`,
+    examine: result.report,
+    history: result.history,
+    fineTuneHistory: result.fineTuneHistory,
+    evaluation: result.evaluation,
+    card: result.model.card,
+    model: result.model.backbone.featureShape.length === 3 ? result.model : undefined,
+  });
+  note(`tfjs-transfer: wrote the report ${written.path} (${written.bytes} bytes) in ${((Date.now() - started) / 1000).toFixed(1)}s`);
+  return written;
+}
+
 /** The `train` command. */
 export const trainCommand: Command = defineCommand({
   name: 'train',
@@ -162,6 +182,7 @@ export const trainCommand: Command = defineCommand({
   async run(v, positionals, io) {
     const cl = readCommandLine(v, positionals);
     await checkOutFolder(cl.out);
+    const report = await reportPath('train', v, resolve(cl.out, 'report.html'));
     const ctx = await startRun(io, { backend: v.backend, quiet: v.quiet, command: 'train' });
     const root = await requireFolder(cl.dir, 'the training folder');
     const shape = await checkDataFolder(root, cl.dir);
@@ -194,6 +215,7 @@ export const trainCommand: Command = defineCommand({
     const result = await transferLearn(args);
     try {
       const saved = await saveTrained(result.model, cl, ctx.progress);
+      const written = report === undefined ? undefined : await writeTrainReport(report, result, cl, ctx.note);
       const seconds = (Date.now() - started) / 1000;
       if (v.json) {
         line(
@@ -210,6 +232,7 @@ export const trainCommand: Command = defineCommand({
             history: result.history,
             fineTuneHistory: result.fineTuneHistory,
             saved: { artefact: saved.artefact, verification: saved.verification },
+            report: written?.path ?? null,
             seconds,
           }),
         );
@@ -219,6 +242,7 @@ export const trainCommand: Command = defineCommand({
         const check = v ? `; accuracy on ${v.images} validation images ${(100 * v.accuracyBefore).toFixed(2)}% -> ${(100 * v.accuracyAfter).toFixed(2)}%` : '';
         const what = `${saved.artefact.backbone === 'reference' ? 'head only' : 'whole model'}, ${saved.artefact.quantization}, ${saved.artefact.weightBytes} bytes of weights${check}`;
         line(io.out, `saved to ${cl.out} (${what}) (${seconds.toFixed(1)}s)`);
+        if (written) line(io.out, `report: ${written.path} (${written.bytes} bytes)`);
       }
     } finally {
       result.model.dispose();

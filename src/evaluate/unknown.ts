@@ -43,6 +43,54 @@ export interface UnknownEvaluation {
   otherRejected: number | undefined;
   /** ROC AUC of the score, images of the classes against the other images (1 = perfectly separated). */
   rocAuc: number | undefined;
+  /** The detector's scores in {@link UNKNOWN_HISTOGRAM_BINS} bins: the images of the classes, and the other images when given. */
+  histogram: UnknownScoreHistogram;
+}
+
+/** Number of equal-width bins of {@link UnknownScoreHistogram}. @category Step 5: Evaluate */
+export const UNKNOWN_HISTOGRAM_BINS = 30;
+
+/**
+ * The unknown detector's scores binned, for a histogram of in-distribution against other images with the threshold
+ * (the report draws it). @category Step 5: Evaluate
+ */
+export interface UnknownScoreHistogram {
+  /** The `bins + 1` bin edges, lowest first, spanning every score and the threshold. Bin `i` is `[edges[i], edges[i + 1])` (the last bin also holds its upper edge). */
+  edges: number[];
+  /** How many images of the classes (the evaluated data) fall in each bin. */
+  classes: number[];
+  /** How many other images (the `unknown` option) fall in each bin; `undefined` without them. */
+  other: number[] | undefined;
+}
+
+/** The histogram of `own` (and `other`) scores in equal-width bins spanning them and `threshold`. @internal */
+export function scoreHistogram(own: ArrayLike<number>, other: ArrayLike<number> | undefined, threshold: number, bins = UNKNOWN_HISTOGRAM_BINS): UnknownScoreHistogram {
+  let lo = threshold;
+  let hi = threshold;
+  for (const list of [own, other ?? []]) {
+    for (let i = 0; i < list.length; i++) {
+      const s = list[i]!;
+      if (!Number.isFinite(s)) continue;
+      if (s < lo) lo = s;
+      if (s > hi) hi = s;
+    }
+  }
+  if (hi - lo < 1e-9) {
+    lo -= 0.5;
+    hi += 0.5;
+  }
+  const width = (hi - lo) / bins;
+  const edges = Array.from({ length: bins + 1 }, (_, i) => (i === bins ? hi : lo + i * width));
+  const count = (list: ArrayLike<number>): number[] => {
+    const counts = new Array<number>(bins).fill(0);
+    for (let i = 0; i < list.length; i++) {
+      const s = list[i]!;
+      if (!Number.isFinite(s)) continue;
+      counts[Math.min(bins - 1, Math.floor((s - lo) / width))]!++;
+    }
+    return counts;
+  };
+  return { edges, classes: count(own), other: other === undefined ? undefined : count(other) };
 }
 
 /** The share of `scores` at or above `threshold`. */
@@ -86,6 +134,7 @@ export async function unknownEvaluation(
     otherAccepted: undefined,
     otherRejected: undefined,
     rocAuc: undefined,
+    histogram: scoreHistogram(own, undefined, threshold),
   };
   if (other === undefined) return result;
   throwIfAborted(args.signal, 'evaluate');
@@ -102,6 +151,7 @@ export async function unknownEvaluation(
   result.otherAccepted = shareAtLeast(theirs, threshold);
   result.otherRejected = 1 - result.otherAccepted;
   result.rocAuc = rocAuc(scores, positives);
+  result.histogram = scoreHistogram(own, theirs, threshold);
   return result;
 }
 

@@ -31,6 +31,7 @@ export { decodeImage, type DecodeArgs, type DecodedImage, type ImageFormat } fro
 export { createExtractPool, type ExtractPool, type ExtractPoolArgs } from './extract-pool';
 export { createDiskCache, type DiskCache } from './disk-cache';
 export { heatmapPng, type HeatmapPngArgs, type HeatmapPngImage } from './heatmap-png';
+export { buildReport, writeReport, REPORT_DEFAULTS, type BuildReportArgs, type WriteReportArgs, type WriteReportResult } from './report';
 
 /**
  * Options of {@link installNodeServices}.
