@@ -20,7 +20,16 @@ export interface HeatmapData {
    * image: a model that centre-crops (`model.resizeFit`) saw only the middle of a photo of another shape (the rest
    * reads 0), one that pads saw the photo inside a larger frame. Absent: the grid covers the whole image.
    */
-  region?: { top: number; left: number; height: number; width: number };
+  region?: {
+    /** Top edge of the part the grid covers, as a fraction of the image's height (negative when padded). */
+    top: number;
+    /** Left edge, as a fraction of the image's width. */
+    left: number;
+    /** Height covered, as a fraction of the image's height (above 1 when padded). */
+    height: number;
+    /** Width covered, as a fraction of the image's width. */
+    width: number;
+  };
 }
 
 /**
