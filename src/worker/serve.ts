@@ -62,7 +62,11 @@ export interface ServeTransferWorkerArgs {
 export interface TransferWorkerServer {
   /** How many trained or loaded models the worker holds (each freed by `RemoteModel.dispose()`). */
   readonly models: number;
-  /** Aborts every running call (they reject on the page with `reason`'s message), e.g. after a WebGL context loss. */
+  /**
+   * Aborts every running call, e.g. after a WebGL context loss: each is answered at once (the page's promise
+   * rejects with an `AbortError` naming `reason`) without waiting for the call to notice, since a lost GPU context
+   * may never answer a pending read; a model such a call still produces is disposed.
+   */
   abortAll(reason: string): void;
   /** Stops answering, aborts running calls and frees every model. */
   close(): void;
@@ -79,6 +83,8 @@ export interface RemoteModelInfo {
 
 interface Run {
   controller: AbortController;
+  /** Answered by abortAll already: what the call still produces is dropped. */
+  answered: boolean;
   training: boolean;
   model: TransferModel | undefined;
   stopped: boolean;
@@ -92,6 +98,8 @@ interface ServerState {
   runs: Map<number, Run>;
   initialised: boolean;
   closed: boolean;
+  /** Calls answered early by abortAll: their own answer, when it comes, is not posted. */
+  answered: Set<number>;
 }
 
 interface Answer {
@@ -131,7 +139,7 @@ export function serveTransferWorker(args: ServeTransferWorkerArgs = {}): Transfe
     'serveTransferWorker: no port: call it inside a Web Worker script, or pass args.port (a MessagePort).',
   );
   check(args.setup === undefined || typeof args.setup === 'function', 'serveTransferWorker: setup must be a function (config) => ...');
-  const state: ServerState = { port, args, models: new Map(), nextModel: 1, runs: new Map(), initialised: false, closed: false };
+  const state: ServerState = { port, args, models: new Map(), nextModel: 1, runs: new Map(), initialised: false, closed: false, answered: new Set() };
   const onMessage = (event: { data?: unknown }) => void handle(state, event.data);
   port.addEventListener('message', onMessage);
   port.start?.();
@@ -153,7 +161,22 @@ export function serveTransferWorker(args: ServeTransferWorkerArgs = {}): Transfe
 }
 
 function abortAll(state: ServerState, reason: string): void {
-  for (const run of state.runs.values()) run.controller.abort(new Error(reason));
+  for (const [id, run] of state.runs) {
+    run.controller.abort(new Error(reason));
+    if (run.answered) continue;
+    run.answered = true;
+    state.answered.add(id);
+    post(state, { kind: 'error', id, error: toWireError(new TransferError('ABORTED', `The call was aborted: ${reason}.`)) });
+  }
+}
+
+/** Registers a run's model, unless the run was already answered by {@link abortAll}. */
+function registerRun(state: ServerState, run: Run, model: TransferModel): RemoteModelInfo {
+  if (run.answered) {
+    model.dispose();
+    throw new TransferError('ABORTED', 'The call was aborted.');
+  }
+  return register(state, model);
 }
 
 function post(state: ServerState, message: WorkerResponse, transfer: ArrayBuffer[] = []): void {
@@ -171,13 +194,14 @@ async function handle(state: ServerState, data: unknown): Promise<void> {
   const id = data.id;
   try {
     const { value, transfer } = await answer(state, data);
+    if (state.answered.delete(id)) return;
     try {
       post(state, { kind: 'result', id, value }, transfer);
     } catch (e) {
       throw new TransferError('WORKER_FAILED', `the answer to "${data.op}" could not be posted to the page: ${e instanceof Error ? e.message : String(e)}`);
     }
   } catch (e) {
-    post(state, { kind: 'error', id, error: toWireError(e) });
+    if (!state.answered.delete(id)) post(state, { kind: 'error', id, error: toWireError(e) });
   }
 }
 
@@ -299,7 +323,7 @@ function cacheOf(state: ServerState, wanted: boolean | undefined): ActivationSto
 
 async function runFit(state: ServerState, id: number, body: FitRequestBody): Promise<Answer> {
   check(body != null && typeof body.backbone === 'string', 'TransferWorker.fit: backbone must be a catalog name or a model URL.');
-  const run: Run = { controller: new AbortController(), training: false, model: undefined, stopped: false };
+  const run: Run = { controller: new AbortController(), answered: false, training: false, model: undefined, stopped: false };
   state.runs.set(id, run);
   const { signal } = run.controller;
   const { callbacks, onProgress } = listenersOf(state, id, run, body.batchEvents);
@@ -323,7 +347,7 @@ async function runFit(state: ServerState, id: number, body: FitRequestBody): Pro
       });
       const kept = history.validationActivations;
       const evaluation = evaluateArgs && validation ? await evaluate(model, validation, { ...evaluateArgs, activations: kept, signal }).finally(() => kept?.dispose()) : undefined;
-      return { value: { model: register(state, model), history: plainHistory(history), evaluation, stopped: run.stopped } };
+      return { value: { model: registerRun(state, run, model), history: plainHistory(history), evaluation, stopped: run.stopped } };
     } catch (e) {
       model.dispose();
       throw e;
@@ -335,7 +359,7 @@ async function runFit(state: ServerState, id: number, body: FitRequestBody): Pro
 
 async function runTransferLearn(state: ServerState, id: number, body: TransferLearnRequestBody): Promise<Answer> {
   check(body != null && body.data != null, 'TransferWorker.transferLearn: data is required.');
-  const run: Run = { controller: new AbortController(), training: false, model: undefined, stopped: false };
+  const run: Run = { controller: new AbortController(), answered: false, training: false, model: undefined, stopped: false };
   state.runs.set(id, run);
   const { callbacks, onProgress } = listenersOf(state, id, run, body.batchEvents);
   try {
@@ -346,7 +370,7 @@ async function runTransferLearn(state: ServerState, id: number, body: TransferLe
     });
     const value = {
       ...result,
-      model: register(state, result.model),
+      model: registerRun(state, run, result.model),
       history: plainHistory(result.history),
       ...(result.fineTuneHistory ? { fineTuneHistory: plainHistory(result.fineTuneHistory) } : {}),
     };

@@ -170,6 +170,14 @@ describe('Web Worker helper (createTransferWorker / serveTransferWorker over a M
     expect((await worker.memory()).numTensors).toBe(baseline);
   });
 
+  it('abortAll (the worker script\'s own abort, e.g. a lost WebGL context) answers running calls at once; their model is dropped', async () => {
+    const running = worker.fit({ ...fitArgs(), fit: { epochs: 500, batchSize: 8 }, onEpochEnd: (epoch) => epoch === 0 && ends.server.abortAll('the WebGL context was lost') });
+    await expect(running).rejects.toMatchObject({ code: 'ABORTED', message: expect.stringContaining('the WebGL context was lost') });
+    await new Promise((r) => setTimeout(r, 300)); // the call itself ends at its next batch
+    expect(ends.server.models).toBe(0);
+    expect((await worker.memory()).numTensors).toBe(baseline);
+  });
+
   it('errors in the worker are re-thrown on the page as TransferErrors with their message and code', async () => {
     await expect(worker.fit({ ...fitArgs(), backbone: 'mobilenet_v9' })).rejects.toMatchObject({ name: 'TransferError', code: 'UNKNOWN_BACKBONE', message: expect.stringContaining('mobilenet_v9') });
     await expect(worker.fit({ ...fitArgs(), fit: { epochs: -1 } })).rejects.toMatchObject({ code: 'INVALID_ARGUMENT', message: expect.stringContaining('epochs') });
