@@ -44,7 +44,10 @@ export interface TransferWorkerPort {
  * the worker). Tensors and DOM elements cannot cross; decode them on the page first.
  * @category Web Worker
  */
-export type WorkerLabelledImage = Omit<LabelledImage, 'image'> & { image: WorkerImage };
+export type WorkerLabelledImage = Omit<LabelledImage, 'image'> & {
+  /** The image (see {@link WorkerImage}). */
+  image: WorkerImage;
+};
 
 /** An image that can be posted to the worker (see {@link WorkerLabelledImage}). @category Web Worker */
 export type WorkerImage = Exclude<LabelledImage['image'], { dataSync(): unknown }>;
@@ -149,7 +152,14 @@ export type WorkerTransferLearnOptions = Omit<
  */
 export interface WorkerTransferLearnArgs extends WorkerTrainListeners {
   /** The images: one set (a validation split is held out) or `{ train, validation }`. */
-  data: WorkerImages | { train: WorkerImages; validation?: WorkerImages };
+  data:
+    | WorkerImages
+    | {
+        /** The training images. */
+        train: WorkerImages;
+        /** The validation images. @defaultValue a `validationSplit` of `train` */
+        validation?: WorkerImages;
+      };
   /** Validation images. @defaultValue `data.validation`, else a `validationSplit` of the data */
   validationData?: WorkerImages;
   /** The backbone: a catalog name or a model URL. @defaultValue `transferLearn`'s (`"mobilenet_v2_1.0_224"`) */

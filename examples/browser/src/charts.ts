@@ -94,24 +94,39 @@ export async function render(container: HTMLElement, spec: TopLevelSpec): Promis
   return view;
 }
 
-/** The live training chart: one view per training run, its rows replaced after every epoch. */
+/**
+ * The live training chart: one view per training run, its rows replaced after epochs. Epochs can end faster than
+ * the chart renders: updates are coalesced to at most one render per animation frame, the latest curves winning.
+ */
 export class CurvesChart {
   private view: vega.View | undefined;
-  private pending: Promise<unknown> = Promise.resolve();
+  private latest: Curves | undefined;
+  private scheduled = false;
+  private epochs = 0;
 
   constructor(private readonly container: HTMLElement) {}
 
-  /** A new, empty chart for a run of `totalEpochs`. */
+  /** An empty chart for a run of `totalEpochs` (the view is rebuilt only when that number changes). */
   async reset(totalEpochs: number): Promise<void> {
+    this.latest = undefined;
+    if (this.view && this.epochs === totalEpochs) {
+      await this.view.data('rows', []).runAsync();
+      return;
+    }
     this.view?.finalize();
+    this.epochs = totalEpochs;
     this.view = await render(this.container, curvesSpec(totalEpochs));
   }
 
-  /** Shows `curves` (after the chart was reset). */
-  update(curves: Curves): Promise<unknown> {
-    const view = this.view;
-    if (!view) return Promise.resolve();
-    this.pending = this.pending.then(() => view.data('rows', curveRows(curves)).runAsync());
-    return this.pending;
+  /** Shows `curves` (after the chart was reset) at the next animation frame. */
+  update(curves: Curves): void {
+    this.latest = { loss: [...curves.loss], accuracy: [...curves.accuracy], valLoss: [...curves.valLoss], valAccuracy: [...curves.valAccuracy] };
+    if (this.scheduled) return;
+    this.scheduled = true;
+    requestAnimationFrame(() => {
+      this.scheduled = false;
+      const view = this.view;
+      if (view && this.latest) void view.data('rows', curveRows(this.latest)).runAsync();
+    });
   }
 }

@@ -366,7 +366,7 @@ async function train(): Promise<void> {
         curves.accuracy.push(logs.accuracy);
         if (logs.valLoss !== undefined) curves.valLoss.push(logs.valLoss);
         if (logs.valAccuracy !== undefined) curves.valAccuracy.push(logs.valAccuracy);
-        void state.chart?.update(curves);
+        state.chart?.update(curves);
         setStatus(
           'train-status',
           `Epoch ${epoch + 1}/${epochs}: loss ${logs.loss.toFixed(3)}, accuracy ${logs.accuracy.toFixed(3)}` +
@@ -464,7 +464,9 @@ async function showEvaluation(splits: Splits, result: Evaluation | undefined): P
     result.perClass
       .map((m) => `<tr><td>${escapeHtml(m.name)}</td><td>${m.precision.toFixed(3)}</td><td>${m.recall.toFixed(3)}</td><td>${m.f1.toFixed(3)}</td><td>${m.support}</td></tr>`)
       .join('');
+  await nextTask(); // each drawing its own task: the page keeps answering input between them
   await render($('confusion'), confusionSpec(result.classes, result.confusionMatrix));
+  await nextTask();
   await showMisclassified(splits, result);
 }
 
@@ -491,6 +493,11 @@ async function showMisclassified(splits: Splits, result: Evaluation): Promise<vo
     console.error(e);
     box.append(Object.assign(document.createElement('span'), { className: 'status error', textContent: `Heatmaps failed: ${message(e)}` }));
   }
+}
+
+/** Resolves in a new task (after input and painting had their turn). */
+function nextTask(): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, 0));
 }
 
 function escapeHtml(s: string): string {
