@@ -35,10 +35,12 @@ export function curvesSpec(totalEpochs: number, width = 300): TopLevelSpec {
     width,
     height: 170,
     transform: [{ filter: `datum.metric === '${metric}'` }],
-    mark: { type: 'line' as const, point: { size: 18 }, strokeWidth: 2 },
+    mark: { type: 'line' as const, strokeWidth: 2 },
     encoding: {
       x: { field: 'epoch', type: 'quantitative' as const, scale: { domain: [1, Math.max(2, totalEpochs)] }, axis: { tickMinStep: 1, format: 'd' } },
-      y: { field: 'value', type: 'quantitative' as const, title: null, ...(metric === 'accuracy' ? { scale: { domain: [0, 1] } } : { scale: { zero: true } }) },
+      // minExtent: room for the labels from the start; the empty loss chart has none, and the view's padding
+      // computed then would clip them once the data comes.
+      y: { field: 'value', type: 'quantitative' as const, title: null, axis: { minExtent: 34 }, ...(metric === 'accuracy' ? { scale: { domain: [0, 1] } } : { scale: { zero: true } }) },
       color: { field: 'series', type: 'nominal' as const, scale: { domain: SERIES, range: COLOURS }, legend: { title: null, orient: 'top' as const } },
       strokeDash: { field: 'series', type: 'nominal' as const, scale: { domain: SERIES, range: [[1, 0], [5, 3]] }, legend: { title: null, orient: 'top' as const } },
     },
@@ -73,7 +75,10 @@ export function confusionSpec(classes: readonly string[], matrix: number[][]): T
         transform: [{ filter: correct ? 'datum.correct' : '!datum.correct' }],
         mark: { type: 'rect' as const, stroke: '#fff', strokeWidth: 2 },
         encoding: {
-          color: { field: 'share', type: 'quantitative' as const, scale: { scheme: correct ? 'blues' : 'reds', domain: [0, 1] }, legend: null },
+          color: {
+            condition: { test: 'datum.count === 0', value: '#f4f6f9' },
+            field: 'share', type: 'quantitative' as const, scale: { scheme: correct ? 'blues' : 'reds', domain: [0, 1] }, legend: null,
+          },
           tooltip: [{ field: 'actual' }, { field: 'predicted' }, { field: 'count' }],
         },
       })),
@@ -89,20 +94,24 @@ export function confusionSpec(classes: readonly string[], matrix: number[][]): T
 
 /** A Vega view of `spec`, rendered as SVG into `container` (replacing what was there). */
 export async function render(container: HTMLElement, spec: TopLevelSpec): Promise<vega.View> {
-  const view = new vega.View(vega.parse(compile(spec).spec), { renderer: 'svg', container, hover: true });
+  const view = new vega.View(vega.parse(compile(spec).spec), { renderer: 'svg', container });
   await view.runAsync();
   return view;
 }
 
 /**
  * The live training chart: one view per training run, its rows replaced after epochs. Epochs can end faster than
- * the chart renders: updates are coalesced to at most one render per animation frame, the latest curves winning.
+ * the chart renders (a render is one main-thread task of 50-100 ms on a slow machine): updates are coalesced, at
+ * most one render per {@link CurvesChart.MIN_GAP_MS}, the latest curves winning.
  */
 export class CurvesChart {
   private view: vega.View | undefined;
   private latest: Curves | undefined;
   private scheduled = false;
   private epochs = 0;
+  private lastRender = 0;
+  /** The shortest time between two renders, ms: the page stays free for input in between. */
+  static readonly MIN_GAP_MS = 250;
 
   constructor(private readonly container: HTMLElement) {}
 
@@ -123,10 +132,12 @@ export class CurvesChart {
     this.latest = { loss: [...curves.loss], accuracy: [...curves.accuracy], valLoss: [...curves.valLoss], valAccuracy: [...curves.valAccuracy] };
     if (this.scheduled) return;
     this.scheduled = true;
-    requestAnimationFrame(() => {
+    const wait = Math.max(0, this.lastRender + CurvesChart.MIN_GAP_MS - performance.now());
+    setTimeout(() => requestAnimationFrame(() => {
       this.scheduled = false;
+      this.lastRender = performance.now();
       const view = this.view;
       if (view && this.latest) void view.data('rows', curveRows(this.latest)).runAsync();
-    });
+    }), wait);
   }
 }
