@@ -404,7 +404,12 @@ export class TransferWorker {
    * const { numTensors } = await worker.memory();
    * ```
    */
-  async memory(): Promise<{ numTensors: number; numBytes: number }> {
+  async memory(): Promise<{
+    /** Tensors alive in the worker. */
+    numTensors: number;
+    /** Bytes they hold. */
+    numBytes: number;
+  }> {
     return (await this.request('memory', {})) as { numTensors: number; numBytes: number };
   }
 

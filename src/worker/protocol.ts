@@ -4,6 +4,7 @@
  * batches) in between. Everything in a message is structured-cloneable; nothing here touches tfjs.
  * @module
  */
+import type * as tf from '@tensorflow/tfjs-core';
 import { TransferError, type TransferErrorCode } from '../errors';
 import type { LabelledImage } from '../data/dataset';
 import type { EvaluateArgs } from '../evaluate/evaluate';
@@ -50,7 +51,7 @@ export type WorkerLabelledImage = Omit<LabelledImage, 'image'> & {
 };
 
 /** An image that can be posted to the worker (see {@link WorkerLabelledImage}). @category Web Worker */
-export type WorkerImage = Exclude<LabelledImage['image'], { dataSync(): unknown }>;
+export type WorkerImage = Exclude<LabelledImage['image'], tf.Tensor>;
 
 /**
  * A data set sent to the worker, which builds it with `fromImages(images, { classes, name })`.
