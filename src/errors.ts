@@ -24,7 +24,9 @@ export type TransferErrorCode =
   | 'ABORTED'
   | 'NODE_ONLY'
   | 'ACCURACY_DROP'
-  | 'BACKBONE_MISMATCH';
+  | 'BACKBONE_MISMATCH'
+  /** A Web Worker running the library failed: an error there that was not a `TransferError`, or the worker died or was terminated. */
+  | 'WORKER_FAILED';
 
 /**
  * The one error class of the library. `code` is stable across versions; `message` is for people and names the

@@ -133,6 +133,33 @@ export {
 } from './io/model-io';
 export type { WeightQuantization } from './artifacts/quantize';
 
+// Off the main thread: the Web Worker helper (the page end and the worker end).
+export {
+  createTransferWorker,
+  TransferWorker,
+  RemoteModel,
+  type CreateTransferWorkerArgs,
+  type TransferWorkerInfo,
+  type WorkerExplanation,
+  type WorkerFitResult,
+  type WorkerHeatmap,
+  type WorkerSaveResult,
+  type WorkerTransferLearnResult,
+} from './worker/client';
+export { serveTransferWorker, type ServeTransferWorkerArgs, type TransferWorkerServer } from './worker/serve';
+export type {
+  TransferWorkerPort,
+  WorkerEvaluateOptions,
+  WorkerFitArgs,
+  WorkerFitOptions,
+  WorkerImage,
+  WorkerImages,
+  WorkerLabelledImage,
+  WorkerTrainListeners,
+  WorkerTransferLearnArgs,
+  WorkerTransferLearnOptions,
+} from './worker/protocol';
+
 // All five steps.
 export {
   transferLearn,

@@ -108,5 +108,6 @@ export default defineConfig(({ mode, command }) => ({
       '@tensorflow/tfjs-backend-wasm',
     ],
   },
-  worker: { format: 'es' },
+  // The Web Worker (src/worker.ts) is its own bundle: it needs the virtual webgpu module too.
+  worker: { format: 'es', plugins: () => [exampleAssets()] },
 }));

@@ -59,8 +59,9 @@ export async function launch(): Promise<Browser> {
   return chromium.launch({
     executablePath: chromiumPath(),
     headless: true,
-    // A fake camera, so the webcam snapshot path runs too.
-    args: ['--use-fake-device-for-media-stream', '--use-fake-ui-for-media-stream', '--enable-unsafe-swiftshader'],
+    // A fake camera, so the webcam snapshot path runs too. WebGPU is behind a flag on Linux; with it, headless
+    // Chromium offers SwiftShader's software adapter (a fallback adapter).
+    args: ['--use-fake-device-for-media-stream', '--use-fake-ui-for-media-stream', '--enable-unsafe-swiftshader', '--enable-unsafe-webgpu'],
   });
 }
 
@@ -104,16 +105,80 @@ export async function addImages(page: Page, train: number, test: number): Promis
   await page.getByTestId('class-1-count').getByText(`${train} training, ${test} test images`).waitFor({ timeout: 10_000 });
 }
 
-/** Clicks Train and waits for the outcome. */
-export async function trainAndWait(page: Page, timeout: number): Promise<{ state: string; status: string; cache: string; seconds: number }> {
+/** One long task on the page's main thread (PerformanceObserver 'longtask': over 50 ms). */
+export interface LongTask {
+  /** When it began, in ms after the training click. */
+  at: number;
+  /** How long it took, ms. */
+  duration: number;
+}
+
+/** What {@link trainAndWait} saw. */
+export interface TrainOutcome {
+  state: string;
+  status: string;
+  cache: string;
+  seconds: number;
+  /** The main thread's long tasks between the click on Train and the end of training. */
+  longTasks: LongTask[];
+  /** The longest of them, ms (0 when there was none). */
+  longestTaskMs: number;
+}
+
+/** Starts recording the page's long tasks (once per page); returns the page's clock, the start of the window. */
+async function watchLongTasks(page: Page): Promise<number> {
+  return page.evaluate(() => {
+    const w = window as unknown as { __longTasks?: { start: number; duration: number }[] };
+    if (!w.__longTasks) {
+      const tasks: { start: number; duration: number }[] = [];
+      w.__longTasks = tasks;
+      new PerformanceObserver((list) => {
+        for (const e of list.getEntries()) tasks.push({ start: e.startTime, duration: e.duration });
+      }).observe({ type: 'longtask', buffered: true });
+    }
+    return performance.now();
+  });
+}
+
+/** The long tasks that began between `from` and now (page clock), relative to `from`. */
+async function longTasksSince(page: Page, from: number): Promise<LongTask[]> {
+  await page.waitForTimeout(100); // long-task entries are delivered after the task
+  const tasks = await page.evaluate(() => (window as unknown as { __longTasks: { start: number; duration: number }[] }).__longTasks);
+  return tasks.filter((t) => t.start >= from).map((t) => ({ at: Math.round(t.start - from), duration: Math.round(t.duration) }));
+}
+
+/** Clicks Train and waits for the outcome, recording the main thread's long tasks meanwhile. */
+export async function trainAndWait(page: Page, timeout: number): Promise<TrainOutcome> {
   const t0 = Date.now();
+  const from = await watchLongTasks(page);
   await page.click('#train-btn');
   await page.waitForFunction(() => document.body.dataset.state === 'training', undefined, { timeout: 5_000 });
   await page.waitForFunction(() => ['trained', 'stopped', 'error'].includes(document.body.dataset.state ?? ''), undefined, { timeout });
+  const longTasks = await longTasksSince(page, from);
   const state = (await page.evaluate(() => document.body.dataset.state))!;
   const status = (await page.getByTestId('train-status').textContent()) ?? '';
   const cache = (await page.getByTestId('cache-status').textContent()) ?? '';
-  return { state, status, cache, seconds: (Date.now() - t0) / 1000 };
+  return { state, status, cache, seconds: (Date.now() - t0) / 1000, longTasks, longestTaskMs: Math.max(0, ...longTasks.map((t) => t.duration)) };
+}
+
+/**
+ * How many pixels of each canvas matching `selector` are painted with more than one colour: a heatmap drawn over
+ * a photo has thousands; a blank canvas has none.
+ */
+export async function paintedPixels(page: Page, selector: string): Promise<number[]> {
+  return page.evaluate((sel) => {
+    return [...document.querySelectorAll<HTMLCanvasElement>(sel)].map((c) => {
+      const d = c.getContext('2d')!.getImageData(0, 0, c.width, c.height).data;
+      let painted = 0;
+      const colours = new Set<number>();
+      for (let i = 0; i < d.length; i += 4) {
+        if (d[i + 3]! === 0) continue;
+        painted++;
+        if (colours.size < 64) colours.add((d[i]! << 16) | (d[i + 1]! << 8) | d[i + 2]!);
+      }
+      return colours.size > 16 ? painted : 0;
+    });
+  }, selector);
 }
 
 /** Waits for the evaluation and returns the accuracy it reports. */

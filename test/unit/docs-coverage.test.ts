@@ -26,6 +26,7 @@ const CATEGORIES = [
   'Step 4: Train',
   'Step 5: Evaluate',
   'Save and load',
+  'Web Worker',
   'Caches',
   'Environment',
   'Errors',

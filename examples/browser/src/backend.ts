@@ -1,6 +1,7 @@
 /**
- * Backend selection. The library never picks a backend: the application imports and sets one. Here the choice
- * comes from `?backend=` in the URL, because tensors cannot move between backends once models are built.
+ * Backend selection, inside the worker. The library never picks a backend: the application imports and sets one.
+ * The page asks for one with `?backend=` (tensors cannot move between backends once models are built) and passes
+ * the choice to the worker's `setup`.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
@@ -17,14 +18,15 @@ export function offeredBackends(): BackendName[] {
   return list;
 }
 
-/** Installs `name` and checks it really is active (`tf.setBackend` quietly keeps the old one on failure). */
-export async function useBackend(name: BackendName): Promise<string> {
-  if (name === 'wasm') {
-    // The binaries are served by the page itself (copied from node_modules at build time), never from a CDN.
-    setWasmPaths(new URL('wasm/', document.baseURI).href);
-  }
+/**
+ * Installs `name` and checks it really is active (`tf.setBackend` quietly keeps the old one on failure).
+ * `base` is the page's URL: the wasm binaries are served by the page itself, never from a CDN.
+ */
+export async function useBackend(name: BackendName, base: string): Promise<string> {
+  if (name === 'wasm') setWasmPaths(new URL('wasm/', base).href);
   if (name === 'webgpu') {
     if (!loadWebGPU) throw new Error('the webgpu backend is not installed (npm i -D @tensorflow/tfjs-backend-webgpu)');
+    if (!('gpu' in navigator)) throw new Error('this browser has no WebGPU (navigator.gpu)');
     await loadWebGPU();
   }
   const ok = await tf.setBackend(name);
@@ -41,7 +43,7 @@ export async function useBackend(name: BackendName): Promise<string> {
   return details.length ? `${name} (${details.join(', ')})` : name;
 }
 
-/** The WebGL rendering context of the webgl backend, when it is active. */
+/** The WebGL rendering context of the webgl backend (an OffscreenCanvas's, in the worker), when it is active. */
 export function webglContext(): WebGLRenderingContext | WebGL2RenderingContext | undefined {
   if (tf.getBackend() !== 'webgl') return undefined;
   const backend = tf.backend() as unknown as { gpgpu?: { gl?: WebGLRenderingContext | WebGL2RenderingContext } };

@@ -1,4 +1,10 @@
-/** Two small canvas drawings: the training curves and the confusion matrix. No chart library needed. */
+/**
+ * The page's charts as Vega-Lite specs, rendered to SVG with vega: the training curves (loss and accuracy per
+ * epoch, held-out dashed) and the confusion matrix. The specs are plain data, built here in one place, so they are
+ * easy to swap for shared spec builders later.
+ */
+import * as vega from 'vega';
+import { compile, type TopLevelSpec } from 'vega-lite';
 
 export interface Curves {
   loss: number[];
@@ -7,107 +13,131 @@ export interface Curves {
   valAccuracy: number[];
 }
 
-const COLORS = { loss: '#d9480f', valLoss: '#f59f00', accuracy: '#1f6feb', valAccuracy: '#2f9e44' };
+const SERIES = ['training', 'held-out'];
+const COLOURS = ['#1f6feb', '#e8590c'];
+const FONT = 'system-ui, sans-serif';
 
-/** Loss (left axis) and accuracy (right axis, 0..1) per epoch. */
-export function drawCurves(canvas: HTMLCanvasElement, curves: Curves, totalEpochs: number): void {
-  const ctx = canvas.getContext('2d')!;
-  const { width: W, height: H } = canvas;
-  const pad = { l: 46, r: 46, t: 30, b: 30 };
-  ctx.clearRect(0, 0, W, H);
-  ctx.font = '12px system-ui, sans-serif';
-  const epochs = Math.max(totalEpochs, curves.loss.length, 2);
-  const maxLoss = Math.max(0.1, ...curves.loss, ...curves.valLoss) * 1.1;
-  const x = (e: number) => pad.l + ((W - pad.l - pad.r) * e) / (epochs - 1);
-  const yLoss = (v: number) => H - pad.b - ((H - pad.t - pad.b) * v) / maxLoss;
-  const yAcc = (v: number) => H - pad.b - (H - pad.t - pad.b) * v;
-  ctx.strokeStyle = '#e1e5ea';
-  ctx.fillStyle = '#5b6677';
-  for (let i = 0; i <= 4; i++) {
-    const y = yAcc(i / 4);
-    ctx.beginPath();
-    ctx.moveTo(pad.l, y);
-    ctx.lineTo(W - pad.r, y);
-    ctx.stroke();
-    ctx.textAlign = 'right';
-    ctx.fillText(((maxLoss * i) / 4).toFixed(2), pad.l - 4, y + 4);
-    ctx.textAlign = 'left';
-    ctx.fillText((i / 4).toFixed(2), W - pad.r + 4, y + 4);
-  }
-  ctx.textAlign = 'center';
-  const step = Math.max(1, Math.ceil(epochs / 10));
-  for (let e = 0; e < epochs; e += step) ctx.fillText(String(e + 1), x(e), H - pad.b + 14);
-  ctx.fillText('epoch', W / 2, H - 2);
-  const line = (values: number[], y: (v: number) => number, color: string, dashed = false) => {
-    if (!values.length) return;
-    ctx.strokeStyle = color;
-    ctx.fillStyle = color;
-    ctx.lineWidth = 2;
-    ctx.setLineDash(dashed ? [5, 4] : []);
-    ctx.beginPath();
-    values.forEach((v, i) => (i ? ctx.lineTo(x(i), y(v)) : ctx.moveTo(x(i), y(v))));
-    ctx.stroke();
-    ctx.setLineDash([]);
-    values.forEach((v, i) => ctx.fillRect(x(i) - 2, y(v) - 2, 4, 4));
-    ctx.lineWidth = 1;
-  };
-  line(curves.loss, yLoss, COLORS.loss);
-  line(curves.valLoss, yLoss, COLORS.valLoss, true);
-  line(curves.accuracy, yAcc, COLORS.accuracy);
-  line(curves.valAccuracy, yAcc, COLORS.valAccuracy, true);
-  const legend: [string, string][] = [
-    ['loss', COLORS.loss],
-    ['held-out loss', COLORS.valLoss],
-    ['accuracy', COLORS.accuracy],
-    ['held-out accuracy', COLORS.valAccuracy],
-  ];
-  let lx = pad.l + 8;
-  ctx.textAlign = 'left';
-  for (const [name, color] of legend) {
-    ctx.fillStyle = color;
-    ctx.fillRect(lx, 10, 12, 3);
-    ctx.fillStyle = '#3b4656';
-    ctx.fillText(name, lx + 16, 15);
-    lx += ctx.measureText(name).width + 36;
-  }
+/** One row per epoch, metric and series: what the curves spec plots. */
+export function curveRows(curves: Curves): { epoch: number; metric: string; series: string; value: number }[] {
+  const rows: { epoch: number; metric: string; series: string; value: number }[] = [];
+  const add = (values: number[], metric: string, series: string) => values.forEach((value, i) => rows.push({ epoch: i + 1, metric, series, value }));
+  add(curves.loss, 'loss', 'training');
+  add(curves.valLoss, 'loss', 'held-out');
+  add(curves.accuracy, 'accuracy', 'training');
+  add(curves.valAccuracy, 'accuracy', 'held-out');
+  return rows;
 }
 
-/** `matrix[actual][predicted]` as a heat map with counts, rows = actual class. */
-export function drawConfusion(canvas: HTMLCanvasElement, classes: readonly string[], matrix: number[][]): void {
-  const ctx = canvas.getContext('2d')!;
-  const k = classes.length;
-  const label = 80;
-  const cell = Math.max(24, Math.min(70, Math.floor(240 / k)));
-  canvas.width = label + cell * k + 10;
-  canvas.height = label + cell * k + 10;
-  ctx.clearRect(0, 0, canvas.width, canvas.height);
-  ctx.font = '12px system-ui, sans-serif';
-  ctx.textBaseline = 'middle';
-  for (let a = 0; a < k; a++) {
-    const rowTotal = matrix[a]!.reduce((s, v) => s + v, 0) || 1;
-    for (let p = 0; p < k; p++) {
-      const v = matrix[a]![p]!;
-      const share = v / rowTotal;
-      const hue = a === p ? 215 : 5;
-      ctx.fillStyle = v === 0 ? '#f4f6f9' : `hsl(${hue} 75% ${92 - 50 * share}%)`;
-      ctx.fillRect(label + p * cell, label + a * cell, cell - 2, cell - 2);
-      ctx.fillStyle = share > 0.6 ? '#fff' : '#1d2430';
-      ctx.textAlign = 'center';
-      ctx.fillText(String(v), label + p * cell + cell / 2 - 1, label + a * cell + cell / 2 - 1);
+/** Loss and accuracy side by side, epochs 1..totalEpochs on x; the data comes later, by name (`rows`). */
+export function curvesSpec(totalEpochs: number, width = 300): TopLevelSpec {
+  const panel = (metric: 'loss' | 'accuracy') => ({
+    title: metric,
+    width,
+    height: 170,
+    transform: [{ filter: `datum.metric === '${metric}'` }],
+    mark: { type: 'line' as const, strokeWidth: 2 },
+    encoding: {
+      x: { field: 'epoch', type: 'quantitative' as const, scale: { domain: [1, Math.max(2, totalEpochs)] }, axis: { tickMinStep: 1, format: 'd' } },
+      // minExtent: room for the labels from the start; the empty loss chart has none, and the view's padding
+      // computed then would clip them once the data comes.
+      y: { field: 'value', type: 'quantitative' as const, title: null, axis: { minExtent: 34 }, ...(metric === 'accuracy' ? { scale: { domain: [0, 1] } } : { scale: { zero: true } }) },
+      color: { field: 'series', type: 'nominal' as const, scale: { domain: SERIES, range: COLOURS }, legend: { title: null, orient: 'top' as const } },
+      strokeDash: { field: 'series', type: 'nominal' as const, scale: { domain: SERIES, range: [[1, 0], [5, 3]] }, legend: { title: null, orient: 'top' as const } },
+    },
+  });
+  return {
+    $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
+    data: { name: 'rows' },
+    hconcat: [panel('loss'), panel('accuracy')],
+    config: { font: FONT, view: { stroke: '#e1e5ea' } },
+  } as TopLevelSpec;
+}
+
+/** `matrix[actual][predicted]` as coloured cells with counts; rows are the actual class. */
+export function confusionSpec(classes: readonly string[], matrix: number[][]): TopLevelSpec {
+  const values = matrix.flatMap((row, a) => {
+    const total = row.reduce((s, v) => s + v, 0) || 1;
+    return row.map((count, p) => ({ actual: classes[a], predicted: classes[p], count, share: count / total, correct: a === p }));
+  });
+  const cell = Math.max(28, Math.min(70, Math.floor(240 / Math.max(1, classes.length))));
+  const order = [...classes];
+  return {
+    $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
+    data: { values },
+    width: cell * classes.length,
+    height: cell * classes.length,
+    encoding: {
+      x: { field: 'predicted', type: 'nominal', sort: order, axis: { orient: 'top', labelAngle: -40 } },
+      y: { field: 'actual', type: 'nominal', sort: order },
+    },
+    layer: [
+      ...([true, false] as const).map((correct) => ({
+        transform: [{ filter: correct ? 'datum.correct' : '!datum.correct' }],
+        mark: { type: 'rect' as const, stroke: '#fff', strokeWidth: 2 },
+        encoding: {
+          color: {
+            condition: { test: 'datum.count === 0', value: '#f4f6f9' },
+            field: 'share', type: 'quantitative' as const, scale: { scheme: correct ? 'blues' : 'reds', domain: [0, 1] }, legend: null,
+          },
+          tooltip: [{ field: 'actual' }, { field: 'predicted' }, { field: 'count' }],
+        },
+      })),
+      {
+        mark: { type: 'text', fontSize: 13 },
+        encoding: { text: { field: 'count' }, color: { condition: { test: 'datum.share > 0.6', value: '#fff' }, value: '#1d2430' } },
+      },
+    ],
+    resolve: { scale: { color: 'independent' } },
+    config: { font: FONT, view: { stroke: null } },
+  } as TopLevelSpec;
+}
+
+/** A Vega view of `spec`, rendered as SVG into `container` (replacing what was there). */
+export async function render(container: HTMLElement, spec: TopLevelSpec): Promise<vega.View> {
+  const view = new vega.View(vega.parse(compile(spec).spec), { renderer: 'svg', container });
+  await view.runAsync();
+  return view;
+}
+
+/**
+ * The live training chart: one view per training run, its rows replaced after epochs. Epochs can end faster than
+ * the chart renders (a render is one main-thread task of 50-100 ms on a slow machine): updates are coalesced, at
+ * most one render per {@link CurvesChart.MIN_GAP_MS}, the latest curves winning.
+ */
+export class CurvesChart {
+  private view: vega.View | undefined;
+  private latest: Curves | undefined;
+  private scheduled = false;
+  private epochs = 0;
+  private lastRender = 0;
+  /** The shortest time between two renders, ms: the page stays free for input in between. */
+  static readonly MIN_GAP_MS = 250;
+
+  constructor(private readonly container: HTMLElement) {}
+
+  /** An empty chart for a run of `totalEpochs` (the view is rebuilt only when that number changes). */
+  async reset(totalEpochs: number): Promise<void> {
+    this.latest = undefined;
+    if (this.view && this.epochs === totalEpochs) {
+      await this.view.data('rows', []).runAsync();
+      return;
     }
+    this.view?.finalize();
+    this.epochs = totalEpochs;
+    this.view = await render(this.container, curvesSpec(totalEpochs));
   }
-  ctx.fillStyle = '#3b4656';
-  const clip = (s: string) => (s.length > 10 ? `${s.slice(0, 9)}…` : s);
-  for (let i = 0; i < k; i++) {
-    ctx.textAlign = 'right';
-    ctx.fillText(clip(classes[i]!), label - 6, label + i * cell + cell / 2);
-    ctx.save();
-    ctx.translate(label + i * cell + cell / 2, label - 6);
-    ctx.rotate(-Math.PI / 4);
-    ctx.textAlign = 'left';
-    ctx.fillText(clip(classes[i]!), 0, 0);
-    ctx.restore();
+
+  /** Shows `curves` (after the chart was reset) at the next animation frame. */
+  update(curves: Curves): void {
+    this.latest = { loss: [...curves.loss], accuracy: [...curves.accuracy], valLoss: [...curves.valLoss], valAccuracy: [...curves.valAccuracy] };
+    if (this.scheduled) return;
+    this.scheduled = true;
+    const wait = Math.max(0, this.lastRender + CurvesChart.MIN_GAP_MS - performance.now());
+    setTimeout(() => requestAnimationFrame(() => {
+      this.scheduled = false;
+      this.lastRender = performance.now();
+      const view = this.view;
+      if (view && this.latest) void view.data('rows', curveRows(this.latest)).runAsync();
+    }), wait);
   }
-  ctx.textAlign = 'left';
-  ctx.fillText('actual ↓  predicted →', 4, 12);
 }

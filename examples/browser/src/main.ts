@@ -1,27 +1,25 @@
 /**
- * The tfjs-transfer browser example: classes, images, training with a live chart, evaluation, prediction, export.
- * It uses only the library's public browser entry (`tfjs-transfer`) plus TensorFlow.js itself.
+ * The tfjs-transfer browser example: classes, images, training with a live chart, evaluation with heatmaps,
+ * prediction, export. All of TensorFlow.js runs in a Web Worker (./worker.ts, the library's
+ * `serveTransferWorker`); this page talks to it with `createTransferWorker`, so it never freezes while the
+ * worker extracts features and trains. It uses only the library's public browser entry (`tfjs-transfer`).
  */
 import * as tf from '@tensorflow/tfjs-core';
 import {
   TransferError,
-  attachHead,
-  createDataset,
-  evaluate,
-  fit,
-  freeze,
-  loadBackbone,
-  loadModel,
-  predict,
-  save,
-  type Backbone,
-  type Dataset,
+  createTransferWorker,
+  drawHeatmap,
   type Evaluation,
-  type TransferModel,
+  type RemoteModel,
+  type TransferWorker,
+  type WorkerHeatmap,
+  type WorkerImages,
 } from 'tfjs-transfer';
-import { offeredBackends, useBackend, webglContext, type BackendName } from './backend';
-import { drawConfusion, drawCurves, type Curves } from './charts';
+import { CurvesChart, confusionSpec, render, type Curves } from './charts';
 import { IndexedDBActivationStore, contentKey } from './idb-store';
+import { cacheUrls, loadedResources } from './offline';
+import type { BackendName } from './backend';
+import type { WorkerConfig, WorkerSetup } from './worker';
 
 // ---------------------------------------------------------------------------------------------------------------
 // Page state
@@ -44,22 +42,20 @@ interface ClassState {
 type Split = 'train' | 'test';
 
 const SEED = 42;
-const OFFLINE_CACHE = 'tfjs-transfer-example-v1';
 const params = new URLSearchParams(location.search);
 const $ = <T extends HTMLElement = HTMLElement>(id: string) => document.getElementById(id) as T;
 
 const state = {
   classes: [] as ClassState[],
   nextId: 0,
-  backbone: undefined as { key: string; backbone: Backbone } | undefined,
-  model: undefined as TransferModel | undefined,
-  modelOrigin: 'none' as 'none' | 'trained' | 'loaded',
+  worker: undefined as TransferWorker | undefined,
+  setup: undefined as WorkerSetup | undefined,
+  model: undefined as RemoteModel | undefined,
   training: undefined as AbortController | undefined,
-  stopReason: undefined as string | undefined,
-  store: undefined as IndexedDBActivationStore | undefined,
   predictBlob: undefined as Blob | undefined,
   webcam: undefined as MediaStream | undefined,
   lastEvaluation: undefined as Evaluation | undefined,
+  chart: undefined as CurvesChart | undefined,
 };
 
 function setStatus(id: string, text: string, error = false): void {
@@ -95,45 +91,32 @@ function shuffled<T>(items: readonly T[], seed: number): T[] {
   return out;
 }
 
+
 // ---------------------------------------------------------------------------------------------------------------
 // Images
-
-/** Decodes an image file into a [h, w, 3] tensor (EXIF orientation applied; huge photos shrunk to 1024 px). */
-async function decode(blob: Blob): Promise<tf.Tensor3D> {
-  let bitmap = await createImageBitmap(blob, { imageOrientation: 'from-image' });
-  try {
-    const longest = Math.max(bitmap.width, bitmap.height);
-    if (longest > 1024) {
-      const scale = 1024 / longest;
-      const small = await createImageBitmap(bitmap, {
-        resizeWidth: Math.round(bitmap.width * scale),
-        resizeHeight: Math.round(bitmap.height * scale),
-        resizeQuality: 'high',
-      });
-      bitmap.close();
-      bitmap = small;
-    }
-    return tf.browser.fromPixels(bitmap, 3);
-  } finally {
-    bitmap.close();
-  }
-}
 
 function makeItem(blob: Blob, name: string): ImageItem {
   return { blob, name, url: URL.createObjectURL(blob), key: contentKey(blob) };
 }
 
-/** A streaming dataset over image files, with content keys so `fit` can keep their features in IndexedDB. */
-async function datasetOf(items: { item: ImageItem; label: number }[], classes: string[], name: string): Promise<Dataset> {
+/**
+ * Images for the worker: the files themselves (Blobs cross postMessage by reference, and the worker decodes them),
+ * with content keys so `fit` can keep their features in IndexedDB.
+ */
+async function imagesOf(items: { item: ImageItem; label: number }[], classes: string[], name: string): Promise<WorkerImages> {
   const keys = await Promise.all(items.map(({ item }) => item.key));
-  return createDataset({
-    name,
-    classes,
-    labels: items.map((x) => x.label),
-    sources: items.map((x) => x.item.name),
-    keys,
-    load: (i) => decode(items[i]!.item.blob),
-  });
+  return { classes, name, images: items.map(({ item, label }, i) => ({ image: item.blob, label, source: item.name, key: keys[i] })) };
+}
+
+/** Draws `heatmap` over the image of `blob` on `canvas` (the library's canvas helper; decoding stays off-thread). */
+async function drawOver(canvas: HTMLCanvasElement, blob: Blob, heatmap: WorkerHeatmap): Promise<void> {
+  const bitmap = await createImageBitmap(blob, { imageOrientation: 'from-image' });
+  try {
+    drawHeatmap(canvas, bitmap, heatmap, { alpha: 0.45 });
+    canvas.dataset.heatmap = heatmap.label;
+  } finally {
+    bitmap.close();
+  }
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -257,6 +240,7 @@ async function webcamSnapshot(): Promise<Blob> {
   return new Promise((resolve, reject) => canvas.toBlob((b) => (b ? resolve(b) : reject(new Error('snapshot failed'))), 'image/jpeg', 0.92));
 }
 
+
 // ---------------------------------------------------------------------------------------------------------------
 // Backbone
 
@@ -270,30 +254,14 @@ function backboneChoice(): { alpha: string; size: number; key: string; source: s
   return { alpha, size, key: `mobilenet_v2_${alpha}_${size}`, source };
 }
 
-async function ensureBackbone(): Promise<Backbone> {
-  const choice = backboneChoice();
-  if (state.backbone?.key === choice.key) return state.backbone.backbone;
-  // A different backbone: free the old one (and any model built on it).
-  if (state.model && state.modelOrigin === 'trained') state.model.dispose();
-  else state.backbone?.backbone.dispose();
-  state.model = undefined;
-  state.modelOrigin = 'none';
-  state.backbone = undefined;
-  setStatus('model-status', `Loading ${choice.key}…`);
-  const t0 = performance.now();
-  const backbone = await loadBackbone(choice.source, {
-    inputSize: choice.size,
-    name: choice.key,
-    onProgress: ({ done, total }) => setStatus('model-status', `Loading ${choice.key}… ${total > 0 ? Math.round((done / total) * 100) : 0}%`),
-  });
-  state.backbone = { key: choice.key, backbone };
-  setStatus(
-    'model-status',
-    `${choice.key}: features [${backbone.featureShape.join(', ')}], loaded in ${((performance.now() - t0) / 1000).toFixed(1)} s from ${__LOCAL_MODELS__ ? 'this page' : 'the official URL'}.`,
-  );
-  void cacheForOffline();
-  return backbone;
+/** Replaces the page's model (the old one is freed in the worker). */
+function setModel(model: RemoteModel | undefined): void {
+  if (state.model && state.model !== model) void state.model.dispose().catch(() => undefined);
+  state.model = model;
 }
+
+/** The worker's feature-cache counts (it posts them after every read and write), and their values when training began. */
+const cacheStats = { now: { hits: 0, misses: 0, writes: 0 }, atStart: { hits: 0, misses: 0, writes: 0 } };
 
 // ---------------------------------------------------------------------------------------------------------------
 // Training
@@ -338,7 +306,7 @@ function setTraining(on: boolean): void {
 }
 
 async function train(): Promise<void> {
-  if (state.training) return;
+  if (state.training || !state.worker) return;
   let splits: Splits;
   try {
     splits = splitData();
@@ -348,147 +316,122 @@ async function train(): Promise<void> {
   }
   const controller = new AbortController();
   state.training = controller;
-  state.stopReason = undefined;
   setTraining(true);
   setPageState('training');
   const progress = $<HTMLProgressElement>('progress');
   progress.value = 0;
   const epochs = Math.round(readNumber('epochs', 20));
+  const batchSize = Math.round(readNumber('batch', 16));
   const curves: Curves = { loss: [], accuracy: [], valLoss: [], valAccuracy: [] };
-  const chart = $<HTMLCanvasElement>('chart');
-  drawCurves(chart, curves, epochs);
+  await state.chart?.reset(epochs);
   setStatus('cache-status', '');
-
-  // WebGL context loss: the GPU was reset or the tab lost its context. Every result after that is garbage
-  // (reads return zeros), so stop training at once with a clear error.
-  const gl = webglContext();
-  const onContextLost = () => {
-    state.stopReason = 'contextlost';
-    controller.abort(new Error('the WebGL context was lost'));
-  };
-  gl?.canvas.addEventListener('webglcontextlost', onContextLost as EventListener);
-  const checkContext = () => {
-    if (gl?.isContextLost()) onContextLost();
-  };
-
-  const useCache = $<HTMLInputElement>('use-cache').checked && !!state.store;
-  state.store?.resetStats();
-  if (state.store) state.store.canWrite = () => !gl?.isContextLost() && state.stopReason !== 'contextlost';
+  const useCache = $<HTMLInputElement>('use-cache').checked;
+  cacheStats.atStart = { ...cacheStats.now };
+  const choice = backboneChoice();
   const t0 = performance.now();
-  let model: TransferModel | undefined;
   try {
     setStatus('train-status', 'Loading the backbone…');
-    const backbone = await ensureBackbone();
-    // A model from a file owns its own backbone copy: free it. A trained model shares ours: keep the backbone.
-    if (state.model && state.modelOrigin === 'loaded') state.model.dispose();
-    state.model = undefined;
-    state.modelOrigin = 'none';
-    const trainDs = await datasetOf(splits.train, splits.classes, 'train');
-    const testDs = splits.test.length ? await datasetOf(splits.test, splits.classes, 'held-out') : undefined;
-    model = attachHead(freeze(backbone), { classes: splits.classes, seed: SEED });
-    const batches = Math.ceil(splits.train.length / Math.round(readNumber('batch', 16)));
-    setStatus('train-status', `Extracting features of ${splits.train.length + splits.test.length} images…`);
-    // When the WebGL context is lost, pending GPU reads may never settle: do not wait for fit to notice.
-    const contextLost = new Promise<never>((_, reject) =>
-      controller.signal.addEventListener('abort', () => {
-        if (state.stopReason === 'contextlost') reject(new Error('the WebGL context was lost'));
-      }),
-    );
-    const training = fit(model, trainDs, {
-      epochs,
-      batchSize: Math.round(readNumber('batch', 16)),
-      learningRate: readNumber('lr', 0.001),
-      validationData: testDs,
-      earlyStopping: $<HTMLInputElement>('early').checked ? { monitor: testDs ? 'valLoss' : 'loss', patience: 3 } : false,
-      seed: SEED,
-      signal: controller.signal,
-      cache: useCache ? state.store : undefined,
-      onProgress: ({ done, total }) => {
-        checkContext();
-        progress.value = (0.5 * done) / total;
-        setStatus('train-status', `Extracting features: ${done}/${total} training images`);
+    setModel(undefined);
+    const data = await imagesOf(splits.train, splits.classes, 'train');
+    const validationData = splits.test.length ? await imagesOf(splits.test, splits.classes, 'held-out') : undefined;
+    const batches = Math.ceil(splits.train.length / batchSize);
+    const result = await state.worker.fit({
+      backbone: choice.source,
+      backboneOptions: { inputSize: choice.size, name: choice.key },
+      head: { seed: SEED },
+      data,
+      validationData,
+      fit: {
+        epochs,
+        batchSize,
+        learningRate: readNumber('lr', 0.001),
+        earlyStopping: $<HTMLInputElement>('early').checked ? { monitor: validationData ? 'valLoss' : 'loss', patience: 3 } : false,
+        seed: SEED,
       },
-      callbacks: {
-        onTrainBegin: () => showCacheStatus(useCache, splits),
-        onBatchEnd: (batch) => {
-          checkContext();
-          progress.value = 0.5 + (0.5 * (batch + 1)) / (batches * epochs);
-        },
-        onEpochEnd: async (epoch, logs) => {
-          checkContext();
-          curves.loss.push(logs.loss);
-          curves.accuracy.push(logs.accuracy);
-          if (logs.valLoss !== undefined) curves.valLoss.push(logs.valLoss);
-          if (logs.valAccuracy !== undefined) curves.valAccuracy.push(logs.valAccuracy);
-          drawCurves(chart, curves, epochs);
-          setStatus(
-            'train-status',
-            `Epoch ${epoch + 1}/${epochs}: loss ${logs.loss.toFixed(3)}, accuracy ${logs.accuracy.toFixed(3)}` +
-              (logs.valAccuracy !== undefined ? `, held-out accuracy ${logs.valAccuracy.toFixed(3)}` : ''),
-          );
-          await tf.nextFrame(); // let the page paint the chart
-        },
+      evaluate: { maxMisclassified: 48 },
+      cache: useCache,
+      stopSignal: controller.signal,
+      batchEvents: true,
+      onProgress: (p) => {
+        if (p.stage === 'download') setStatus('model-status', `Loading ${choice.key}… ${p.total > 0 ? Math.round((p.done / p.total) * 100) : 0}%`);
+        if (p.stage === 'extract') {
+          progress.value = (0.5 * p.done) / p.total;
+          setStatus('train-status', `Extracting features: ${p.done}/${p.total} ${p.total === splits.train.length ? 'training' : 'held-out'} images`);
+        }
+      },
+      onTrainBegin: () => showCacheStatus(useCache, splits),
+      onBatchEnd: (batch) => (progress.value = 0.5 + (0.5 * (batch + 1)) / (batches * epochs)),
+      onEpochEnd: (epoch, logs) => {
+        curves.loss.push(logs.loss);
+        curves.accuracy.push(logs.accuracy);
+        if (logs.valLoss !== undefined) curves.valLoss.push(logs.valLoss);
+        if (logs.valAccuracy !== undefined) curves.valAccuracy.push(logs.valAccuracy);
+        state.chart?.update(curves);
+        setStatus(
+          'train-status',
+          `Epoch ${epoch + 1}/${epochs}: loss ${logs.loss.toFixed(3)}, accuracy ${logs.accuracy.toFixed(3)}` +
+            (logs.valAccuracy !== undefined ? `, held-out accuracy ${logs.valAccuracy.toFixed(3)}` : ''),
+        );
       },
     });
-    training.catch(() => undefined); // if the race below is lost to a context loss, this one may reject later
-    const history = await Promise.race([training, contextLost]);
-    checkContext();
-    if (state.stopReason === 'contextlost') throw new Error('the WebGL context was lost');
     progress.value = 1;
+    setModel(result.model);
+    const [h, w] = result.model.inputShape;
+    setStatus('model-status', `${choice.key}: input ${h}×${w}, loaded in the worker from ${__LOCAL_MODELS__ ? 'this page' : 'the official URL'}.`);
     const secs = ((performance.now() - t0) / 1000).toFixed(1);
-    setStatus(
-      'train-status',
-      `Trained ${history.epochs} epochs${history.stoppedEarly ? ' (stopped early: no more improvement)' : ''} in ${secs} s ` +
-        `(features ${(history.timing.extractMs / 1000).toFixed(1)} s, training ${(history.timing.trainMs / 1000).toFixed(1)} s) on ${tf.getBackend()}.`,
-    );
-    showCacheStatus(useCache, splits);
-    state.model = model;
-    state.modelOrigin = 'trained';
-    setPageState('trained');
-  } catch (e) {
-    const aborted = e instanceof Error && e.name === 'AbortError';
-    if (state.stopReason === 'contextlost' || gl?.isContextLost()) {
-      model = undefined;
-      setStatus(
-        'train-status',
-        'Training stopped: the WebGL context was lost (the GPU was reset, or the browser reclaimed it). ' +
-          'Nothing computed after that can be trusted, so this model was discarded. Reload the page, or choose the wasm or cpu backend.',
-        true,
-      );
-      setPageState('error');
-    } else if (aborted && state.stopReason === 'user' && model && curves.loss.length > 0) {
-      state.model = model;
-      state.modelOrigin = 'trained';
-      setStatus('train-status', `Stopped by you after ${curves.loss.length} of ${epochs} epochs; the model keeps what it learned so far.`);
-      setPageState('stopped');
-    } else if (aborted) {
-      setStatus('train-status', 'Stopped before the first epoch finished: no model.', true);
+    const { history } = result;
+    if (result.stopped) {
+      setStatus('train-status', `Stopped by you after ${history.epochs} of ${epochs} epochs; the model keeps what it learned so far.`);
       setPageState('stopped');
     } else {
-      console.error(e);
-      setStatus('train-status', `Training failed: ${message(e)}`, true);
-      setPageState('error');
+      setStatus(
+        'train-status',
+        `Trained ${history.epochs} epochs${history.stoppedEarly ? ' (stopped early: no more improvement)' : ''} in ${secs} s ` +
+          `(features ${(history.timing.extractMs / 1000).toFixed(1)} s, training ${(history.timing.trainMs / 1000).toFixed(1)} s) on ${state.setup?.backend}, in a worker.`,
+      );
+      setPageState('trained');
     }
-    showCacheStatus(useCache, splits, curves.loss.length > 0);
+    showCacheStatus(useCache, splits);
+    state.training = undefined;
+    setTraining(false);
+    await showEvaluation(splits, result.evaluation);
+    if (state.predictBlob) await runPrediction();
+  } catch (e) {
+    trainingFailed(e, splits, useCache, curves);
   } finally {
-    if (state.store) state.store.canWrite = () => true;
-    gl?.canvas.removeEventListener('webglcontextlost', onContextLost as EventListener);
     state.training = undefined;
     setTraining(false);
   }
-  if (state.model && state.modelOrigin === 'trained') {
-    await runEvaluation(splits);
-    if (state.predictBlob) await runPrediction();
+}
+
+function trainingFailed(e: unknown, splits: Splits, useCache: boolean, curves: Curves): void {
+  const text = message(e);
+  if (/WebGL context was lost/.test(text)) {
+    setStatus(
+      'train-status',
+      'Training stopped: the WebGL context was lost (the GPU was reset, or the browser reclaimed it). ' +
+        'Nothing computed after that can be trusted, so this model was discarded. Reload the page, or choose the wasm or cpu backend.',
+      true,
+    );
+    setPageState('error');
+  } else if (e instanceof TransferError && e.code === 'ABORTED') {
+    setStatus('train-status', 'Stopped before the first epoch finished: no model.', true);
+    setPageState('stopped');
+  } else {
+    console.error(e);
+    setStatus('train-status', `Training failed: ${text}`, true);
+    setPageState('error');
   }
+  showCacheStatus(useCache, splits, curves.loss.length > 0 && !/WebGL/.test(text));
 }
 
 function showCacheStatus(useCache: boolean, splits: Splits, complete = true): void {
   const total = splits.train.length + splits.test.length;
-  if (!useCache || !state.store) {
+  if (!useCache || state.setup?.cacheError) {
     setStatus('cache-status', complete ? `features: ${total} extracted (IndexedDB cache off)` : '');
     return;
   }
-  const written = state.store.stats.writes;
+  const written = cacheStats.now.writes - cacheStats.atStart.writes;
   setStatus(
     'cache-status',
     complete
@@ -500,48 +443,61 @@ function showCacheStatus(useCache: boolean, splits: Splits, complete = true): vo
 // ---------------------------------------------------------------------------------------------------------------
 // Evaluation
 
-async function runEvaluation(splits: Splits): Promise<void> {
-  const model = state.model!;
+async function showEvaluation(splits: Splits, result: Evaluation | undefined): Promise<void> {
   const summary = $('eval-summary');
-  if (!splits.test.length) {
+  if (!result) {
     summary.textContent = 'No held-out images: add test images, or hold out a share of the training images, to evaluate.';
     return;
   }
-  summary.textContent = `Evaluating on ${splits.test.length} held-out images…`;
+  state.lastEvaluation = result;
+  summary.dataset.accuracy = String(result.accuracy);
+  summary.dataset.count = String(result.count);
+  summary.textContent =
+    `Accuracy ${(result.accuracy * 100).toFixed(1)}% on ${result.count} held-out images` +
+    `${splits.heldOutFromTraining ? ' (held out from the training images)' : ''}; ` +
+    `loss ${result.loss.toFixed(3)}, macro F1 ${result.macroF1.toFixed(3)}` +
+    (result.rocAuc !== undefined ? `, ROC AUC ${result.rocAuc.toFixed(3)}` : '') +
+    '.';
+  const table = $<HTMLTableElement>('per-class');
+  table.innerHTML =
+    '<tr><th>class</th><th>precision</th><th>recall</th><th>F1</th><th>images</th></tr>' +
+    result.perClass
+      .map((m) => `<tr><td>${escapeHtml(m.name)}</td><td>${m.precision.toFixed(3)}</td><td>${m.recall.toFixed(3)}</td><td>${m.f1.toFixed(3)}</td><td>${m.support}</td></tr>`)
+      .join('');
+  await nextTask(); // each drawing its own task: the page keeps answering input between them
+  await render($('confusion'), confusionSpec(result.classes, result.confusionMatrix));
+  await nextTask();
+  await showMisclassified(splits, result);
+}
+
+/** The misclassified images, each with the heatmap of the class the model wrongly saw (computed in the worker). */
+async function showMisclassified(splits: Splits, result: Evaluation): Promise<void> {
+  const box = $('misclassified');
+  box.innerHTML = result.misclassified.length ? '' : '<span class="hint">None: every held-out image was classified correctly.</span>';
+  const figures = result.misclassified.map((m) => {
+    const item = splits.test[m.index]!.item;
+    const fig = document.createElement('figure');
+    fig.innerHTML = `<img alt="" /><canvas width="96" height="96" aria-label="heatmap"></canvas><figcaption></figcaption>`;
+    fig.querySelector('img')!.src = item.url;
+    fig.querySelector('img')!.title = item.name;
+    fig.querySelector('figcaption')!.textContent = `${m.actual} → ${m.predicted} (${(m.probability * 100).toFixed(0)}%)`;
+    box.append(fig);
+    return { fig, item };
+  });
+  if (!figures.length || !state.model) return;
   try {
-    const ds = await datasetOf(splits.test, splits.classes, 'held-out');
-    const result = await evaluate(model, ds, { maxMisclassified: 48 });
-    state.lastEvaluation = result;
-    summary.dataset.accuracy = String(result.accuracy);
-    summary.dataset.count = String(result.count);
-    summary.textContent =
-      `Accuracy ${(result.accuracy * 100).toFixed(1)}% on ${result.count} held-out images` +
-      `${splits.heldOutFromTraining ? ' (held out from the training images)' : ''}; ` +
-      `loss ${result.loss.toFixed(3)}, macro F1 ${result.macroF1.toFixed(3)}` +
-      (result.rocAuc !== undefined ? `, ROC AUC ${result.rocAuc.toFixed(3)}` : '') +
-      '.';
-    const table = $<HTMLTableElement>('per-class');
-    table.innerHTML =
-      '<tr><th>class</th><th>precision</th><th>recall</th><th>F1</th><th>images</th></tr>' +
-      result.perClass
-        .map((m) => `<tr><td>${escapeHtml(m.name)}</td><td>${m.precision.toFixed(3)}</td><td>${m.recall.toFixed(3)}</td><td>${m.f1.toFixed(3)}</td><td>${m.support}</td></tr>`)
-        .join('');
-    drawConfusion($<HTMLCanvasElement>('confusion'), result.classes, result.confusionMatrix);
-    const box = $('misclassified');
-    box.innerHTML = result.misclassified.length ? '' : '<span class="hint">None: every held-out image was classified correctly.</span>';
-    for (const m of result.misclassified) {
-      const item = splits.test[m.index]!.item;
-      const fig = document.createElement('figure');
-      fig.innerHTML = `<img alt="" /><figcaption></figcaption>`;
-      fig.querySelector('img')!.src = item.url;
-      fig.querySelector('img')!.title = item.name;
-      fig.querySelector('figcaption')!.textContent = `${m.actual} → ${m.predicted} (${(m.probability * 100).toFixed(0)}%)`;
-      box.append(fig);
-    }
+    const explained = await state.model.explain(figures.map(({ item }) => item.blob));
+    await Promise.all(explained.map((e, i) => drawOver(figures[i]!.fig.querySelector('canvas')!, figures[i]!.item.blob, e.heatmap)));
+    box.dataset.heatmaps = String(explained.length);
   } catch (e) {
     console.error(e);
-    summary.textContent = `Evaluation failed: ${message(e)}`;
+    box.append(Object.assign(document.createElement('span'), { className: 'status error', textContent: `Heatmaps failed: ${message(e)}` }));
   }
+}
+
+/** Resolves in a new task (after input and painting had their turn). */
+function nextTask(): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, 0));
 }
 
 function escapeHtml(s: string): string {
@@ -554,15 +510,16 @@ function escapeHtml(s: string): string {
 async function runPrediction(): Promise<void> {
   const out = $('prediction');
   const bars = $('probabilities');
-  if (!state.predictBlob) return;
-  if (!state.model) {
+  const blob = state.predictBlob;
+  if (!blob) return;
+  const model = state.model;
+  if (!model) {
     out.textContent = 'Train or load a model first.';
     return;
   }
-  let image: tf.Tensor3D | undefined;
   try {
-    image = await decode(state.predictBlob);
-    const [p] = await predict(state.model, image);
+    // predict gives the unknown detector's verdict; explain the heatmap of the predicted class.
+    const [[p], [e]] = await Promise.all([model.predict(blob), model.explain(blob)]);
     out.dataset.label = p!.label;
     out.dataset.probabilities = JSON.stringify(p!.probabilities);
     // With an unknown detector (fit fits one from the test images), say when the image looks like none of the classes.
@@ -580,11 +537,15 @@ async function runPrediction(): Promise<void> {
       row.lastElementChild!.textContent = `${name}: ${(prob * 100).toFixed(2)}%`;
       bars.append(row);
     }
+    const canvas = $<HTMLCanvasElement>('predict-heatmap');
+    canvas.width = 224;
+    canvas.height = 224;
+    await drawOver(canvas, blob, e!.heatmap);
+    canvas.hidden = false;
+    $('predict-heatmap-caption').textContent = `where the model saw "${e!.heatmap.label}" (${e!.heatmap.method === 'cam' ? 'class activation map' : 'Grad-CAM'})`;
   } catch (e) {
     console.error(e);
     out.textContent = `Prediction failed: ${message(e)}`;
-  } finally {
-    image?.dispose();
   }
 }
 
@@ -604,9 +565,9 @@ async function exportModel(): Promise<void> {
   const name = ($<HTMLInputElement>('export-name').value.trim() || 'my-classifier').replace(/[^\w.-]+/g, '-');
   try {
     // float16 / uint8 store the backbone's weights in half / a quarter of the bytes (the head stays float32); the
-    // files load in any tfjs app, which dequantizes them.
+    // files load in any tfjs app, which dequantizes them. The worker saves; the page downloads.
     const quantize = $<HTMLSelectElement>('export-weights').value as 'float32' | 'float16' | 'uint8';
-    const report = await save(state.model, `downloads://${name}`, { quantize });
+    const { report } = await state.model.save(`downloads://${name}`, { quantize });
     const mb = (report.artefact.weightBytes / 1e6).toFixed(1);
     setStatus('io-status', `Downloaded ${name}.json and ${name}.weights.bin (${quantize}, ${mb} MB of weights). Load both files back with "Load model".`);
   } catch (e) {
@@ -621,15 +582,14 @@ async function loadFromFiles(files: File[]): Promise<void> {
     setStatus('io-status', 'Pick both files of an exported model: the .json and its .weights.bin.', true);
     return;
   }
+  if (!state.worker) return;
   try {
     setStatus('io-status', `Loading ${json.name}…`);
-    const loaded = await loadModel(tf.io.browserFiles([json, ...weights]));
-    if (state.model && state.modelOrigin === 'loaded') state.model.dispose();
-    state.model = loaded;
-    state.modelOrigin = 'loaded';
+    const loaded = await state.worker.loadModel(tf.io.browserFiles([json, ...weights]));
+    setModel(loaded);
     $<HTMLButtonElement>('export-btn').disabled = false;
     const [h, w] = loaded.inputShape;
-    setStatus('io-status', `Loaded ${json.name}: classes ${loaded.classes.join(', ')}; input ${h}×${w}; backbone ${loaded.backbone.name}.`);
+    setStatus('io-status', `Loaded ${json.name}: classes ${loaded.classes.join(', ')}; input ${h}×${w}; backbone ${loaded.backbone}.`);
     document.body.dataset.loaded = json.name;
     await runPrediction();
   } catch (e) {
@@ -639,20 +599,13 @@ async function loadFromFiles(files: File[]): Promise<void> {
 }
 
 // ---------------------------------------------------------------------------------------------------------------
-// Offline: a service worker serves the cached page when the network is gone; the page also puts everything it
-// has loaded (scripts, wasm, the model) into that cache itself, so even the first visit is covered.
+// Offline: a service worker serves the cached page when the network is gone; the page (and the worker, for what it
+// loads: wasm, models) also put everything into that cache themselves, so even the first visit is covered.
 
 async function cacheForOffline(): Promise<void> {
   if (!('caches' in window) || params.has('nosw')) return;
   try {
-    const cache = await caches.open(OFFLINE_CACHE);
-    const urls = new Set<string>([location.href]);
-    for (const entry of performance.getEntriesByType('resource')) urls.add(entry.name);
-    for (const url of urls) {
-      const u = new URL(url);
-      if (u.origin !== location.origin || !/^https?:$/.test(u.protocol) || u.pathname.includes('/@vite/')) continue;
-      if (!(await cache.match(url))) await cache.add(url).catch(() => undefined);
-    }
+    await cacheUrls(loadedResources(location.href));
     setStatus('offline-status', `${navigator.onLine ? 'Online' : 'Offline'}; this page and its models work offline once loaded.`);
     document.body.dataset.offlineReady = 'true';
   } catch (e) {
@@ -674,34 +627,45 @@ async function setupOffline(): Promise<void> {
 // ---------------------------------------------------------------------------------------------------------------
 // Start
 
+/** Starts the worker on the backend of `?backend=` (else the first that starts there). */
+async function startWorker(): Promise<WorkerSetup | undefined> {
+  const raw = new Worker(new URL('./worker.ts', import.meta.url), { type: 'module', name: 'tfjs-transfer' });
+  raw.addEventListener('message', (e: MessageEvent<{ example?: string; stats?: typeof cacheStats.now }>) => {
+    if (e.data?.example === 'cache-stats' && e.data.stats) cacheStats.now = e.data.stats;
+  });
+  const worker = createTransferWorker(raw, {
+    config: { backend: (params.get('backend') as BackendName | null) ?? undefined, base: document.baseURI, offline: !params.has('nosw') } satisfies WorkerConfig,
+  });
+  state.worker = worker;
+  try {
+    const { info } = await worker.ready;
+    return info as WorkerSetup;
+  } catch (e) {
+    setStatus('backend-status', message(e), true);
+    return undefined;
+  }
+}
+
 async function start(): Promise<void> {
   setPageState('loading');
-  // Backend: from ?backend=, else the first that starts.
+  state.chart = new CurvesChart($('chart'));
+  void state.chart.reset(Number(params.get('epochs') ?? 20) || 20);
   const select = $<HTMLSelectElement>('backend');
-  const offered = offeredBackends();
+  const setup = await startWorker();
+  const offered = setup?.offered ?? (['webgl', 'wasm', 'cpu'] as BackendName[]);
   for (const name of offered) select.append(new Option(name, name));
-  const wanted = params.get('backend') as BackendName | null;
-  const order = wanted ? [wanted] : offered;
-  let active: string | undefined;
-  for (const name of order) {
-    try {
-      active = await useBackend(name);
-      select.value = name;
-      break;
-    } catch (e) {
-      setStatus('backend-status', message(e), true);
-    }
-  }
+  select.value = params.get('backend') ?? setup?.backend ?? '';
   select.addEventListener('change', () => {
     params.set('backend', select.value);
     location.search = params.toString();
   });
-  if (!active) {
+  if (!setup) {
     setPageState('error');
     return;
   }
-  setStatus('backend-status', `backend: ${active}`);
-  document.body.dataset.backend = tf.getBackend();
+  state.setup = setup;
+  setStatus('backend-status', `backend: ${setup.description}, in a Web Worker`);
+  document.body.dataset.backend = setup.backend;
 
   for (const [param, id] of [['backbone', 'backbone'], ['size', 'input-size']] as const) {
     const v = params.get(param);
@@ -711,25 +675,26 @@ async function start(): Promise<void> {
     const v = params.get(param);
     if (v) $<HTMLInputElement>(id).value = v;
   }
-
-  try {
-    state.store = await IndexedDBActivationStore.open('tfjs-transfer-example-features');
-  } catch (e) {
+  if (setup.cacheError) {
     $<HTMLInputElement>('use-cache').checked = false;
     $<HTMLInputElement>('use-cache').disabled = true;
-    setStatus('cache-status', `IndexedDB unavailable: ${message(e)}`);
+    setStatus('cache-status', `IndexedDB unavailable: ${setup.cacheError}`);
   }
-
+  wireControls();
   addClass('cat');
   addClass('dog');
+  setPageState('idle');
+  void setupOffline();
+}
+
+function wireControls(): void {
   $('add-class').addEventListener('click', () => addClass());
   $('train-btn').addEventListener('click', () => void train());
-  $('stop-btn').addEventListener('click', () => {
-    state.stopReason = 'user';
-    state.training?.abort(new Error('stopped by the user'));
-  });
+  $('stop-btn').addEventListener('click', () => state.training?.abort(new Error('stopped by the user')));
   $('clear-cache').addEventListener('click', async () => {
-    await state.store?.clear();
+    // The worker's IndexedDB database is this origin's: the page can clear it itself.
+    const store = await IndexedDBActivationStore.open('tfjs-transfer-example-features');
+    await store.clear();
     setStatus('cache-status', 'Feature cache cleared.');
   });
   $<HTMLInputElement>('predict-file').addEventListener('change', (e) => {
@@ -755,12 +720,9 @@ async function start(): Promise<void> {
   }
   window.addEventListener('online', () => void cacheForOffline());
   window.addEventListener('offline', () => setStatus('offline-status', 'Offline; everything already loaded keeps working.'));
-  drawCurves($<HTMLCanvasElement>('chart'), { loss: [], accuracy: [], valLoss: [], valAccuracy: [] }, 10);
-  setPageState('idle');
-  void setupOffline();
 }
 
-// For tests and the curious: the page's TensorFlow.js instance and state.
-Object.assign(window, { tfjsTransferExample: { tf, state, webglContext } });
+// For tests and the curious: the page's state and its worker.
+Object.assign(window, { tfjsTransferExample: { state } });
 
 void start();
