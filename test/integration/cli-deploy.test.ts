@@ -34,7 +34,8 @@ function cli(args: string[], timeoutMs = 120_000): Promise<{ code: number | null
   });
 }
 
-const folderBytes = (dir: string) => readdirSync(dir).reduce((a, f) => a + statSync(join(dir, f)).size, 0);
+/** Bytes of the artefact in `dir`: model.json and its weight shards (not the report.html train writes beside them). */
+const folderBytes = (dir: string) => readdirSync(dir).filter((f) => f === 'model.json' || f.endsWith('.bin')).reduce((a, f) => a + statSync(join(dir, f)).size, 0);
 
 beforeAll(() => {
   if (!hasShared) return;
@@ -91,6 +92,7 @@ describe.skipIf(!hasShared)('train --quantize / --head-only, info', () => {
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toMatch(/saved to .* \(head only, float32/);
     expect(folderBytes(out)).toBeLessThan(20_000);
+    expect(readdirSync(out)).toContain('report.html'); // beside the artefact, not part of it
     const p = await cli(['predict', out, listImages(join(data, 'cats'), 1)[0]!, '--backend', BACKEND, '--json']);
     expect(p.code, p.stderr).toBe(0);
     expect(JSON.parse(p.stdout).predictions[0].label).toMatch(/cats|dogs/);
