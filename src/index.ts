@@ -173,12 +173,14 @@ export {
 // The report: Vega-Lite specs of its charts, and the HTML page (charts given as SVG; tfjs-transfer/node renders them).
 export {
   trainingCurvesSpec,
+  historyFromRun,
   confusionMatrixSpec,
   reliabilitySpec,
   unknownHistogramSpec,
   type VegaLiteSpec,
   type ChartSizeArgs,
   type TrainingCurvesSpecArgs,
+  type TrainingCurves,
   type ConfusionMatrixSpecArgs,
   type ReliabilitySpecArgs,
   type UnknownHistogramSpecArgs,

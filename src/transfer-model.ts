@@ -101,6 +101,20 @@ export interface TrainingRun {
   };
   /** When the run ended (ISO 8601). */
   finishedAt: string;
+  /**
+   * The per-epoch curves of the run (what the report's training chart draws), one value per epoch; the validation
+   * ones empty without validation data. Absent in cards written before 0.2.0 recorded them.
+   */
+  curves?: {
+    /** Training loss per epoch. */
+    loss: number[];
+    /** Training accuracy per epoch. */
+    accuracy: number[];
+    /** Validation loss per epoch. */
+    valLoss: number[];
+    /** Validation accuracy per epoch. */
+    valAccuracy: number[];
+  };
 }
 
 /**

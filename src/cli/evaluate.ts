@@ -12,6 +12,8 @@ import { stat } from 'node:fs/promises';
 import { examine } from '../examine/examine';
 import { REPORT_OPTIONS, reportPath, writeCliReport } from './report';
 import { fromImages, type Dataset } from '../data/dataset';
+import { historyFromRun, type TrainingCurves } from '../report/specs';
+import type { TransferModel } from '../transfer-model';
 import { COMMON_HELP, COMMON_OPTIONS, EXIT, defineCommand, EXIT_CODES_HELP, IMAGE_FILE, UsageError, intOption, line, type Command } from './common';
 import { formatEvaluation } from './format';
 import { requireFolder, startRun } from './run-context';
@@ -34,9 +36,9 @@ Options:
   --unknown <dir>     images of none of the model's classes (any files under dir, subfolders included): report
                       how many the model's unknown detector refuses, and the ROC AUC of its score
   --report <file>     write the HTML report there (default: evaluate-report.html in the model's folder, or in
-                      the current folder for a URL; not report.html, so the report train wrote, with its
-                      training curves, is kept): one self-contained page that opens offline, with the data
-                      summary, confusion matrix, per-class metrics, reliability diagram, unknown-score
+                      the current folder for a URL; not report.html, so the report train wrote is kept):
+                      one self-contained page that opens offline, with the data summary, the training
+                      curves the model card kept, confusion matrix, per-class metrics, reliability diagram, unknown-score
                       histogram, the most confident mistakes with heatmaps, and the model card
   --no-report         write no report (and skip the heatmaps it needs)
 ${COMMON_HELP}
@@ -75,6 +77,21 @@ async function unknownImages(root: string, given: string): Promise<Dataset> {
 }
 
 /** Where `evaluate` writes its report by default: the model's folder for a local model, else the current folder. */
+/**
+ * The training curves the saved model's card kept: the last run, and when it trained backbone layers (fine-tuning)
+ * the run before it as the head's.
+ */
+function trainingOf(model: TransferModel): { history?: TrainingCurves; fineTuneHistory?: TrainingCurves } {
+  const runs = model.card.training;
+  const last = runs[runs.length - 1];
+  if (!last) return {};
+  const head = new Set(model.headLayers);
+  const fineTuned = runs.length > 1 && last.trainedLayers.some((l) => !head.has(l));
+  const history = historyFromRun(fineTuned ? runs[runs.length - 2]! : last);
+  const fineTuneHistory = fineTuned ? historyFromRun(last) : undefined;
+  return history ? { history, ...(fineTuneHistory ? { fineTuneHistory } : {}) } : {};
+}
+
 async function defaultReportPath(modelSource: string): Promise<string> {
   const name = 'evaluate-report.html';
   if (/^https?:\/\//i.test(modelSource)) return resolve(name);
@@ -127,6 +144,7 @@ export const evaluateCommand: Command = defineCommand({
         title: `${basename(root)}: ${model.classes.join(' / ')}`,
         subtitle: `tfjs-transfer evaluate ${modelSource} ${dir}${v.unknown !== undefined ? ` --unknown ${v.unknown}` : ''}`,
         examine: examine(split, { verbose: false }),
+        ...trainingOf(model),
         evaluation: result,
         card: model.card,
       });

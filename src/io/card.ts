@@ -57,7 +57,21 @@ function trainingRunOf(x: unknown): TrainingRun | undefined {
       earlyStoppingPatience: s.earlyStoppingPatience,
     },
     finishedAt: x.finishedAt,
+    ...curvesOf(x.curves, x.epochs),
   };
+}
+
+/** The per-epoch curves of a stored run, when they are well-formed (a malformed one is dropped: a card never throws). */
+function curvesOf(c: unknown, epochs: number): { curves?: TrainingRun['curves'] } {
+  if (!isObj(c)) return {};
+  const n = Array.isArray(c.loss) && c.loss.length > 0 && c.loss.length <= Math.max(epochs, 1) ? c.loss.length : -1;
+  const series = (v: unknown, allowEmpty: boolean): number[] | undefined =>
+    Array.isArray(v) && (v.length === n || (allowEmpty && v.length === 0)) && v.every((x) => typeof x === 'number' && Number.isFinite(x)) ? [...(v as number[])] : undefined;
+  const loss = series(c.loss, false);
+  const accuracy = series(c.accuracy, false);
+  const valLoss = series(c.valLoss, true);
+  const valAccuracy = series(c.valAccuracy, true);
+  return loss && accuracy && valLoss && valAccuracy ? { curves: { loss, accuracy, valLoss, valAccuracy } } : {};
 }
 
 function evaluationOf(x: unknown): EvaluationRecord | undefined {

@@ -11,7 +11,7 @@ import type { Evaluation, TopLoss } from '../evaluate/metrics';
 import type { UnknownEvaluation } from '../evaluate/unknown';
 import type { ExamineReport } from '../examine/examine';
 import { formatCard } from '../io/card';
-import type { FitHistory } from '../train/history';
+import type { TrainingCurves } from './specs';
 import type { ModelCard } from '../transfer-model';
 
 /** The report's charts as SVG markup (`<svg ...>...</svg>`), each optional. @category Step 5: Evaluate */
@@ -45,9 +45,9 @@ export interface RenderReportArgs {
   /** What `examine` found (classes, counts, warnings). @defaultValue none */
   examine?: ExamineReport;
   /** The head's training history. @defaultValue none */
-  history?: FitHistory;
+  history?: TrainingCurves;
   /** The fine-tuning history. @defaultValue none */
-  fineTuneHistory?: FitHistory;
+  fineTuneHistory?: TrainingCurves;
   /** The evaluation (`evaluate`'s result). @defaultValue none */
   evaluation?: Evaluation;
   /** The model card (`model.card`). @defaultValue none */
@@ -142,7 +142,7 @@ function dataSection(report: ExamineReport | undefined): string {
 }
 
 /** One line of a training phase; `offset` epochs ran before it (its epochs are numbered on from there, as on the chart). */
-function historyLine(h: FitHistory, what: string, offset: number): string {
+function historyLine(h: TrainingCurves, what: string, offset: number): string {
   const last = h.loss.length - 1;
   const best = h.bestEpoch >= 0 ? h.bestEpoch : last;
   const epochs = offset ? `epochs ${offset + 1}–${offset + h.epochs}` : `${h.epochs} epochs`;
@@ -152,7 +152,7 @@ function historyLine(h: FitHistory, what: string, offset: number): string {
 
 function trainingSection(args: RenderReportArgs): string {
   if (!args.history) {
-    return missing('Not available: this report was made from a saved model, which keeps a summary of its training (see the model card) but not its per-epoch curves. The report tfjs-transfer train writes has them.');
+    return missing('Not available: no per-epoch training curves were given (a model saved before tfjs-transfer 0.2.0 recorded them in its card has none). Its training summary is in the model card.');
   }
   const lines = [historyLine(args.history, 'head', 0), ...(args.fineTuneHistory ? [historyLine(args.fineTuneHistory, 'fine-tuning', args.history.loss.length)] : [])];
   const warnings = [...args.history.warnings, ...(args.fineTuneHistory?.warnings ?? [])];

@@ -9,6 +9,7 @@ import { check } from '../errors';
 import type { Evaluation } from '../evaluate/metrics';
 import type { UnknownEvaluation } from '../evaluate/unknown';
 import type { FitHistory } from '../train/history';
+import type { TrainingRun } from '../transfer-model';
 
 /** A Vega-Lite specification (vega-lite's `TopLevelSpec`): what the spec builders return. @category Step 5: Evaluate */
 export type VegaLiteSpec = TopLevelSpec;
@@ -29,12 +30,39 @@ export interface ChartSizeArgs {
   height?: number;
 }
 
+/**
+ * What the training chart and the report need of a training run: a {@link FitHistory} has it all, and so does the
+ * run a saved model card keeps (`TrainingRun.curves`, see {@link historyFromRun}).
+ * @category Step 5: Evaluate
+ */
+export type TrainingCurves = Pick<FitHistory, 'epochs' | 'loss' | 'accuracy' | 'valLoss' | 'valAccuracy' | 'bestEpoch' | 'stoppedEarly' | 'trained' | 'warnings'>;
+
+/**
+ * The {@link TrainingCurves} of a run of a model card (`model.card.training[i]`), or `undefined` when the card did
+ * not record its per-epoch curves (cards before 0.2.0). Lets a report made from a saved model draw its training.
+ * @category Step 5: Evaluate
+ * @example
+ * ```ts
+ * const model = await loadModel('./flowers');
+ * const [head, fineTune] = model.card.training.map(historyFromRun);
+ * ```
+ */
+export function historyFromRun(run: TrainingRun): TrainingCurves | undefined {
+  const c = run.curves;
+  if (!c || c.loss.length === 0) return undefined;
+  return {
+    epochs: c.loss.length, loss: [...c.loss], accuracy: [...c.accuracy], valLoss: [...c.valLoss], valAccuracy: [...c.valAccuracy],
+    bestEpoch: Math.min(run.bestEpoch, c.loss.length - 1), stoppedEarly: run.stoppedEarly,
+    trained: { layers: [...run.trainedLayers], parameters: run.trainedParameters }, warnings: [],
+  };
+}
+
 /** Options of {@link trainingCurvesSpec}. @category Step 5: Evaluate */
 export interface TrainingCurvesSpecArgs extends ChartSizeArgs {
   /** The head's training history (`fit`'s result, `transferLearn(...).history`). Required. */
-  history: FitHistory;
+  history: TrainingCurves;
   /** The fine-tuning history (`transferLearn(...).fineTuneHistory`); its epochs follow the head's. @defaultValue none */
-  fineTuneHistory?: FitHistory;
+  fineTuneHistory?: TrainingCurves;
 }
 
 /** One point of a training curve, as the spec's data holds it. */
@@ -46,7 +74,7 @@ interface CurvePoint {
   value: number;
 }
 
-function curvePoints(history: FitHistory, phase: CurvePoint['phase'], offset: number): CurvePoint[] {
+function curvePoints(history: TrainingCurves, phase: CurvePoint['phase'], offset: number): CurvePoint[] {
   const points: CurvePoint[] = [];
   const series: [CurvePoint['split'], CurvePoint['metric'], number[]][] = [
     ['train', 'loss', history.loss],

@@ -235,6 +235,7 @@ function trainingRun(model: TransferModel, state: FitState, acts: FitActivations
     ...(best !== undefined ? { valAccuracy: best } : {}),
     trainedLayers: [...history.trained.layers],
     trainedParameters: history.trained.parameters,
+    curves: { loss: [...history.loss], accuracy: [...history.accuracy], valLoss: [...history.valLoss], valAccuracy: [...history.valAccuracy] },
     settings: {
       optimizer: String(fingerprint.optimizer),
       learningRate: args.givenOptimizer ? null : args.learningRate,

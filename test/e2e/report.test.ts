@@ -158,8 +158,10 @@ describe('HTML report', { timeout: 600_000 }, () => {
     assert.match(run.out, new RegExp(`report: ${file.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} \\(\\d+ bytes\\)`));
     const url = pathToFileURL(file).href;
     const { page, blocked, errors } = await openBlocked(browser, url);
-    await checkReport(page, 3);
-    assert.match((await page.locator('#training').textContent()) ?? '', /Not available/);
+    // The training curves come from the per-epoch values the model card kept (TrainingRun.curves).
+    await checkReport(page, 4);
+    assert.doesNotMatch((await page.locator('#training').textContent()) ?? '', /Not available/);
+    assert.equal(await page.locator('#training figure.chart > svg').count(), 1);
     const legend = (await page.locator('#unknown svg').textContent()) ?? '';
     assert.match(legend, /images of the classes/);
     assert.match(legend, /other images/);

@@ -23,6 +23,7 @@ import {
   reliabilitySpec,
   renderReport,
   trainingCurvesSpec,
+  historyFromRun,
   unknownHistogramSpec,
   writeReport,
   type Evaluation,
@@ -203,6 +204,20 @@ describe('renderReport', () => {
     expect(html).toMatch(/id="card"><h2>Model card<\/h2><p class="missing">/);
     expect(html).toContain('90.00%');
     expect(renderReport()).toContain('<section id="data">');
+  });
+
+  it('historyFromRun: the curves a model card kept, as the chart takes them; none when the card has none', () => {
+    const run = {
+      imagesPerClass: { cats: 2, dogs: 2 }, validationImages: 2, epochs: 3, bestEpoch: 1, stoppedEarly: true, trainedLayers: ['dense'], trainedParameters: 10,
+      settings: { optimizer: 'adam', learningRate: 0.001, batchSize: 2, seed: 1, validationSplit: 0.2, augment: null, earlyStoppingPatience: 1 },
+      finishedAt: '2026-01-01T00:00:00Z',
+      curves: { loss: [0.9, 0.5, 0.6], accuracy: [0.5, 0.8, 0.7], valLoss: [0.8, 0.6, 0.7], valAccuracy: [0.5, 0.75, 0.7] },
+    };
+    const h = historyFromRun(run)!;
+    expect(h).toEqual({ epochs: 3, loss: [0.9, 0.5, 0.6], accuracy: [0.5, 0.8, 0.7], valLoss: [0.8, 0.6, 0.7], valAccuracy: [0.5, 0.75, 0.7], bestEpoch: 1, stoppedEarly: true, trained: { layers: ['dense'], parameters: 10 }, warnings: [] });
+    expect(renderReport({ history: h, charts: { curves: '<svg></svg>' } })).toMatch(/head: 3 epochs \(stopped early\), best epoch 2, validation accuracy 75\.00%/);
+    const { curves: _, ...old } = run;
+    expect(historyFromRun(old)).toBeUndefined();
     const tuned = renderReport({ history: history([0.9, 0.5, 0.4], [0.8, 0.6, 0.55]), fineTuneHistory: history([0.3, 0.2], [0.5, 0.45]) });
     expect(tuned).toContain('<li>fine-tuning: epochs 4–5, best epoch 5, validation accuracy 77.50% (loss 0.4500)');
   });

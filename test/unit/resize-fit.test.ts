@@ -60,6 +60,9 @@ describe('model.resizeFit', () => {
     const loaded = await loadModel(path.join(tmp, 'm'));
     expect(loaded.resizeFit).toBe('centerCrop');
     expect(loaded.card.resizeFit).toBe('centerCrop');
+    // The card keeps the run's per-epoch curves too (the evaluate report draws them).
+    expect(loaded.card.training[0]!.curves).toEqual(m.card.training[0]!.curves);
+    expect(loaded.card.training[0]!.curves!.loss).toHaveLength(1);
     const [pl] = await predict(loaded, wide);
     for (const [c, v] of Object.entries(pl!.probabilities)) expect(v).toBeCloseTo(p!.probabilities[c]!, 5);
     loaded.dispose();
