@@ -8,7 +8,7 @@
  * @module
  */
 import type * as tf from '@tensorflow/tfjs-core';
-import type { ImageDataset } from './types';
+import type { ImageDataset, ResizeFit } from './types';
 
 /**
  * File access for local paths. The browser has none; `tfjs-transfer/node` installs one when it is imported.
@@ -29,7 +29,7 @@ export interface FileSystemAdapter {
    */
   openImageFolder?: (
     dir: string,
-    options: { size: readonly [number, number]; seed: number; validationSplit: number; fit: 'squash' | 'centerCrop' | 'pad' },
+    options: { size: readonly [number, number]; seed: number; validationSplit: number; fit: ResizeFit },
   ) => Promise<{
     /** Training images. */
     train: ImageDataset;

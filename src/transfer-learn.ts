@@ -77,9 +77,9 @@ export interface TransferLearnArgs {
   validationSplit?: number;
   /**
    * How the photos of a folder (`data` given as a path) are fitted to the model's input when their aspect ratio
-   * differs: `centerCrop` scales them to cover it and cuts the overflow (measured best across the data sets,
-   * `docs/accuracy.md`: flowers 0.894 against 0.878 squashed, cats and dogs photographed elsewhere 0.986 against
-   * 0.977), `squash` stretches them (Keras' default), `pad` letterboxes. The model records it
+   * differs: `centerCrop` scales them to cover it and cuts the overflow (measured better across the data sets,
+   * `docs/accuracy.md`: with `npm run bench:trust`, flowers 0.894 against 0.890 squashed, cats and dogs
+   * photographed elsewhere 0.977 against 0.972; square photos unchanged), `squash` stretches them (Keras' default), `pad` letterboxes. The model records it
    * (`model.resizeFit`) and `predict` fits new photos the same way. A dataset you build yourself keeps its own `fit`.
    * @defaultValue {@link TRANSFER_LEARN_DEFAULTS}.fit (`'centerCrop'`)
    */

@@ -25,6 +25,18 @@ export interface Preprocessing {
 }
 
 /**
+ * How an image whose aspect ratio differs from the target is fitted:
+ * - `'squash'`: stretch to the target size, ignoring the aspect ratio (Keras' default; what
+ *   `image_dataset_from_directory` does).
+ * - `'centerCrop'`: scale so the image covers the target, then cut the overflow equally on both sides (Keras
+ *   `crop_to_aspect_ratio=True`).
+ * - `'pad'`: scale so the whole image fits, then pad the rest equally on both sides with black (Keras
+ *   `pad_to_aspect_ratio=True`).
+ * @category Step 2: Pipeline
+ */
+export type ResizeFit = 'squash' | 'centerCrop' | 'pad';
+
+/**
  * Spatial input size of a backbone: `[height, width]` in pixels.
  * @category Step 2: Pipeline
  */

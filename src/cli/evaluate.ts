@@ -76,7 +76,6 @@ async function unknownImages(root: string, given: string): Promise<Dataset> {
   return fromImages(files.map((image) => ({ image, label: 'other' })), { name: given });
 }
 
-/** Where `evaluate` writes its report by default: the model's folder for a local model, else the current folder. */
 /**
  * The training curves the saved model's card kept: the last run, and when it trained backbone layers (fine-tuning)
  * the run before it as the head's.
@@ -92,6 +91,7 @@ function trainingOf(model: TransferModel): { history?: TrainingCurves; fineTuneH
   return history ? { history, ...(fineTuneHistory ? { fineTuneHistory } : {}) } : {};
 }
 
+/** Where `evaluate` writes its report by default: the model's folder for a local model, else the current folder. */
 async function defaultReportPath(modelSource: string): Promise<string> {
   const name = 'evaluate-report.html';
   if (/^https?:\/\//i.test(modelSource)) return resolve(name);

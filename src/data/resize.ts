@@ -4,19 +4,9 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { check } from '../errors';
-import type { ImageSize } from '../types';
+import type { ImageSize, ResizeFit } from '../types';
 
-/**
- * How an image whose aspect ratio differs from the target is fitted:
- * - `'squash'`: stretch to the target size, ignoring the aspect ratio (Keras' default; what
- *   `image_dataset_from_directory` does).
- * - `'centerCrop'`: scale so the image covers the target, then cut the overflow equally on both sides (Keras
- *   `crop_to_aspect_ratio=True`).
- * - `'pad'`: scale so the whole image fits, then pad the rest equally on both sides with black (Keras
- *   `pad_to_aspect_ratio=True`).
- * @category Step 2: Pipeline
- */
-export type ResizeFit = 'squash' | 'centerCrop' | 'pad';
+export type { ResizeFit } from '../types';
 
 /**
  * Options for {@link resizeImages}.
@@ -37,6 +27,41 @@ export interface ResizeArgs {
 
 /** The valid `fit` values, for argument checks. @internal */
 export const RESIZE_FITS: readonly ResizeFit[] = ['squash', 'centerCrop', 'pad'];
+
+/** A rectangle in pixels. @internal */
+export interface PixelBox {
+  top: number;
+  left: number;
+  height: number;
+  width: number;
+}
+
+/**
+ * Where an image of `inSize` goes when {@link resizeImages} fits it to `outSize`: the window of the image it keeps
+ * (`crop`: all of it unless centre-cropping) and the box of the output that window fills (`box`: all of it unless
+ * padding). The one place the geometry of the three fits is computed (explain maps heatmaps back with it). @internal
+ */
+export function fitPlacement(inSize: ImageSize, outSize: ImageSize, fit: ResizeFit): { crop: PixelBox; box: PixelBox } {
+  const [inH, inW] = inSize;
+  const [outH, outW] = outSize;
+  const crop = { top: 0, left: 0, height: inH, width: inW };
+  const box = { top: 0, left: 0, height: outH, width: outW };
+  if (fit === 'centerCrop') {
+    // Largest centred window with the target's aspect ratio.
+    const scale = Math.min(inH / outH, inW / outW);
+    crop.height = Math.min(inH, Math.max(1, Math.round(outH * scale)));
+    crop.width = Math.min(inW, Math.max(1, Math.round(outW * scale)));
+    crop.top = Math.floor((inH - crop.height) / 2);
+    crop.left = Math.floor((inW - crop.width) / 2);
+  } else if (fit === 'pad') {
+    const scale = Math.min(outH / inH, outW / inW);
+    box.height = Math.min(outH, Math.max(1, Math.round(inH * scale)));
+    box.width = Math.min(outW, Math.max(1, Math.round(inW * scale)));
+    box.top = Math.floor((outH - box.height) / 2);
+    box.left = Math.floor((outW - box.width) / 2);
+  }
+  return { crop, box };
+}
 
 /**
  * Resizes images to `size` (`[height, width]`) with bilinear interpolation, antialiased when shrinking by more
@@ -76,31 +101,14 @@ export function resizeImages<T extends tf.Tensor3D | tf.Tensor4D>(images: T, siz
     const [, inH, inW] = batch.shape;
     check(inH > 0 && inW > 0, `resizeImages: the image is empty (shape [${images.shape.join(', ')}]).`);
     let x = batch.dtype === 'float32' ? batch : tf.cast(batch, 'float32');
-    let targetH = outH;
-    let targetW = outW;
-    let padTop = 0;
-    let padLeft = 0;
-    if (fit === 'centerCrop') {
-      // Largest centred window with the target's aspect ratio.
-      const scale = Math.min(inH / outH, inW / outW);
-      const cropH = Math.min(inH, Math.max(1, Math.round(outH * scale)));
-      const cropW = Math.min(inW, Math.max(1, Math.round(outW * scale)));
-      const top = Math.floor((inH - cropH) / 2);
-      const left = Math.floor((inW - cropW) / 2);
-      if (cropH !== inH || cropW !== inW) x = tf.slice(x, [0, top, left, 0], [-1, cropH, cropW, -1]);
-    } else if (fit === 'pad') {
-      const scale = Math.min(outH / inH, outW / inW);
-      targetH = Math.min(outH, Math.max(1, Math.round(inH * scale)));
-      targetW = Math.min(outW, Math.max(1, Math.round(inW * scale)));
-      padTop = Math.floor((outH - targetH) / 2);
-      padLeft = Math.floor((outW - targetW) / 2);
-    }
-    x = resizeBilinearAntialiased(x, targetH, targetW, antialias);
-    if (fit === 'pad' && (targetH !== outH || targetW !== outW)) {
+    const { crop, box } = fitPlacement([inH, inW], [outH, outW], fit);
+    if (crop.height !== inH || crop.width !== inW) x = tf.slice(x, [0, crop.top, crop.left, 0], [-1, crop.height, crop.width, -1]);
+    x = resizeBilinearAntialiased(x, box.height, box.width, antialias);
+    if (box.height !== outH || box.width !== outW) {
       x = tf.pad(x, [
         [0, 0],
-        [padTop, outH - targetH - padTop],
-        [padLeft, outW - targetW - padLeft],
+        [box.top, outH - box.height - box.top],
+        [box.left, outW - box.width - box.left],
         [0, 0],
       ]);
     }

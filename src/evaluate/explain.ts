@@ -10,6 +10,7 @@ import { TransferModel } from '../transfer-model';
 import type { ImageSize } from '../types';
 import { withDefaults } from '../util/args';
 import { takeRows } from '../util/rows';
+import { fitPlacement } from '../data/resize';
 import { upsampleHeatmap, type Heatmap } from './heatmap';
 import { predictionOf, toModelBatch, type PredictInput, type Prediction } from './predict';
 
@@ -166,12 +167,12 @@ function normalise(values: Float32Array, method: 'cam' | 'gradcam'): Float32Arra
 function regionSeen(model: TransferModel, imageSize: ImageSize): Heatmap['region'] {
   const [H, W] = imageSize;
   const [h, w] = model.inputShape;
-  if (model.resizeFit === 'squash' || Math.abs(H * w - W * h) < 1e-9 * H * W) return undefined;
-  // centerCrop: scale to cover the input, keep the middle; pad: scale to fit inside, centred in the frame.
-  const scale = model.resizeFit === 'centerCrop' ? Math.max(h / H, w / W) : Math.min(h / H, w / W);
-  const height = h / scale / H;
-  const width = w / scale / W;
-  return { top: (1 - height) / 2, left: (1 - width) / 2, height, width };
+  const { crop, box } = fitPlacement([H, W], [h, w], model.resizeFit);
+  if (crop.height === H && crop.width === W && box.height === h && box.width === w) return undefined;
+  // The model's whole input, in the image's pixels: the kept window, widened by the padding around its box.
+  const sy = crop.height / box.height;
+  const sx = crop.width / box.width;
+  return { top: (crop.top - box.top * sy) / H, left: (crop.left - box.left * sx) / W, height: (h * sy) / H, width: (w * sx) / W };
 }
 
 function heatmapRecord(model: TransferModel, values: Float32Array, plan: HeadPlan, index: number, probability: number, method: 'cam' | 'gradcam', imageSize: ImageSize): Heatmap {

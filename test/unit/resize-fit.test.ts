@@ -55,6 +55,14 @@ describe('model.resizeFit', () => {
         else expect(v).toBeCloseTo(middle[y * size + x - size]!, 5);
       }
     }
+    // A padding model saw the wide photo as an 11-pixel band (rows 10-20) of its 32 x 32 input: the grid covers the
+    // photo and more above and below it.
+    m.setResizeFit('pad');
+    const [ep] = await explain(m, wide);
+    const pr = ep!.heatmap.region!;
+    const expected = { top: -10 / 11, left: 0, height: 32 / 11, width: 1 };
+    for (const [k, v] of Object.entries(expected)) expect(pr[k as keyof typeof pr]).toBeCloseTo(v, 12);
+    m.setResizeFit('centerCrop');
     // Saved and loaded: the same fit, the same answer.
     await save(m, path.join(tmp, 'm'));
     const loaded = await loadModel(path.join(tmp, 'm'));
