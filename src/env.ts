@@ -3,7 +3,7 @@
  * files are read and written. One documented object, in the spirit of transformers.js' `env`.
  * @module
  */
-import type { CheckpointStore, FileSystemAdapter, ParallelExtractor } from './services';
+import type { CheckpointStore, FileSystemAdapter, ParallelExtractor, ParallelTrainer } from './services';
 
 /**
  * The environment object type; see {@link env}.
@@ -37,6 +37,14 @@ export interface Environment {
    */
   parallelExtractor: ParallelExtractor | undefined;
   /**
+   * Runs the gradient steps of fine-tuning (in `fit`) on several threads, data-parallel: each thread computes the
+   * gradients of its share of a batch, this thread adds them and applies the optimizer. Default: none in the
+   * browser; in Node, importing `tfjs-transfer/node` installs the same worker pool as `parallelExtractor`, which
+   * takes jobs when the backend is `wasm` and the boundary is a feature map (fine-tuning below the head; training
+   * the head alone is too cheap per step to pay for the messages). Set to `undefined` to train in the calling thread.
+   */
+  parallelTrainer: ParallelTrainer | undefined;
+  /**
    * Opens the checkpoint store of a folder path, for `fit(..., { checkpoint: { directory: 'path' } })`. Default:
    * none in the browser (pass a `CheckpointStore` object instead); in Node, importing `tfjs-transfer/node`
    * installs one that writes `<directory>/checkpoint.tfjst` atomically.
@@ -46,12 +54,12 @@ export interface Environment {
 
 /**
  * The library's one environment object: where models come from, how they are fetched, what is logged, and the
- * platform services (`fileSystem`, `checkpointStore`, `parallelExtractor`). Change its fields before loading models.
+ * platform services (`fileSystem`, `checkpointStore`, `parallelExtractor`, `parallelTrainer`). Change its fields before loading models.
  *
  * Importing the main entry changes nothing. Importing `tfjs-transfer/node` performs one install, documented here and
  * nowhere else: it calls `installNodeServices()`, which fills whichever of `fileSystem` (the Node file loader and
- * atomic saver, `imageFolder`, sharp decoding), `checkpointStore` (atomic checkpoint files) and `parallelExtractor`
- * (a pool of worker threads, `createExtractPool`) are still `undefined`; slots the application set first are kept.
+ * atomic saver, `imageFolder`, sharp decoding), `checkpointStore` (atomic checkpoint files), `parallelExtractor` and
+ * `parallelTrainer` (one pool of worker threads, `createExtractPool`, for both) are still `undefined`; slots the application set first are kept.
  *
  * @category Environment
  *
@@ -70,6 +78,7 @@ export const env: Environment = {
   verbose: true,
   logger: (message: string) => console.info(message),
   parallelExtractor: undefined,
+  parallelTrainer: undefined,
   checkpointStore: undefined,
 };
 

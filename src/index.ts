@@ -11,7 +11,18 @@
  * @packageDocumentation
  */
 export { env, type Environment } from './env';
-export type { CheckpointStore, FileSystemAdapter, ParallelExtractor, ParallelRun, PortableProgram } from './services';
+export type {
+  CheckpointStore,
+  FileSystemAdapter,
+  GradientBatch,
+  ParallelExtractor,
+  ParallelRun,
+  ParallelTrainer,
+  ParallelTraining,
+  PortableProgram,
+  PortableTop,
+  TrainingJob,
+} from './services';
 export { TransferError, type TransferErrorCode } from './errors';
 export type {
   BatchOptions,

@@ -101,3 +101,87 @@ export interface ParallelRun {
   /** Frees the job's weights in the workers (the workers stay up for the next job). Safe to call twice. */
   dispose(): void;
 }
+
+/**
+ * The trainable top of a model (the layers above the freeze boundary), portable to another thread, as the library
+ * hands it to a {@link ParallelTrainer}. Its layout is internal to the library: pass it on unchanged.
+ * @category Advanced
+ */
+export interface PortableTop {
+  /** The top's tfjs-layers model topology (`LayersModel.toJSON(null, false)`). */
+  readonly topology: unknown;
+  /** Every weight of the top, in the order of its `weights`. */
+  readonly weights: ReadonlyArray<{
+    /** The weight's name (for messages). */
+    readonly name: string;
+    /** Its shape. */
+    readonly shape: readonly number[];
+    /** Its values at the start of the job. */
+    readonly values: Float32Array;
+  }>;
+  /** Number of classes of the head (2: one sigmoid unit, else a softmax). */
+  readonly numClasses: number;
+}
+
+/**
+ * One batch of a gradient step, as {@link ParallelTraining.gradients} takes it.
+ * @category Advanced
+ */
+export interface GradientBatch {
+  /** The boundary activations of the batch: one `Float32Array` of `n * size` floats per boundary output. */
+  readonly inputs: readonly Float32Array[];
+  /** The class index of each row. */
+  readonly labels: Int32Array;
+  /** Per-row loss weights (`classWeight`), or `undefined` for all 1. */
+  readonly sampleWeights: Float32Array | undefined;
+  /** The seed of each dropout layer of the top for this step, in layer order. */
+  readonly dropoutSeeds: readonly number[];
+}
+
+/**
+ * What a {@link ParallelTrainer} is asked to take.
+ * @category Advanced
+ */
+export interface TrainingJob {
+  /** The active tfjs backend (`tf.getBackend()`). */
+  readonly backend: string;
+  /** Rows per batch. */
+  readonly batchSize: number;
+  /** Shape of one row's activations per boundary output (e.g. `[[14, 14, 96]]` when fine-tuning from `block_11_expand`). */
+  readonly boundaryShapes: readonly (readonly number[])[];
+  /** Trainable parameters of the top. */
+  readonly parameters: number;
+}
+
+/**
+ * Data-parallel training on other threads (Node: `worker_threads`), installed into `env.parallelTrainer` by
+ * `tfjs-transfer/node`: each worker computes the gradients of its share of every batch, the calling thread adds
+ * them and applies the optimizer. The browser-safe core only calls this interface.
+ * @category Advanced
+ */
+export interface ParallelTrainer {
+  /**
+   * Prepares the workers for one training job. `top()` gives the trainable top with its weights. Resolves
+   * `undefined` to train in the calling thread instead (e.g. the backend is not one the workers run, or the job
+   * is too small to pay for the workers).
+   */
+  openTraining(top: () => PortableTop, job: TrainingJob): Promise<ParallelTraining | undefined>;
+}
+
+/**
+ * One training job on a {@link ParallelTrainer}.
+ * @category Advanced
+ */
+export interface ParallelTraining {
+  /** Number of threads sharing each batch. */
+  readonly workers: number;
+  /**
+   * The gradients of the batch's mean loss (plus the top's regularization losses) with respect to the top's
+   * trainable weights, at `weights` (their current values, in the order of the top's `trainableWeights`), with the
+   * batch's loss and its number of correct predictions. The result equals one thread's computation up to float
+   * rounding, and depends only on the inputs and the number of workers.
+   */
+  gradients(weights: readonly Float32Array[], batch: GradientBatch): Promise<{ grads: Float32Array[]; loss: number; correct: number }>;
+  /** Frees the job in the workers (the workers stay up for the next job). Safe to call twice. */
+  dispose(): void;
+}

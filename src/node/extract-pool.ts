@@ -14,8 +14,10 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { log } from '../env';
 import { TransferError } from '../errors';
-import type { ParallelExtractor, ParallelRun, PortableProgram } from '../services';
+import type { ParallelExtractor, ParallelRun, ParallelTrainer, ParallelTraining, PortableProgram, PortableTop, TrainingJob } from '../services';
 import type { WorkerRequest, WorkerResponse } from './extract-worker';
+import { PooledTraining } from './pooled-training';
+import type { TrainStepResult } from './train-shard';
 
 /**
  * Options of {@link createExtractPool}.
@@ -44,13 +46,20 @@ export interface ExtractPoolArgs {
    * the others back. Default 8 (throughput of MobileNetV2 on wasm is the same from 4 to 32 images per call).
    */
   chunkImages?: number;
+  /**
+   * Backends for which the pool takes data-parallel training jobs (`env.parallelTrainer`). Default `['wasm']`.
+   * Jobs are taken only when the freeze boundary is a feature map (fine-tuning below the head: a step of
+   * MobileNetV2 from `block_16_expand` takes ~0.5 s on wasm, so two workers pay for their messages); training the
+   * head alone on pooled features takes milliseconds per step and stays in the calling thread.
+   */
+  trainingBackends?: readonly string[];
 }
 
 /**
  * A pool of extraction workers; see {@link createExtractPool}.
  * @category Node
  */
-export interface ExtractPool extends ParallelExtractor {
+export interface ExtractPool extends ParallelExtractor, ParallelTrainer {
   /** Number of worker threads. */
   readonly size: number;
   /** Whether the workers are up (they start on the first job). */
@@ -139,6 +148,7 @@ export function createExtractPool(options: ExtractPoolArgs = {}): ExtractPool {
     backends: new Set(options.backends ?? ['wasm']),
     minImages: options.minImages ?? 64,
     chunkImages: Math.max(1, Math.floor(options.chunkImages ?? 8)),
+    trainingBackends: new Set(options.trainingBackends ?? ['wasm']),
   });
 }
 
@@ -148,6 +158,7 @@ interface PoolSettings {
   backends: Set<string>;
   minImages: number;
   chunkImages: number;
+  trainingBackends: Set<string>;
 }
 
 function stopped(reason: string): TransferError {
@@ -178,6 +189,8 @@ class WorkerPool implements ExtractPool {
   private nextJob = 1;
   private active = 0;
   private readonly pending = new Map<number, Pending>();
+  /** Training shards waiting for their worker's gradients. */
+  private readonly steps = new Map<number, { resolve: (r: TrainStepResult) => void; reject: (e: Error) => void }>();
   /** Pieces of batches not yet handed to a worker, oldest first. */
   private readonly queue: Piece[] = [];
 
@@ -211,6 +224,8 @@ class WorkerPool implements ExtractPool {
   private fail(message: string): void {
     for (const p of this.pending.values()) p.reject(new TransferError('NOT_SUPPORTED', `Feature extraction on a worker thread failed: ${message}`));
     this.pending.clear();
+    for (const p of this.steps.values()) p.reject(new TransferError('NOT_SUPPORTED', `Training on a worker thread failed: ${message}`));
+    this.steps.clear();
     this.queue.length = 0;
     const dead = this.slots;
     this.slots = undefined;
@@ -237,7 +252,10 @@ class WorkerPool implements ExtractPool {
     const slot: Slot = { worker, waiters: [], running: false };
     worker.on('message', (msg: WorkerResponse) => {
       if (msg.type === 'result') this.settle(slot, msg.job, (p) => p?.resolve(msg.outputs));
-      else if (msg.type === 'error' && msg.job !== undefined) {
+      else if (msg.type === 'train-result') this.settleStep(msg.job, (p) => p.resolve(msg));
+      else if (msg.type === 'error' && msg.job !== undefined && this.steps.has(msg.job)) {
+        this.settleStep(msg.job, (p) => p.reject(new TransferError('NOT_SUPPORTED', `A training step on a worker thread failed: ${msg.message}`)));
+      } else if (msg.type === 'error' && msg.job !== undefined) {
         this.settle(slot, msg.job, (p) => p?.reject(new TransferError('NOT_SUPPORTED', `Feature extraction on a worker thread failed: ${msg.message}`)));
       } else slot.waiters.shift()?.(msg);
     });
@@ -359,11 +377,52 @@ class WorkerPool implements ExtractPool {
     });
   }
 
+  private settleStep(job: number, settle: (p: { resolve: (r: TrainStepResult) => void; reject: (e: Error) => void }) => void): void {
+    const p = this.steps.get(job);
+    this.steps.delete(job);
+    if (p) settle(p);
+  }
+
+  async openTraining(top: () => PortableTop, job: TrainingJob): Promise<ParallelTraining | undefined> {
+    const spatial = job.boundaryShapes.some((s) => s.length >= 3);
+    if (!this.settings.trainingBackends.has(job.backend) || !spatial || this.settings.size < 2 || job.batchSize < 2 || this.failed !== undefined) return undefined;
+    const workers = await this.start(job.backend);
+    if (!workers) return undefined;
+    const portable = top();
+    const id = this.nextId++;
+    const total = portable.weights.reduce((a, w) => a + w.values.length, 0);
+    const shared = new SharedArrayBuffer(total * 4);
+    const loaded = await this.busy(() => Promise.all(workers.map((s) => this.request(s, { type: 'train-load', id, top: portable, weights: shared }))));
+    const bad = loaded.find((r) => r.type !== 'loaded');
+    if (bad) {
+      workers.forEach((s) => s.worker.postMessage({ type: 'train-unload', id } satisfies WorkerRequest));
+      throw new TransferError('NOT_SUPPORTED', `Loading the trainable top into a worker failed: ${bad.type === 'error' ? bad.message : bad.type}`);
+    }
+    return new PooledTraining(id, workers.length, shared, {
+      step: (slot, msg) => this.postStep(slot, msg),
+      release: () => this.slots?.forEach((s) => s.worker.postMessage({ type: 'train-unload', id } satisfies WorkerRequest)),
+      busy: (work) => this.busy(work),
+      nextJobId: () => this.nextJob++,
+    });
+  }
+
+  /** Sends one shard to worker `slot` and resolves with its gradients. */
+  private postStep(slot: number, msg: Extract<WorkerRequest, { type: 'train-step' }>): Promise<TrainStepResult> {
+    const live = this.slots;
+    if (!live || !live[slot]) return Promise.reject(stopped(this.failed ?? 'the pool was disposed'));
+    return new Promise((resolve, reject) => {
+      this.steps.set(msg.job, { resolve, reject });
+      live[slot]!.worker.postMessage(msg, msg.inputs.map((a) => a.buffer as ArrayBuffer));
+    });
+  }
+
   async dispose(): Promise<void> {
     const live = this.slots;
     this.slots = undefined;
     for (const p of this.pending.values()) p.reject(stopped('the pool was disposed'));
     this.pending.clear();
+    for (const p of this.steps.values()) p.reject(stopped('the pool was disposed'));
+    this.steps.clear();
     this.queue.length = 0;
     this.starting = undefined;
     this.startedBackend = undefined;

@@ -1,11 +1,13 @@
 /**
- * Worker thread of the extraction pool ({@link createExtractPool}): its own tfjs-core and backend instance, running
- * folded frozen-backbone plans on batches of raw pixels. Needs only `@tensorflow/tfjs-core` and the backend
+ * Worker thread of the pool ({@link createExtractPool}): its own tfjs-core and backend instance, running folded
+ * frozen-backbone plans on batches of raw pixels, and the gradient steps of a trainable top on shards of batches
+ * (`train-shard.ts`). Needs only `@tensorflow/tfjs-core` and the backend
  * package the application installed (`@tensorflow/tfjs-backend-wasm` or `@tensorflow/tfjs-backend-cpu`; the worker imports it
  * only if it resolves, and the pool falls back to this thread otherwise).
  *
- * Messages in: `init { backend }`, `load { id, serialized }`, `run { job, id, pixels, shape }`, `unload { id }`.
- * Messages out: `ready`, `loaded { id }`, `result { job, outputs }`, `error { job?, message }`.
+ * Messages in: `init { backend }`, `load { id, serialized }`, `run { job, id, pixels, shape }`, `unload { id }`,
+ * `train-load`, `train-step`, `train-unload { id }`.
+ * Messages out: `ready`, `loaded { id }`, `result { job, outputs }`, `train-result`, `error { job?, message }`.
  * @internal
  * @module
  */
@@ -13,19 +15,24 @@ import { parentPort } from 'node:worker_threads';
 import * as tf from '@tensorflow/tfjs-core';
 import { createPlanRunner, type PlanRunner } from '../backbone/fold';
 import type { PortableProgram } from '../services';
+import { loadTop, stepShard, unloadTop, type TrainLoad, type TrainStep, type TrainStepResult } from './train-shard';
 
 /** Messages the pool sends to a worker. @internal */
 export type WorkerRequest =
   | { type: 'init'; backend: string }
   | { type: 'load'; id: number; serialized: PortableProgram }
   | { type: 'run'; job: number; id: number; pixels: Float32Array; shape: [number, number, number, number] }
-  | { type: 'unload'; id: number };
+  | { type: 'unload'; id: number }
+  | TrainLoad
+  | TrainStep
+  | { type: 'train-unload'; id: number };
 
 /** Messages a worker sends back. @internal */
 export type WorkerResponse =
   | { type: 'ready'; backend: string }
   | { type: 'loaded'; id: number }
   | { type: 'result'; job: number; outputs: Float32Array[] }
+  | TrainStepResult
   | { type: 'error'; job?: number; id?: number; message: string };
 
 // Console output of this thread (e.g. tfjs banners) goes to stderr, never to the application's stdout.
@@ -62,6 +69,14 @@ async function handle(msg: WorkerRequest): Promise<WorkerResponse | undefined> {
       runners.get(msg.id)?.dispose();
       runners.delete(msg.id);
       return undefined;
+    case 'train-load':
+      await loadTop(msg);
+      return { type: 'loaded', id: msg.id };
+    case 'train-step':
+      return stepShard(msg);
+    case 'train-unload':
+      unloadTop(msg.id);
+      return undefined;
     case 'run': {
       const runner = runners.get(msg.id);
       if (!runner) throw new Error(`extract worker: plan ${msg.id} is not loaded.`);
@@ -90,13 +105,14 @@ if (port) {
       try {
         const reply = await handle(msg);
         if (reply?.type === 'result') port.postMessage(reply, reply.outputs.map((o) => o.buffer as ArrayBuffer));
+        else if (reply?.type === 'train-result') port.postMessage(reply, reply.grads.map((g) => g.buffer as ArrayBuffer));
         else if (reply) port.postMessage(reply);
       } catch (e) {
         const message = e instanceof Error ? e.message : String(e);
         port.postMessage({
           type: 'error',
-          job: msg.type === 'run' ? msg.job : undefined,
-          id: msg.type === 'load' ? msg.id : undefined,
+          job: msg.type === 'run' || msg.type === 'train-step' ? msg.job : undefined,
+          id: msg.type === 'load' || msg.type === 'train-load' ? msg.id : undefined,
           message,
         } satisfies WorkerResponse);
       }

@@ -49,7 +49,8 @@ export interface InstallNodeServicesArgs {
  * Installs the Node platform services into {@link env}, filling only the slots that are still `undefined`:
  * `env.fileSystem` (local paths and `file://` URLs for models, atomic saves, image folders for
  * `transferLearn({ data: path })`, image files for `predict`), `env.checkpointStore` (atomic checkpoint files, for
- * `checkpoint: { directory: 'path' }`) and `env.parallelExtractor` (a worker-thread pool, `createExtractPool()`).
+ * `checkpoint: { directory: 'path' }`), `env.parallelExtractor` and `env.parallelTrainer` (one worker-thread pool,
+ * `createExtractPool()`, for both).
  *
  * Importing `tfjs-transfer/node` calls it once; that is the entry's only side effect. Call it again after clearing a
  * slot, or pass `{ replace: true }` to overwrite slots the application set.
@@ -73,7 +74,12 @@ export function installNodeServices(args: InstallNodeServicesArgs = {}): void {
     };
   }
   if (replace || !env.checkpointStore) env.checkpointStore = (directory) => fileCheckpointStore(directory);
-  if (replace || !env.parallelExtractor) env.parallelExtractor = createExtractPool();
+  if (replace || !env.parallelExtractor || !env.parallelTrainer) {
+    // One pool of worker threads serves both: extraction and training never overlap within a fit.
+    const pool = createExtractPool();
+    if (replace || !env.parallelExtractor) env.parallelExtractor = pool;
+    if (replace || !env.parallelTrainer) env.parallelTrainer = pool;
+  }
 }
 
 /** One local image file as raw RGB pixels `[h, w, 3]`, float32 0..255 (sharp), for `predict(model, path)`. */

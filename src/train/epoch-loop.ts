@@ -13,6 +13,9 @@ import type { CallbackList, EpochLogs } from './callbacks';
 import type { FitState } from './fit-state';
 import { correctCount, meanLoss, targetsFor } from './losses';
 import type { Yielder } from './yield';
+import { log } from '../env';
+import type { ParallelTraining } from '../services';
+import { openParallelTraining, parallelTrainStep } from './parallel-step';
 
 /** The activations the loop trains and validates on. @internal */
 export interface TrainingData {
@@ -28,13 +31,23 @@ export interface TrainingData {
 export async function runEpochs(state: FitState, data: TrainingData, callbacks: CallbackList, yielder: Yielder): Promise<void> {
   const { model, args, history } = state;
   await callbacks.onTrainBegin();
+  const parallel: { job: ParallelTraining | undefined } = { job: await openParallelTraining(state) };
+  try {
+    await runAllEpochs(state, data, callbacks, yielder, parallel);
+  } finally {
+    parallel.job?.dispose();
+  }
+}
+
+async function runAllEpochs(state: FitState, data: TrainingData, callbacks: CallbackList, yielder: Yielder, parallel: { job: ParallelTraining | undefined }): Promise<void> {
+  const { model, args, history } = state;
   if (data.validation && !history.initial) {
     const v = await scoreActivations(state.split.top, data.validation, model.numClasses, Math.max(args.batchSize, 64));
     history.initial = { valLoss: v.loss, valAccuracy: v.accuracy };
   }
   for (let epoch = state.startEpoch; epoch < args.epochs && !model.stopTraining; epoch++) {
     await callbacks.onEpochBegin(epoch);
-    const logs = await runEpoch(state, data, callbacks, epoch, yielder);
+    const logs = await runEpoch(state, data, callbacks, epoch, yielder, parallel);
     if (data.validation) {
       const v = await scoreActivations(state.split.top, data.validation, model.numClasses, Math.max(args.batchSize, 64));
       logs.valLoss = v.loss;
@@ -50,7 +63,14 @@ export async function runEpochs(state: FitState, data: TrainingData, callbacks: 
   }
 }
 
-async function runEpoch(state: FitState, data: TrainingData, callbacks: CallbackList, epoch: number, yielder: Yielder): Promise<EpochLogs> {
+async function runEpoch(
+  state: FitState,
+  data: TrainingData,
+  callbacks: CallbackList,
+  epoch: number,
+  yielder: Yielder,
+  parallel: { job: ParallelTraining | undefined },
+): Promise<EpochLogs> {
   const { rng, args } = state;
   const acts = await data.activationsFor(epoch);
   const order = Array.from({ length: acts.n }, (_, i) => i);
@@ -64,8 +84,8 @@ async function runEpoch(state: FitState, data: TrainingData, callbacks: Callback
   for (let s = 0; s < acts.n && !state.model.stopTraining; s += args.batchSize) {
     const idx = order.slice(s, s + args.batchSize);
     await callbacks.onBatchBegin(state.batchCounter, { size: idx.length });
-    for (const d of dropoutLayers) d.seed = rng.seed();
-    const step = await trainStep(state, acts, idx, (r) => viewOf[r]!);
+    const seeds = dropoutLayers.map((d) => (d.seed = rng.seed()));
+    const step = await anyStep(state, acts, idx, (r) => viewOf[r]!, seeds, parallel);
     lossSum += step.loss * idx.length;
     correct += step.correct;
     seen += idx.length;
@@ -73,6 +93,31 @@ async function runEpoch(state: FitState, data: TrainingData, callbacks: Callback
     await yielder.batchEnd();
   }
   return { loss: lossSum / seen, accuracy: correct / seen };
+}
+
+/**
+ * One step on the workers when a parallel job is open, else in this thread. A job that fails mid-run is said once
+ * and released; the step, and the rest of the run, train in this thread (from the same weights).
+ */
+async function anyStep(
+  state: FitState,
+  acts: Activations,
+  idx: number[],
+  viewOf: (row: number) => number,
+  seeds: number[],
+  parallel: { job: ParallelTraining | undefined },
+): Promise<{ loss: number; norm: number; correct: number }> {
+  const job = parallel.job;
+  if (job) {
+    try {
+      return await parallelTrainStep(state, job, acts, idx, viewOf, seeds);
+    } catch (e) {
+      parallel.job = undefined;
+      job.dispose();
+      log(`tfjs-transfer: training goes on in this thread: a worker thread failed (${e instanceof Error ? e.message : String(e)}).`);
+    }
+  }
+  return trainStep(state, acts, idx, viewOf);
 }
 
 /** One gradient step on rows `idx`: loss, gradient norm and correct count, applied only when finite. */

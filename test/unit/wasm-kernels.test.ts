@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { registerWasmTrainingKernels } from '../../src/train/wasm-kernels';
 
 const MISSING = ['Conv2DBackpropFilter', 'DepthwiseConv2dNativeBackpropFilter', 'DepthwiseConv2dNativeBackpropInput'];
-const TOL = 1e-4;
+const TOL = 1e-5;
 
 let projectBackend = '';
 let missingBefore: string[] = [];
@@ -339,5 +339,72 @@ describe('Conv2DBackpropInput: fast 1x1 path on wasm', () => {
       tf.registerKernel(matmul);
       tf.dispose([dy, f]);
     }
+  });
+});
+
+describe('one-pass heap kernels on wasm (fused activation gradients, Sum, Identity, depthwise filter)', () => {
+  it('the ReLU6 and ReLU gradients (incl. x exactly at 0 and 6) equal the cpu ones', async () => {
+    const err = await compare(() => {
+      const base = values(2 * 5 * 5 * 7, 50);
+      // Values across [-2, 8), and some exactly on the clip points.
+      const xs = Float32Array.from(base, (v, i) => (i % 11 === 0 ? 0 : i % 13 === 0 ? 6 : v * 10 + 3));
+      const x = tf.tensor4d(xs, [2, 5, 5, 7]);
+      const dy = input<tf.Rank.R4>([2, 5, 5, 7], 51);
+      const relu6 = (t: tf.Tensor): tf.Tensor => tf.sum(tf.mul(tf.clipByValue(tf.relu(t), 0, 6), dy));
+      const relu = (t: tf.Tensor): tf.Tensor => tf.sum(tf.mul(tf.relu(t), dy));
+      const clip = (t: tf.Tensor): tf.Tensor => tf.sum(tf.mul(tf.clipByValue(t, -1, 2.5), dy));
+      return [tf.grad(relu6)(x), tf.grad(relu)(x), tf.grad(clip)(x)];
+    });
+    expect(err).toBe(0);
+  });
+
+  it('a NaN input gives the cpu result too (0 through clipByValue, NaN through relu)', async () => {
+    for (const b of ['cpu', 'wasm']) {
+      await use(b);
+      const [c, r] = tf.tidy(() => {
+        const x = tf.tensor1d([NaN, 1, -1, 7]);
+        return [tf.grad((t: tf.Tensor) => tf.sum(tf.clipByValue(t, 0, 6)))(x), tf.grad((t: tf.Tensor) => tf.sum(tf.relu(t)))(x)];
+      });
+      expect(Array.from(c!.dataSync())).toEqual([0, 1, 0, 0]);
+      expect(Array.from(r!.dataSync())).toEqual([NaN, 1, 0, 1]);
+      tf.dispose([c!, r!]);
+    }
+  });
+
+  it('Sum over leading axes (the bias gradient), with and without keepDims, equals cpu; other axes too', async () => {
+    const err = await compare(() => {
+      const x = input<tf.Rank.R4>([3, 5, 7, 9], 52);
+      return [tf.sum(x, [0, 1, 2]), tf.sum(x, [0]), tf.sum(x, [0, 1], true), tf.sum(x, [1, 2]), tf.sum(x, -1), tf.sum(x)];
+    });
+    expect(err).toBeLessThan(TOL);
+  });
+
+  it('Identity shares the buffer instead of copying it (and a clone stays valid after the original is freed)', async () => {
+    await use('wasm');
+    const x = input<tf.Rank.R2>([4, 6], 53);
+    const buffers = tf.engine().backend.numDataIds();
+    const y = tf.clone(x);
+    expect(tf.engine().backend.numDataIds()).toBe(buffers);
+    const expected = Array.from(x.dataSync());
+    x.dispose();
+    expect(Array.from(y.dataSync())).toEqual(expected);
+    y.dispose();
+  });
+
+  it.each([
+    [11, 3, 1, 'same', 5, 3, 1],
+    [10, 3, 2, 'valid', 3, 3, 1],
+    [7, 5, 1, 'valid', 4, 1, 1],
+    [8, 3, 2, 'same', 6, 2, 1],
+    // (tfjs-core has no depthwise gradient for dilations > 1 on any backend, so there is nothing to compare.)
+  ] as const)('depthwise filter gradient %i k%i s%i %s c%i multiplier %i dilation %i equals cpu', async (size, k, s, pad, c, m, d) => {
+    const err = await compare(() => {
+      const x = input<tf.Rank.R4>([3, size, size, c], 54);
+      const w = input<tf.Rank.R4>([k, k, c, m], 55);
+      const conv = (a: tf.Tensor4D, b: tf.Tensor4D): tf.Tensor4D => tf.depthwiseConv2d(a, b, s, pad, 'NHWC', d);
+      const dy = input<tf.Rank.R4>(conv(x, w).shape, 56);
+      return tf.grads((a: tf.Tensor, b: tf.Tensor) => tf.sum(tf.mul(conv(a as tf.Tensor4D, b as tf.Tensor4D), dy)))([x, w]);
+    });
+    expect(err).toBeLessThan(TOL);
   });
 });

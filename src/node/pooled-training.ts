@@ -1,0 +1,108 @@
+/**
+ * One data-parallel training job on the worker pool ({@link ParallelTraining}): cuts each batch into one
+ * contiguous shard per worker, publishes the current weights through a shared buffer, and adds the shards'
+ * gradients in worker order (so a run depends only on its inputs and the number of workers).
+ * @internal
+ * @module
+ */
+import { TransferError } from '../errors';
+import type { GradientBatch, ParallelTraining } from '../services';
+import type { TrainStep, TrainStepResult } from './train-shard';
+
+/** What the job needs from its pool. @internal */
+export interface TrainingPoolLink {
+  /** Sends a shard to worker `slot`; resolves with its gradients. */
+  step(slot: number, msg: TrainStep): Promise<TrainStepResult>;
+  /** Frees the job's top in every worker. */
+  release(): void;
+  /** Keeps the workers referenced while `work` runs. */
+  busy<T>(work: () => Promise<T>): Promise<T>;
+  /** A job number no other message uses. */
+  nextJobId(): number;
+}
+
+/** Rows `[start, end)` of each non-empty shard of an `n`-row batch over `workers` workers. @internal */
+export function shardRows(n: number, workers: number): Array<[number, number]> {
+  const per = Math.ceil(n / workers);
+  const out: Array<[number, number]> = [];
+  for (let s = 0; s < n; s += per) out.push([s, Math.min(n, s + per)]);
+  return out;
+}
+
+/** @internal */
+export class PooledTraining implements ParallelTraining {
+  private released = false;
+  private readonly weights: Float32Array;
+
+  constructor(
+    private readonly id: number,
+    readonly workers: number,
+    shared: SharedArrayBuffer,
+    private readonly pool: TrainingPoolLink,
+  ) {
+    this.weights = new Float32Array(shared);
+  }
+
+  async gradients(weights: readonly Float32Array[], batch: GradientBatch): Promise<{ grads: Float32Array[]; loss: number; correct: number }> {
+    if (this.released) throw new TransferError('INVALID_ARGUMENT', 'This training job was released.');
+    let offset = 0;
+    for (const w of weights) {
+      this.weights.set(w, offset);
+      offset += w.length;
+    }
+    if (offset !== this.weights.length) {
+      throw new TransferError('INVALID_ARGUMENT', `gradients: got ${offset} weight values, the job's top has ${this.weights.length}.`);
+    }
+    const n = batch.labels.length;
+    const sizes = batch.inputs.map((a) => a.length / n);
+    const w = batch.sampleWeights;
+    let denominator = n;
+    if (w) {
+      denominator = 0;
+      for (let i = 0; i < n; i++) denominator += w[i]!;
+    }
+    const shards = shardRows(n, this.workers);
+    const results = await this.pool.busy(() =>
+      Promise.all(
+        shards.map(([a, b], k) =>
+          this.pool.step(k, {
+            type: 'train-step',
+            job: this.pool.nextJobId(),
+            id: this.id,
+            inputs: batch.inputs.map((arr, j) => arr.slice(a * sizes[j]!, b * sizes[j]!)),
+            labels: batch.labels.slice(a, b),
+            sampleWeights: w?.slice(a, b),
+            denominator,
+            regularization: k === 0,
+            dropout: { seeds: [...batch.dropoutSeeds], batch: n, offset: a },
+          }),
+        ),
+      ),
+    );
+    return sumShards(results);
+  }
+
+  dispose(): void {
+    if (this.released) return;
+    this.released = true;
+    this.pool.release();
+  }
+}
+
+/** Adds the shards' gradients, losses and correct counts, in shard order. */
+function sumShards(results: TrainStepResult[]): { grads: Float32Array[]; loss: number; correct: number } {
+  const [first, ...rest] = results;
+  if (!first) throw new TransferError('INVALID_ARGUMENT', 'gradients: the batch is empty.');
+  const grads = first.grads;
+  let loss = first.loss;
+  let correct = first.correct;
+  for (const r of rest) {
+    r.grads.forEach((g, i) => {
+      const acc = grads[i]!;
+      for (let j = 0; j < g.length; j++) acc[j]! += g[j]!;
+    });
+    loss += r.loss;
+    correct += r.correct;
+  }
+  return { grads, loss, correct };
+}

@@ -1,0 +1,156 @@
+/**
+ * The training half of a pool worker (`extract-worker.ts` routes the `train-*` messages here): it rebuilds the
+ * trainable top from its topology and weights, and on each step computes the gradients of its shard of the batch.
+ *
+ * A shard's loss is its part of the batch's loss: Σ over its rows of (weight × cross-entropy) / the batch's
+ * denominator (its row count, or its summed weights with `classWeight`), plus the regularization losses on the
+ * first shard only, so the shards' gradients add up to the gradient of the whole batch. Dropout draws the mask
+ * of the whole batch from the step's seed and takes the shard's rows of it, so the masks, and therefore the
+ * gradients, equal those of one thread running the whole batch.
+ * @internal
+ * @module
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import * as tfl from '@tensorflow/tfjs-layers';
+import type { PortableTop } from '../services';
+import { correctCount, crossEntropy, targetsFor } from '../train/losses';
+import { registerWasmTrainingKernels } from '../train/wasm-kernels';
+
+/** The message that loads a top into a worker. @internal */
+export interface TrainLoad {
+  type: 'train-load';
+  id: number;
+  top: PortableTop;
+  /** Where the calling thread writes the current trainable weights before each step (all of them, in order). */
+  weights: SharedArrayBuffer;
+}
+
+/** One shard of one step. @internal */
+export interface TrainStep {
+  type: 'train-step';
+  job: number;
+  id: number;
+  /** The shard's activations, one array per boundary output. */
+  inputs: Float32Array[];
+  labels: Int32Array;
+  sampleWeights: Float32Array | undefined;
+  /** The batch's loss denominator (rows, or summed weights). */
+  denominator: number;
+  /** Whether this shard carries the regularization losses (the first one). */
+  regularization: boolean;
+  dropout: { seeds: number[]; batch: number; offset: number };
+}
+
+/** What a shard sends back. @internal */
+export interface TrainStepResult {
+  type: 'train-result';
+  job: number;
+  grads: Float32Array[];
+  loss: number;
+  correct: number;
+}
+
+interface LoadedTop {
+  model: tfl.LayersModel;
+  vars: tf.Variable[];
+  shapes: number[][];
+  weights: Float32Array;
+  numClasses: number;
+  dropouts: ShardDropout[];
+}
+
+/** The step settings the patched dropout layers read. */
+interface ShardDropout {
+  rate: number;
+  seed: number | undefined;
+  batch: number;
+  offset: number;
+}
+
+const tops = new Map<number, LoadedTop>();
+
+/**
+ * Makes a Dropout layer draw the whole batch's mask (`tf.dropout`'s formula: floor(u + keep) / keep with
+ * u ~ U[0, 1) from the seed) and apply the rows of this shard.
+ */
+function patchDropout(layer: tfl.layers.Layer): ShardDropout {
+  const settings: ShardDropout = { rate: (layer as unknown as { rate: number }).rate, seed: undefined, batch: 0, offset: 0 };
+  const patched = layer as unknown as { call: (inputs: tf.Tensor | tf.Tensor[], kwargs: { training?: boolean }) => tf.Tensor };
+  patched.call = (inputs, kwargs) =>
+    tf.tidy(() => {
+      const x = Array.isArray(inputs) ? inputs[0]! : inputs;
+      if (!kwargs.training || settings.rate === 0) return tf.clone(x);
+      const keep = 1 - settings.rate;
+      const full = [settings.batch, ...x.shape.slice(1)];
+      const u = tf.randomUniform(full, 0, 1, 'float32', settings.seed);
+      const rows = tf.slice(u, [settings.offset, ...x.shape.slice(1).map(() => 0)], x.shape);
+      return tf.mul(x, tf.div(tf.floor(tf.add(rows, keep)), keep));
+    });
+  return settings;
+}
+
+/** `train-load`: rebuilds the top (weights from the message) and patches its dropout layers. @internal */
+export async function loadTop(msg: TrainLoad): Promise<void> {
+  unloadTop(msg.id);
+  if (tf.getBackend() === 'wasm') registerWasmTrainingKernels();
+  const { top } = msg;
+  const model = (await tfl.models.modelFromJSON(top.topology as tf.io.ModelJSON['modelTopology'] as never)) as tfl.LayersModel;
+  const all = model.weights;
+  if (all.length !== top.weights.length) {
+    model.dispose();
+    throw new Error(`train worker: the top has ${all.length} weights, the message ${top.weights.length}.`);
+  }
+  const initial = top.weights.map((w) => tf.tensor(w.values, [...w.shape], 'float32'));
+  model.setWeights(initial);
+  tf.dispose(initial);
+  const vars = model.trainableWeights.map((w) => (w as unknown as { val: tf.Variable }).val);
+  const dropouts = model.layers.filter((l) => l.getClassName() === 'Dropout').map(patchDropout);
+  tops.set(msg.id, { model, vars, shapes: model.inputs.map((i) => i.shape.slice(1) as number[]), weights: new Float32Array(msg.weights), numClasses: top.numClasses, dropouts });
+}
+
+/** `train-unload`. @internal */
+export function unloadTop(id: number): void {
+  const t = tops.get(id);
+  if (!t) return;
+  t.model.dispose();
+  tops.delete(id);
+}
+
+/** `train-step`: this shard's gradients at the weights in the shared buffer. @internal */
+export async function stepShard(msg: TrainStep): Promise<TrainStepResult> {
+  const t = tops.get(msg.id);
+  if (!t) throw new Error(`train worker: top ${msg.id} is not loaded.`);
+  let offset = 0;
+  for (const v of t.vars) {
+    // A copy: the cpu backend keeps the array it is given, and the shared buffer changes between steps.
+    const value = tf.tensor(t.weights.slice(offset, offset + v.size), v.shape, 'float32');
+    v.assign(value);
+    value.dispose();
+    offset += v.size;
+  }
+  const n = msg.labels.length;
+  t.dropouts.forEach((d, i) => Object.assign(d, { seed: msg.dropout.seeds[i], batch: msg.dropout.batch, offset: msg.dropout.offset }));
+  let correctT: tf.Scalar | undefined;
+  const { value, grads } = tf.tidy(() => {
+    const inputs = msg.inputs.map((v, j) => tf.tensor(v, [n, ...t.shapes[j]!], 'float32'));
+    const targets = targetsFor(msg.labels, t.numClasses);
+    return tf.variableGrads(() => {
+      const p = t.model.apply(inputs.length === 1 ? inputs[0]! : inputs, { training: true }) as tf.Tensor2D;
+      correctT = tf.keep(correctCount(p, targets));
+      const per = crossEntropy(p, targets);
+      const summed = msg.sampleWeights ? tf.sum(tf.mul(per, tf.tensor1d(msg.sampleWeights))) : tf.sum(per);
+      const base = tf.div(summed, msg.denominator) as tf.Scalar;
+      const reg = msg.regularization ? t.model.calculateLosses() : [];
+      return reg.length ? (tf.addN([base, ...reg]) as tf.Scalar) : base;
+    }, t.vars);
+  });
+  try {
+    const out = await Promise.all(t.vars.map(async (v) => new Float32Array((await grads[v.name]!.data()) as Float32Array)));
+    const loss = (await value.data())[0]!;
+    const correct = correctT ? (await correctT.data())[0]! : 0;
+    return { type: 'train-result', job: msg.job, grads: out, loss, correct };
+  } finally {
+    correctT?.dispose();
+    tf.dispose([value, ...Object.values(grads)]);
+  }
+}

@@ -1,0 +1,89 @@
+/**
+ * Gradient steps on `env.parallelTrainer` (data-parallel: each worker computes the gradients of its share of the
+ * batch, this thread adds them and applies the optimizer), with the fall-back to this thread when the trainer
+ * declines the job or fails.
+ * @internal
+ * @module
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import type * as tfl from '@tensorflow/tfjs-layers';
+import { env, log } from '../env';
+import type { ParallelTraining, PortableTop } from '../services';
+import { gatherBatch, type Activations } from './activations';
+import type { FitState } from './fit-state';
+
+/** The top with its weights, for the workers. */
+function portableTop(top: tfl.LayersModel, numClasses: number): PortableTop {
+  return {
+    topology: top.toJSON(null, false),
+    weights: top.weights.map((w) => ({ name: w.name, shape: [...w.shape] as number[], values: new Float32Array(w.read().dataSync() as Float32Array) })),
+    numClasses,
+  };
+}
+
+/**
+ * Opens a data-parallel job for `state`'s top on `env.parallelTrainer`, or returns `undefined` (no trainer, the
+ * trainer declines, or it fails to start: then said once, and training stays in this thread).
+ * @internal
+ */
+export async function openParallelTraining(state: FitState): Promise<ParallelTraining | undefined> {
+  const trainer = env.parallelTrainer;
+  if (!trainer) return undefined;
+  const { split, model, args, vars } = state;
+  try {
+    const job = await trainer.openTraining(() => portableTop(split.top, model.numClasses), {
+      backend: tf.getBackend(),
+      batchSize: args.batchSize,
+      boundaryShapes: split.shapes,
+      parameters: vars.reduce((a, v) => a + v.size, 0),
+    });
+    if (job) log(`tfjs-transfer: training on ${job.workers} worker threads (each computes the gradients of 1/${job.workers} of every batch).`);
+    return job;
+  } catch (e) {
+    log(`tfjs-transfer: training stays on this thread: the worker threads could not take the job (${e instanceof Error ? e.message : String(e)}).`);
+    return undefined;
+  }
+}
+
+/**
+ * One gradient step on rows `idx` through `job`: the same loss, norm and update as the single-thread step, up to
+ * float rounding (the shards' gradients are added in worker order). The update is applied only when the loss and
+ * the norm are finite.
+ * @internal
+ */
+export async function parallelTrainStep(
+  state: FitState,
+  job: ParallelTraining,
+  acts: Activations,
+  idx: number[],
+  viewOf: (row: number) => number,
+  dropoutSeeds: number[],
+): Promise<{ loss: number; norm: number; correct: number }> {
+  const { optimizer, vars } = state;
+  const classWeight = state.args.classWeight;
+  const batch = gatherBatch(acts, idx, viewOf);
+  let inputs: Float32Array[];
+  try {
+    inputs = await Promise.all(batch.map(async (t) => (await t.data()) as Float32Array));
+  } finally {
+    tf.dispose(batch);
+  }
+  const labels = Int32Array.from(idx, (r) => acts.labels[r]!);
+  const sampleWeights = classWeight ? Float32Array.from(labels, (c) => classWeight[c]!) : undefined;
+  const weights = await Promise.all(vars.map(async (v) => (await v.data()) as Float32Array));
+  const r = await job.gradients(weights, { inputs, labels, sampleWeights, dropoutSeeds });
+  let squares = 0;
+  for (const g of r.grads) for (let i = 0; i < g.length; i++) squares += g[i]! * g[i]!;
+  const norm = Math.sqrt(squares);
+  const loss = r.loss;
+  if (Number.isFinite(loss) && Number.isFinite(norm)) {
+    const grads: tf.NamedTensorMap = {};
+    vars.forEach((v, i) => (grads[v.name] = tf.tensor(r.grads[i]!, v.shape, 'float32')));
+    try {
+      optimizer.applyGradients(grads);
+    } finally {
+      tf.dispose(Object.values(grads));
+    }
+  }
+  return { loss, norm, correct: r.correct };
+}
