@@ -182,6 +182,11 @@ export interface ParallelTraining {
    * rounding, and depends only on the inputs and the number of workers.
    */
   gradients(weights: readonly Float32Array[], batch: GradientBatch): Promise<{ grads: Float32Array[]; loss: number; correct: number }>;
+  /**
+   * Scores rows in inference mode at `weights` (e.g. the validation pass after each epoch): the summed
+   * cross-entropy of the rows and their number of correct predictions. Each worker scores a contiguous share.
+   */
+  evaluate(weights: readonly Float32Array[], rows: { readonly inputs: readonly Float32Array[]; readonly labels: Int32Array }): Promise<{ lossSum: number; correct: number }>;
   /** Frees the job in the workers (the workers stay up for the next job). Safe to call twice. */
   dispose(): void;
 }

@@ -17,7 +17,7 @@ import { TransferError } from '../errors';
 import type { ParallelExtractor, ParallelRun, ParallelTrainer, ParallelTraining, PortableProgram, PortableTop, TrainingJob } from '../services';
 import type { WorkerRequest, WorkerResponse } from './extract-worker';
 import { PooledTraining } from './pooled-training';
-import type { TrainStepResult } from './train-shard';
+import type { TrainEval, TrainEvalResult, TrainStep, TrainStepResult } from './train-shard';
 
 /**
  * Options of {@link createExtractPool}.
@@ -190,7 +190,7 @@ class WorkerPool implements ExtractPool {
   private active = 0;
   private readonly pending = new Map<number, Pending>();
   /** Training shards waiting for their worker's gradients. */
-  private readonly steps = new Map<number, { resolve: (r: TrainStepResult) => void; reject: (e: Error) => void }>();
+  private readonly steps = new Map<number, { resolve: (r: TrainStepResult | TrainEvalResult) => void; reject: (e: Error) => void }>();
   /** Pieces of batches not yet handed to a worker, oldest first. */
   private readonly queue: Piece[] = [];
 
@@ -252,7 +252,7 @@ class WorkerPool implements ExtractPool {
     const slot: Slot = { worker, waiters: [], running: false };
     worker.on('message', (msg: WorkerResponse) => {
       if (msg.type === 'result') this.settle(slot, msg.job, (p) => p?.resolve(msg.outputs));
-      else if (msg.type === 'train-result') this.settleStep(msg.job, (p) => p.resolve(msg));
+      else if (msg.type === 'train-result' || msg.type === 'eval-result') this.settleStep(msg.job, (p) => p.resolve(msg));
       else if (msg.type === 'error' && msg.job !== undefined && this.steps.has(msg.job)) {
         this.settleStep(msg.job, (p) => p.reject(new TransferError('NOT_SUPPORTED', `A training step on a worker thread failed: ${msg.message}`)));
       } else if (msg.type === 'error' && msg.job !== undefined) {
@@ -377,7 +377,7 @@ class WorkerPool implements ExtractPool {
     });
   }
 
-  private settleStep(job: number, settle: (p: { resolve: (r: TrainStepResult) => void; reject: (e: Error) => void }) => void): void {
+  private settleStep(job: number, settle: (p: { resolve: (r: TrainStepResult | TrainEvalResult) => void; reject: (e: Error) => void }) => void): void {
     const p = this.steps.get(job);
     this.steps.delete(job);
     if (p) settle(p);
@@ -406,12 +406,13 @@ class WorkerPool implements ExtractPool {
     });
   }
 
-  /** Sends one shard to worker `slot` and resolves with its gradients. */
-  private postStep(slot: number, msg: Extract<WorkerRequest, { type: 'train-step' }>): Promise<TrainStepResult> {
+  /** Sends one shard to worker `slot` and resolves with its gradients (a step) or its scores (an evaluation). */
+  private postStep<M extends TrainStep | TrainEval>(slot: number, msg: M): Promise<M extends TrainStep ? TrainStepResult : TrainEvalResult> {
+    type R = M extends TrainStep ? TrainStepResult : TrainEvalResult;
     const live = this.slots;
     if (!live || !live[slot]) return Promise.reject(stopped(this.failed ?? 'the pool was disposed'));
-    return new Promise((resolve, reject) => {
-      this.steps.set(msg.job, { resolve, reject });
+    return new Promise<R>((resolve, reject) => {
+      this.steps.set(msg.job, { resolve: (r) => resolve(r as R), reject });
       live[slot]!.worker.postMessage(msg, msg.inputs.map((a) => a.buffer as ArrayBuffer));
     });
   }

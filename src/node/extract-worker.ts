@@ -6,8 +6,8 @@
  * only if it resolves, and the pool falls back to this thread otherwise).
  *
  * Messages in: `init { backend }`, `load { id, serialized }`, `run { job, id, pixels, shape }`, `unload { id }`,
- * `train-load`, `train-step`, `train-unload { id }`.
- * Messages out: `ready`, `loaded { id }`, `result { job, outputs }`, `train-result`, `error { job?, message }`.
+ * `train-load`, `train-step`, `train-eval`, `train-unload { id }`.
+ * Messages out: `ready`, `loaded { id }`, `result { job, outputs }`, `train-result`, `eval-result`, `error { job?, message }`.
  * @internal
  * @module
  */
@@ -15,7 +15,7 @@ import { parentPort } from 'node:worker_threads';
 import * as tf from '@tensorflow/tfjs-core';
 import { createPlanRunner, type PlanRunner } from '../backbone/fold';
 import type { PortableProgram } from '../services';
-import { loadTop, stepShard, unloadTop, type TrainLoad, type TrainStep, type TrainStepResult } from './train-shard';
+import { evalShard, loadTop, stepShard, unloadTop, type TrainEval, type TrainEvalResult, type TrainLoad, type TrainStep, type TrainStepResult } from './train-shard';
 
 /** Messages the pool sends to a worker. @internal */
 export type WorkerRequest =
@@ -25,6 +25,7 @@ export type WorkerRequest =
   | { type: 'unload'; id: number }
   | TrainLoad
   | TrainStep
+  | TrainEval
   | { type: 'train-unload'; id: number };
 
 /** Messages a worker sends back. @internal */
@@ -33,6 +34,7 @@ export type WorkerResponse =
   | { type: 'loaded'; id: number }
   | { type: 'result'; job: number; outputs: Float32Array[] }
   | TrainStepResult
+  | TrainEvalResult
   | { type: 'error'; job?: number; id?: number; message: string };
 
 // Console output of this thread (e.g. tfjs banners) goes to stderr, never to the application's stdout.
@@ -74,6 +76,8 @@ async function handle(msg: WorkerRequest): Promise<WorkerResponse | undefined> {
       return { type: 'loaded', id: msg.id };
     case 'train-step':
       return stepShard(msg);
+    case 'train-eval':
+      return evalShard(msg);
     case 'train-unload':
       unloadTop(msg.id);
       return undefined;
@@ -111,7 +115,7 @@ if (port) {
         const message = e instanceof Error ? e.message : String(e);
         port.postMessage({
           type: 'error',
-          job: msg.type === 'run' || msg.type === 'train-step' ? msg.job : undefined,
+          job: msg.type === 'run' || msg.type === 'train-step' || msg.type === 'train-eval' ? msg.job : undefined,
           id: msg.type === 'load' || msg.type === 'train-load' ? msg.id : undefined,
           message,
         } satisfies WorkerResponse);

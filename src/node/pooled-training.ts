@@ -7,12 +7,12 @@
  */
 import { TransferError } from '../errors';
 import type { GradientBatch, ParallelTraining } from '../services';
-import type { TrainStep, TrainStepResult } from './train-shard';
+import type { TrainEval, TrainEvalResult, TrainStep, TrainStepResult } from './train-shard';
 
 /** What the job needs from its pool. @internal */
 export interface TrainingPoolLink {
-  /** Sends a shard to worker `slot`; resolves with its gradients. */
-  step(slot: number, msg: TrainStep): Promise<TrainStepResult>;
+  /** Sends a shard to worker `slot`; resolves with its gradients (a step) or its scores (an evaluation). */
+  step<M extends TrainStep | TrainEval>(slot: number, msg: M): Promise<M extends TrainStep ? TrainStepResult : TrainEvalResult>;
   /** Frees the job's top in every worker. */
   release(): void;
   /** Keeps the workers referenced while `work` runs. */
@@ -43,16 +43,43 @@ export class PooledTraining implements ParallelTraining {
     this.weights = new Float32Array(shared);
   }
 
-  async gradients(weights: readonly Float32Array[], batch: GradientBatch): Promise<{ grads: Float32Array[]; loss: number; correct: number }> {
+  /** Publishes `weights` to the workers (between steps, so no worker reads while this writes). */
+  private publish(weights: readonly Float32Array[]): void {
     if (this.released) throw new TransferError('INVALID_ARGUMENT', 'This training job was released.');
     let offset = 0;
     for (const w of weights) {
+      if (offset + w.length > this.weights.length) break;
       this.weights.set(w, offset);
       offset += w.length;
     }
-    if (offset !== this.weights.length) {
-      throw new TransferError('INVALID_ARGUMENT', `gradients: got ${offset} weight values, the job's top has ${this.weights.length}.`);
+    const total = weights.reduce((a, w) => a + w.length, 0);
+    if (total !== this.weights.length) {
+      throw new TransferError('INVALID_ARGUMENT', `gradients: got ${total} weight values, the job's top has ${this.weights.length}.`);
     }
+  }
+
+  async evaluate(weights: readonly Float32Array[], rows: { readonly inputs: readonly Float32Array[]; readonly labels: Int32Array }): Promise<{ lossSum: number; correct: number }> {
+    this.publish(weights);
+    const n = rows.labels.length;
+    const sizes = rows.inputs.map((a) => a.length / n);
+    const results = await this.pool.busy(() =>
+      Promise.all(
+        shardRows(n, this.workers).map(([a, b], k) =>
+          this.pool.step(k, {
+            type: 'train-eval',
+            job: this.pool.nextJobId(),
+            id: this.id,
+            inputs: rows.inputs.map((arr, j) => arr.slice(a * sizes[j]!, b * sizes[j]!)),
+            labels: rows.labels.slice(a, b),
+          }),
+        ),
+      ),
+    );
+    return { lossSum: results.reduce((x, r) => x + r.lossSum, 0), correct: results.reduce((x, r) => x + r.correct, 0) };
+  }
+
+  async gradients(weights: readonly Float32Array[], batch: GradientBatch): Promise<{ grads: Float32Array[]; loss: number; correct: number }> {
+    this.publish(weights);
     const n = batch.labels.length;
     const sizes = batch.inputs.map((a) => a.length / n);
     const w = batch.sampleWeights;

@@ -41,6 +41,23 @@ export interface TrainStep {
   dropout: { seeds: number[]; batch: number; offset: number };
 }
 
+/** Rows to score in inference mode. @internal */
+export interface TrainEval {
+  type: 'train-eval';
+  job: number;
+  id: number;
+  inputs: Float32Array[];
+  labels: Int32Array;
+}
+
+/** What a scored shard sends back. @internal */
+export interface TrainEvalResult {
+  type: 'eval-result';
+  job: number;
+  lossSum: number;
+  correct: number;
+}
+
 /** What a shard sends back. @internal */
 export interface TrainStepResult {
   type: 'train-result';
@@ -116,10 +133,10 @@ export function unloadTop(id: number): void {
   tops.delete(id);
 }
 
-/** `train-step`: this shard's gradients at the weights in the shared buffer. @internal */
-export async function stepShard(msg: TrainStep): Promise<TrainStepResult> {
-  const t = tops.get(msg.id);
-  if (!t) throw new Error(`train worker: top ${msg.id} is not loaded.`);
+/** The loaded top `id`, its variables set to the weights in the shared buffer. */
+function topAtSharedWeights(id: number): LoadedTop {
+  const t = tops.get(id);
+  if (!t) throw new Error(`train worker: top ${id} is not loaded.`);
   let offset = 0;
   for (const v of t.vars) {
     // A copy: the cpu backend keeps the array it is given, and the shared buffer changes between steps.
@@ -128,6 +145,29 @@ export async function stepShard(msg: TrainStep): Promise<TrainStepResult> {
     value.dispose();
     offset += v.size;
   }
+  return t;
+}
+
+/** `train-eval`: the summed loss and the correct count of the rows, in inference mode. @internal */
+export async function evalShard(msg: TrainEval): Promise<TrainEvalResult> {
+  const t = topAtSharedWeights(msg.id);
+  const n = msg.labels.length;
+  const [l, c] = tf.tidy(() => {
+    const inputs = msg.inputs.map((v, j) => tf.tensor(v, [n, ...t.shapes[j]!], 'float32'));
+    const p = t.model.apply(inputs.length === 1 ? inputs[0]! : inputs, { training: false }) as tf.Tensor2D;
+    const targets = targetsFor(msg.labels, t.numClasses);
+    return [tf.sum(crossEntropy(p, targets)), correctCount(p, targets)];
+  });
+  try {
+    return { type: 'eval-result', job: msg.job, lossSum: (await l!.data())[0]!, correct: (await c!.data())[0]! };
+  } finally {
+    tf.dispose([l!, c!]);
+  }
+}
+
+/** `train-step`: this shard's gradients at the weights in the shared buffer. @internal */
+export async function stepShard(msg: TrainStep): Promise<TrainStepResult> {
+  const t = topAtSharedWeights(msg.id);
   const n = msg.labels.length;
   t.dropouts.forEach((d, i) => Object.assign(d, { seed: msg.dropout.seeds[i], batch: msg.dropout.batch, offset: msg.dropout.offset }));
   let correctT: tf.Scalar | undefined;

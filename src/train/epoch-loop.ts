@@ -15,7 +15,7 @@ import { correctCount, meanLoss, targetsFor } from './losses';
 import type { Yielder } from './yield';
 import { log } from '../env';
 import type { ParallelTraining } from '../services';
-import { openParallelTraining, parallelTrainStep } from './parallel-step';
+import { openParallelTraining, parallelScore, parallelTrainStep } from './parallel-step';
 
 /** The activations the loop trains and validates on. @internal */
 export interface TrainingData {
@@ -42,14 +42,14 @@ export async function runEpochs(state: FitState, data: TrainingData, callbacks: 
 async function runAllEpochs(state: FitState, data: TrainingData, callbacks: CallbackList, yielder: Yielder, parallel: { job: ParallelTraining | undefined }): Promise<void> {
   const { model, args, history } = state;
   if (data.validation && !history.initial) {
-    const v = await scoreActivations(state.split.top, data.validation, model.numClasses, Math.max(args.batchSize, 64));
+    const v = await scoreValidation(state, data.validation, parallel);
     history.initial = { valLoss: v.loss, valAccuracy: v.accuracy };
   }
   for (let epoch = state.startEpoch; epoch < args.epochs && !model.stopTraining; epoch++) {
     await callbacks.onEpochBegin(epoch);
     const logs = await runEpoch(state, data, callbacks, epoch, yielder, parallel);
     if (data.validation) {
-      const v = await scoreActivations(state.split.top, data.validation, model.numClasses, Math.max(args.batchSize, 64));
+      const v = await scoreValidation(state, data.validation, parallel);
       logs.valLoss = v.loss;
       logs.valAccuracy = v.accuracy;
       history.valLoss.push(v.loss);
@@ -120,8 +120,8 @@ async function anyStep(
   return trainStep(state, acts, idx, viewOf);
 }
 
-/** One gradient step on rows `idx`: loss, gradient norm and correct count, applied only when finite. */
-async function trainStep(state: FitState, acts: Activations, idx: number[], viewOf: (row: number) => number): Promise<{ loss: number; norm: number; correct: number }> {
+/** One gradient step on rows `idx` in this thread: loss, gradient norm and correct count, applied only when finite. @internal */
+export async function trainStep(state: FitState, acts: Activations, idx: number[], viewOf: (row: number) => number): Promise<{ loss: number; norm: number; correct: number }> {
   const { model, split, optimizer, vars } = state;
   const weights = state.args.classWeight;
   const labels = Int32Array.from(idx, (r) => acts.labels[r]!);
@@ -152,6 +152,25 @@ async function trainStep(state: FitState, acts: Activations, idx: number[], view
     correctT?.dispose();
     tf.dispose([step.value, step.norm, ...Object.values(step.grads)]);
   }
+}
+
+/**
+ * The validation pass: on the workers of the parallel job when one is open (each scores a share of every chunk),
+ * else in this thread. A failing job is released and the pass runs here.
+ */
+async function scoreValidation(state: FitState, acts: Activations, parallel: { job: ParallelTraining | undefined }): Promise<{ loss: number; accuracy: number }> {
+  const job = parallel.job;
+  const chunk = Math.max(state.args.batchSize, 64);
+  if (job) {
+    try {
+      return await parallelScore(state, job, acts, chunk * job.workers);
+    } catch (e) {
+      parallel.job = undefined;
+      job.dispose();
+      log(`tfjs-transfer: validation goes on in this thread: a worker thread failed (${e instanceof Error ? e.message : String(e)}).`);
+    }
+  }
+  return scoreActivations(state.split.top, acts, state.model.numClasses, chunk);
 }
 
 /** Evaluates the top on cached activations: mean loss and accuracy. @internal */

@@ -87,3 +87,29 @@ export async function parallelTrainStep(
   }
   return { loss, norm, correct: r.correct };
 }
+
+/**
+ * The mean loss and accuracy of the top on `acts` (first view) in inference mode, scored on the job's workers in
+ * chunks of `chunk` rows. The same numbers as `scoreActivations` in this thread, up to float rounding.
+ * @internal
+ */
+export async function parallelScore(state: FitState, job: ParallelTraining, acts: Activations, chunk: number): Promise<{ loss: number; accuracy: number }> {
+  const weights = await Promise.all(state.vars.map(async (v) => (await v.data()) as Float32Array));
+  let lossSum = 0;
+  let correct = 0;
+  const rows = Array.from({ length: acts.n }, (_, i) => i);
+  for (let s = 0; s < acts.n; s += chunk) {
+    const idx = rows.slice(s, s + chunk);
+    const batch = gatherBatch(acts, idx, () => 0);
+    let inputs: Float32Array[];
+    try {
+      inputs = await Promise.all(batch.map(async (t) => (await t.data()) as Float32Array));
+    } finally {
+      tf.dispose(batch);
+    }
+    const r = await job.evaluate(weights, { inputs, labels: acts.labels.slice(s, s + idx.length) });
+    lossSum += r.lossSum;
+    correct += r.correct;
+  }
+  return { loss: lossSum / acts.n, accuracy: correct / acts.n };
+}

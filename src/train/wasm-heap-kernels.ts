@@ -20,7 +20,7 @@
  * @module
  */
 import { backend_util, engine, getGradient, getKernel, registerGradient, registerKernel, unregisterKernel, util } from '@tensorflow/tfjs-core';
-import type { DataId, DataType, GradConfig, KernelFunc, NamedAttrMap, Tensor, TensorInfo } from '@tensorflow/tfjs-core';
+import type { DataId, DataType, GradConfig, KernelConfig, KernelFunc, NamedAttrMap, Tensor, TensorInfo } from '@tensorflow/tfjs-core';
 
 const WASM = 'wasm';
 
@@ -131,6 +131,8 @@ function fusedActivationGradients(): GradConfig[] {
     });
   }
   for (const g of out) FUSED_GRADIENTS.add(g.gradFunc);
+  if (clip != null && out.some((g) => g.kernelName === 'ClipByValue')) ORIGINALS.gradients.push(clip);
+  if (relu != null && out.some((g) => g.kernelName === 'Relu')) ORIGINALS.gradients.push(relu);
   return out;
 }
 
@@ -257,9 +259,13 @@ function depthwiseFilterSums(info: backend_util.Conv2DInfo, m: number, xv: Float
 /** Kernel functions installed by {@link registerWasmHeapKernels}, so that wrapping happens once. */
 const INSTALLED = new WeakSet<KernelFunc>();
 
+/** What {@link registerWasmHeapKernels} replaced, for {@link unregisterWasmHeapKernels}. */
+const ORIGINALS: { kernels: KernelConfig[]; gradients: GradConfig[] } = { kernels: [], gradients: [] };
+
 function wrap(name: string, make: (original: KernelFunc) => KernelFunc): boolean {
   const k = getKernel(name, WASM);
   if (k == null || INSTALLED.has(k.kernelFunc)) return false;
+  ORIGINALS.kernels.push(k);
   const func = make(k.kernelFunc);
   INSTALLED.add(func);
   unregisterKernel(name, WASM);
@@ -283,4 +289,19 @@ export function registerWasmHeapKernels(): void {
   for (const g of fusedActivationGradients()) registerGradient(g);
   wrap('Identity', sharingIdentity);
   wrap('Sum', leadingAxesSum);
+}
+
+/**
+ * Puts back the kernels and gradients {@link registerWasmHeapKernels} replaced (the fused-gradient kernel stays
+ * registered, unused). For the benchmark's "before" profile; training never calls it.
+ * @internal
+ */
+export function unregisterWasmHeapKernels(): void {
+  for (const k of ORIGINALS.kernels) {
+    unregisterKernel(k.kernelName, WASM);
+    registerKernel(k);
+  }
+  for (const g of ORIGINALS.gradients) registerGradient(g);
+  ORIGINALS.kernels.length = 0;
+  ORIGINALS.gradients.length = 0;
 }
