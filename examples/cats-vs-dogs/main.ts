@@ -40,7 +40,7 @@ import { progressReporter } from '../../src/node/progress';
 import { REPO, RELOAD_PHOTOS, locate } from './locate';
 
 /** Fine-tuning of the main command: where the cut is and how long it trains (see docs/accuracy.md). */
-const FINE_TUNE = { from: 'block_16_expand', epochs: 2 };
+const FINE_TUNE = { from: 'block_11_expand', epochs: 4 };
 /** The tutorial's fine-tuning: from layer 100 of Keras' 155, i.e. inside block_11; 10 epochs. */
 const TUTORIAL_FINE_TUNE = { from: 'block_11_expand', epochs: 10 };
 
@@ -88,7 +88,12 @@ if (flags.help) {
 const started = Date.now();
 const elapsed = () => `${((Date.now() - started) / 1000).toFixed(0)}s`;
 const say = (message: string) => console.log(message);
-const section = (title: string) => say(`\n== ${title} [${elapsed()}]`);
+/** Where the time goes: each section's start, for the summary. */
+const phases: { title: string; at: number }[] = [];
+const section = (title: string) => {
+  phases.push({ title, at: Date.now() });
+  say(`\n== ${title} [${elapsed()}]`);
+};
 env.logger = say;
 const progress = progressReporter(process.stderr);
 
@@ -220,6 +225,14 @@ say(`validation accuracy (evaluate): ${valEval.accuracy.toFixed(4)}`);
 if (fullEval) say(`full-size photos accuracy: ${fullEval.accuracy.toFixed(4)} (${fullEval.count} photos)`);
 say(`reloaded in a fresh process: ${reloadCheck}`);
 say(`backend ${backendName}; total ${elapsed()}`);
+say('where the time went:');
+phases.forEach((p, i) => {
+  const end = phases[i + 1]?.at ?? Date.now();
+  say(`  ${((end - p.at) / 1000).toFixed(0).padStart(5)} s  ${p.title.split(':')[0]}`);
+});
+if (fineHistory) {
+  say(`  (fine-tuning: ${(fineHistory.timing.extractMs / 1000).toFixed(0)} s caching the ${fineTune.from} boundary, ${(fineHistory.timing.trainMs / 1000).toFixed(0)} s for ${fineHistory.epochs} epochs, validation included)`);
+}
 process.exitCode = same === here.length && here.length > 0 ? 0 : 1;
 
 /** Validation loss and accuracy of the epoch whose weights the model keeps. */

@@ -21,6 +21,7 @@
  */
 import { backend_util, engine, getGradient, getKernel, registerGradient, registerKernel, unregisterKernel, util } from '@tensorflow/tfjs-core';
 import type { DataId, DataType, GradConfig, KernelConfig, KernelFunc, NamedAttrMap, Tensor, TensorInfo } from '@tensorflow/tfjs-core';
+import { simdKernelsOf, type SimdKernels } from './wasm-simd';
 
 const WASM = 'wasm';
 
@@ -29,6 +30,7 @@ interface HeapBackend {
   makeOutput(shape: number[], dtype: DataType): TensorInfo;
   typedArrayFromHeap(t: TensorInfo): Float32Array | Int32Array | Uint8Array;
   incRef(dataId: DataId): void;
+  disposeData(dataId: DataId, force?: boolean): boolean;
 }
 
 function isHeapBackend(b: unknown): b is HeapBackend {
@@ -61,18 +63,25 @@ const maskedGradient: KernelFunc = ({ inputs, backend, attrs }) => {
   const o = f32(b, out);
   const g = f32(b, dy);
   const v = f32(b, x);
+  const n = o.length;
+  // The SIMD kernels take whole groups of 4 lanes; the rest (and everything without SIMD) runs below.
+  const simd = simdKernelsOf(backend);
+  const done = simd ? n - (n % 4) : 0;
+  if (simd && done > 0) {
+    if (mode === 'clip') simd.clip_grad(g.byteOffset, v.byteOffset, o.byteOffset, done, min, max);
+    else simd.relu_grad(g.byteOffset, v.byteOffset, o.byteOffset, done);
+  }
   // Selected through the bits (dy's bits AND an all-ones or all-zeros mask): exact, and without the branch a
   // half-passing activation would mispredict (measured 3x slower with the branch).
   const ou = new Uint32Array(o.buffer, o.byteOffset, o.length);
   const gu = new Uint32Array(g.buffer, g.byteOffset, g.length);
-  const n = o.length;
   if (mode === 'clip') {
-    for (let i = 0; i < n; i++) {
+    for (let i = done; i < n; i++) {
       const xi = v[i]!;
       ou[i] = gu[i]! & -(+(xi >= min) & +(xi <= max));
     }
   } else {
-    for (let i = 0; i < n; i++) {
+    for (let i = done; i < n; i++) {
       const xi = v[i]!;
       ou[i] = gu[i]! & -+(xi > 0);
       if (xi !== xi) o[i] = NaN;
@@ -170,6 +179,20 @@ function leadingAxesSum(original: KernelFunc): KernelFunc {
     const rows = util.sizeFromShape(x.shape.slice(0, k));
     const shape = keepDims ? x.shape.map((d, i) => (i < k ? 1 : d)) : x.shape.slice(k);
     const out = output(b, shape);
+    const simd = cols % 4 === 0 ? simdKernelsOf(b) : undefined;
+    if (simd) {
+      // Blocks of rows summed in float32 by SIMD into the output, each block added into float64 totals here.
+      const acc = new Float64Array(cols);
+      const block = f32(b, out);
+      const v = f32(b, x);
+      for (let r = 0; r < rows; r += SUM_BLOCK) {
+        block.fill(0);
+        simd.col_sum(v.byteOffset + r * cols * 4, block.byteOffset, Math.min(SUM_BLOCK, rows - r), cols);
+        for (let c = 0; c < cols; c++) acc[c]! += block[c]!;
+      }
+      block.set(acc);
+      return out;
+    }
     const o = f32(b, out);
     const v = f32(b, x);
     const acc = new Float64Array(cols);
@@ -178,6 +201,9 @@ function leadingAxesSum(original: KernelFunc): KernelFunc {
     return out;
   };
 }
+
+/** Rows per float32 block of the SIMD column sums (then added in float64). */
+const SUM_BLOCK = 196;
 
 interface DepthwiseFilterAttrs {
   strides: number | [number, number];
@@ -206,12 +232,37 @@ export const depthwiseFilterGradient: KernelFunc = ({ inputs, backend, attrs }) 
   );
   const b = backend as unknown as HeapBackend;
   const out = output(b, [...a.filterShape]);
-  const o = f32(b, out);
-  const xv = f32(b, x);
-  const gv = f32(b, dy);
-  o.set(depthwiseFilterSums(info, a.filterShape[3], xv, gv));
+  const m = a.filterShape[3];
+  const simd = m === 1 && info.inChannels % 4 === 0 ? simdKernelsOf(backend) : undefined;
+  if (simd) {
+    // One image at a time into a float32 scratch on the heap, added into float64 totals here.
+    const scratch = output(b, [info.filterHeight * info.filterWidth * info.inChannels]);
+    try {
+      f32(b, out).set(depthwiseFilterSumsSimd(simd, info, f32(b, scratch), f32(b, x), f32(b, dy)));
+    } finally {
+      b.disposeData(scratch.dataId);
+    }
+    return out;
+  }
+  f32(b, out).set(depthwiseFilterSums(info, m, f32(b, x), f32(b, dy)));
   return out;
 };
+
+/** {@link depthwiseFilterSums} for a channel multiplier of 1 and channels in groups of 4, with the SIMD kernel. */
+function depthwiseFilterSumsSimd(simd: SimdKernels, info: backend_util.Conv2DInfo, scratch: Float32Array, xv: Float32Array, gv: Float32Array): Float64Array {
+  const { batchSize: n, inHeight: h, inWidth: w, inChannels: c, outHeight: oh, outWidth: ow } = info;
+  const acc = new Float64Array(scratch.length);
+  for (let i = 0; i < n; i++) {
+    scratch.fill(0);
+    simd.dw_filter_image(
+      xv.byteOffset + i * h * w * c * 4, gv.byteOffset + i * oh * ow * c * 4, scratch.byteOffset,
+      h, w, c, oh, ow, info.filterHeight, info.filterWidth, info.strideHeight, info.strideWidth,
+      info.dilationHeight, info.dilationWidth, info.padInfo.top, info.padInfo.left,
+    );
+    for (let j = 0; j < acc.length; j++) acc[j]! += scratch[j]!;
+  }
+  return acc;
+}
 
 /** The sums of {@link depthwiseFilterGradient}, in float64. */
 function depthwiseFilterSums(info: backend_util.Conv2DInfo, m: number, xv: Float32Array, gv: Float32Array): Float64Array {
