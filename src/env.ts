@@ -3,7 +3,7 @@
  * files are read and written. One documented object, in the spirit of transformers.js' `env`.
  * @module
  */
-import type { CheckpointStore, FileSystemAdapter, ParallelExtractor } from './services';
+import type { ActivationSpill, CheckpointStore, FileSystemAdapter, ParallelExtractor } from './services';
 
 /**
  * The environment object type; see {@link env}.
@@ -42,6 +42,12 @@ export interface Environment {
    * installs one that writes `<directory>/checkpoint.tfjst` atomically.
    */
   checkpointStore: ((directory: string) => CheckpointStore) | undefined;
+  /**
+   * Scratch files for cached activations larger than `fit`'s memory budget (`FitArgs.activationStorage`,
+   * `activationMemoryBudget`). Default: none in the browser (activations stay in memory); in Node, importing
+   * `tfjs-transfer/node` installs one that writes an already-unlinked temp file (`createActivationSpill`).
+   */
+  activationSpill: ActivationSpill | undefined;
 }
 
 /**
@@ -51,7 +57,8 @@ export interface Environment {
  * Importing the main entry changes nothing. Importing `tfjs-transfer/node` performs one install, documented here and
  * nowhere else: it calls `installNodeServices()`, which fills whichever of `fileSystem` (the Node file loader and
  * atomic saver, `imageFolder`, sharp decoding), `checkpointStore` (atomic checkpoint files) and `parallelExtractor`
- * (a pool of worker threads, `createExtractPool`) are still `undefined`; slots the application set first are kept.
+ * (a pool of worker threads, `createExtractPool`) and `activationSpill` (scratch files for large activation caches,
+ * `createActivationSpill`) are still `undefined`; slots the application set first are kept.
  *
  * @category Environment
  *
@@ -71,6 +78,7 @@ export const env: Environment = {
   logger: (message: string) => console.info(message),
   parallelExtractor: undefined,
   checkpointStore: undefined,
+  activationSpill: undefined,
 };
 
 /** Logs `message` through `env.logger` when `env.verbose` is on. @internal */

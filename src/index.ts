@@ -11,7 +11,7 @@
  * @packageDocumentation
  */
 export { env, type Environment } from './env';
-export type { CheckpointStore, FileSystemAdapter, ParallelExtractor, ParallelRun, PortableProgram } from './services';
+export type { ActivationSpill, CheckpointStore, FileSystemAdapter, ParallelExtractor, ParallelRun, PortableProgram, SpillFile } from './services';
 export { TransferError, type TransferErrorCode } from './errors';
 export type {
   BatchOptions,
@@ -62,6 +62,7 @@ export {
 } from './train/fit';
 export { memoryCheckpointStore, type CheckpointArgs, type CheckpointInfo } from './train/checkpoint';
 export { registerWasmTrainingKernels } from './train/wasm-kernels';
+export type { ActivationStorage } from './train/storage-policy';
 
 // Caches of frozen-backbone activations.
 export type { ActivationStore } from './train/activations';

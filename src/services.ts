@@ -101,3 +101,33 @@ export interface ParallelRun {
   /** Frees the job's weights in the workers (the workers stay up for the next job). Safe to call twice. */
   dispose(): void;
 }
+
+/**
+ * Scratch files for cached activations too large to keep in memory (see `FitArgs.activationStorage`), installed
+ * into `env.activationSpill` by `tfjs-transfer/node`. Reads and writes are synchronous positioned I/O, because a
+ * training step gathers its batch synchronously; the rows a batch needs are read, nothing else.
+ * @category Advanced
+ */
+export interface ActivationSpill {
+  /**
+   * Creates a scratch file of `bytes` bytes in `options.directory` (the OS temp folder when `undefined`). The file
+   * must be removed at the latest when {@link SpillFile.close} is called (the Node service removes its name at
+   * once, so even a killed process leaves nothing behind on POSIX systems).
+   */
+  open(bytes: number, options: { directory: string | undefined }): SpillFile;
+}
+
+/**
+ * One scratch file of an {@link ActivationSpill}.
+ * @category Advanced
+ */
+export interface SpillFile {
+  /** Where the file is (for messages). */
+  readonly path: string;
+  /** Writes `bytes` at byte `position`. */
+  write(position: number, bytes: Uint8Array): void;
+  /** Fills `into` with the bytes from byte `position`. */
+  read(position: number, into: Uint8Array): void;
+  /** Closes and deletes the file. Safe to call twice. */
+  close(): void;
+}
