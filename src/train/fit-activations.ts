@@ -7,6 +7,7 @@
  */
 import { augmentImages } from '../data/augment';
 import { splitIndices } from '../data/split';
+import { env } from '../env';
 import { TransferError } from '../errors';
 import type { TransferModel } from '../transfer-model';
 import type { LabelledData } from '../types';
@@ -86,6 +87,8 @@ export async function obtainActivations(ctx: Context): Promise<FitActivations> {
     const rest = await validationAndChecks(ctx, plan, train, store);
     train = rest.train;
     current = train;
+    // Fine-tuning: no epoch extracts again, and the training steps want the workers' memory (see ParallelExtractor.dispose).
+    if (sources.cacheable && split.shapes.some((s) => s.length > 1)) await env.parallelExtractor?.dispose?.();
     const activationsFor = async (epoch: number): Promise<Activations> => {
       if (sources.cacheable || (sources.augmentUpFront && epoch === 0)) return first();
       // Fresh random augmentation each epoch: re-run the frozen prefix (the previous epoch's rows are freed).

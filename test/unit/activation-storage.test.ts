@@ -228,7 +228,7 @@ describe('fit with compact storage', () => {
           model.dispose();
         }
       }
-      expect(recorder.files).toHaveLength(1); // 'disk' only: 'auto' stays within the 512 MiB budget
+      expect(recorder.files).toHaveLength(1); // 'disk' only: 'auto' stays within the 64 MiB budget
       expect(recorder.files[0]!.closed).toBe(true);
       expect(existsSync(recorder.files[0]!.path)).toBe(false);
       expect(readdirSync(scratchDir)).toEqual([]);
@@ -274,6 +274,30 @@ describe('fit with compact storage', () => {
     } finally {
       env.activationSpill = spill;
       model.dispose();
+      data.xs.dispose();
+    }
+  });
+
+  it("ends the extractor's workers once a fine-tuning fit's activations are cached, and only then", async () => {
+    const data = stripes(8, 32, 6);
+    const pool = env.parallelExtractor;
+    let disposed = 0;
+    env.parallelExtractor = { open: async () => undefined, dispose: async () => void disposed++ };
+    try {
+      const model = await fineTunable();
+      try {
+        await fit(model, data, { epochs: 1, seed: 1 });
+        expect(disposed).toBe(1); // spatial boundary, cached for every epoch
+        await fit(model, data, { epochs: 1, seed: 1, augment: { flip: true, rotation: 0.1 } });
+        expect(disposed).toBe(1); // re-extracts every epoch: the workers stay
+        freeze(model); // the pooled boundary (head only): the workers stay
+        await fit(model, data, { epochs: 1, seed: 1 });
+        expect(disposed).toBe(1);
+      } finally {
+        model.dispose();
+      }
+    } finally {
+      env.parallelExtractor = pool;
       data.xs.dispose();
     }
   });
