@@ -177,7 +177,13 @@ export async function runMemoryBench(opts: MemoryBenchArgs = {}): Promise<Memory
           onBatchEnd: (_b, logs) => {
             steps.push({ begin, end: Date.now(), size: logs.size });
             tensorsPeak = Math.max(tensorsPeak, tf.memory().numTensors);
-            if (steps.length % 50 === 0) say(`step ${steps.length}: ${((Date.now() - begin) / 1000).toFixed(2)} s, rss ${(process.memoryUsage.rss() / MB).toFixed(0)} MB, tensors ${tf.memory().numTensors}`);
+            if (steps.length % 25 === 0) {
+              const k = Math.min(25, steps.length);
+              say(
+                `step ${steps.length}: last ${k} steps ${throughputOf(steps, steps.length - k, steps.length).toFixed(2)} images/s, rss ${(process.memoryUsage.rss() / MB).toFixed(0)} MB ` +
+                  `(max so far ${(process.resourceUsage().maxRSS / 1024).toFixed(0)} MB), tensors ${tf.memory().numTensors}, at ${((Date.now() - t0) / 1000).toFixed(0)} s`,
+              );
+            }
           },
         },
       });
@@ -237,10 +243,12 @@ async function main(): Promise<void> {
 }
 
 if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
-  process.once('SIGINT', () => {
-    if (liveDir) rmSync(liveDir, { recursive: true, force: true }); // process.exit runs no finally block
-    process.exit(130);
-  });
+  for (const [signal, code] of [['SIGINT', 130], ['SIGTERM', 143]] as const) {
+    process.once(signal, () => {
+      if (liveDir) rmSync(liveDir, { recursive: true, force: true }); // process.exit runs no finally block
+      process.exit(code);
+    });
+  }
   main().catch((error: unknown) => {
     console.error(error);
     process.exit(1);
