@@ -31,6 +31,7 @@ import { trainStep } from '../src/train/epoch-loop';
 import { openParallelTraining, parallelTrainStep } from '../src/train/parallel-step';
 import type { FitState } from '../src/train/fit-state';
 import type { Activations } from '../src/train/activations';
+import { rowStorage } from '../src/train/row-store';
 import { registerWasmHeapKernels, unregisterWasmHeapKernels } from '../src/train/wasm-heap-kernels';
 import type { ParallelTraining } from '../src/services';
 import { median } from './common';
@@ -85,7 +86,10 @@ async function realActivations(model: TransferModel, n: number): Promise<Activat
     for (const p of parts) (out.set(p, o), (o += p.length));
     return out;
   });
-  return { n: labels.length, shapes: split.shapes, values: [joined], labels: Int32Array.from(labels), keys: labels.map(() => undefined) };
+  const n0 = labels.length;
+  const allocation = rowStorage(['float16']).allocate(n0, joined.map((j) => j.length / n0), 1); // what fit keeps for a spatial boundary
+  joined.forEach((j, k) => allocation.rows[0]![k]!.write(0, j));
+  return { n: n0, shapes: split.shapes, rows: allocation.rows, labels: Int32Array.from(labels), keys: labels.map(() => undefined), dispose: allocation.dispose, where: allocation.where };
 }
 
 /** A fit state good enough for the step functions (the fields they read). */
@@ -248,9 +252,8 @@ model.dispose();
 const epoch = opts['no-epoch'] ? undefined : await epochRun();
 let memory: unknown;
 if (opts.memory) {
-  const file = path.join(here, 'fine-tune-memory.ts');
-  const mod = (await import(file)) as { runMemoryBench: (o: Record<string, unknown>) => Promise<unknown> };
-  memory = await mod.runMemoryBench({});
+  const { runMemoryBench } = await import('./fine-tune-memory');
+  memory = await runMemoryBench({});
 }
 printTable(result, epoch);
 if (memory) console.log('\nmemory run:', JSON.stringify(memory, null, 2));

@@ -3,7 +3,7 @@
  * files are read and written. One documented object, in the spirit of transformers.js' `env`.
  * @module
  */
-import type { CheckpointStore, FileSystemAdapter, ParallelExtractor, ParallelTrainer } from './services';
+import type { ActivationSpill, CheckpointStore, FileSystemAdapter, ParallelExtractor, ParallelTrainer } from './services';
 
 /**
  * The environment object type; see {@link env}.
@@ -50,6 +50,12 @@ export interface Environment {
    * installs one that writes `<directory>/checkpoint.tfjst` atomically.
    */
   checkpointStore: ((directory: string) => CheckpointStore) | undefined;
+  /**
+   * Scratch files for cached activations larger than `fit`'s memory budget (`FitArgs.activationStorage`,
+   * `activationMemoryBudget`). Default: none in the browser (activations stay in memory); in Node, importing
+   * `tfjs-transfer/node` installs one that writes an already-unlinked temp file (`createActivationSpill`).
+   */
+  activationSpill: ActivationSpill | undefined;
 }
 
 /**
@@ -59,7 +65,8 @@ export interface Environment {
  * Importing the main entry changes nothing. Importing `tfjs-transfer/node` performs one install, documented here and
  * nowhere else: it calls `installNodeServices()`, which fills whichever of `fileSystem` (the Node file loader and
  * atomic saver, `imageFolder`, sharp decoding), `checkpointStore` (atomic checkpoint files), `parallelExtractor` and
- * `parallelTrainer` (one pool of worker threads, `createExtractPool`, for both) are still `undefined`; slots the application set first are kept.
+ * `parallelTrainer` (one pool of worker threads, `createExtractPool`, for both) and `activationSpill` (scratch files
+ * for large activation caches, `createActivationSpill`) are still `undefined`; slots the application set first are kept.
  *
  * @category Environment
  *
@@ -80,6 +87,7 @@ export const env: Environment = {
   parallelExtractor: undefined,
   parallelTrainer: undefined,
   checkpointStore: undefined,
+  activationSpill: undefined,
 };
 
 /** Logs `message` through `env.logger` when `env.verbose` is on. @internal */

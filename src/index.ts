@@ -12,6 +12,7 @@
  */
 export { env, type Environment } from './env';
 export type {
+  ActivationSpill,
   CheckpointStore,
   FileSystemAdapter,
   GradientBatch,
@@ -21,6 +22,7 @@ export type {
   ParallelTraining,
   PortableProgram,
   PortableTop,
+  SpillFile,
   TrainingJob,
 } from './services';
 export { TransferError, type TransferErrorCode } from './errors';
@@ -73,6 +75,7 @@ export {
 } from './train/fit';
 export { memoryCheckpointStore, type CheckpointArgs, type CheckpointInfo } from './train/checkpoint';
 export { registerWasmTrainingKernels } from './train/wasm-kernels';
+export type { ActivationStorage } from './train/storage-policy';
 
 // Caches of frozen-backbone activations.
 export type { ActivationStore } from './train/activations';

@@ -89,6 +89,13 @@ export interface ParallelExtractor {
    * (e.g. the backend is not one the workers can run, or the job is too small to pay for the workers).
    */
   open(program: () => PortableProgram | undefined, job: { backend: string; images: number }): Promise<ParallelRun | undefined>;
+  /**
+   * Optional: ends the workers, giving their memory back (a later {@link ParallelExtractor.open} starts them
+   * again). `fit` calls it once the activations of a spatial freeze boundary (fine-tuning) are cached and no epoch
+   * extracts again: each worker's wasm heap (about 300 MB for MobileNetV2 1.0 at 224) never shrinks, and the training
+   * steps that follow need the memory more than a second of restart time. The Node pool (`createExtractPool`) has it.
+   */
+  dispose?(): Promise<void>;
 }
 
 /**
@@ -189,4 +196,34 @@ export interface ParallelTraining {
   evaluate(weights: readonly Float32Array[], rows: { readonly inputs: readonly Float32Array[]; readonly labels: Int32Array }): Promise<{ lossSum: number; correct: number }>;
   /** Frees the job in the workers (the workers stay up for the next job). Safe to call twice. */
   dispose(): void;
+}
+
+/**
+ * Scratch files for cached activations too large to keep in memory (see `FitArgs.activationStorage`), installed
+ * into `env.activationSpill` by `tfjs-transfer/node`. Reads and writes are synchronous positioned I/O, because a
+ * training step gathers its batch synchronously; the rows a batch needs are read, nothing else.
+ * @category Advanced
+ */
+export interface ActivationSpill {
+  /**
+   * Creates a scratch file of `bytes` bytes in `options.directory` (the OS temp folder when `undefined`). The file
+   * must be removed at the latest when {@link SpillFile.close} is called (the Node service removes its name at
+   * once, so even a killed process leaves nothing behind on POSIX systems).
+   */
+  open(bytes: number, options: { directory: string | undefined }): SpillFile;
+}
+
+/**
+ * One scratch file of an {@link ActivationSpill}.
+ * @category Advanced
+ */
+export interface SpillFile {
+  /** Where the file is (for messages). */
+  readonly path: string;
+  /** Writes `bytes` at byte `position`. */
+  write(position: number, bytes: Uint8Array): void;
+  /** Fills `into` with the bytes from byte `position`. */
+  read(position: number, into: Uint8Array): void;
+  /** Closes and deletes the file. Safe to call twice. */
+  close(): void;
 }

@@ -23,7 +23,7 @@ import { calibrate } from '../../src/evaluate';
 import { metricsFromProbabilities, reliabilityOf } from '../../src/evaluate/metrics';
 import { Random } from '../../src/util/random';
 import { freezeBoundaryOf } from '../../src/train/boundary';
-import { extractActivations, type Activations } from '../../src/train/activations';
+import { extractActivations, gatherBatch, type Activations } from '../../src/train/activations';
 import { toLabelledSource } from '../../src/train/source';
 import type { TransferModel } from '../../src/transfer-model';
 import { findShared } from './locate';
@@ -47,7 +47,8 @@ env.verbose = false;
 async function probabilitiesOn(model: TransferModel, acts: Activations): Promise<Float32Array> {
   const split = freezeBoundaryOf(model);
   const p = tf.tidy(() => {
-    const out = split.top.predict(tf.tensor(acts.values[0]![0]!, [acts.n, ...acts.shapes[0]!])) as tf.Tensor2D;
+    const [inputs] = gatherBatch(acts, Array.from({ length: acts.n }, (_, i) => i), () => 0);
+    const out = split.top.predict(inputs!) as tf.Tensor2D;
     return out.shape[1] === 1 ? tf.concat([tf.sub(1, out), out], 1) : out;
   });
   const probs = (await p.data()) as Float32Array;

@@ -24,12 +24,14 @@ import { nodeFileSystem } from './file-io';
 import { createExtractPool } from './extract-pool';
 import { imageFolder } from './image-folder';
 import { fileCheckpointStore } from './checkpoint-store';
+import { createActivationSpill } from './spill';
 
 export * from '../index';
 export { imageFolder, type ImageFolder, type ImageFolderArgs } from './image-folder';
 export { decodeImage, type DecodeArgs, type DecodedImage, type ImageFormat } from './decode';
 export { createExtractPool, type ExtractPool, type ExtractPoolArgs } from './extract-pool';
 export { createDiskCache, type DiskCache } from './disk-cache';
+export { createActivationSpill, type ActivationSpillArgs } from './spill';
 export { heatmapPng, type HeatmapPngArgs, type HeatmapPngImage } from './heatmap-png';
 export { buildReport, writeReport, REPORT_DEFAULTS, type BuildReportArgs, type WriteReportArgs, type WriteReportResult } from './report';
 
@@ -50,7 +52,8 @@ export interface InstallNodeServicesArgs {
  * `env.fileSystem` (local paths and `file://` URLs for models, atomic saves, image folders for
  * `transferLearn({ data: path })`, image files for `predict`), `env.checkpointStore` (atomic checkpoint files, for
  * `checkpoint: { directory: 'path' }`), `env.parallelExtractor` and `env.parallelTrainer` (one worker-thread pool,
- * `createExtractPool()`, for both).
+ * `createExtractPool()`, for both) and `env.activationSpill` (scratch files for activation caches over `fit`'s
+ * memory budget, `createActivationSpill()`).
  *
  * Importing `tfjs-transfer/node` calls it once; that is the entry's only side effect. Call it again after clearing a
  * slot, or pass `{ replace: true }` to overwrite slots the application set.
@@ -80,6 +83,7 @@ export function installNodeServices(args: InstallNodeServicesArgs = {}): void {
     if (replace || !env.parallelExtractor) env.parallelExtractor = pool;
     if (replace || !env.parallelTrainer) env.parallelTrainer = pool;
   }
+  if (replace || !env.activationSpill) env.activationSpill = createActivationSpill();
 }
 
 /** One local image file as raw RGB pixels `[h, w, 3]`, float32 0..255 (sharp), for `predict(model, path)`. */

@@ -13,15 +13,24 @@ import type { ProgressCallback } from '../types';
 import type { ParallelRun } from '../services';
 import type { LabelledSource } from './source';
 import type { Yielder } from './yield';
+import { FLOAT32_IN_MEMORY, copyRow, type RowStorage, type RowStore } from './row-store';
 
-/** Cached activations of `n` images. `values[view][output]` holds `n * size(output)` floats. */
+/**
+ * Cached activations of `n` images: `rows[view][output]` holds (at least) `n` rows of `size(output)` values, in
+ * memory or in a spill file (see `row-store.ts`). Read them with {@link gatherBatch}; take a part with
+ * {@link subsetActivations}.
+ */
 export interface Activations {
   n: number;
   shapes: number[][];
   /** Per view (0: as is, 1: mirrored, ...), per boundary output. */
-  values: Float32Array[][];
+  rows: RowStore[][];
   labels: Int32Array;
   keys: (string | undefined)[];
+  /** Frees the rows' storage (closes and deletes a spill file). Safe to call twice; shared by uncopied subsets. */
+  dispose(): void;
+  /** Where the rows are: `'memory'`, or the spill file's path. */
+  where: string;
 }
 
 /** A transformation of a batch before extraction (a cached view), e.g. horizontal flip. */
@@ -139,6 +148,8 @@ export interface ExtractionArgs {
   store?: { store: ActivationStore; identity: string };
   /** Gives the event loop a turn between batches (see `FitArgs.yieldEvery`). */
   yielder?: Yielder;
+  /** Where the rows are kept. @defaultValue float32 in memory */
+  storage?: RowStorage;
 }
 
 /** Number of values in one image's activations of `shape`. @internal */
@@ -147,8 +158,9 @@ export function sizeOf(shape: number[]): number {
 }
 
 /**
- * Runs `extractor` over every image of `source` once per view. A layers model runs folded (see `foldModel`) and,
- * when `env.parallelExtractor` takes the job, on worker threads.
+ * Runs `extractor` over every image of `source` once per view, keeping the rows where `options.storage` says
+ * (float32 in memory by default). A layers model runs folded (see `foldModel`) and, when `env.parallelExtractor`
+ * takes the job, on worker threads. On failure the storage is freed (a spill file deleted).
  */
 export async function extractActivations(
   extractor: tfl.LayersModel | ExtractFunction,
@@ -159,11 +171,16 @@ export async function extractActivations(
   const views = options.views.length > 0 ? options.views : [(x: tf.Tensor4D) => x];
   const capacity = source.size;
   const sizes = shapes.map(sizeOf);
-  let values = views.map(() => sizes.map((s) => new Float32Array(capacity * s)));
+  const allocation = (options.storage ?? FLOAT32_IN_MEMORY).allocate(capacity, sizes, views.length);
   const labels = new Int32Array(capacity);
   const keys: (string | undefined)[] = [];
+  const runner = await openRunner(extractor, capacity * views.length).catch((error: unknown) => {
+    allocation.dispose();
+    throw error;
+  });
   let n = 0;
-  const runner = await openRunner(extractor, capacity * views.length);
+  const put = (row: number, perView: Float32Array[][]): void =>
+    perView.forEach((outs, v) => outs.forEach((o, j) => allocation.rows[v]![j]!.write(row, o)));
   // Batches started but not yet stored, oldest first; at most runner.depth of them.
   const inFlight: Promise<void>[] = [];
   let extracted = 0;
@@ -179,33 +196,18 @@ export async function extractActivations(
         const offset = n;
         const cachedRows = options.store ? await readStore(options.store, batch.keys, views.length, sizes) : undefined;
         if (!cachedRows) {
-          const input = options.transform ? tf.tidy(() => options.transform!(batch.xs)) : batch.xs;
-          const results: Promise<Float32Array[]>[] = [];
-          try {
-            for (let v = 0; v < views.length; v++) {
-              const viewed = tf.tidy(() => views[v]!(input));
-              try {
-                results.push((await runner.start(viewed)).result);
-              } finally {
-                if (viewed !== input) viewed.dispose();
-              }
-            }
-          } finally {
-            if (input !== batch.xs) input.dispose();
-          }
+          const results = await startViews(runner, views, options.transform, batch.xs);
           const store = options.store;
           const keysOfBatch = batch.keys;
           const stored = Promise.all(results).then(async (perView) => {
-            perView.forEach((outs, v) => outs.forEach((o, j) => values[v]![j]!.set(o, offset * sizes[j]!)));
-            if (store && keysOfBatch) await writeStore(store, keysOfBatch, values, offset, sizes);
+            put(offset, perView);
+            if (store && keysOfBatch) await writeStore(store, keysOfBatch, perView, sizes);
             progress(b);
           });
           stored.catch(() => undefined); // handled here, rethrown when awaited below
           inFlight.push(stored);
         } else {
-          cachedRows.forEach((row, i) => {
-            row.forEach((perView, v) => perView.forEach((arr, j) => values[v]![j]!.set(arr, (offset + i) * sizes[j]!)));
-          });
+          cachedRows.forEach((row, i) => put(offset + i, row));
           progress(b);
         }
         labels.set(batch.ys, offset);
@@ -218,13 +220,40 @@ export async function extractActivations(
       }
     }
     while (inFlight.length > 0) await inFlight.shift();
+  } catch (error) {
+    await Promise.allSettled(inFlight);
+    allocation.dispose();
+    throw error;
   } finally {
     // Never release the workers' copy of the backbone under a batch they are still running.
     await Promise.allSettled(inFlight);
     runner.close();
   }
-  if (n < capacity) values = values.map((perView) => perView.map((arr, j) => arr.slice(0, n * sizes[j]!)));
-  return { n, shapes, values, labels: labels.slice(0, n), keys };
+  return { n, shapes, rows: allocation.rows, labels: labels.slice(0, n), keys, dispose: allocation.dispose, where: allocation.where };
+}
+
+/** Starts every view of one batch on `runner`; resolves once the inputs are read, to the pending results. */
+async function startViews(
+  runner: BatchRunner,
+  views: ViewTransform[],
+  transform: ((xs: tf.Tensor4D) => tf.Tensor4D) | undefined,
+  xs: tf.Tensor4D,
+): Promise<Promise<Float32Array[]>[]> {
+  const input = transform ? tf.tidy(() => transform(xs)) : xs;
+  const results: Promise<Float32Array[]>[] = [];
+  try {
+    for (let v = 0; v < views.length; v++) {
+      const viewed = tf.tidy(() => views[v]!(input));
+      try {
+        results.push((await runner.start(viewed)).result);
+      } finally {
+        if (viewed !== input) viewed.dispose();
+      }
+    }
+  } finally {
+    if (input !== xs) input.dispose();
+  }
+  return results;
 }
 
 async function readStore(
@@ -252,15 +281,15 @@ async function readStore(
 async function writeStore(
   s: { store: ActivationStore; identity: string },
   keys: string[],
-  values: Float32Array[][],
-  offset: number,
+  perView: Float32Array[][],
   sizes: number[],
 ): Promise<void> {
   if (failedStores.has(s)) return;
   const writes: Promise<void>[] = [];
   for (let i = 0; i < keys.length; i++) {
-    for (let v = 0; v < values.length; v++) {
-      const row = values[v]!.map((arr, j) => arr.slice((offset + i) * sizes[j]!, (offset + i + 1) * sizes[j]!));
+    for (let v = 0; v < perView.length; v++) {
+      // The exact float32 values as extracted, whatever the in-fit storage encodes.
+      const row = perView[v]!.map((arr, j) => arr.slice(i * sizes[j]!, (i + 1) * sizes[j]!));
       // A store may throw synchronously as well as reject.
       writes.push(Promise.resolve().then(() => s.store.set(`${s.identity}:${v}:${keys[i]}`, row)));
     }
@@ -318,7 +347,7 @@ function describeStore(store: ActivationStore): string {
   return `(${store.constructor?.name && store.constructor.name !== 'Object' ? store.constructor.name : 'the cache option'})`;
 }
 
-/** Gathers rows `indices` (with a view per row) into one tensor per boundary output. */
+/** Gathers rows `indices` (with a view per row) into one float32 tensor per boundary output, decoding stored rows. */
 export function gatherBatch(acts: Activations, indices: ArrayLike<number>, viewOf: (row: number) => number): tf.Tensor[] {
   const b = indices.length;
   return acts.shapes.map((shape, j) => {
@@ -326,29 +355,60 @@ export function gatherBatch(acts: Activations, indices: ArrayLike<number>, viewO
     const buf = new Float32Array(b * size);
     for (let i = 0; i < b; i++) {
       const row = indices[i]!;
-      const src = acts.values[viewOf(row)]![j]!;
-      buf.set(src.subarray(row * size, (row + 1) * size), i * size);
+      acts.rows[viewOf(row)]![j]!.read(row, buf, i * size);
     }
     return tf.tensor(buf, [b, ...shape], 'float32');
   });
 }
 
-/** Activations restricted to `rows` (for a validation split). */
-export function subsetActivations(acts: Activations, rows: number[]): Activations {
+/** Rows of another store, through an index map (a subset that copies nothing). */
+class MappedRows implements RowStore {
+  readonly rows: number;
+  readonly size: number;
+  readonly encoding: RowStore['encoding'];
+  constructor(
+    private readonly base: RowStore,
+    private readonly map: Int32Array,
+  ) {
+    this.rows = map.length;
+    this.size = base.size;
+    this.encoding = base.encoding;
+  }
+  write(row: number, values: Float32Array): void {
+    for (let r = 0; r * this.size < values.length; r++) this.base.write(this.map[row + r]!, values.subarray(r * this.size, (r + 1) * this.size));
+  }
+  read(row: number, out: Float32Array, offset: number): void {
+    this.base.read(this.map[row]!, out, offset);
+  }
+}
+
+/** How {@link subsetActivations} takes its rows. @internal */
+export interface SubsetArgs {
+  /** The views kept, in order. @defaultValue every view */
+  views?: number[];
+  /**
+   * Copy the rows into this storage (the subset then owns its own rows and outlives `acts`). @defaultValue none:
+   * the subset reads `acts`' rows through an index map, copies nothing, and shares `acts`' `dispose`
+   */
+  storage?: RowStorage;
+}
+
+/** Activations restricted to `rows` (for a validation split), copied into `options.storage` or mapped onto `acts`. */
+export function subsetActivations(acts: Activations, rows: number[], options: SubsetArgs = {}): Activations {
+  const views = options.views ?? acts.rows.map((_, v) => v);
+  const common = { n: rows.length, shapes: acts.shapes, labels: Int32Array.from(rows, (r) => acts.labels[r]!), keys: rows.map((r) => acts.keys[r]) };
+  if (!options.storage) {
+    const map = Int32Array.from(rows);
+    return { ...common, rows: views.map((v) => acts.rows[v]!.map((store) => new MappedRows(store, map))), dispose: acts.dispose, where: acts.where };
+  }
   const sizes = acts.shapes.map(sizeOf);
-  const values = acts.values.map((perView) =>
-    perView.map((arr, j) => {
-      const s = sizes[j]!;
-      const out = new Float32Array(rows.length * s);
-      rows.forEach((r, i) => out.set(arr.subarray(r * s, (r + 1) * s), i * s));
-      return out;
-    }),
-  );
-  return {
-    n: rows.length,
-    shapes: acts.shapes,
-    values,
-    labels: Int32Array.from(rows, (r) => acts.labels[r]!),
-    keys: rows.map((r) => acts.keys[r]),
-  };
+  const allocation = options.storage.allocate(rows.length, sizes, views.length);
+  try {
+    const scratch = new Float32Array(Math.max(0, ...sizes));
+    views.forEach((v, k) => acts.rows[v]!.forEach((src, j) => rows.forEach((r, i) => copyRow(src, r, allocation.rows[k]![j]!, i, scratch))));
+  } catch (error) {
+    allocation.dispose();
+    throw error;
+  }
+  return { ...common, rows: allocation.rows, dispose: allocation.dispose, where: allocation.where };
 }

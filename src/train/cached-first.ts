@@ -8,7 +8,8 @@
 import type * as tfl from '@tensorflow/tfjs-layers';
 import { throwIfAborted } from '../errors';
 import type { ImageDataset } from '../types';
-import { extractActivations, readEntry, sizeOf, type ActivationStore, type Activations, type ExtractionArgs } from './activations';
+import { extractActivations, readEntry, sizeOf, subsetActivations, type ActivationStore, type Activations, type ExtractionArgs } from './activations';
+import { FLOAT32_IN_MEMORY, copyRow } from './row-store';
 import type { LabelledSource } from './source';
 
 /** A dataset that can be subset by index and knows its content keys (the pipeline's `Dataset`). */
@@ -45,11 +46,37 @@ export async function extractCachedFirst(
   const numViews = Math.max(1, options.views.length);
   const sizes = shapes.map(sizeOf);
   const n = data.size;
-  const values = Array.from({ length: numViews }, () => sizes.map((s) => new Float32Array(n * s)));
-  const present = new Uint8Array(n);
+  const storage = options.storage ?? FLOAT32_IN_MEMORY;
+  const all = storage.allocate(n, sizes, numViews);
+  const acts: Activations = { n, shapes, rows: all.rows, labels: Int32Array.from(data.labels), keys: [...keys], dispose: all.dispose, where: all.where };
+  try {
+    const present = new Uint8Array(n);
+    const misses = await readHits(acts, keys, numViews, sizes, present, options);
+    if (misses.length < n) options.onProgress?.({ done: n - misses.length, total: n, stage: 'cache' });
+    if (misses.length > 0) await fillMisses(acts, misses, present, extractor, toSource(data.subset(misses, 'uncached')), options);
+    const kept = Array.from({ length: n }, (_, i) => i).filter((i) => present[i]);
+    if (kept.length === n) return acts;
+    const compact = subsetActivations(acts, kept, { storage });
+    acts.dispose();
+    return compact;
+  } catch (error) {
+    acts.dispose();
+    throw error;
+  }
+}
+
+/** Reads every image's cached rows into `acts`, marking them in `present`; returns the indices of the misses. */
+async function readHits(
+  acts: Activations,
+  keys: readonly string[],
+  numViews: number,
+  sizes: number[],
+  present: Uint8Array,
+  options: ExtractionArgs & { store: { store: ActivationStore; identity: string } },
+): Promise<number[]> {
   const misses: number[] = [];
   const { identity } = options.store;
-  for (let i = 0; i < n; i++) {
+  for (let i = 0; i < acts.n; i++) {
     throwIfAborted(options.signal, 'Feature extraction');
     let hit = true;
     const rows: Float32Array[][] = [];
@@ -59,36 +86,34 @@ export async function extractCachedFirst(
       else rows.push(got);
     }
     if (hit) {
-      rows.forEach((perOutput, v) => perOutput.forEach((arr, j) => values[v]![j]!.set(arr, i * sizes[j]!)));
+      rows.forEach((perOutput, v) => perOutput.forEach((arr, j) => acts.rows[v]![j]!.write(i, arr)));
       present[i] = 1;
     } else misses.push(i);
   }
-  if (misses.length < n) options.onProgress?.({ done: n - misses.length, total: n, stage: 'cache' });
-  if (misses.length > 0) {
-    const fresh = await extractActivations(extractor, shapes, toSource(data.subset(misses, 'uncached')), options);
-    // Rows come back in subset order; images that failed to decode are missing, so match them by key.
+  return misses;
+}
+
+/** Extracts the misses and copies their rows into `acts` (matched by key: images that failed to decode are missing). */
+async function fillMisses(
+  acts: Activations,
+  misses: number[],
+  present: Uint8Array,
+  extractor: tfl.LayersModel,
+  source: LabelledSource,
+  options: ExtractionArgs,
+): Promise<void> {
+  const fresh = await extractActivations(extractor, acts.shapes, source, options);
+  try {
     const position = new Map<string, number>();
-    misses.forEach((i) => position.set(keys[i]!, i));
+    misses.forEach((i) => position.set(acts.keys[i]!, i));
+    const scratch = new Float32Array(Math.max(0, ...acts.shapes.map(sizeOf)));
     for (let r = 0; r < fresh.n; r++) {
       const i = position.get(fresh.keys[r] ?? '');
       if (i === undefined) continue;
-      for (let v = 0; v < numViews; v++) {
-        fresh.values[v]!.forEach((arr, j) => values[v]![j]!.set(arr.subarray(r * sizes[j]!, (r + 1) * sizes[j]!), i * sizes[j]!));
-      }
+      fresh.rows.forEach((perView, v) => perView.forEach((src, j) => copyRow(src, r, acts.rows[v]![j]!, i, scratch)));
       present[i] = 1;
     }
+  } finally {
+    fresh.dispose();
   }
-  const kept = Array.from({ length: n }, (_, i) => i).filter((i) => present[i]);
-  const compact = kept.length === n ? values : values.map((perView) => perView.map((arr, j) => {
-    const out = new Float32Array(kept.length * sizes[j]!);
-    kept.forEach((i, r) => out.set(arr.subarray(i * sizes[j]!, (i + 1) * sizes[j]!), r * sizes[j]!));
-    return out;
-  }));
-  return {
-    n: kept.length,
-    shapes,
-    values: compact,
-    labels: Int32Array.from(kept, (i) => data.labels[i]!),
-    keys: kept.map((i) => keys[i]),
-  };
 }

@@ -13,6 +13,7 @@ import type { ActivationStore } from './activations';
 import { callbackList, HOOKS, type FitCallback } from './callbacks';
 import type { CheckpointArgs } from './checkpoint';
 import { resolveUnknownArgs, type UnknownDetectorArgs } from '../unknown-detector';
+import { ACTIVATION_STORAGES, type ActivationStorage } from './storage-policy';
 
 /**
  * When `fit` gives the event loop a turn, so timers, abort signals, UI events and rendering run: `'auto'` at most
@@ -86,6 +87,19 @@ export const FIT_DEFAULTS = Object.freeze({
   keepValidationActivations: false,
   /** Fit the unknown detector after training, when there are validation images (yes, with its defaults). */
   unknown: true as boolean | UnknownDetectorArgs,
+  /**
+   * How the cached activations are kept: float32 for a pooled boundary, float16 for a spatial one (fine-tuning),
+   * the training rows in a scratch file past `activationMemoryBudget` where the platform can (Node).
+   */
+  activationStorage: 'auto' as ActivationStorage,
+  /**
+   * Bytes of cached activations (as stored) kept in memory before `'auto'` spills the training rows to disk: 64 MiB.
+   * Measured (docs/performance.md): fine-tuning MobileNetV2 1.0 from `block_11_expand` on wasm peaks at about
+   * 1.42 GB of RSS without its cache (the training steps' wasm heap), so 64 MiB more keeps it under 1.5 GB, while
+   * reading spilled rows back costs nothing measurable (positioned reads served by the page cache). 64 MiB is about
+   * 850 fine-tuning images with flips, or 6 500 images at the pooled boundary.
+   */
+  activationMemoryBudget: 64 * 2 ** 20,
 });
 
 /**
@@ -195,6 +209,34 @@ export interface FitArgs {
    * @defaultValue {@link FIT_DEFAULTS}.unknown (true: fitted with {@link UNKNOWN_DETECTOR_DEFAULTS})
    */
   unknown?: boolean | UnknownDetectorArgs;
+  /**
+   * How the activations cached at the freeze boundary are kept (see {@link ActivationStorage}). `'auto'`: float32
+   * for a pooled (rank-1) boundary, where they are small and exactness is free; float16 for a spatial boundary
+   * (fine-tuning; half the bytes, relative error at most 2^-11, validation accuracy unchanged within noise: see
+   * docs/performance.md); and the training rows spilled to an already-deleted scratch file when training plus
+   * validation rows would exceed `activationMemoryBudget` and `env.activationSpill` exists (installed by
+   * `tfjs-transfer/node`; the disk cache's folder when `cache` is a disk cache, else the OS temp folder). A batch
+   * then reads just its rows back. Validation rows always stay in memory. The file is gone when `fit` returns or
+   * throws. `'disk'` always spills (and fails without `env.activationSpill`).
+   * @defaultValue {@link FIT_DEFAULTS}.activationStorage (`'auto'`)
+   *
+   * @example
+   * ```ts
+   * await fit(model, folder.train, { activationStorage: 'float32' }); // exact, in memory, whatever the size
+   * ```
+   */
+  activationStorage?: ActivationStorage;
+  /**
+   * Bytes of cached activations (as encoded) kept in memory before `activationStorage: 'auto'` spills the training
+   * rows to disk.
+   * @defaultValue {@link FIT_DEFAULTS}.activationMemoryBudget (64 MiB)
+   *
+   * @example
+   * ```ts
+   * await fit(model, folder.train, { activationMemoryBudget: 4 * 2 ** 30 }); // a big machine: keep 4 GiB in memory
+   * ```
+   */
+  activationMemoryBudget?: number;
 }
 
 /** {@link FitArgs} resolved: every default filled in. @internal */
@@ -223,6 +265,8 @@ export interface ResolvedFitArgs {
   unknown: Required<UnknownDetectorArgs> | undefined;
   /** Whether a `tf.Optimizer` instance was given (then `learningRate` is not the optimizer's). */
   givenOptimizer: boolean;
+  activationStorage: ActivationStorage;
+  activationMemoryBudget: number;
 }
 
 const given = (v: unknown): boolean => v !== undefined && v !== null;
@@ -262,6 +306,14 @@ export function checkFitArgs(args: FitArgs): void {
     `fit: yieldEvery must be 'auto', 'batch', 'epoch', 'never' or a number of milliseconds, got ${JSON.stringify(y)}.`,
   );
   checkEarlyStopping(args.earlyStopping);
+  check(
+    !given(args.activationStorage) || ACTIVATION_STORAGES.includes(args.activationStorage!),
+    `fit: activationStorage must be ${ACTIVATION_STORAGES.map((a) => `'${a}'`).join(', ')}, got ${JSON.stringify(args.activationStorage)}.`,
+  );
+  check(
+    !given(args.activationMemoryBudget) || (typeof args.activationMemoryBudget === 'number' && args.activationMemoryBudget >= 0),
+    `fit: activationMemoryBudget must be a number of bytes (0 or more, Infinity for no limit), got ${JSON.stringify(args.activationMemoryBudget)}.`,
+  );
   check(!given(args.unknown) || typeof args.unknown === 'boolean' || typeof args.unknown === 'object', `fit: unknown must be true, false or the detector's options such as { targetAcceptance: 0.95 }, got ${JSON.stringify(args.unknown)}.`);
 }
 
@@ -330,5 +382,7 @@ export function resolveFitArgs(model: TransferModel, args: FitArgs): ResolvedFit
     keepValidationActivations: r.keepValidationActivations,
     unknown: r.unknown === false ? undefined : resolveUnknownArgs(r.unknown === true ? {} : r.unknown, 'fit'),
     givenOptimizer: typeof r.optimizer === 'object',
+    activationStorage: r.activationStorage,
+    activationMemoryBudget: r.activationMemoryBudget,
   };
 }

@@ -182,12 +182,28 @@ async function train(model: TransferModel, data: LabelledData, args: ResolvedFit
   const yielder = createYielder(args.yieldEvery);
   const t0 = Date.now();
   const acts = await obtainActivations({ model, data, split, sources, args, seed, rng, yielder });
+  try {
+    return await trainOn(model, data, args, { split, vars, session, seed, fingerprint, rng, yielder, t0 }, acts);
+  } finally {
+    acts.dispose(); // a spill file is closed and deleted, on success, error and abort alike
+  }
+}
+
+/** The stages after the activations: the epochs, the detector, the record of the run. */
+async function trainOn(
+  model: TransferModel,
+  data: LabelledData,
+  args: ResolvedFitArgs,
+  run: { split: FreezeBoundary; vars: tf.Variable[]; session: CheckpointSession | undefined; seed: number; fingerprint: RunFingerprint; rng: Random; yielder: ReturnType<typeof createYielder>; t0: number },
+  acts: FitActivations,
+): Promise<FitHistory> {
+  const { split, vars, session, seed, fingerprint, rng, yielder, t0 } = run;
   // The labels must match too.
   fingerprint.trainLabels = await hashNumbers(acts.train.labels);
   fingerprint.validationLabels = acts.validation ? await hashNumbers(acts.validation.labels) : null;
   if (session) checkFingerprint(session, fingerprint, 'fit');
   const extractMs = Date.now() - t0;
-  logExtraction(args, split, sources, acts, extractMs, vars);
+  logExtraction(args, split, acts, extractMs, vars);
   const monitor = monitorOf(args.earlyStopping, acts.validation !== undefined);
   const { optimizer, owned } = makeOptimizer(args); // Adam allocates its state here: nothing may throw between this and the try
   const history = emptyHistory({ layers: trainedLayers(split), parameters: vars.reduce((a, v) => a + v.size, 0) }, { layers: split.names, shapes: split.shapes });
@@ -249,13 +265,20 @@ function trainingRun(model: TransferModel, state: FitState, acts: FitActivations
   };
 }
 
-function logExtraction(args: ResolvedFitArgs, split: FreezeBoundary, sources: FitSources, acts: FitActivations, ms: number, vars: tf.Variable[]): void {
+function logExtraction(args: ResolvedFitArgs, split: FreezeBoundary, acts: FitActivations, ms: number, vars: tf.Variable[]): void {
   if (!args.verbose) return;
   const parameters = vars.reduce((a, v) => a + v.size, 0);
   env.logger(
     `tfjs-transfer: cached ${split.names.join(', ')} activations [${split.shapes.map((s) => s.join('x')).join(', ')}] of ${acts.train.n} images` +
-      `${sources.views.length > 1 ? ` x${sources.views.length} views` : ''}${acts.validation ? ` (+${acts.validation.n} validation)` : ''} in ${(ms / 1000).toFixed(1)}s; training ${parameters} parameters`,
+      `${acts.views > 1 ? ` x${acts.views} views` : ''}${acts.validation ? ` (+${acts.validation.n} validation)` : ''} in ${(ms / 1000).toFixed(1)}s` +
+      ` (${storageOf(acts)}); training ${parameters} parameters`,
   );
+}
+
+/** How the training rows are stored, for the log: their encodings and where. */
+function storageOf(acts: FitActivations): string {
+  const encodings = [...new Set(acts.train.rows[0]?.map((r) => r.encoding) ?? [])].join('/');
+  return `${encodings}, ${acts.where === 'memory' ? 'in memory' : `spilled to ${acts.where}`}`;
 }
 
 async function keepValidation(model: TransferModel, args: ResolvedFitArgs, acts: FitActivations, split: FreezeBoundary, history: FitHistory): Promise<void> {

@@ -114,3 +114,63 @@ export function decodeFloat16(text: unknown, length: number): Float32Array | und
   for (let i = 0; i < length; i++) out[i] = fromHalfBits(bytes[2 * i]! | (bytes[2 * i + 1]! << 8));
   return out;
 }
+
+let halfTable: Float32Array | undefined;
+
+/**
+ * The value of every half-precision bit pattern (65536 entries, 256 KB, built on first use): decoding a float16
+ * array is then one table look-up a value. @internal
+ */
+export function halfToFloatTable(): Float32Array {
+  if (!halfTable) {
+    halfTable = new Float32Array(65536);
+    for (let h = 0; h < 65536; h++) halfTable[h] = fromHalfBits(h);
+  }
+  return halfTable;
+}
+
+/** Largest finite half-precision value. @internal */
+export const HALF_MAX = 65504;
+
+/**
+ * Encodes `src` into `dst` from `dstOffset` as half-precision bits, rounded to nearest even (as {@link toHalfBits}),
+ * except that finite values beyond the half range saturate to ±{@link HALF_MAX} instead of becoming infinite (a
+ * cached activation stays finite); ±Infinity and NaN stay what they are, subnormals are kept (down to 2^-24) and
+ * smaller magnitudes become ±0. Works on the float32 bits directly (no per-value conversion). @internal
+ */
+export function encodeHalfInto(src: Float32Array, dst: Uint16Array, dstOffset = 0): void {
+  const bits = new Uint32Array(src.buffer, src.byteOffset, src.length);
+  for (let i = 0; i < bits.length; i++) {
+    const x = bits[i]!;
+    const sign = (x >>> 16) & 0x8000;
+    const exp = (x >>> 23) & 0xff;
+    const mant = x & 0x7fffff;
+    let h: number;
+    if (exp === 0xff) h = sign | 0x7c00 | (mant ? 0x200 : 0);
+    else if (exp > 142) h = sign | 0x7bff; // |x| >= 2^16: saturate
+    else if (exp >= 113) {
+      // normal half: 2^-14 <= |x| < 2^16
+      h = ((exp - 112) << 10) | (mant >>> 13);
+      const rest = mant & 0x1fff;
+      if (rest > 0x1000 || (rest === 0x1000 && h & 1)) h++;
+      if (h >= 0x7c00) h = 0x7bff; // rounded past HALF_MAX: saturate
+      h |= sign;
+    } else if (exp >= 102) {
+      // subnormal half
+      const m = mant | 0x800000;
+      const shift = 126 - exp;
+      let s = m >>> shift;
+      const rest = m & ((1 << shift) - 1);
+      const mid = 1 << (shift - 1);
+      if (rest > mid || (rest === mid && s & 1)) s++;
+      h = sign | s;
+    } else h = sign; // below half the smallest subnormal: ±0
+    dst[dstOffset + i] = h;
+  }
+}
+
+/** Decodes `count` half-precision values of `src` from `srcOffset` into `dst` from `dstOffset` (table look-up). @internal */
+export function decodeHalfInto(src: Uint16Array, srcOffset: number, count: number, dst: Float32Array, dstOffset: number): void {
+  const table = halfToFloatTable();
+  for (let i = 0; i < count; i++) dst[dstOffset + i] = table[src[srcOffset + i]!]!;
+}

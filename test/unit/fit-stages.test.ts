@@ -127,7 +127,7 @@ describe('options that are undefined take their defaults', () => {
   const FIT_KEYS: (keyof FitArgs)[] = [
     'epochs', 'batchSize', 'learningRate', 'optimizer', 'validationData', 'validationSplit', 'classWeight', 'seed', 'shuffle', 'augment',
     'earlyStopping', 'callbacks', 'signal', 'onProgress', 'verbose', 'cache', 'extractBatchSize', 'checkpoint', 'gradientNormWarning',
-    'yieldEvery', 'keepValidationActivations', 'unknown',
+    'yieldEvery', 'keepValidationActivations', 'unknown', 'activationStorage', 'activationMemoryBudget',
   ];
   it('fit, evaluate and predict give the same results with every option undefined as with none', async () => {
     const allUndefined = Object.fromEntries(FIT_KEYS.map((k) => [k, undefined])) as FitArgs;
