@@ -160,14 +160,11 @@ say(`after feature extraction: val_loss ${afterHead.loss.toFixed(4)} - val_accur
 // included); the activations entering the unfrozen part are cached, so only the top is recomputed.
 let fineHistory: FitHistory | undefined;
 if (fineTune.epochs > 0) {
-  section(`4b. Fine-tune from ${fineTune.from}: Adam ${fineTune.learningRate}, ${fineTune.epochs} epochs, random flips, early stopping on val loss`);
+  section(`4b. Fine-tune from ${fineTune.from}: Adam ${fineTune.learningRate}, ${fineTune.epochs} epochs, early stopping on val loss`);
   freeze(model, { trainableFrom: fineTune.from });
   fineHistory = await fit(model, data.train, {
     learningRate: fineTune.learningRate,
     epochs: fineTune.epochs,
-    // Mirrored photos, cached beside the originals (one of the two per image and epoch): 1.9 M parameters on 2000
-    // images reach 100% training accuracy in 3 epochs without it.
-    augment: { flip: true, rotation: false, zoom: false, translation: false, brightness: false, contrast: false },
     validationData: validation,
     earlyStopping: { monitor: 'valLoss', patience: 3, restoreBestWeights: true },
     seed,
