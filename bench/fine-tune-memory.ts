@@ -167,6 +167,11 @@ export async function runMemoryBench(opts: MemoryBenchArgs = {}): Promise<Memory
     try {
       history = await fit(model, folder.train, {
         epochs: 1, batchSize, seed, learningRate: 1e-5, activationStorage: storage, verbose: true,
+        onProgress: (p) => {
+          if (p.stage === 'extract' && (p.done % 2000 < batchSize || p.done === p.total)) {
+            say(`extracted ${p.done}/${p.total}: rss ${(process.memoryUsage.rss() / MB).toFixed(0)} MB (max so far ${(process.resourceUsage().maxRSS / 1024).toFixed(0)} MB), at ${((Date.now() - t0) / 1000).toFixed(0)} s`);
+          }
+        },
         augment: { flip: true, rotation: 0, zoom: 0, translation: 0, brightness: 0, contrast: 0 },
         callbacks: {
           onTrainBegin: () => {

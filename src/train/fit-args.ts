@@ -95,9 +95,9 @@ export const FIT_DEFAULTS = Object.freeze({
   /**
    * Bytes of cached activations (as stored) kept in memory before `'auto'` spills the training rows to disk: 64 MiB.
    * Measured (docs/performance.md): fine-tuning MobileNetV2 1.0 from `block_11_expand` on wasm peaks at about
-   * 1.42 GB of RSS without its cache (the training steps' wasm heap), so 64 MiB more keeps it under 1.5 GB, while
-   * reading spilled rows back costs nothing measurable (positioned reads served by the page cache). 64 MiB is about
-   * 850 fine-tuning images with flips, or 6 500 images at the pooled boundary.
+   * 1.55-1.58 GB of RSS whatever the cache holds (the training steps' wasm heap), and reading spilled rows back
+   * costs nothing measurable (positioned reads served by the page cache), so the cache is kept small: 64 MiB is
+   * about 850 fine-tuning images with flips, or 6 500 images at the pooled boundary.
    */
   activationMemoryBudget: 64 * 2 ** 20,
 });
