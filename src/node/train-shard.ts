@@ -165,22 +165,54 @@ export async function evalShard(msg: TrainEval): Promise<TrainEvalResult> {
   }
 }
 
-/** `train-step`: this shard's gradients at the weights in the shared buffer. @internal */
+/**
+ * Rows a worker runs through the top at once. A shard of 16 rows (batch 32 on two workers) runs as two passes of 8
+ * whose gradients are added: the activations a pass keeps for its backward pass, in a wasm heap that never shrinks,
+ * are half as large (measured, MobileNetV2 from `block_11_expand`: see docs/performance.md).
+ * @internal
+ */
+export const MICRO_BATCH_ROWS = 8;
+
+/** `train-step`: this shard's gradients at the weights in the shared buffer, in passes of {@link MICRO_BATCH_ROWS}. @internal */
 export async function stepShard(msg: TrainStep): Promise<TrainStepResult> {
   const t = topAtSharedWeights(msg.id);
   const n = msg.labels.length;
-  t.dropouts.forEach((d, i) => Object.assign(d, { seed: msg.dropout.seeds[i], batch: msg.dropout.batch, offset: msg.dropout.offset }));
+  let grads: Float32Array[] | undefined;
+  let loss = 0;
+  let correct = 0;
+  for (let a = 0; a < n; a += MICRO_BATCH_ROWS) {
+    const part = await passGradients(t, msg, a, Math.min(n, a + MICRO_BATCH_ROWS));
+    if (!grads) grads = part.grads;
+    else part.grads.forEach((g, i) => {
+      const acc = grads![i]!;
+      for (let j = 0; j < g.length; j++) acc[j]! += g[j]!;
+    });
+    loss += part.loss;
+    correct += part.correct;
+  }
+  return { type: 'train-result', job: msg.job, grads: grads ?? t.vars.map((v) => new Float32Array(v.size)), loss, correct };
+}
+
+/** The gradients of rows `[a, b)` of the shard (their part of the batch's loss; regularization with the first rows). */
+async function passGradients(t: LoadedTop, msg: TrainStep, a: number, b: number): Promise<{ grads: Float32Array[]; loss: number; correct: number }> {
+  const n = b - a;
+  const labels = msg.labels.subarray(a, b);
+  const weights = msg.sampleWeights?.subarray(a, b);
+  t.dropouts.forEach((d, i) => Object.assign(d, { seed: msg.dropout.seeds[i], batch: msg.dropout.batch, offset: msg.dropout.offset + a }));
   let correctT: tf.Scalar | undefined;
   const { value, grads } = tf.tidy(() => {
-    const inputs = msg.inputs.map((v, j) => tf.tensor(v, [n, ...t.shapes[j]!], 'float32'));
-    const targets = targetsFor(msg.labels, t.numClasses);
+    const inputs = msg.inputs.map((v, j) => {
+      const size = v.length / msg.labels.length;
+      return tf.tensor(v.subarray(a * size, b * size), [n, ...t.shapes[j]!], 'float32');
+    });
+    const targets = targetsFor(labels, t.numClasses);
     return tf.variableGrads(() => {
       const p = t.model.apply(inputs.length === 1 ? inputs[0]! : inputs, { training: true }) as tf.Tensor2D;
       correctT = tf.keep(correctCount(p, targets));
       const per = crossEntropy(p, targets);
-      const summed = msg.sampleWeights ? tf.sum(tf.mul(per, tf.tensor1d(msg.sampleWeights))) : tf.sum(per);
+      const summed = weights ? tf.sum(tf.mul(per, tf.tensor1d(weights))) : tf.sum(per);
       const base = tf.div(summed, msg.denominator) as tf.Scalar;
-      const reg = msg.regularization ? t.model.calculateLosses() : [];
+      const reg = msg.regularization && a === 0 ? t.model.calculateLosses() : [];
       return reg.length ? (tf.addN([base, ...reg]) as tf.Scalar) : base;
     }, t.vars);
   });
@@ -188,7 +220,7 @@ export async function stepShard(msg: TrainStep): Promise<TrainStepResult> {
     const out = await Promise.all(t.vars.map(async (v) => new Float32Array((await grads[v.name]!.data()) as Float32Array)));
     const loss = (await value.data())[0]!;
     const correct = correctT ? (await correctT.data())[0]! : 0;
-    return { type: 'train-result', job: msg.job, grads: out, loss, correct };
+    return { grads: out, loss, correct };
   } finally {
     correctT?.dispose();
     tf.dispose([value, ...Object.values(grads)]);
