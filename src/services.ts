@@ -188,12 +188,35 @@ export interface ParallelTraining {
    * batch's loss and its number of correct predictions. The result equals one thread's computation up to float
    * rounding, and depends only on the inputs and the number of workers.
    */
-  gradients(weights: readonly Float32Array[], batch: GradientBatch): Promise<{ grads: Float32Array[]; loss: number; correct: number }>;
+  gradients(
+    weights: readonly Float32Array[],
+    batch: GradientBatch,
+  ): Promise<{
+    /** One gradient per trainable weight, in the order of `weights`. */
+    grads: Float32Array[];
+    /** The batch's loss (mean cross-entropy plus regularization). */
+    loss: number;
+    /** Correct predictions in the batch. */
+    correct: number;
+  }>;
   /**
    * Scores rows in inference mode at `weights` (e.g. the validation pass after each epoch): the summed
    * cross-entropy of the rows and their number of correct predictions. Each worker scores a contiguous share.
    */
-  evaluate(weights: readonly Float32Array[], rows: { readonly inputs: readonly Float32Array[]; readonly labels: Int32Array }): Promise<{ lossSum: number; correct: number }>;
+  evaluate(
+    weights: readonly Float32Array[],
+    rows: {
+      /** The rows' boundary activations, one array per boundary output. */
+      readonly inputs: readonly Float32Array[];
+      /** The class index of each row. */
+      readonly labels: Int32Array;
+    },
+  ): Promise<{
+    /** The summed cross-entropy of the rows. */
+    lossSum: number;
+    /** Correct predictions among the rows. */
+    correct: number;
+  }>;
   /** Frees the job in the workers (the workers stay up for the next job). Safe to call twice. */
   dispose(): void;
 }

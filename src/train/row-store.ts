@@ -10,13 +10,13 @@
 import type { ActivationSpill, SpillFile } from '../services';
 import { decodeHalfInto, encodeHalfInto } from '../util/float16';
 
-/** How the values of a row are encoded. @internal */
+/** How the values of a row are encoded. */
 export type RowEncoding = 'float32' | 'float16';
 
 /** Bytes a value takes in `encoding`. @internal */
 export const BYTES_PER_VALUE: Readonly<Record<RowEncoding, number>> = Object.freeze({ float32: 4, float16: 2 });
 
-/** `rows` rows of `size` values each, read and written one run of rows at a time. @internal */
+/** `rows` rows of `size` values each, read and written one run of rows at a time. */
 export interface RowStore {
   /** Rows it holds (its capacity). */
   readonly rows: number;
