@@ -43,7 +43,8 @@ import { REPO, RELOAD_PHOTOS, locate } from './locate';
 /**
  * The default fine-tuning: the tutorial's cut (block_11_expand, 1.9 M parameters) at the tutorial's rate (1e-5: a
  * hundredth of the head's 1e-3; a tenth, 1e-4, overfits from this deep a cut: val loss 0.044 -> 0.070 after one
- * epoch), 5 epochs with early stopping, the budget that keeps the whole job near 10 minutes on 2 cores.
+ * epoch), 5 epochs with early stopping: the budget meant to keep the whole job under 12 minutes on 2 cores (measured:
+ * 926 s on a partly loaded machine, docs/accuracy.md).
  */
 const FINE_TUNE = { from: 'block_11_expand', epochs: 5, learningRate: 1e-5 };
 /** The tutorial's fine-tuning: from layer 100 of Keras' 155, i.e. inside block_11; 10 epochs. */
