@@ -7,10 +7,11 @@
  * kernel on the gradient path of MobileNet-style layers (ReLU6 → `LessEqual`/`Step`/`Cast`/`Multiply`,
  * FusedBatchNorm → `Sub`/`Rsqrt`/`Tile`/`Sum`…, ZeroPadding → `Slice`, `Add`, `Mean`, bias → `Sum`) exists on wasm.
  *
- * The kernels here compose the wasm backend's own kernels (XNNPACK convolutions, matmul, transpose, pad) by calling
- * their kernel functions directly, the way the wasm backend composes its own kernels; no per-element JavaScript loop
- * does heavy work. This module imports only `@tensorflow/tfjs-core`, never imports or selects a backend, and is safe
- * in browsers.
+ * `Conv2DBackpropFilter` and `DepthwiseConv2dNativeBackpropInput` compose the wasm backend's own kernels (XNNPACK
+ * convolutions, matmul, transpose, pad) by calling their kernel functions directly, the way the wasm backend composes
+ * its own kernels; `DepthwiseConv2dNativeBackpropFilter` is one pass over the wasm heap (`wasm-heap-kernels.ts`,
+ * SIMD where available). This module imports only `@tensorflow/tfjs-core`, never imports or selects a backend, and
+ * is safe in browsers.
  * @module
  */
 import { backend_util, getKernel, registerKernel, unregisterKernel } from '@tensorflow/tfjs-core';
