@@ -69,7 +69,7 @@ export class PooledTraining implements ParallelTraining {
             type: 'train-eval',
             job: this.pool.nextJobId(),
             id: this.id,
-            inputs: rows.inputs.map((arr, j) => arr.slice(a * sizes[j]!, b * sizes[j]!)),
+            inputs: rowsOf(rows.inputs, sizes, a, b),
             labels: rows.labels.slice(a, b),
           }),
         ),
@@ -96,7 +96,7 @@ export class PooledTraining implements ParallelTraining {
             type: 'train-step',
             job: this.pool.nextJobId(),
             id: this.id,
-            inputs: batch.inputs.map((arr, j) => arr.slice(a * sizes[j]!, b * sizes[j]!)),
+            inputs: rowsOf(batch.inputs, sizes, a, b),
             labels: batch.labels.slice(a, b),
             sampleWeights: w?.slice(a, b),
             denominator,
@@ -132,4 +132,9 @@ function sumShards(results: TrainStepResult[]): { grads: Float32Array[]; loss: n
     correct += r.correct;
   }
   return { grads, loss, correct };
+}
+
+/** Rows `[a, b)` of each input (`sizes[j]` values per row), copied so they can be transferred. */
+function rowsOf(inputs: readonly Float32Array[], sizes: number[], a: number, b: number): Float32Array[] {
+  return inputs.map((arr, j) => arr.slice(a * sizes[j]!, b * sizes[j]!));
 }

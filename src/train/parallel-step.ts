@@ -61,13 +61,7 @@ export async function parallelTrainStep(
 ): Promise<{ loss: number; norm: number; correct: number }> {
   const { optimizer, vars } = state;
   const classWeight = state.args.classWeight;
-  const batch = gatherBatch(acts, idx, viewOf);
-  let inputs: Float32Array[];
-  try {
-    inputs = await Promise.all(batch.map(async (t) => (await t.data()) as Float32Array));
-  } finally {
-    tf.dispose(batch);
-  }
+  const inputs = await gatherRows(acts, idx, viewOf);
   const labels = Int32Array.from(idx, (r) => acts.labels[r]!);
   const sampleWeights = classWeight ? Float32Array.from(labels, (c) => classWeight[c]!) : undefined;
   const weights = await Promise.all(vars.map(async (v) => (await v.data()) as Float32Array));
@@ -100,16 +94,20 @@ export async function parallelScore(state: FitState, job: ParallelTraining, acts
   const rows = Array.from({ length: acts.n }, (_, i) => i);
   for (let s = 0; s < acts.n; s += chunk) {
     const idx = rows.slice(s, s + chunk);
-    const batch = gatherBatch(acts, idx, () => 0);
-    let inputs: Float32Array[];
-    try {
-      inputs = await Promise.all(batch.map(async (t) => (await t.data()) as Float32Array));
-    } finally {
-      tf.dispose(batch);
-    }
+    const inputs = await gatherRows(acts, idx, () => 0);
     const r = await job.evaluate(weights, { inputs, labels: acts.labels.slice(s, s + idx.length) });
     lossSum += r.lossSum;
     correct += r.correct;
   }
   return { loss: lossSum / acts.n, accuracy: correct / acts.n };
+}
+
+/** Rows `idx` (a view per row) as plain arrays, one per boundary output, for the workers. */
+async function gatherRows(acts: Activations, idx: number[], viewOf: (row: number) => number): Promise<Float32Array[]> {
+  const batch = gatherBatch(acts, idx, viewOf);
+  try {
+    return await Promise.all(batch.map(async (t) => (await t.data()) as Float32Array));
+  } finally {
+    tf.dispose(batch);
+  }
 }
