@@ -22,7 +22,7 @@ export {
 } from './evaluate/metrics';
 export { calibrate, CALIBRATE_DEFAULTS, type CalibrateArgs } from './evaluate/calibration';
 export type { Calibration } from './transfer-model';
-export { predict, PREDICT_DEFAULTS, type PredictArgs, type PredictInput, type Prediction } from './evaluate/predict';
+export { predict, PREDICT_DEFAULTS, type PredictArgs, type PredictInput, type Prediction, type TestTimeAugmentation } from './evaluate/predict';
 export {
   fitUnknownDetector,
   FIT_UNKNOWN_DETECTOR_DEFAULTS,

@@ -92,6 +92,7 @@ export {
   type EvaluateArgs,
   type EvaluateExplainArgs,
   type PredictArgs,
+  type TestTimeAugmentation,
   type Evaluation,
   type Misclassified,
   type TopLoss,

@@ -134,6 +134,17 @@ export function intOption(command: string, name: string, value: string | undefin
   return n;
 }
 
+/** A string option that must be one of `choices` (`undefined` when not given), or a usage error. */
+export function choiceOption<T extends string>(command: string, name: string, value: string | undefined, choices: readonly T[]): T | undefined {
+  if (value === undefined) return undefined;
+  if (!(choices as readonly string[]).includes(value)) throw new UsageError(`--${name} must be one of ${choices.join(', ')}, got "${value}".`, command);
+  return value as T;
+}
+
+/** `--tta <none|flip>` of `predict` and `evaluate`: its help line. */
+export const TTA_HELP = `  --tta <none|flip>   test-time augmentation: flip also scores each image's mirror image and averages the two
+                      (twice the time; default none)`;
+
 /** A positive number option, or a usage error. */
 export function numberOption(command: string, name: string, value: string | undefined, min = 0, max = Infinity): number | undefined {
   if (value === undefined) return undefined;

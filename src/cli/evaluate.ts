@@ -4,6 +4,7 @@
  */
 import { TransferError } from '../errors';
 import { evaluate } from '../evaluate';
+import { TEST_TIME_AUGMENTATIONS } from '../evaluate/predict';
 import { loadModel } from '../io/model-io';
 import { imageFolder } from '../node/image-folder';
 import { readdir } from 'node:fs/promises';
@@ -14,7 +15,7 @@ import { REPORT_OPTIONS, reportPath, writeCliReport } from './report';
 import { fromImages, type Dataset } from '../data/dataset';
 import { historyFromRun, type TrainingCurves } from '../report/specs';
 import type { TransferModel } from '../transfer-model';
-import { COMMON_HELP, COMMON_OPTIONS, EXIT, defineCommand, EXIT_CODES_HELP, IMAGE_FILE, UsageError, intOption, line, type Command } from './common';
+import { COMMON_HELP, COMMON_OPTIONS, EXIT, defineCommand, EXIT_CODES_HELP, IMAGE_FILE, TTA_HELP, UsageError, choiceOption, intOption, line, type Command } from './common';
 import { formatEvaluation } from './format';
 import { requireFolder, startRun } from './run-context';
 
@@ -35,6 +36,7 @@ Options:
   --show-errors <n>   list up to n misclassified files (default 10)
   --unknown <dir>     images of none of the model's classes (any files under dir, subfolders included): report
                       how many the model's unknown detector refuses, and the ROC AUC of its score
+${TTA_HELP}
   --report <file>     write the HTML report there (default: evaluate-report.html in the model's folder, or in
                       the current folder for a URL; not report.html, so the report train wrote is kept):
                       one self-contained page that opens offline, with the data summary, the training
@@ -56,6 +58,7 @@ const OPTIONS = {
   'batch-size': { type: 'string' },
   'show-errors': { type: 'string' },
   unknown: { type: 'string' },
+  tta: { type: 'string' },
   ...REPORT_OPTIONS,
 } as const;
 
@@ -111,6 +114,7 @@ export const evaluateCommand: Command = defineCommand({
     const [modelSource, dir] = positionals as [string, string];
     const batchSize = intOption('evaluate', 'batch-size', v['batch-size'], 1, 4096);
     const showErrors = intOption('evaluate', 'show-errors', v['show-errors'], 0, 1e6) ?? 10;
+    const tta = choiceOption('evaluate', 'tta', v.tta, TEST_TIME_AUGMENTATIONS);
     const report = await reportPath('evaluate', v, await defaultReportPath(modelSource));
     const ctx = await startRun(io, { backend: v.backend, quiet: v.quiet, command: 'evaluate' });
     const root = await requireFolder(dir, 'the evaluation folder');
@@ -138,7 +142,7 @@ export const evaluateCommand: Command = defineCommand({
       }
       // The report shows the top losses' heatmaps (a second pass over those few images).
       const explain = report !== undefined && model.backbone.featureShape.length === 3;
-      const result = await evaluate(model, split, { batchSize, unknown, explain });
+      const result = await evaluate(model, split, { batchSize, unknown, explain, tta });
       const reportStarted = Date.now();
       const written = report === undefined ? undefined : await writeCliReport(report, {
         title: `${basename(root)}: ${model.classes.join(' / ')}`,

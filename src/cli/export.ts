@@ -5,7 +5,7 @@
 import { basename, dirname, resolve } from 'node:path';
 import { loadModel } from '../io/model-io';
 import { isHttpUrl } from '../util/location';
-import { COMMON_HELP, COMMON_OPTIONS, EXIT, defineCommand, EXIT_CODES_HELP, UsageError, line, type Command } from './common';
+import { COMMON_HELP, COMMON_OPTIONS, EXIT, defineCommand, EXIT_CODES_HELP, UsageError, choiceOption, line, type Command } from './common';
 import { startRun } from './run-context';
 
 /** The formats `export` writes. */
@@ -54,8 +54,7 @@ export const exportCommand: Command = defineCommand({
   async run(v, positionals, io) {
     if (positionals.length !== 1) throw new UsageError(`export takes one <model>, got ${positionals.length} argument(s).`, 'export');
     const modelSource = positionals[0]!;
-    const format = v.format ?? 'onnx';
-    if (!(FORMATS as readonly string[]).includes(format)) throw new UsageError(`--format must be one of ${FORMATS.join(', ')}, got "${format}".`, 'export');
+    const format = choiceOption('export', 'format', v.format, FORMATS) ?? 'onnx';
     const out = v.out ?? defaultOut(modelSource);
     if (!out) throw new UsageError('--out <file> is required when the model is a URL.', 'export');
     if (v.out !== undefined && /[\\/]$/.test(v.out)) throw new UsageError(`--out must be a file, got the folder "${v.out}".`, 'export');

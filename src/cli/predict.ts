@@ -6,9 +6,10 @@ import { readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { predict, type Prediction } from '../evaluate';
+import { TEST_TIME_AUGMENTATIONS } from '../evaluate/predict';
 import { loadModel } from '../io/model-io';
 import { decodeImage } from '../node/decode';
-import { COMMON_HELP, COMMON_OPTIONS, EXIT, defineCommand, EXIT_CODES_HELP, IMAGE_FILE, UsageError, line, type Command } from './common';
+import { COMMON_HELP, COMMON_OPTIONS, EXIT, defineCommand, EXIT_CODES_HELP, IMAGE_FILE, TTA_HELP, UsageError, choiceOption, line, type Command } from './common';
 import { formatPrediction } from './format';
 import { startRun } from './run-context';
 
@@ -26,6 +27,7 @@ Options:
   --json     print one JSON document on stdout: { "model", "classes", "predictions": [{ "file", "label",
              "probability", "probabilities", "unknown", "familiarity" } or { "file", "error" }] } ("unknown"
              and "familiarity" when the model has an unknown detector)
+${TTA_HELP}
 ${COMMON_HELP}
 
 ${EXIT_CODES_HELP}
@@ -34,7 +36,7 @@ ${EXIT_CODES_HELP}
 Example:
   tfjs-transfer predict cats-vs-dogs-model cat.jpg dog.png`;
 
-const OPTIONS = { ...COMMON_OPTIONS, json: { type: 'boolean' } } as const;
+const OPTIONS = { ...COMMON_OPTIONS, json: { type: 'boolean' }, tta: { type: 'string' } } as const;
 
 /** One entry of `predict --json`. */
 export type PredictionEntry = ({ file: string } & Prediction) | { file: string; error: string };
@@ -70,6 +72,7 @@ export const predictCommand: Command = defineCommand({
   async run(v, positionals, io) {
     if (positionals.length < 2) throw new UsageError('predict takes <model> and at least one image or folder.', 'predict');
     const [modelSource, ...given] = positionals as [string, ...string[]];
+    const tta = choiceOption('predict', 'tta', v.tta, TEST_TIME_AUGMENTATIONS);
     await startRun(io, { backend: v.backend, quiet: v.quiet, command: 'predict' });
     const files = await expandFolders(given);
     const model = await loadModel(modelSource);
@@ -80,7 +83,7 @@ export const predictCommand: Command = defineCommand({
         try {
           const decoded = await decodeImage(await readFile(file));
           image = tf.tensor3d(decoded.data, [decoded.height, decoded.width, 3], 'int32');
-          const [p] = await predict(model, image);
+          const [p] = await predict(model, image, { tta });
           entries.push({ file, ...p! });
           if (!v.json) line(io.out, formatPrediction(file, p!));
         } catch (e) {

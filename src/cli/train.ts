@@ -11,7 +11,7 @@ import { save, SAVE_DEFAULTS, type SaveReport } from '../io/model-io';
 import { imageFolder } from '../node/image-folder';
 import type { ProgressCallback } from '../types';
 import { FINE_TUNE_DEFAULTS, resolveTransferLearnArgs, transferLearn, TRANSFER_LEARN_DEFAULTS, type TransferLearnArgs } from '../transfer-learn';
-import { COMMON_HELP, COMMON_OPTIONS, EXIT, defineCommand, EXIT_CODES_HELP, UsageError, intOption, line, numberOption, oneFolder, type Command, type ParsedValues } from './common';
+import { COMMON_HELP, COMMON_OPTIONS, EXIT, defineCommand, EXIT_CODES_HELP, UsageError, choiceOption, intOption, line, numberOption, oneFolder, type Command, type ParsedValues } from './common';
 import { formatEvaluation } from './format';
 import { requireFolder, startRun } from './run-context';
 import { formatSettings, trainSettings, type TrainSettings } from './settings';
@@ -117,11 +117,9 @@ function readCommandLine(v: ParsedValues<typeof OPTIONS>, positionals: string[])
     throw new UsageError('--fine-tune-from and --fine-tune-epochs need --fine-tune.', 'train');
   }
   const given = intOption('train', 'seed', v.seed, 0, 2 ** 31 - 1);
-  if (v.quantize !== undefined && !(QUANTIZATIONS as readonly string[]).includes(v.quantize)) {
-    throw new UsageError(`--quantize must be one of ${QUANTIZATIONS.join(', ')}, got "${v.quantize}".`, 'train');
-  }
+  choiceOption('train', 'quantize', v.quantize, QUANTIZATIONS);
   if (v['max-accuracy-drop'] !== undefined && v.quantize === undefined) throw new UsageError('--max-accuracy-drop needs --quantize.', 'train');
-  if (v.fit !== undefined && !(RESIZE_FITS as readonly string[]).includes(v.fit)) throw new UsageError(`--fit must be one of ${RESIZE_FITS.join(', ')}, got "${v.fit}".`, 'train');
+  const fit = choiceOption('train', 'fit', v.fit, RESIZE_FITS);
   if (v['head-only'] && v['fine-tune']) throw new UsageError('--head-only saves the head with a reference to the published backbone; a fine-tuned backbone is no longer that one. Drop --fine-tune or --head-only.', 'train');
   return {
     dir,
@@ -137,7 +135,7 @@ function readCommandLine(v: ParsedValues<typeof OPTIONS>, positionals: string[])
     seedRandom: given === undefined,
     out: resolve(v.out ?? `${basename(resolve(dir))}-model`),
     quantize: v.quantize as WeightQuantization | undefined,
-    fit: v.fit as ResizeFit | undefined,
+    fit,
     maxAccuracyDrop: numberOption('train', 'max-accuracy-drop', v['max-accuracy-drop'], 0, 1),
     headOnly: v['head-only'] === true,
   };

@@ -5,7 +5,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { TransferError, check, throwIfAborted } from '../errors';
 import { TransferModel, type EvaluationRecord } from '../transfer-model';
-import { gatherBatch, extractActivations } from '../train/activations';
+import { gatherBatch, extractActivations, flipViews } from '../train/activations';
 import { freezeBoundaryOf } from '../train/boundary';
 import type { KeptActivations } from '../train/kept-activations';
 import { toLabelledSource, type LabelledSource } from '../train/source';
@@ -13,6 +13,7 @@ import type { LabelledData } from '../types';
 import { withDefaults } from '../util/args';
 import { explainBatch, headPlan, resolveMethod, type ExplainMethod } from './explain';
 import { metricsFromProbabilities, type Evaluation, type TopLoss } from './metrics';
+import { checkTta, type TestTimeAugmentation } from './predict';
 import { unknownEvaluation, type UnknownImages } from './unknown';
 
 /** Defaults of {@link evaluate}. @category Step 5: Evaluate */
@@ -29,6 +30,8 @@ export const EVALUATE_DEFAULTS = Object.freeze({
   boundaryImages: 5,
   /** Heatmaps of the top losses: off (they cost a pass over those images and a backward pass through the head). */
   explain: false as boolean | EvaluateExplainArgs,
+  /** Test-time augmentation. */
+  tta: 'none' as TestTimeAugmentation,
 });
 
 /** The `explain` option of {@link evaluate} as an object. @category Step 5: Evaluate */
@@ -72,6 +75,13 @@ export interface EvaluateArgs {
    * @defaultValue none (with a detector, `unknown` still reports the share of `data` it accepts)
    */
   unknown?: UnknownImages;
+  /**
+   * Test-time augmentation, as in {@link predict}: `'flip'` scores each image by the mean of its and its mirror
+   * image's probabilities (the backbone runs twice per image). The unknown detector's figures still come from the
+   * images as they are. Cannot be combined with `activations` (they hold one view).
+   * @defaultValue {@link EVALUATE_DEFAULTS}.tta (`'none'`)
+   */
+  tta?: TestTimeAugmentation;
 }
 
 /**
@@ -111,6 +121,11 @@ export async function evaluate(model: TransferModel, data: LabelledData, args: E
     check((Number.isInteger(v) || v === Infinity) && v >= 0, `evaluate: ${key} must be a non-negative integer (or Infinity: all), got ${JSON.stringify(v)}.`);
   }
   check(typeof options.explain === 'boolean' || typeof options.explain === 'object', `evaluate: explain must be true, false or { method }, got ${JSON.stringify(options.explain)}.`);
+  checkTta(options.tta, 'evaluate');
+  check(
+    !(options.tta === 'flip' && options.activations),
+    "evaluate: tta 'flip' needs the mirror images' activations, and the kept activations hold only the images as they are; drop `activations` (the frozen prefix then runs over both views) or `tta`.",
+  );
   model.assertUsable('evaluate');
   // Checked before the data pass, so an unexplainable model fails at once.
   const explainPlan = options.explain ? headPlan(model, 'evaluate') : undefined;
@@ -122,7 +137,7 @@ export async function evaluate(model: TransferModel, data: LabelledData, args: E
   const split = freezeBoundaryOf(model);
   const acts = options.activations
     ? await options.activations.activationsFor(model, data, 'evaluate')
-    : await extractActivations(split.extractor, split.shapes, source, { batchSize, views: [], signal: options.signal });
+    : await extractActivations(split.extractor, split.shapes, source, { batchSize, views: options.tta === 'flip' ? flipViews() : [], signal: options.signal });
   if (acts.n === 0) throw new TransferError('EMPTY_DATA', 'evaluate: no images could be read.');
   const probs = new Float32Array(acts.n * k);
   const rows = Array.from({ length: acts.n }, (_, i) => i);
@@ -130,9 +145,14 @@ export async function evaluate(model: TransferModel, data: LabelledData, args: E
     throwIfAborted(options.signal, 'evaluate');
     const idx = rows.slice(s, s + batchSize);
     const p = tf.tidy(() => {
-      const inputs = gatherBatch(acts, idx, () => 0);
-      const out = split.top.apply(inputs.length === 1 ? inputs[0]! : inputs, { training: false }) as tf.Tensor2D;
-      return (k === 2 && out.shape[1] === 1 ? tf.concat([tf.sub(1, out), out], 1) : out) as tf.Tensor2D;
+      const ofView = (view: number) => {
+        const inputs = gatherBatch(acts, idx, () => view);
+        const out = split.top.apply(inputs.length === 1 ? inputs[0]! : inputs, { training: false }) as tf.Tensor2D;
+        return (k === 2 && out.shape[1] === 1 ? tf.concat([tf.sub(1, out), out], 1) : out) as tf.Tensor2D;
+      };
+      // Every view kept (one, or the image and its mirror with tta 'flip') scores the image: their mean.
+      const views = acts.rows.length;
+      return views === 1 ? ofView(0) : (tf.div(tf.addN(acts.rows.map((_, v) => ofView(v))), views) as tf.Tensor2D);
     });
     try {
       probs.set(await p.data(), s * k);

@@ -36,6 +36,11 @@ export interface Activations {
 /** A transformation of a batch before extraction (a cached view), e.g. horizontal flip. */
 export type ViewTransform = (xs: tf.Tensor4D) => tf.Tensor4D;
 
+/** The two views of flip augmentation and of flip test-time augmentation: the images as they are, then mirrored left to right. @internal */
+export function flipViews(): ViewTransform[] {
+  return [(x) => x, (x) => tf.reverse(x, 2)];
+}
+
 /** Persistent storage of per-image activations, keyed by image content and extractor identity. @category Caches */
 export interface ActivationStore {
   /** Activations of one image (one array per boundary output), or undefined. */

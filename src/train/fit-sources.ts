@@ -9,7 +9,7 @@ import { log } from '../env';
 import { TransferError } from '../errors';
 import type { TransferModel } from '../transfer-model';
 import type { ImageDataset, LabelledData } from '../types';
-import type { ViewTransform } from './activations';
+import { flipViews, type ViewTransform } from './activations';
 import type { ResolvedFitArgs } from './fit-args';
 import { toLabelledSource, type LabelledSource } from './source';
 
@@ -32,8 +32,6 @@ export interface FitSources {
   augmentUpFront: boolean;
 }
 
-const mirror = (x: tf.Tensor4D): tf.Tensor4D => tf.reverse(x, 2);
-
 /** @internal */
 export function buildSources(model: TransferModel, data: LabelledData, args: ResolvedFitArgs): FitSources {
   const size = [model.inputShape[0], model.inputShape[1]] as const;
@@ -47,7 +45,7 @@ export function buildSources(model: TransferModel, data: LabelledData, args: Res
     trainSubset,
     validation: args.validationData ? validationSubset(args.validationData) : undefined,
     validationSubset,
-    views: aug && cacheable ? [(x: tf.Tensor4D) => x, mirror] : [],
+    views: aug && cacheable ? flipViews() : [],
     cacheable,
     augmentUpFront: !cacheable && !args.validationSplit,
   };

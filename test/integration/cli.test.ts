@@ -82,6 +82,8 @@ describe('usage', () => {
       [['train', 'x', '--fit', 'stretch'], /--fit must be one of squash, centerCrop, pad, got "stretch"/],
       [['evaluate', 'model-only'], /evaluate takes <model> <dir>/],
       [['predict', 'm', 'a.jpg', '--backend', 'gpu'], /--backend must be one of tensorflow, wasm, cpu/],
+      [['predict', 'm', 'a.jpg', '--tta', 'mirror'], /--tta must be one of none, flip, got "mirror"/],
+      [['evaluate', 'm', 'dir', '--tta', 'yes'], /--tta must be one of none, flip, got "yes"/],
       [['export', 'm', '--format', 'tflite'], /--format must be one of onnx/],
       [['export', 'https://example.com/m/model.json'], /--out <file> is required when the model is a URL/],
     ];
@@ -166,6 +168,12 @@ describe.skipIf(!hasShared)('train, evaluate, predict, examine', () => {
     expect(doc.predictions[0]).toMatchObject({ file: images[0], label: lines[0]!.split('\t')[1] });
     expect(doc.predictions[2]).toEqual({ file: join(work, 'missing.jpg'), error: 'no such file' });
     expect(json.stderr).toMatch(/missing\.jpg: no such file/);
+    // --tta flip: the mean of the image's and its mirror image's probabilities, not the image's alone.
+    const flipped = await cli(['predict', modelDir, images[0]!, '--json', '--tta', 'flip', '--backend', BACKEND]);
+    expect(flipped.code, flipped.stderr).toBe(0);
+    const f = JSON.parse(flipped.stdout).predictions[0];
+    expect(f.probability).not.toBe(doc.predictions[0].probability);
+    expect(f.probabilities.cats + f.probabilities.dogs).toBeCloseTo(1, 5);
   });
 
   it('missing folder, missing model, unreadable model: exit 1 with the reason', async () => {

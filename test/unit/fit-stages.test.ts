@@ -141,8 +141,11 @@ describe('options that are undefined take their defaults', () => {
     const omitted = await run({}, {}, {});
     const undef = await run(
       { ...allUndefined, seed: undefined },
-      { batchSize: undefined, maxMisclassified: undefined, signal: undefined, activations: undefined, unknown: undefined },
-      { batchSize: undefined, signal: undefined },
+      {
+        batchSize: undefined, maxMisclassified: undefined, maxTopLosses: undefined, maxConfusedPairs: undefined, boundaryImages: undefined,
+        explain: undefined, signal: undefined, activations: undefined, unknown: undefined, tta: undefined,
+      },
+      { batchSize: undefined, signal: undefined, tta: undefined },
     );
     expect(undef).toEqual(omitted);
     // null also means the default, as in tfjs-layers.
