@@ -4,6 +4,7 @@
  * machine is offline, and a seed so that runs repeat):
  * - validation accuracy; for cats vs dogs also the full-size photos and `cats_vs_dogs_elsewhere`;
  * - accuracy after fine-tuning (`fineTune: true`, its defaults), unless `--skip-fine-tune`;
+ * - every evaluation again with flip test-time augmentation (`tta: 'flip'`): accuracy, ECE and time against none;
  * - the calibration error before and after calibration (`eceBefore`, and `eceAfter` 5-fold cross-validated on
  *   the validation images), and after calibration on images it never saw (full-size, elsewhere);
  * - unknown detection both ways: the cats-vs-dogs model against all flower photos and the non-cat, non-dog photos
@@ -13,7 +14,7 @@
  *   the detector adds to the saved model.
  * Prints a table and writes `bench/results/trust-<time>.json`.
  *
- * Usage: npm run bench:trust [-- --seed 1 --skip-fine-tune --task cd|fl|both --backend wasm]
+ * Usage: npm run bench:trust [-- --seed 1 --skip-fine-tune --task cd|fl|both --backend wasm --size 288]
  */
 import { mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
@@ -29,6 +30,7 @@ const { values } = parseArgs({
     'skip-fine-tune': { type: 'boolean', default: false },
     task: { type: 'string', default: 'both' },
     backend: { type: 'string', default: 'wasm' },
+    size: { type: 'string' },
   },
 });
 await tf.setBackend(values.backend!);
@@ -39,6 +41,9 @@ const SHARED = resolve(import.meta.dirname, '../../shared');
 const BACKBONE = join(SHARED, 'models/mobilenet_v2_1.0_224');
 const DATA = join(SHARED, 'data');
 const seed = Number(values.seed);
+/** `--size <px>`: the backbone's input size (a setting, so no longer "no settings"); default: the model's own 224. */
+const size = values.size === undefined ? undefined : Number(values.size);
+const backboneOptions = size === undefined ? undefined : { inputSize: size };
 const CAT_DOG_IMAGES = ['cat', 'cat_720p', 'dog_test_0', 'dog_train_0', 'pets'];
 
 /** The files of ../shared/images whose name (without extension) is or is not in `names`. */
@@ -67,6 +72,8 @@ interface TaskResult {
   task: string;
   validation: { accuracy: number; ece: number };
   tests: Record<string, { accuracy: number; ece: number; unknownAccepted: number | undefined }>;
+  /** The same evaluations with flip test-time augmentation (`tta: 'flip'`), and the time of each against none. */
+  flip: Record<string, { accuracy: number; ece: number; seconds: number; plainSeconds: number }>;
   calibration: TransferLearnResult['calibration'];
   fineTuned?: { validationAccuracy: number; tests: Record<string, number> };
   unknown: { otherImages: number; rocAuc: number | undefined; otherAccepted: number | undefined; validationAccepted: number; acceptedAccuracy: number | undefined; bytes: number; threshold: number };
@@ -77,7 +84,7 @@ async function runTask(task: 'cd' | 'fl'): Promise<TaskResult> {
   const t0 = Date.now();
   const data = join(DATA, task === 'cd' ? 'cats_and_dogs_filtered_200px' : 'flower_photos');
   const testFolders: Record<string, string> = task === 'cd' ? { fullres: join(DATA, 'cats_vs_dogs_fullres'), elsewhere: join(DATA, 'cats_vs_dogs_elsewhere') } : {};
-  const result = await transferLearn({ data, backbone: BACKBONE, seed });
+  const result = await transferLearn({ data, backbone: BACKBONE, backboneOptions, seed });
   const { model } = result;
   // Every test set is fitted to the input the way the model's training images were (model.resizeFit).
   const fit = model.resizeFit;
@@ -90,16 +97,28 @@ async function runTask(task: 'cd' | 'fl'): Promise<TaskResult> {
     const validation = folder.validation!;
     const withOthers: Evaluation = await evaluate(model, validation, { unknown: other });
     const tests: TaskResult['tests'] = {};
+    const flip: TaskResult['flip'] = {};
+    const timed = async (d: ImageDataset, tta: 'none' | 'flip') => {
+      const s0 = Date.now();
+      const e = await evaluate(model, d, { tta });
+      return { e, seconds: (Date.now() - s0) / 1000 };
+    };
+    const sets: [string, ImageDataset][] = [['validation', validation]];
     for (const [name, dir] of Object.entries(testFolders)) {
-      const f = await imageFolder(dir, { validationSplit: 0, classes: model.classes, progressBar: false, fit });
-      const e = await evaluate(model, f.train);
-      tests[name] = { accuracy: e.accuracy, ece: e.ece, unknownAccepted: e.unknown?.accepted };
+      sets.push([name, (await imageFolder(dir, { validationSplit: 0, classes: model.classes, progressBar: false, fit })).train]);
+    }
+    for (const [name, d] of sets) {
+      const plain = await timed(d, 'none');
+      const flipped = await timed(d, 'flip');
+      if (name !== 'validation') tests[name] = { accuracy: plain.e.accuracy, ece: plain.e.ece, unknownAccepted: plain.e.unknown?.accepted };
+      flip[name] = { accuracy: flipped.e.accuracy, ece: flipped.e.ece, seconds: flipped.seconds, plainSeconds: plain.seconds };
     }
     const u = withOthers.unknown!;
     const out: TaskResult = {
       task,
       validation: { accuracy: withOthers.accuracy, ece: withOthers.ece },
       tests,
+      flip,
       calibration: result.calibration,
       unknown: {
         otherImages: u.otherImages, rocAuc: u.rocAuc, otherAccepted: u.otherAccepted, validationAccepted: u.accepted, acceptedAccuracy: u.acceptedAccuracy,
@@ -108,7 +127,7 @@ async function runTask(task: 'cd' | 'fl'): Promise<TaskResult> {
       seconds: 0,
     };
     if (!values['skip-fine-tune']) {
-      const ft = await transferLearn({ data, backbone: BACKBONE, seed, fineTune: true, examine: false });
+      const ft = await transferLearn({ data, backbone: BACKBONE, backboneOptions, seed, fineTune: true, examine: false });
       try {
         const fineTests: Record<string, number> = {};
         for (const [name, dir] of Object.entries(testFolders)) {
@@ -133,7 +152,7 @@ for (const t of tasks) results.push(await runTask(t));
 
 const pct = (x: number | undefined) => (x === undefined ? '-' : `${(x * 100).toFixed(1)}%`);
 const f4 = (x: number | undefined) => (x === undefined ? '-' : x.toFixed(4));
-console.log(`\nbench:trust (MobileNetV2 1.0 at 224, ${tf.getBackend()}, seed ${seed}, transferLearn with no settings)\n`);
+console.log(`\nbench:trust (MobileNetV2 1.0 at ${size ?? 224}, ${tf.getBackend()}, seed ${seed}, transferLearn with no settings${size ? ` but inputSize ${size}` : ''})\n`);
 console.log('| model | validation acc. | full-size acc. | elsewhere acc. | fine-tuned val. (elsewhere) | ECE val. before / after (CV) | ECE full-size / elsewhere |');
 console.log('| --- | --- | --- | --- | --- | --- | --- |');
 for (const r of results) {
@@ -152,7 +171,18 @@ for (const r of results) {
       `${pct(r.tests.fullres?.unknownAccepted)} | ${pct(r.tests.elsewhere?.unknownAccepted)} | ${f4(u.acceptedAccuracy)} | ${u.bytes} |`,
   );
 }
+console.log("\n| model | data | accuracy, tta none -> 'flip' | ECE, none -> 'flip' | evaluate s, none -> 'flip' |");
+console.log('| --- | --- | --- | --- | --- |');
+for (const r of results) {
+  for (const [name, f] of Object.entries(r.flip)) {
+    const none = name === 'validation' ? r.validation : r.tests[name]!;
+    console.log(
+      `| ${r.task === 'cd' ? 'cats vs dogs' : 'flowers'} | ${name} | ${f4(none.accuracy)} -> ${f4(f.accuracy)} (${f.accuracy >= none.accuracy ? '+' : ''}${(100 * (f.accuracy - none.accuracy)).toFixed(1)} points) | ` +
+        `${f4(none.ece)} -> ${f4(f.ece)} | ${f.plainSeconds.toFixed(1)} -> ${f.seconds.toFixed(1)} (${(f.seconds / f.plainSeconds).toFixed(2)}x) |`,
+    );
+  }
+}
 mkdirSync(resolve(import.meta.dirname, 'results'), { recursive: true });
 const file = resolve(import.meta.dirname, `results/trust-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
-writeFileSync(file, JSON.stringify({ backend: tf.getBackend(), seed, results }, null, 2));
+writeFileSync(file, JSON.stringify({ backend: tf.getBackend(), seed, inputSize: size ?? 224, results }, null, 2));
 console.log(`\nwritten ${file}`);
