@@ -13,8 +13,11 @@ import { afterAll, describe, expect, it } from 'vitest';
 const REPO = resolve(fileURLToPath(import.meta.url), '../../..');
 const CHILD = ['--import', 'tsx', resolve(REPO, 'test/fixtures/progress-child.ts')];
 const hasTmux = spawnSync('tmux', ['-V']).status === 0;
-const session = `tt-progress-${process.pid}-${process.env.VITEST_POOL_ID ?? 0}`;
-const tmux = (...args: string[]) => execFileSync('tmux', args, { encoding: 'utf8' });
+// A tmux server of this file's own (-L socket), and a session per test that stays until the end: killing a
+// server's last session makes it exit, and a new session started at that moment fails with "server exited
+// unexpectedly" (seen in CI when the second test killed the first's session and started its own at once).
+const socket = `tt-progress-${process.pid}-${process.env.VITEST_POOL_ID ?? 0}`;
+const tmux = (...args: string[]) => execFileSync('tmux', ['-L', socket, ...args], { encoding: 'utf8' });
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 async function until<T>(what: string, probe: () => T | undefined, timeoutMs = 60_000): Promise<T> {
@@ -28,13 +31,14 @@ async function until<T>(what: string, probe: () => T | undefined, timeoutMs = 60
 }
 
 afterAll(() => {
-  if (hasTmux) spawnSync('tmux', ['kill-session', '-t', session]);
+  if (hasTmux) spawnSync('tmux', ['-L', socket, 'kill-server']);
 });
 
 describe.skipIf(!hasTmux)('progress bar on a real terminal (tmux)', () => {
   it('redrawn in place, one line per stage, an ETA while running, within the width', async () => {
     const columns = 60;
-    // `; sleep`: the pane outlives the child, so its last screen can be read (the session is killed after).
+    const session = 'wide';
+    // `; sleep`: the pane outlives the child, so its last screen can be read (the server is killed after all tests).
     const command = `${[process.execPath, ...CHILD, 'pause'].map((a) => `'${a}'`).join(' ')}; sleep 60`;
     tmux('new-session', '-d', '-s', session, '-x', String(columns), '-y', '20', '-c', REPO, command);
     const screen = () => tmux('capture-pane', '-p', '-S', '-', '-t', session);
@@ -59,8 +63,8 @@ describe.skipIf(!hasTmux)('progress bar on a real terminal (tmux)', () => {
   }, 90_000);
 
   it('a narrow terminal: the bar shrinks and the line is cut, never wrapped', async () => {
-    spawnSync('tmux', ['kill-session', '-t', session]);
     const columns = 30;
+    const session = 'narrow';
     const command = `${[process.execPath, ...CHILD].map((a) => `'${a}'`).join(' ')}; sleep 60`;
     tmux('new-session', '-d', '-s', session, '-x', String(columns), '-y', '20', '-c', REPO, command);
     const end = await until('the end', () => {
