@@ -6,7 +6,8 @@
  * reason) where tmux is not installed.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
-import { resolve } from 'node:path';
+import { rmSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 
@@ -31,7 +32,11 @@ async function until<T>(what: string, probe: () => T | undefined, timeoutMs = 60
 }
 
 afterAll(() => {
-  if (hasTmux) spawnSync('tmux', ['-L', socket, 'kill-server']);
+  if (!hasTmux) return;
+  spawnSync('tmux', ['-L', socket, 'kill-server']);
+  // kill-server leaves the socket file behind (tmux puts it under $TMUX_TMPDIR, else /tmp).
+  const uid = process.getuid?.();
+  if (uid !== undefined) rmSync(join(process.env.TMUX_TMPDIR ?? '/tmp', `tmux-${uid}`, socket), { force: true });
 });
 
 describe.skipIf(!hasTmux)('progress bar on a real terminal (tmux)', () => {
