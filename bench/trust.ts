@@ -14,7 +14,7 @@
  *   the detector adds to the saved model.
  * Prints a table and writes `bench/results/trust-<time>.json`.
  *
- * Usage: npm run bench:trust [-- --seed 1 --skip-fine-tune --task cd|fl|both --backend wasm --size 288]
+ * Usage: npm run bench:trust [-- --seed 1 --skip-fine-tune --task cd|fl|both --backend wasm --size 224]
  */
 import { mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
@@ -41,9 +41,11 @@ const SHARED = resolve(import.meta.dirname, '../../shared');
 const BACKBONE = join(SHARED, 'models/mobilenet_v2_1.0_224');
 const DATA = join(SHARED, 'data');
 const seed = Number(values.seed);
-/** `--size <px>`: the backbone's input size (a setting, so no longer "no settings"); default: the model's own 224. */
+/** `--size <px>`: the backbone's input size (a setting, so no longer "no settings"); default: transferLearn's (256 for this MobileNetV2). */
 const size = values.size === undefined ? undefined : Number(values.size);
 const backboneOptions = size === undefined ? undefined : { inputSize: size };
+/** The input size the models were trained at (transferLearn's choice when `--size` is not given). */
+let trainedSize: number | undefined;
 const CAT_DOG_IMAGES = ['cat', 'cat_720p', 'dog_test_0', 'dog_train_0', 'pets'];
 
 /** The files of ../shared/images whose name (without extension) is or is not in `names`. */
@@ -85,6 +87,7 @@ async function runTask(task: 'cd' | 'fl'): Promise<TaskResult> {
   const data = join(DATA, task === 'cd' ? 'cats_and_dogs_filtered_200px' : 'flower_photos');
   const testFolders: Record<string, string> = task === 'cd' ? { fullres: join(DATA, 'cats_vs_dogs_fullres'), elsewhere: join(DATA, 'cats_vs_dogs_elsewhere') } : {};
   const result = await transferLearn({ data, backbone: BACKBONE, backboneOptions, seed });
+  trainedSize = result.model.inputShape[0];
   const { model } = result;
   // Every test set is fitted to the input the way the model's training images were (model.resizeFit).
   const fit = model.resizeFit;
@@ -152,7 +155,7 @@ for (const t of tasks) results.push(await runTask(t));
 
 const pct = (x: number | undefined) => (x === undefined ? '-' : `${(x * 100).toFixed(1)}%`);
 const f4 = (x: number | undefined) => (x === undefined ? '-' : x.toFixed(4));
-console.log(`\nbench:trust (MobileNetV2 1.0 at ${size ?? 224}, ${tf.getBackend()}, seed ${seed}, transferLearn with no settings${size ? ` but inputSize ${size}` : ''})\n`);
+console.log(`\nbench:trust (MobileNetV2 1.0 at ${trainedSize}, ${tf.getBackend()}, seed ${seed}, transferLearn with no settings${size ? ` but inputSize ${size}` : ''})\n`);
 console.log('| model | validation acc. | full-size acc. | elsewhere acc. | fine-tuned val. (elsewhere) | ECE val. before / after (CV) | ECE full-size / elsewhere |');
 console.log('| --- | --- | --- | --- | --- | --- | --- |');
 for (const r of results) {
@@ -184,5 +187,5 @@ for (const r of results) {
 }
 mkdirSync(resolve(import.meta.dirname, 'results'), { recursive: true });
 const file = resolve(import.meta.dirname, `results/trust-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
-writeFileSync(file, JSON.stringify({ backend: tf.getBackend(), seed, inputSize: size ?? 224, results }, null, 2));
+writeFileSync(file, JSON.stringify({ backend: tf.getBackend(), seed, inputSize: trainedSize, results }, null, 2));
 console.log(`\nwritten ${file}`);

@@ -207,6 +207,8 @@ interface BuildContext {
   where: string;
   /** Whether the backbone owns the model (loaded by the library, or `takeOwnership`). */
   owned: boolean;
+  /** The size a MobileNetV2 layers model declaring 224 runs at when `inputSize` is not given ({@link loadTrainingBackbone}). */
+  mobileNetV2Size: ImageSize | undefined;
 }
 
 /**
@@ -233,6 +235,20 @@ interface BuildContext {
  * @category Step 3: Compose
  */
 export async function loadBackbone(source: BackboneSource, args: LoadBackboneArgs = {}): Promise<Backbone> {
+  return load(source, args, undefined);
+}
+
+/**
+ * {@link loadBackbone} as `transferLearn` and the CLI's `train` use it: a MobileNetV2 layers model (one with an
+ * `out_relu` layer, cut there) that declares a 224 input runs at `mobileNetV2Size` unless `args.inputSize` is
+ * given; any other backbone runs at its declared size, as with `loadBackbone`.
+ * @internal
+ */
+export async function loadTrainingBackbone(source: BackboneSource, args: LoadBackboneArgs, mobileNetV2Size: number): Promise<Backbone> {
+  return load(source, args, [mobileNetV2Size, mobileNetV2Size]);
+}
+
+async function load(source: BackboneSource, args: LoadBackboneArgs, mobileNetV2Size: ImageSize | undefined): Promise<Backbone> {
   check(source != null, 'loadBackbone: source is required: a catalog name such as "mobilenet_v2_1.0_224", a URL or path to a model.json, an IOHandler, a model or a function.');
   check(typeof args === 'object' && args !== null, 'loadBackbone: options must be an object.');
   if (args.preprocessing != null) validatePreprocessing(args.preprocessing, 'loadBackbone'); // reliability: was `if (options.preprocessing)`, so 0 / '' / false slipped through
@@ -248,7 +264,7 @@ export async function loadBackbone(source: BackboneSource, args: LoadBackboneArg
   const { model, where, entry } = await modelOf(source, args);
   const owned = typeof source === 'string' || source instanceof URL || isIOHandler(source) || args.takeOwnership === true;
   const name = args.name ?? entry?.name ?? (typeof source === 'string' ? source : source instanceof URL ? source.toString() : (model as { name?: string }).name ?? 'backbone');
-  const ctx: BuildContext = { args, inputSize, entry, name, where, owned };
+  const ctx: BuildContext = { args, inputSize, entry, name, where, owned, mobileNetV2Size };
   try {
     if (model instanceof tfl.LayersModel) return fromLayersModel(model, ctx);
     return fromGraphModel(model, ctx);
@@ -267,6 +283,13 @@ function defaultFeatureLayer(model: tfl.LayersModel): string {
   return model.layers[model.layers.length - 1]!.name;
 }
 
+/** The size a layers model runs at when the caller gives none: its declared one, or `mobileNetV2Size` (see {@link loadTrainingBackbone}). */
+function layersModelSize(model: tfl.LayersModel, declared: readonly (number | null)[], featureLayer: string, ctx: BuildContext): ImageSize {
+  const size: ImageSize = [declared[1] ?? ctx.entry?.inputSize ?? 224, declared[2] ?? ctx.entry?.inputSize ?? 224];
+  const mobileNetV2 = featureLayer === 'out_relu' && model.layers.some((l) => l.name === 'out_relu');
+  return ctx.mobileNetV2Size && mobileNetV2 && size[0] === 224 && size[1] === 224 ? ctx.mobileNetV2Size : size;
+}
+
 function fromLayersModel(model: tfl.LayersModel, ctx: BuildContext): Backbone {
   const { args, inputSize, entry, name, where, owned } = ctx;
   if (model.inputs.length !== 1) {
@@ -276,8 +299,8 @@ function fromLayersModel(model: tfl.LayersModel, ctx: BuildContext): Backbone {
   if (declared.length !== 4 || (declared[3] !== 3 && declared[3] != null)) {
     throw new TransferError('NOT_SUPPORTED', `${where}: a backbone takes RGB images [n, h, w, 3]; this model's input is [${declared.map(String).join(', ')}].`);
   }
-  const size: ImageSize = inputSize ?? [declared[1] ?? entry?.inputSize ?? 224, declared[2] ?? entry?.inputSize ?? 224];
   const featureLayer = args.featureLayer ?? entry?.featureLayer ?? defaultFeatureLayer(model);
+  const size: ImageSize = inputSize ?? layersModelSize(model, declared, featureLayer, ctx);
   const featureTensor = layerOutput(model, featureLayer, `loadBackbone(${where})`);
   const preprocessing =
     args.preprocessing ?? entry?.preprocessing ?? (model.layers.some((l) => l.name === 'out_relu') ? MOBILENET_V2_PREPROCESSING : NO_PREPROCESSING);

@@ -5,7 +5,7 @@
 import { RESIZE_FITS, type ResizeFit } from '../data/resize';
 import { basename, resolve } from 'node:path';
 import { MOBILENET_V2_ALPHAS } from '../backbone/catalog';
-import { loadBackbone } from '../backbone/load';
+import { loadTrainingBackbone } from '../backbone/load';
 import { QUANTIZATIONS, type WeightQuantization } from '../artifacts/quantize';
 import { save, SAVE_DEFAULTS, type SaveReport } from '../io/model-io';
 import { imageFolder } from '../node/image-folder';
@@ -36,8 +36,8 @@ Options:
                            or its folder, or a URL (default: ${TRANSFER_LEARN_DEFAULTS.backbone})
   --alpha <a>              MobileNetV2 width when --backbone is not given: ${MOBILENET_V2_ALPHAS.join(', ')}
   --size <px>              input size in pixels (square); MobileNetV2 layers models run at any size, e.g. 96..288
-                           (default: the model's own, 224; 256 was more accurate on both benchmarks and costs
-                           1.3x, docs/accuracy.md)
+                           (default: ${TRANSFER_LEARN_DEFAULTS.mobileNetV2InputSize} for a MobileNetV2 layers model that declares 224, more accurate on both
+                           benchmarks for 1.3x the compute, docs/accuracy.md; any other model: its own size)
   --epochs <n>             epochs of head training (default ${TRANSFER_LEARN_DEFAULTS.epochs}, early stopping on validation
                            loss, patience ${TRANSFER_LEARN_DEFAULTS.earlyStopping.patience}, best weights restored)
   --learning-rate <lr>     Adam learning rate of the head (default ${TRANSFER_LEARN_DEFAULTS.learningRate})
@@ -186,7 +186,7 @@ export const trainCommand: Command = defineCommand({
     const ctx = await startRun(io, { backend: v.backend, quiet: v.quiet, command: 'train' });
     const root = await requireFolder(cl.dir, 'the training folder');
     const shape = await checkDataFolder(root, cl.dir);
-    const backbone = await loadBackbone(cl.source, { inputSize: cl.size, onProgress: ctx.progress });
+    const backbone = await loadTrainingBackbone(cl.source, { inputSize: cl.size, onProgress: ctx.progress }, TRANSFER_LEARN_DEFAULTS.mobileNetV2InputSize);
     let args: TransferLearnArgs;
     let settings: TrainSettings;
     try {
