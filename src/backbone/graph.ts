@@ -91,7 +91,17 @@ export function layerOutput(model: tfl.LayersModel, name: string, what: string):
       `${what}: the model has no layer named "${name}". ${describeCandidates(model)}`,
     );
   }
-  const out = layer.output;
+  // `layer.output` throws once the layer has been applied again (a model cut twice, or shared by two models):
+  // take the output of the layer's node that belongs to this model.
+  const nodes = layer.inboundNodes.length;
+  let index = 0;
+  for (let i = 0; i < nodes; i++) {
+    if (model.containerNodes.has(`${layer.name}_ib-${i}`)) {
+      index = i;
+      break;
+    }
+  }
+  const out = layer.getOutputAt(index);
   return (Array.isArray(out) ? out[0] : out) as SymbolicTensor;
 }
 

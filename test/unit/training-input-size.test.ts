@@ -43,6 +43,25 @@ describe('the training input size of MobileNetV2 backbones', () => {
     expect(tf.memory().numTensors).toBe(before);
   });
 
+  it('one layers model can be cut more than once (it used to fail inside tfjs: "multiple inbound nodes")', async () => {
+    const before = tf.memory().numTensors;
+    const model = tinyBackbone(224);
+    const a = await loadBackbone(model);
+    const b = await loadTrainingBackbone(model, {}, 256);
+    const c = await loadBackbone(model, { featureLayer: 'block_1_add' });
+    expect([a.inputShape, b.inputShape, c.inputShape]).toEqual([[224, 224, 3], [256, 256, 3], [224, 224, 3]]);
+    expect([a.featureShape, b.featureShape, c.featureShape]).toEqual([[112, 112, 16], [128, 128, 16], [112, 112, 8]]);
+    const x = tf.randomUniform([1, 224, 224, 3], 0, 255, 'float32', 5) as tf.Tensor4D;
+    const fresh = await loadBackbone(tinyBackbone(224), { takeOwnership: true }); // the same weights, cut once
+    const fa = tf.tidy(() => a.model!.predict(x) as tf.Tensor);
+    const fm = tf.tidy(() => fresh.model!.predict(x) as tf.Tensor);
+    expect(tf.tidy(() => tf.max(tf.abs(tf.sub(fa, fm))).dataSync()[0])).toBeLessThan(1e-4);
+    tf.dispose([x, fa, fm]);
+    for (const m of [a, b, c, fresh]) m.dispose();
+    model.dispose();
+    expect(tf.memory().numTensors).toBe(before);
+  });
+
   it('does not apply to a MobileNetV2 declared at another size, nor to other models', async () => {
     const small = tinyBackbone(32);
     const plain = plainModel(224);
