@@ -10,6 +10,7 @@ import { env, loadBackbone, freeze, attachHead, decodeImage, type ExtractPool } 
 import { splitAtFreezeBoundary } from '../../src/train/boundary';
 import { foldModel } from '../../src/backbone/fold';
 import { SHARED, FEAT } from './lib';
+import { Random } from '../../src/util/random';
 
 const D = SHARED + '/data';
 export const SETS: Record<string, string> = {
@@ -22,7 +23,7 @@ export const SETS: Record<string, string> = {
   images: SHARED + '/images',
 };
 const OUT = FEAT;
-const SIZE = 224;
+const SIZE = Number(process.env.TRUST_SIZE ?? 224);
 const BATCH = 32;
 
 function listSet(dir: string): { paths: string[]; labels: string[] } {
@@ -64,13 +65,45 @@ function flip(data: Uint8Array, h: number, w: number): Uint8Array {
 
 const NOFLIP = process.env.NOFLIP === '1';
 
-async function decodeBatch(paths: string[], fit: 'squash' | 'centerCrop' | 'pad'): Promise<Float32Array[]> {
+// `augN` (N = a seed): a random resized crop (area 30-100%, aspect 3:4 to 4:3), brightness and saturation x0.7-1.3,
+// a random mirror; one view. Simulates photos of the same things from another collection (framing, colour).
+async function decodeAugmented(bytes: Buffer, seed: number): Promise<Uint8Array> {
+  const sharp = (await import('sharp')).default;
+  const rng = new Random(seed);
+  const meta = await sharp(bytes).metadata();
+  const W = meta.autoOrient?.width ?? meta.width!;
+  const H = meta.autoOrient?.height ?? meta.height!;
+  const area = W * H * (0.3 + 0.7 * rng.next());
+  const aspect = Math.exp(Math.log(3 / 4) + (Math.log(4 / 3) - Math.log(3 / 4)) * rng.next());
+  const w = Math.max(8, Math.min(W, Math.round(Math.sqrt(area * aspect))));
+  const h = Math.max(8, Math.min(H, Math.round(Math.sqrt(area / aspect))));
+  const left = Math.floor(rng.next() * (W - w + 1));
+  const top = Math.floor(rng.next() * (H - h + 1));
+  let p = sharp(bytes).rotate().extract({ left, top, width: w, height: h }).resize(SIZE, SIZE, { fit: 'cover' });
+  p = p.modulate({ brightness: 0.7 + 0.6 * rng.next(), saturation: 0.7 + 0.6 * rng.next() });
+  if (rng.next() < 0.5) p = p.flop();
+  const { data } = await p.removeAlpha().toColourspace('srgb').raw().toBuffer({ resolveWithObject: true });
+  return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+}
+
+async function decodeBatch(paths: string[], fit: string): Promise<Float32Array[]> {
   const per = SIZE * SIZE * 3;
+  if (fit.startsWith('aug')) {
+    const base = Number(fit.slice(3));
+    const v = new Float32Array(paths.length * per);
+    await Promise.all(paths.map(async (p, i) => {
+      let h = base * 7919;
+      for (const c of p) h = (h * 31 + c.charCodeAt(0)) >>> 0;
+      const px = await decodeAugmented(readFileSync(p), h);
+      for (let j = 0; j < per; j++) v[i * per + j] = px[j]!;
+    }));
+    return [v, new Float32Array(0)];
+  }
   const v0 = new Float32Array(paths.length * per);
   const v1 = new Float32Array(NOFLIP ? 0 : paths.length * per);
   await Promise.all(
     paths.map(async (p, i) => {
-      const img = await decodeImage(readFileSync(p), { size: [SIZE, SIZE], fit });
+      const img = await decodeImage(readFileSync(p), { size: [SIZE, SIZE], fit: fit as 'squash' | 'centerCrop' | 'pad' });
       v0.set(img.data, i * per);
       if (!NOFLIP) v1.set(flip(img.data, SIZE, SIZE), i * per);
     }),
@@ -79,13 +112,14 @@ async function decodeBatch(paths: string[], fit: 'squash' | 'centerCrop' | 'pad'
 }
 
 async function main(): Promise<void> {
-  const fit = (process.argv[2] ?? 'squash') as 'squash' | 'centerCrop' | 'pad';
+  const fit = process.argv[2] ?? 'squash';
+  const aug = fit.startsWith('aug');
   const sets = process.argv.slice(3).length > 0 ? process.argv.slice(3) : Object.keys(SETS);
   await tf.setBackend('wasm');
   await tf.ready();
   if (tf.getBackend() !== 'wasm') throw new Error('wasm backend failed');
   mkdirSync(OUT, { recursive: true });
-  const backbone = freeze(await loadBackbone(SHARED + '/models/mobilenet_v2_1.0_224/model.json'));
+  const backbone = freeze(await loadBackbone(SHARED + '/models/mobilenet_v2_1.0_224/model.json', { inputSize: SIZE }));
   const model = attachHead(backbone, { classes: 2, seed: 1 });
   const boundary = splitAtFreezeBoundary(model);
   console.error('boundary', boundary.names, boundary.shapes);
@@ -104,7 +138,7 @@ async function main(): Promise<void> {
     const { paths, labels } = listSet(SETS[name]!);
     const n = paths.length;
     const dim = boundary.shapes[0]!.reduce((a, b) => a * b, 1);
-    const out = [new Float32Array(n * dim), new Float32Array(NOFLIP ? 0 : n * dim)];
+    const out = [new Float32Array(n * dim), new Float32Array(NOFLIP || aug ? 0 : n * dim)];
     const t0 = Date.now();
     let next = decodeBatch(paths.slice(0, BATCH), fit);
     for (let s = 0; s < n; s += BATCH) {
@@ -117,7 +151,7 @@ async function main(): Promise<void> {
     }
     const secs = (Date.now() - t0) / 1000;
     writeFileSync(`${base}.v0.f32`, Buffer.from(out[0]!.buffer));
-    if (!NOFLIP) writeFileSync(`${base}.v1.f32`, Buffer.from(out[1]!.buffer));
+    if (!NOFLIP && !aug) writeFileSync(`${base}.v1.f32`, Buffer.from(out[1]!.buffer));
     writeFileSync(`${base}.json`, JSON.stringify({ set: name, dir: SETS[name], fit, dim, n, views: NOFLIP ? ['asis'] : ['asis', 'hflip'], seconds: secs, paths, labels }));
     timings[name] = { n, views: NOFLIP ? 1 : 2, seconds: secs, viewsPerSecond: ((NOFLIP ? 1 : 2) * n) / secs };
     console.error('done', name, fit, n, 'images x2 views in', secs.toFixed(1), 's =', ((2 * n) / secs).toFixed(1), 'views/s');
