@@ -94,8 +94,7 @@ async function decodeBatch(paths: string[], fit: string): Promise<Float32Array[]
     await Promise.all(paths.map(async (p, i) => {
       let h = base * 7919;
       for (const c of p) h = (h * 31 + c.charCodeAt(0)) >>> 0;
-      const px = await decodeAugmented(readFileSync(p), h);
-      for (let j = 0; j < per; j++) v[i * per + j] = px[j]!;
+      v.set(await decodeAugmented(readFileSync(p), h), i * per);
     }));
     return [v, new Float32Array(0)];
   }
@@ -152,7 +151,7 @@ async function main(): Promise<void> {
     const secs = (Date.now() - t0) / 1000;
     writeFileSync(`${base}.v0.f32`, Buffer.from(out[0]!.buffer));
     if (!NOFLIP && !aug) writeFileSync(`${base}.v1.f32`, Buffer.from(out[1]!.buffer));
-    writeFileSync(`${base}.json`, JSON.stringify({ set: name, dir: SETS[name], fit, dim, n, views: NOFLIP ? ['asis'] : ['asis', 'hflip'], seconds: secs, paths, labels }));
+    writeFileSync(`${base}.json`, JSON.stringify({ set: name, dir: SETS[name], fit, dim, n, views: aug ? [fit] : NOFLIP ? ['asis'] : ['asis', 'hflip'], seconds: secs, paths, labels }));
     timings[name] = { n, views: NOFLIP ? 1 : 2, seconds: secs, viewsPerSecond: ((NOFLIP ? 1 : 2) * n) / secs };
     console.error('done', name, fit, n, 'images x2 views in', secs.toFixed(1), 's =', ((2 * n) / secs).toFixed(1), 'views/s');
   }
