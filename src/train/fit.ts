@@ -28,7 +28,7 @@ import { freezeBoundaryOf, type FreezeBoundary } from './boundary';
 import { CallbackList, type FitCallback } from './callbacks';
 import { abortCallback, disposedWhileTraining } from './callbacks/abort';
 import { checkpointCallback } from './callbacks/checkpointing';
-import { earlyStopping, monitorOf } from './callbacks/early-stopping';
+import { earlyStopping, monitorOf, restoreBestWeights } from './callbacks/early-stopping';
 import { numericalGuard } from './callbacks/numerical-guard';
 import { progressCallback } from './callbacks/progress';
 import { checkFingerprint, hashNumbers, openCheckpoint, type CheckpointSession, type RunFingerprint } from './checkpoint';
@@ -216,6 +216,7 @@ async function trainOn(
   try {
     const callbacks = callbacksFor(state, session, fingerprint, args.callbacks);
     await runEpochs(state, acts, callbacks, yielder);
+    restoreBestWeights(state); // before the detector is fitted on the final weights' features
     history.timing = { extractMs, trainMs: Date.now() - t0 - extractMs };
     if (!model.isDisposePending) await fitUnknownAfterTraining(model, split, acts, args, seed);
     await keepValidation(model, args, acts, split, history);

@@ -1,8 +1,9 @@
 /**
  * Built-in callback: the best epoch and early stopping. Always installed, since `history.bestEpoch` is kept
  * either way; with `earlyStopping` it also stops training (through `model.stopTraining`) once the monitored
- * metric has not improved for `patience` epochs, keeps the best epoch's weights and restores them at the end
- * (Keras' `EarlyStopping(restore_best_weights=True)`).
+ * metric has not improved for `patience` epochs, and keeps the best epoch's weights; {@link restoreBestWeights}
+ * puts them back when the epochs end (Keras' `EarlyStopping(restore_best_weights=True)`), before anything is fitted
+ * on the final weights (the unknown detector) and before any `onTrainEnd`.
  * @internal
  * @module
  */
@@ -42,10 +43,16 @@ export function earlyStopping(state: FitState, say: (message: string) => void): 
         say(`tfjs-transfer: early stopping after epoch ${epoch + 1} of ${args.epochs}; best ${monitor} ${state.best!.toFixed(4)} at epoch ${history.bestEpoch + 1}.`);
       }
     },
-    onTrainEnd() {
-      if (restoreBest && state.bestWeights && history.bestEpoch !== history.epochs - 1) restore(state.vars, state.bestWeights);
-    },
   };
+}
+
+/**
+ * Puts the best epoch's weights back (when early stopping keeps them and the best epoch was not the last). Runs
+ * as soon as the epochs end: the unknown detector of a fine-tuned backbone is fitted on the features of the
+ * weights the model ends with, so they must be in place first. @internal
+ */
+export function restoreBestWeights(state: FitState): void {
+  if (state.args.earlyStopping?.restoreBestWeights && state.bestWeights && state.history.bestEpoch !== state.history.epochs - 1) restore(state.vars, state.bestWeights);
 }
 
 /** The metric compared across epochs; throws when early stopping watches a validation metric without validation data. @internal */
