@@ -14,7 +14,8 @@
  * (average pooling, dropout 0.2, one sigmoid unit: CAM) trained on `--train` images per class of the train folder;
  * then flowers (../shared/data/flower_photos), 40 validation images per class of 5. MobileNetV2 1.0 at 224, wasm.
  *
- * Usage: npm run bench:explain [-- --train 100 --datasets cats,flowers --hidden 0 --backend wasm --fraction 0.2 --val N]
+ * Usage: npm run bench:explain [-- --train 100 --datasets cats,flowers --hidden 0 --backend wasm --fraction 0.2 --val N --method auto --patch 2]
+ * (`--method occlusion` measures occlusion sensitivity's maps, `--patch` its square's side in grid cells.)
  * (`--val N` takes N validation images per class instead of 100 / 40, for a quick try.)
  * (`--hidden 64` trains a head with a hidden layer instead, so Grad-CAM runs.)
  */
@@ -25,7 +26,7 @@ import { parseArgs } from 'node:util';
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import '@tensorflow/tfjs-backend-wasm';
-import { attachHead, decodeImage, env, explain, fit, freeze, loadBackbone, predict, upsampleHeatmap, type TransferModel } from '../src/node/index';
+import { attachHead, decodeImage, env, explain, fit, freeze, loadBackbone, predict, upsampleHeatmap, type ExplainMethod, type TransferModel } from '../src/node/index';
 import { headPlan } from '../src/evaluate/explain';
 import { Random } from '../src/util/random';
 
@@ -37,6 +38,8 @@ const { values } = parseArgs({
     backend: { type: 'string', default: 'wasm' },
     fraction: { type: 'string', default: '0.2' },
     val: { type: 'string' },
+    method: { type: 'string', default: 'auto' },
+    patch: { type: 'string' },
   },
 });
 await tf.setBackend(values.backend!);
@@ -199,7 +202,7 @@ async function run(spec: Spec): Promise<void> {
 
   const images = await load(validation.paths);
   const t1 = performance.now();
-  const explained = await explain(model, images);
+  const explained = await explain(model, images, { method: values.method as ExplainMethod, occlusionPatch: values.patch === undefined ? undefined : Number(values.patch) });
   const explainS = (performance.now() - t1) / 1000;
   const contrast = hidden ? explained.map((e) => e.heatmap) : await contrastMaps(model, images, explained.map((e) => e.index));
   const accuracy = mean(explained.map((e, i) => (e.index === validation.labels[i] ? 1 : 0)));

@@ -59,6 +59,11 @@ export interface MemoryBenchResult {
   rssOverTime: { seconds: number; rssMB: number; stage: string }[];
   numTensors: { before: number; peakDuring: number; after: number };
   throughput: { firstTenthImagesPerSecond: number; lastTenthImagesPerSecond: number; ratio: number };
+  /**
+   * Every tenth of the steps in order: images/s, and the median time inside a step (onBatchBegin to onBatchEnd)
+   * and between steps (the previous step's end to this one's begin), in ms: a steady decline, or noise?
+   */
+  tenths: { imagesPerSecond: number; stepMs: number; gapMs: number }[];
   float32Estimate: { cacheMB: number; peakRssMB: number };
   log: string[];
   loadavg: { start: number[]; end: number[] };
@@ -122,6 +127,28 @@ function throughputOf(steps: { begin: number; end: number; size: number }[], fro
   const part = steps.slice(from, to);
   const images = part.reduce((a, s) => a + s.size, 0);
   return images / ((part.at(-1)!.end - part[0]!.begin) / 1000);
+}
+
+const median = (xs: number[]): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length ? (s[(s.length - 1) >> 1]! + s[s.length >> 1]!) / 2 : 0;
+};
+
+/** Each tenth of the steps: its throughput, median step time and median gap before a step. */
+function tenthsOf(steps: { begin: number; end: number; size: number }[]): MemoryBenchResult['tenths'] {
+  const k = Math.max(1, Math.floor(steps.length / 10));
+  const out: MemoryBenchResult['tenths'] = [];
+  for (let t = 0; t < 10 && t * k < steps.length; t++) {
+    const from = t * k;
+    const to = t === 9 ? steps.length : Math.min(steps.length, from + k);
+    const part = steps.slice(from, to);
+    out.push({
+      imagesPerSecond: +throughputOf(steps, from, to).toFixed(2),
+      stepMs: Math.round(median(part.map((s) => s.end - s.begin))),
+      gapMs: Math.round(median(part.flatMap((s, i) => (from + i > 0 ? [s.begin - steps[from + i - 1]!.end] : [])))),
+    });
+  }
+  return out;
 }
 
 /** Runs the benchmark (see the module comment). */
@@ -221,6 +248,7 @@ export async function runMemoryBench(opts: MemoryBenchArgs = {}): Promise<Memory
       rssOverTime: samples.filter((_, i) => i % every === 0 || i === samples.length - 1).map((s) => ({ seconds: Math.round(s.t / 1000), rssMB: Math.round(s.rss / MB), stage: stageAt(s.t) })),
       numTensors: { before: tensorsBefore, peakDuring: tensorsPeak, after: tensorsAfter },
       throughput: { firstTenthImagesPerSecond: +first.toFixed(2), lastTenthImagesPerSecond: +last.toFixed(2), ratio: +(last / first).toFixed(3) },
+      tenths: tenthsOf(steps),
       float32Estimate: { cacheMB: Math.round(f32Bytes / MB), peakRssMB: Math.round((peak + (storage === 'float32' ? 0 : f32Bytes)) / MB) },
       log,
       loadavg: { start: loadStart, end: os.loadavg() },

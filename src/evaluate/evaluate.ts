@@ -11,7 +11,8 @@ import type { KeptActivations } from '../train/kept-activations';
 import { toLabelledSource, type LabelledSource } from '../train/source';
 import type { LabelledData } from '../types';
 import { withDefaults } from '../util/args';
-import { explainBatch, headPlan, resolveMethod, type ExplainMethod } from './explain';
+import { EXPLAIN_DEFAULTS, explainBatch, headPlan, resolveMethod, type ExplainMethod } from './explain';
+import type { Heatmap } from './heatmap';
 import { metricsFromProbabilities, type Evaluation, type TopLoss } from './metrics';
 import { checkTta, type TestTimeAugmentation } from './predict';
 import { unknownEvaluation, type UnknownImages } from './unknown';
@@ -38,6 +39,8 @@ export const EVALUATE_DEFAULTS = Object.freeze({
 export interface EvaluateExplainArgs {
   /** How the heatmaps are computed (see {@link ExplainArgs.method}). @defaultValue `'auto'` */
   method?: ExplainMethod;
+  /** Method `occlusion`: the square's side in grid cells (see {@link ExplainArgs.occlusionPatch}). @defaultValue {@link EXPLAIN_DEFAULTS}.occlusionPatch (2) */
+  occlusionPatch?: number;
 }
 
 /** Options of {@link evaluate}. An option given as `undefined` or `null` takes its default. @category Step 5: Evaluate */
@@ -130,6 +133,8 @@ export async function evaluate(model: TransferModel, data: LabelledData, args: E
   // Checked before the data pass, so an unexplainable model fails at once.
   const explainPlan = options.explain ? headPlan(model, 'evaluate') : undefined;
   const explainMethod = explainPlan ? resolveMethod(explainPlan, (typeof options.explain === 'object' && options.explain.method) || 'auto', 'evaluate') : undefined;
+  const occlusionPatch = (typeof options.explain === 'object' ? options.explain.occlusionPatch : undefined) ?? EXPLAIN_DEFAULTS.occlusionPatch;
+  check(Number.isInteger(occlusionPatch) && occlusionPatch > 0, `evaluate: explain.occlusionPatch must be a positive integer (grid cells), got ${JSON.stringify(occlusionPatch)}.`);
   const source = toLabelledSource(data, model.classes, [model.inputShape[0], model.inputShape[1]], 'evaluate');
   const k = model.numClasses;
   // The frozen prefix runs as in fit (folded, on worker threads when available); with the activations fit kept
@@ -165,7 +170,7 @@ export async function evaluate(model: TransferModel, data: LabelledData, args: E
     : [];
   const result = metricsFromProbabilities(probs, acts.labels, model.classes, sources, options.maxMisclassified, options);
   if (explainPlan && explainMethod && result.topLosses.length) {
-    await explainTopLosses(model, source, result.topLosses, explainPlan, explainMethod, batchSize, options.signal);
+    await explainTopLosses(model, source, result.topLosses, explainPlan, { method: explainMethod, occlusionPatch }, batchSize, options.signal);
   }
   const unknown = await unknownEvaluation(model, acts, argmaxRows(probs, k), options.unknown, { batchSize, signal: options.signal });
   const evaluation = unknown ? { ...result, unknown } : result;
@@ -203,7 +208,7 @@ async function explainTopLosses(
   source: LabelledSource,
   losses: TopLoss[],
   plan: ReturnType<typeof headPlan>,
-  method: 'cam' | 'gradcam',
+  how: { method: Heatmap['method']; occlusionPatch: number },
   batchSize: number,
   signal: AbortSignal | undefined,
 ): Promise<void> {
@@ -227,7 +232,7 @@ async function explainTopLosses(
     try {
       const both = present.map((j) => [model.classes.indexOf(losses[j]!.predicted), model.classes.indexOf(losses[j]!.actual)]);
       const explained = await explainBatch(model, plan, images, present.map(() => size), {
-        method,
+        ...how,
         batchSize,
         extraClasses: (i) => both[i]!,
         signal,

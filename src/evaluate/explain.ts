@@ -15,7 +15,7 @@ import { upsampleHeatmap, type Heatmap } from './heatmap';
 import { predictionOf, toModelBatch, type PredictInput, type Prediction } from './predict';
 
 /** How {@link explain} computes a heatmap. @category Step 5: Evaluate */
-export type ExplainMethod = 'auto' | 'cam' | 'gradcam';
+export type ExplainMethod = 'auto' | 'cam' | 'gradcam' | 'occlusion';
 
 /** Defaults of {@link explain}. @category Step 5: Evaluate */
 export const EXPLAIN_DEFAULTS = Object.freeze({
@@ -23,6 +23,8 @@ export const EXPLAIN_DEFAULTS = Object.freeze({
   method: 'auto' as ExplainMethod,
   /** Images per forward (and backward) pass. */
   batchSize: 16,
+  /** `occlusion`: the side, in grid cells, of the square hidden at each position. */
+  occlusionPatch: 2,
 });
 
 /** Options of {@link explain}. An option given as `undefined` or `null` takes its default. @category Step 5: Evaluate */
@@ -32,6 +34,11 @@ export interface ExplainArgs {
    * head of average pooling or flatten, then one Dense layer: the map's mean, plus the bias, is the class logit);
    * refused for other heads. `gradcam`: Grad-CAM (Selvaraju et al., 2017): the gradient of the class logit with
    * respect to the feature map, averaged over positions, weights the map's channels; ReLU of their sum. Any head.
+   * `occlusion`: occlusion sensitivity (Zeiler and Fergus, 2014): each cell of the feature map's grid (32 x 32 px at
+   * 7 x 7), with its neighbours out to {@link ExplainArgs.occlusionPatch}, is hidden under a blurred copy of the
+   * image, and the map is how far the class's probability falls; one backbone pass per grid position and image
+   * (49 at 224 px), so about 50x the cost of the others, for maps that track the evidence more closely (measured
+   * in `docs/accuracy.md`). Any head.
    * `auto`: `cam` where it is exact, `gradcam` otherwise.
    * @defaultValue {@link EXPLAIN_DEFAULTS}.method (`'auto'`)
    */
@@ -43,6 +50,13 @@ export interface ExplainArgs {
   classes?: readonly (string | number)[];
   /** Images per forward (and backward) pass. @defaultValue {@link EXPLAIN_DEFAULTS}.batchSize (16) */
   batchSize?: number;
+  /**
+   * Method `occlusion` only: the side, in cells of the feature map's grid, of the square hidden at each position
+   * (it slides one cell at a time; a cell's value is the mean fall over the squares that cover it). 1 hides one
+   * cell at a time.
+   * @defaultValue {@link EXPLAIN_DEFAULTS}.occlusionPatch (2)
+   */
+  occlusionPatch?: number;
   /** Stops before the next image is decoded or the next batch runs; `explain` then rejects with an `AbortError`. @defaultValue none */
   signal?: AbortSignal;
 }
@@ -93,8 +107,8 @@ export function headPlan(model: TransferModel, where: string): HeadPlan {
 }
 
 /** The method that runs for `asked` on this head. @internal */
-export function resolveMethod(plan: HeadPlan, asked: ExplainMethod, where: string): 'cam' | 'gradcam' {
-  if (asked === 'gradcam') return 'gradcam';
+export function resolveMethod(plan: HeadPlan, asked: ExplainMethod, where: string): Heatmap['method'] {
+  if (asked === 'gradcam' || asked === 'occlusion') return asked;
   if (asked === 'cam' && !plan.linear) {
     throw new TransferError(
       'INVALID_ARGUMENT',
@@ -143,15 +157,25 @@ export function rawMaps(plan: HeadPlan, features: tf.Tensor4D, classes: readonly
   });
 }
 
-/** Scales one map to 0..1: CAM by min-max (as Zhou et al.), Grad-CAM (already ReLU'd) by its maximum. */
-function normalise(values: Float32Array, method: 'cam' | 'gradcam'): Float32Array {
+/** {@link rawMaps}, read back. */
+async function mapValues(plan: HeadPlan, features: tf.Tensor4D, classes: readonly number[], method: 'cam' | 'gradcam'): Promise<Float32Array> {
+  const m = rawMaps(plan, features, classes, method);
+  try {
+    return (await m.data()) as Float32Array;
+  } finally {
+    m.dispose();
+  }
+}
+
+/** Scales one map to 0..1: CAM and occlusion by min-max (as Zhou et al.), Grad-CAM (already ReLU'd) by its maximum. */
+function normalise(values: Float32Array, method: Heatmap['method']): Float32Array {
   let min = Infinity;
   let max = -Infinity;
   for (const v of values) {
     if (v < min) min = v;
     if (v > max) max = v;
   }
-  const low = method === 'cam' ? min : 0;
+  const low = method === 'gradcam' ? 0 : min;
   const range = max - low;
   const out = new Float32Array(values.length);
   if (!(range > 0) || !Number.isFinite(range)) return out;
@@ -175,7 +199,7 @@ function regionSeen(model: TransferModel, imageSize: ImageSize): Heatmap['region
   return { top: (crop.top - box.top * sy) / H, left: (crop.left - box.left * sx) / W, height: (h * sy) / H, width: (w * sx) / W };
 }
 
-function heatmapRecord(model: TransferModel, values: Float32Array, plan: HeadPlan, index: number, probability: number, method: 'cam' | 'gradcam', imageSize: ImageSize): Heatmap {
+function heatmapRecord(model: TransferModel, values: Float32Array, plan: HeadPlan, index: number, probability: number, method: Heatmap['method'], imageSize: ImageSize): Heatmap {
   const [height, width] = plan.shape;
   const record = {
     label: model.classes[index]!,
@@ -194,10 +218,97 @@ function heatmapRecord(model: TransferModel, values: Float32Array, plan: HeadPla
   return record;
 }
 
+/** The head's class probabilities `[n, k]` for features (one sigmoid unit widened to two columns). */
+function classProbabilities(model: TransferModel, features: tf.Tensor): tf.Tensor2D {
+  return tf.tidy(() => {
+    const y = model.head.predict(features) as tf.Tensor2D;
+    return model.numClasses === 2 && y.shape[1] === 1 ? (tf.concat([tf.sub(1, y), y], 1) as tf.Tensor2D) : y;
+  });
+}
+
+/**
+ * The squares occlusion hides: for each position (top-left cell `py, px`, sliding one cell), a mask `[H, W]` of
+ * the input's pixels under it (1 hidden), and the grid cells it covers.
+ */
+function occlusionSquares(grid: [number, number], input: [number, number], patch: number): { masks: Float32Array; cells: number[][] } {
+  const [h, w] = grid;
+  const [H, W] = input;
+  const p = Math.min(patch, h, w);
+  const cells: number[][] = [];
+  const masks = new Float32Array((h - p + 1) * (w - p + 1) * H * W);
+  let k = 0;
+  for (let py = 0; py + p <= h; py++) {
+    for (let px = 0; px + p <= w; px++, k++) {
+      const covered: number[] = [];
+      for (let y = py; y < py + p; y++) for (let x = px; x < px + p; x++) covered.push(y * w + x);
+      cells.push(covered);
+      const [y0, y1] = [Math.floor((py * H) / h), Math.floor(((py + p) * H) / h)];
+      const [x0, x1] = [Math.floor((px * W) / w), Math.floor(((px + p) * W) / w)];
+      for (let y = y0; y < y1; y++) masks.fill(1, k * H * W + y * W + x0, k * H * W + y * W + x1);
+    }
+  }
+  return { masks, cells };
+}
+
+/**
+ * Occlusion sensitivity for a batch of images at the model's input size: per image, grid cell and class, the mean
+ * fall of the class's probability (`probs`, the unoccluded `[n * k]`) over the squares that cover the cell, each
+ * square hidden under a box-blurred copy of the image (a window of one cell). `[n][cell * k + class]`.
+ */
+async function occlusionFalls(model: TransferModel, plan: HeadPlan, images: tf.Tensor4D, probs: Float32Array | Int32Array | Uint8Array, args: ExplainBatchArgs): Promise<Float32Array[]> {
+  const [h, w] = plan.shape;
+  const [, H, W] = images.shape;
+  const k = model.numClasses;
+  const { masks, cells } = occlusionSquares([h, w], [H, W], args.occlusionPatch);
+  const positions = cells.length;
+  const window = 2 * Math.floor(Math.round(H / h) / 2) + 1;
+  const hide = tf.tensor4d(masks, [positions, H, W, 1]);
+  const keep = tf.sub(1, hide);
+  const out: Float32Array[] = [];
+  try {
+    for (let i = 0; i < images.shape[0]; i++) {
+      throwIfAborted(args.signal, args.where);
+      const occluded = tf.tidy(() => {
+        const image = tf.slice(images, i, 1);
+        return tf.add(tf.mul(image, keep), tf.mul(tf.avgPool(image, window, 1, 'same'), hide)) as tf.Tensor4D;
+      });
+      const seen: tf.Tensor2D[] = [];
+      try {
+        for (let s = 0; s < positions; s += args.batchSize) {
+          const n = Math.min(args.batchSize, positions - s);
+          seen.push(tf.tidy(() => classProbabilities(model, model.backbone.extract(takeRows(occluded, s, n), { batchSize: n }))));
+        }
+        const all = tf.concat(seen);
+        const p = await all.data();
+        all.dispose();
+        const falls = new Float32Array(h * w * k);
+        const covers = new Float32Array(h * w);
+        cells.forEach((covered, q) => {
+          for (const cell of covered) {
+            covers[cell]! += 1;
+            for (let c = 0; c < k; c++) falls[cell * k + c]! += probs[i * k + c]! - p[q * k + c]!;
+          }
+        });
+        for (let cell = 0; cell < h * w; cell++) for (let c = 0; c < k; c++) falls[cell * k + c]! /= covers[cell]!;
+        out.push(falls);
+      } finally {
+        occluded.dispose();
+        tf.dispose(seen);
+      }
+    }
+  } finally {
+    hide.dispose();
+    keep.dispose();
+  }
+  return out;
+}
+
 /** What {@link explainBatch} needs besides the images. @internal */
 export interface ExplainBatchArgs {
-  method: 'cam' | 'gradcam';
+  method: Heatmap['method'];
   batchSize: number;
+  /** Method `occlusion`: the square's side in grid cells. */
+  occlusionPatch: number;
   /** Classes to explain for image `i` after the predicted one (duplicates of it are dropped). */
   extraClasses: (i: number, predicted: number) => readonly number[];
   signal?: AbortSignal;
@@ -217,12 +328,10 @@ export async function explainBatch(model: TransferModel, plan: HeadPlan, images:
     const size = Math.min(args.batchSize, n - s);
     const features = tf.tidy(() => model.backbone.extract(size === n ? images : takeRows(images, s, size), { batchSize: size }) as tf.Tensor4D);
     try {
-      const p = tf.tidy(() => {
-        const y = model.head.predict(features) as tf.Tensor2D;
-        return k === 2 && y.shape[1] === 1 ? tf.concat([tf.sub(1, y), y], 1) : y;
-      });
+      const p = classProbabilities(model, features);
       const probs = await p.data();
       p.dispose();
+      const falls = args.method === 'occlusion' ? await occlusionFalls(model, plan, size === n ? images : (takeRows(images, s, size) as tf.Tensor4D), probs, args) : undefined;
       const predictions = Array.from({ length: size }, (_, i) => predictionOf(probs, i, model.classes));
       const slots = predictions.map((pred, i) => [pred.index, ...new Set(args.extraClasses(s + i, pred.index).filter((c) => c !== pred.index))]);
       const maps: Heatmap[][] = predictions.map(() => []);
@@ -230,14 +339,13 @@ export async function explainBatch(model: TransferModel, plan: HeadPlan, images:
       for (let slot = 0; slot < most; slot++) {
         // Images with fewer classes repeat their predicted one in this pass; the result is not kept.
         const classes = slots.map((x) => x[slot] ?? x[0]!);
-        const m = rawMaps(plan, features, classes, args.method);
-        const values = await m.data();
-        m.dispose();
         const cells = plan.shape[0] * plan.shape[1];
+        const values = falls ? undefined : await mapValues(plan, features, classes, args.method as 'cam' | 'gradcam');
         slots.forEach((x, i) => {
           if (slot >= x.length) return;
           const c = x[slot]!;
-          maps[i]!.push(heatmapRecord(model, Float32Array.from(values.subarray(i * cells, (i + 1) * cells)), plan, c, probs[i * k + c]!, args.method, sizes[s + i]!));
+          const map = falls ? Float32Array.from({ length: cells }, (_, cell) => falls[i]![cell * k + c]!) : Float32Array.from(values!.subarray(i * cells, (i + 1) * cells));
+          maps[i]!.push(heatmapRecord(model, map, plan, c, probs[i * k + c]!, args.method, sizes[s + i]!));
         });
       }
       predictions.forEach((pred, i) => out.push({ ...pred, heatmap: maps[i]![0]!, heatmaps: maps[i]! }));
@@ -283,7 +391,8 @@ export async function explain(model: TransferModel, images: PredictInput, args: 
   check(images != null, 'explain: images are required: a tf.Tensor of raw RGB pixels, an image element, a Blob, a URL, or a list of them.');
   check(args == null || typeof args === 'object', "explain: options must be an object such as { method: 'auto' }.");
   const options = withDefaults(args, EXPLAIN_DEFAULTS);
-  check(['auto', 'cam', 'gradcam'].includes(options.method), `explain: method must be 'auto', 'cam' or 'gradcam', got ${JSON.stringify(options.method)}.`);
+  check(['auto', 'cam', 'gradcam', 'occlusion'].includes(options.method), `explain: method must be 'auto', 'cam', 'gradcam' or 'occlusion', got ${JSON.stringify(options.method)}.`);
+  check(Number.isInteger(options.occlusionPatch) && options.occlusionPatch > 0, `explain: occlusionPatch must be a positive integer (grid cells), got ${JSON.stringify(options.occlusionPatch)}.`);
   check(Number.isInteger(options.batchSize) && options.batchSize > 0, `explain: batchSize must be a positive integer, got ${JSON.stringify(options.batchSize)}.`);
   check(options.signal === undefined || typeof options.signal?.aborted === 'boolean', 'explain: signal must be an AbortSignal.');
   throwIfAborted(options.signal, 'explain');
@@ -293,7 +402,7 @@ export async function explain(model: TransferModel, images: PredictInput, args: 
   const extra = classIndices(model, options.classes);
   const { batch, sizes } = await toModelBatch(model, images, options.signal, 'explain');
   try {
-    return await explainBatch(model, plan, batch, sizes, { method, batchSize: options.batchSize, extraClasses: () => extra, signal: options.signal, where: 'explain' });
+    return await explainBatch(model, plan, batch, sizes, { method, batchSize: options.batchSize, occlusionPatch: options.occlusionPatch, extraClasses: () => extra, signal: options.signal, where: 'explain' });
   } finally {
     batch.dispose();
   }

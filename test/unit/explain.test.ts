@@ -142,6 +142,54 @@ describe('explain', () => {
     expect(tf.memory().numTensors).toBe(baseline);
   });
 
+  it('occlusion: each cell is the fall of the class probability when squares covering it are blurred out, by hand', async () => {
+    const [h, w] = three.backbone.featureShape as [number, number];
+    const image = tf.slice(images, 1, 1) as tf.Tensor4D;
+    const blurred = tf.avgPool(image, 3, 1, 'same'); // a window of one cell (32 px / 16 cells = 2 -> 3, odd)
+    const [pixels, blur] = [await image.data(), await blurred.data()];
+    blurred.dispose();
+    const [base] = await predict(three, image);
+    for (const patch of [1, 2]) {
+      const [e] = await explain(three, image, { method: 'occlusion', occlusionPatch: patch, classes: ['x', 'y', 'z'] });
+      expect(e!.heatmap.method).toBe('occlusion');
+      // By hand: every square's occluded copy through predict, then each cell's mean fall over the squares covering it.
+      const sums = new Float32Array(h * w * 3);
+      const counts = new Float32Array(h * w);
+      const copies: Float32Array[] = [];
+      const covered: number[][] = [];
+      for (let py = 0; py + patch <= h; py++) {
+        for (let px = 0; px + patch <= w; px++) {
+          const copy = Float32Array.from(pixels);
+          for (let y = py * 2; y < (py + patch) * 2; y++) for (let x = px * 2; x < (px + patch) * 2; x++) for (let c = 0; c < 3; c++) copy[(y * 32 + x) * 3 + c] = blur[(y * 32 + x) * 3 + c]!;
+          copies.push(copy);
+          const cells: number[] = [];
+          for (let y = py; y < py + patch; y++) for (let x = px; x < px + patch; x++) cells.push(y * w + x);
+          covered.push(cells);
+        }
+      }
+      const batch = tf.tensor4d(Float32Array.from(copies.flatMap((c) => Array.from(c))), [copies.length, 32, 32, 3]);
+      const preds = await predict(three, batch);
+      batch.dispose();
+      preds.forEach((p, q) => {
+        for (const cell of covered[q]!) {
+          counts[cell]! += 1;
+          ['x', 'y', 'z'].forEach((name, c) => (sums[cell * 3 + c]! += base!.probabilities[name]! - p.probabilities[name]!));
+        }
+      });
+      for (const map of e!.heatmaps) {
+        const raw = Array.from({ length: h * w }, (_, cell) => sums[cell * 3 + map.index]! / counts[cell]!);
+        const [lo, hi] = [Math.min(...raw), Math.max(...raw)];
+        raw.forEach((v, cell) => expect(map.data[cell]!).toBeCloseTo((v - lo) / (hi - lo), 3));
+      }
+    }
+    image.dispose();
+    await expect(explain(three, images, { method: 'occlusion', occlusionPatch: 0 })).rejects.toThrow(/occlusionPatch must be a positive integer/);
+    // undefined means the default; the result is the same as leaving it out.
+    const [a, b] = await Promise.all([explain(three, images, { method: 'occlusion', occlusionPatch: undefined }), explain(three, images, { method: 'occlusion' })]);
+    expect(a.map((x) => Array.from(x.heatmap.data))).toEqual(b.map((x) => Array.from(x.heatmap.data)));
+    expect(tf.memory().numTensors).toBe(baseline);
+  });
+
   it('upsampleHeatmap matches tf.image.resizeBilinear with half-pixel centres', async () => {
     const data = Float32Array.from([0, 0.25, 1, 0.5, 0.75, 0.1]);
     const mine = upsampleHeatmap({ data, height: 2, width: 3 }, [5, 7]);

@@ -5,7 +5,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { describe, expect, it } from 'vitest';
-import { attachHead, env, evaluate, fit, freeze, loadBackbone } from '../../src/index';
+import { attachHead, env, evaluate, explain, fit, freeze, loadBackbone } from '../../src/index';
 import { metricsFromProbabilities } from '../../src/evaluate/metrics';
 import { stripes, tinyBackbone } from '../helpers/tiny';
 
@@ -80,6 +80,14 @@ describe('evaluate: interpretation and heatmaps of the top losses', () => {
         expect(t.heatmaps!.predicted.data.length).toBe(16 * 16);
       }
       expect(explained.accuracy).toBe(plain.accuracy);
+      const occluded = await evaluate(model, { xs, ys: flipped }, { explain: { method: 'occlusion', occlusionPatch: 1 }, maxTopLosses: 1 });
+      const one = tf.slice(xs, occluded.topLosses[0]!.index, 1) as tf.Tensor4D;
+      const direct = await explain(model, one, { method: 'occlusion', occlusionPatch: 1, classes: [occluded.topLosses[0]!.actual] });
+      one.dispose();
+      expect(occluded.topLosses[0]!.heatmaps!.predicted.method).toBe('occlusion');
+      const mine = direct[0]!.heatmaps.find((m) => m.label === occluded.topLosses[0]!.actual)!.data;
+      occluded.topLosses[0]!.heatmaps!.actual.data.forEach((v, i) => expect(v).toBeCloseTo(mine[i]!, 5));
+      await expect(evaluate(model, { xs, ys }, { explain: { method: 'occlusion', occlusionPatch: 1.5 } })).rejects.toThrow(/explain.occlusionPatch must be a positive integer/);
       expect(tf.memory().numTensors).toBe(baseline);
       await expect(evaluate(model, { xs, ys }, { explain: { method: 'cam' }, maxTopLosses: -1 })).rejects.toThrow(/maxTopLosses must be a non-negative integer/);
       expect((await evaluate(model, { xs, ys: flipped }, { maxTopLosses: Infinity, maxMisclassified: Infinity })).topLosses.length).toBe(plain.misclassified.length);
