@@ -5,7 +5,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { describe, expect, it } from 'vitest';
 import { attachHead, freeze, loadBackbone } from '../../src/index';
-import { earlyStopping } from '../../src/train/callbacks/early-stopping';
+import { earlyStopping, restoreBestWeights } from '../../src/train/callbacks/early-stopping';
 import { numericalGuard } from '../../src/train/callbacks/numerical-guard';
 import { EARLY_STOPPING_DEFAULTS, FIT_DEFAULTS, resolveFitArgs } from '../../src/train/fit-args';
 import { snapshot, type FitState } from '../../src/train/fit-state';
@@ -57,7 +57,7 @@ describe('built-in callbacks', () => {
     expect(state.history.bestEpoch).toBe(1);
     expect(state.history.stoppedEarly).toBe(true);
     expect(state.history.epochs).toBe(4);
-    await cb.onTrainEnd!(state.history);
+    restoreBestWeights(state);
     expect(v.dataSync()[0]).toBe(1); // the weights of epoch 1
     tf.dispose([v, ...state.startWeights.values, ...(state.bestWeights?.values ?? [])]);
   });
