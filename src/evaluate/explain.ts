@@ -36,8 +36,8 @@ export interface ExplainArgs {
    * respect to the feature map, averaged over positions, weights the map's channels; ReLU of their sum. Any head.
    * `occlusion`: occlusion sensitivity (Zeiler and Fergus, 2014): each cell of the feature map's grid (32 x 32 px at
    * 7 x 7), with its neighbours out to {@link ExplainArgs.occlusionPatch}, is hidden under a blurred copy of the
-   * image, and the map is how far the class's probability falls; one backbone pass per grid position and image
-   * (49 at 224 px), so about 50x the cost of the others, for maps that track the evidence more closely (measured
+   * image, and the map is how far the class's probability falls; one backbone pass per position of the square and
+   * image (36 at 224 px with the default patch), so about 40x the cost of the others, for maps that track the evidence more closely (measured
    * in `docs/accuracy.md`). Any head.
    * `auto`: `cam` where it is exact, `gradcam` otherwise.
    * @defaultValue {@link EXPLAIN_DEFAULTS}.method (`'auto'`)
@@ -331,7 +331,15 @@ export async function explainBatch(model: TransferModel, plan: HeadPlan, images:
       const p = classProbabilities(model, features);
       const probs = await p.data();
       p.dispose();
-      const falls = args.method === 'occlusion' ? await occlusionFalls(model, plan, size === n ? images : (takeRows(images, s, size) as tf.Tensor4D), probs, args) : undefined;
+      let falls: Float32Array[] | undefined;
+      if (args.method === 'occlusion') {
+        const part = size === n ? images : (takeRows(images, s, size) as tf.Tensor4D);
+        try {
+          falls = await occlusionFalls(model, plan, part, probs, args);
+        } finally {
+          if (part !== images) part.dispose();
+        }
+      }
       const predictions = Array.from({ length: size }, (_, i) => predictionOf(probs, i, model.classes));
       const slots = predictions.map((pred, i) => [pred.index, ...new Set(args.extraClasses(s + i, pred.index).filter((c) => c !== pred.index))]);
       const maps: Heatmap[][] = predictions.map(() => []);
