@@ -12,7 +12,10 @@
  *
  * Data: cats vs dogs (../shared/data/cats_and_dogs_filtered_200px), 100 validation images per class, a default head
  * (average pooling, dropout 0.2, one sigmoid unit: CAM) trained on `--train` images per class of the train folder;
- * then flowers (../shared/data/flower_photos), 40 validation images per class of 5. MobileNetV2 1.0 at 224, wasm.
+ * then flowers (../shared/data/flower_photos), 40 validation images per class of 5 (its head on at most 60 per class
+ * unless `--train all`). MobileNetV2 1.0 at 224, wasm.
+ * `--train all` trains each head on its whole train folder (2000 / 2934 images, read through `imageFolder`, features
+ * on the worker pool): the model a user gets, rather than a quick one.
  *
  * Usage: npm run bench:explain [-- --train 100 --datasets cats,flowers --hidden 0 --backend wasm --fraction 0.2 --val N --method auto --patch 2]
  * (`--method occlusion` measures occlusion sensitivity's maps, `--patch` its square's side in grid cells.)
@@ -26,7 +29,7 @@ import { parseArgs } from 'node:util';
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import '@tensorflow/tfjs-backend-wasm';
-import { attachHead, decodeImage, env, explain, fit, freeze, loadBackbone, predict, upsampleHeatmap, type ExplainMethod, type TransferModel } from '../src/node/index';
+import { attachHead, createExtractPool, decodeImage, env, explain, fit, freeze, imageFolder, loadBackbone, predict, upsampleHeatmap, type ExplainMethod, type TransferModel } from '../src/node/index';
 import { headPlan } from '../src/evaluate/explain';
 import { Random } from '../src/util/random';
 
@@ -50,6 +53,13 @@ const MODEL = join(ROOT, 'models', 'mobilenet_v2_1.0_224');
 const SIZE = 224;
 const FRACTION = Number(values.fraction);
 const hidden = Number(values.hidden);
+/** `--train all`: each head on its whole train folder. */
+const TRAIN_ALL = values.train === 'all';
+if (TRAIN_ALL) {
+  const pool = createExtractPool();
+  env.parallelExtractor = pool;
+  process.on('beforeExit', () => void pool.dispose());
+}
 
 interface Spec {
   name: string;
@@ -58,8 +68,8 @@ interface Spec {
   validationPerClass: number;
 }
 const SPECS: Record<string, Spec> = {
-  cats: { name: 'cats vs dogs', dir: join(ROOT, 'data', 'cats_and_dogs_filtered_200px'), trainPerClass: Number(values.train), validationPerClass: Number(values.val ?? 100) },
-  flowers: { name: 'flowers', dir: join(ROOT, 'data', 'flower_photos'), trainPerClass: Math.min(Number(values.train), 60), validationPerClass: Number(values.val ?? 40) },
+  cats: { name: 'cats vs dogs', dir: join(ROOT, 'data', 'cats_and_dogs_filtered_200px'), trainPerClass: TRAIN_ALL ? Infinity : Number(values.train), validationPerClass: Number(values.val ?? 100) },
+  flowers: { name: 'flowers', dir: join(ROOT, 'data', 'flower_photos'), trainPerClass: TRAIN_ALL ? Infinity : Math.min(Number(values.train), 60), validationPerClass: Number(values.val ?? 40) },
 };
 
 /** `perClass` files of each class of `dir/split`, a seeded sample (sorted first, so every run picks the same). */
@@ -195,9 +205,15 @@ async function run(spec: Spec): Promise<void> {
   const validation = await files(spec.dir, 'validation', spec.validationPerClass, 2);
   const backbone = freeze(await loadBackbone(MODEL));
   const model: TransferModel = attachHead(backbone, { classes: train.classes, seed: 1, hiddenUnits: hidden ? [hidden] : [] });
-  const xs = await load(train.paths);
-  await fit(model, { xs, ys: train.labels }, { epochs: 10, batchSize: 32, learningRate: 1e-3, seed: 1, verbose: false });
-  xs.dispose();
+  const trainArgs = { epochs: 10, batchSize: 32, learningRate: 1e-3, seed: 1, verbose: false };
+  if (TRAIN_ALL) {
+    const folder = await imageFolder(join(spec.dir, 'train'), { size: [SIZE, SIZE], fit: 'squash', validationSplit: 0, classes: train.classes, progressBar: false, verbose: false });
+    await fit(model, folder.train, trainArgs);
+  } else {
+    const xs = await load(train.paths);
+    await fit(model, { xs, ys: train.labels }, trainArgs);
+    xs.dispose();
+  }
   const trainS = (performance.now() - t0) / 1000;
 
   const images = await load(validation.paths);

@@ -66,6 +66,8 @@ Options:
                           (fine-tuning rate ${FINE_TUNE.learningRate}; a tenth of --learning-rate when that is given)
   --tutorial              the tutorial's exact settings: Adam 1e-4 x 10 epochs, then fine-tuning from
                           ${TUTORIAL_FINE_TUNE.from} for ${TUTORIAL_FINE_TUNE.epochs} epochs at 1e-5 (slow: see docs/accuracy.md)
+  --size <px>             input size (default ${TRANSFER_LEARN_DEFAULTS.mobileNetV2InputSize}, transferLearn's for MobileNetV2; 224 is the model's own,
+                          faster and less accurate: see docs/accuracy.md)
   --seed <n>              seed (default 42)
   --out <dir>             where to save the model (default: a new temporary folder)
   -h, --help`;
@@ -82,6 +84,7 @@ const { values: flags } = parseArgs({
     'fine-tune-from': { type: 'string' },
     'fine-tune-epochs': { type: 'string' },
     tutorial: { type: 'boolean' },
+    size: { type: 'string' },
     seed: { type: 'string', default: '42' },
     out: { type: 'string' },
     help: { type: 'boolean', short: 'h' },
@@ -105,6 +108,13 @@ env.logger = say;
 const progress = progressReporter(process.stderr);
 
 const seed = Number(flags.seed);
+/** The input size and the resize rule: `transferLearn`'s defaults (MobileNetV2 at 256, photos centre-cropped). */
+const size = flags.size !== undefined ? Number(flags.size) : TRANSFER_LEARN_DEFAULTS.mobileNetV2InputSize;
+if (!Number.isInteger(size) || size < 32 || size > 1024) {
+  console.error(`cats-vs-dogs: --size must be a whole number of pixels from 32 to 1024, got ${flags.size}`);
+  process.exit(1);
+}
+const resize = { size: [size, size] as [number, number], fit: TRANSFER_LEARN_DEFAULTS.fit };
 const head = flags.tutorial
   ? { learningRate: 1e-4, epochs: 10, earlyStopping: false as const }
   : { learningRate: TRANSFER_LEARN_DEFAULTS.learningRate, epochs: TRANSFER_LEARN_DEFAULTS.epochs, earlyStopping: { ...TRANSFER_LEARN_DEFAULTS.earlyStopping } };
@@ -135,16 +145,16 @@ say(`fullres: ${where.fullres ?? '-'}  (from ${where.origin.fullres})`);
 
 // Steps 1 and 2: the pipeline (an image folder, read lazily and decoded in batches) and a look at it.
 section('1-2. Examine the data');
-const data = await imageFolder(where.data, { size: [224, 224], onProgress: progress, progressBar: false });
+const data = await imageFolder(where.data, { ...resize, onProgress: progress, progressBar: false });
 examine(data);
 const validation = data.validation;
 if (!validation) throw new Error(`${where.data} has no validation folder`);
 
 // Step 3: the backbone, frozen, with the tutorial's head.
 section('3. Compose: MobileNetV2 (frozen) + average pooling + dropout 0.2 + one sigmoid unit');
-const backbone = freeze(await loadBackbone(where.model));
+const backbone = freeze(await loadBackbone(where.model, { inputSize: size }));
 const model = attachHead(backbone, { classes: data.classes, dropout: 0.2, seed });
-say(`backbone ${backbone.name}: ${backbone.layers.length} layers, features [${backbone.featureShape.join(', ')}]`);
+say(`backbone ${backbone.name} at ${size}x${size} (photos ${resize.fit}): ${backbone.layers.length} layers, features [${backbone.featureShape.join(', ')}]`);
 
 // Step 4a: feature extraction. The frozen backbone runs once per image; its pooled features are cached (here
 // also in an in-memory store, so the "before training" pass and the training pass share one extraction).
@@ -184,7 +194,7 @@ const valEval = await evaluate(model, validation);
 say(formatEvaluation(valEval, 'validation'));
 let fullEval: Awaited<ReturnType<typeof evaluate>> | undefined;
 if (where.fullres) {
-  const fullres = await imageFolder(where.fullres, { size: [224, 224], validationSplit: 0, classes: data.classes, progressBar: false });
+  const fullres = await imageFolder(where.fullres, { ...resize, validationSplit: 0, classes: data.classes, progressBar: false });
   fullEval = await evaluate(model, fullres.train);
   say(formatEvaluation(fullEval, `full-size photos (${relative(REPO, where.fullres)}, never seen in training)`));
 }

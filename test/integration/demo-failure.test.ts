@@ -20,4 +20,11 @@ describe.skipIf(process.env.TFJS_TRANSFER_TEST_BACKEND === 'cpu')('the main job 
     expect(r.stderr).toMatch(/cats-vs-dogs: .*nonexistent\/tfjs-transfer-data/);
     expect(r.stderr.length).toBeLessThan(2000);
   }, 150_000);
+
+  it('a bad --size: named, exit code 1, before any work', () => {
+    const r = spawnSync(process.execPath, ['--import', 'tsx', 'examples/cats-vs-dogs/main.ts', '--size', '25x'], { cwd: repo, encoding: 'utf8', timeout: 120_000 });
+    expect(r.status, r.stderr).toBe(1);
+    expect(r.stderr).toMatch(/cats-vs-dogs: --size must be a whole number of pixels from 32 to 1024, got 25x/);
+    expect(r.stderr.length).toBeLessThan(2000);
+  }, 150_000);
 });

@@ -14,6 +14,7 @@ import { fit } from '../../src/train/fit';
 import { createExtractPool, type ExtractPool } from '../../src/node/extract-pool';
 import type { FitArgs } from '../../src/train/fit-args';
 import { shardRows } from '../../src/node/pooled-training';
+import { MICRO_BATCH_ROWS } from '../../src/node/train-shard';
 import { stripes, tinyBackbone, weightValues } from '../helpers/tiny';
 
 const backend = process.env.TFJS_TRANSFER_TEST_BACKEND ?? tf.getBackend();
@@ -72,7 +73,8 @@ describe(`data-parallel training on worker threads (${backend})`, () => {
 
   const cases: [string, FitArgs][] = [
     ['dropout, l2, flip views, validation', { epochs: 2, batchSize: 8, learningRate: 0.01, seed: 9, validationSplit: 0.25, augment: { flip: true, rotation: 0, zoom: 0, translation: 0, brightness: 0, contrast: 0 } }],
-    ['class weights, sgd, shards longer than one pass of 8 rows', { epochs: 2, batchSize: 21, learningRate: 0.05, seed: 4, optimizer: 'sgd', classWeight: { l: 1, r: 3 } }],
+    // Batches of 2 x MICRO_BATCH_ROWS + 5 rows: each worker's shard runs as a full pass and a short one.
+    [`class weights, sgd, shards longer than one pass of ${MICRO_BATCH_ROWS} rows`, { epochs: 2, batchSize: 2 * MICRO_BATCH_ROWS + 5, learningRate: 0.05, seed: 4, optimizer: 'sgd', classWeight: { l: 1, r: 3 } }],
   ];
 
   it.each(cases)('%s: two workers match one thread, and repeat exactly', async (_name, options) => {
