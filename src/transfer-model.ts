@@ -274,6 +274,15 @@ export interface TransferModelInit {
 }
 
 /**
+ * The head's output as one probability column per class: a two-class head with one sigmoid unit gives `p`, widened
+ * to `[1 - p, p]`; any other head's softmax is returned as it is. Call inside a `tf.tidy`.
+ * @internal
+ */
+export function classProbabilityColumns(p: tf.Tensor2D, numClasses: number): tf.Tensor2D {
+  return numClasses === 2 && p.shape[1] === 1 ? (tf.concat([tf.sub(1, p), p], 1) as tf.Tensor2D) : p;
+}
+
+/**
  * A backbone plus a classification head: what {@link attachHead} returns and {@link fit}, {@link evaluate},
  * {@link predict} and {@link save} take.
  *
@@ -501,7 +510,7 @@ export class TransferModel {
       tf.tidy(() => {
         // Layers backbones run as their compiled (folded) program, then the head; others through the composed model.
         const p = (this.backbone.kind === 'layers' ? this.head.predict(this.backbone.extract(x, { batchSize })) : this.model.predict(x)) as tf.Tensor2D;
-        return (this.numClasses === 2 && p.shape[1] === 1 ? tf.concat([tf.sub(1, p), p], 1) : p) as tf.Tensor2D;
+        return classProbabilityColumns(p, this.numClasses);
       });
     if (n <= batchSize) return run(images);
     const parts: tf.Tensor2D[] = [];

@@ -4,14 +4,14 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { TransferError, check, throwIfAborted } from '../errors';
-import { TransferModel, type EvaluationRecord } from '../transfer-model';
+import { TransferModel, classProbabilityColumns, type EvaluationRecord } from '../transfer-model';
 import { gatherBatch, extractActivations, flipViews } from '../train/activations';
 import { freezeBoundaryOf } from '../train/boundary';
 import type { KeptActivations } from '../train/kept-activations';
 import { toLabelledSource, type LabelledSource } from '../train/source';
 import type { LabelledData } from '../types';
 import { withDefaults } from '../util/args';
-import { EXPLAIN_DEFAULTS, explainBatch, headPlan, resolveMethod, type ExplainMethod } from './explain';
+import { EXPLAIN_DEFAULTS, checkOcclusionPatch, explainBatch, headPlan, resolveMethod, type ExplainMethod } from './explain';
 import type { Heatmap } from './heatmap';
 import { metricsFromProbabilities, type Evaluation, type TopLoss } from './metrics';
 import { checkTta, type TestTimeAugmentation } from './predict';
@@ -134,7 +134,7 @@ export async function evaluate(model: TransferModel, data: LabelledData, args: E
   const explainPlan = options.explain ? headPlan(model, 'evaluate') : undefined;
   const explainMethod = explainPlan ? resolveMethod(explainPlan, (typeof options.explain === 'object' && options.explain.method) || 'auto', 'evaluate') : undefined;
   const occlusionPatch = (typeof options.explain === 'object' ? options.explain.occlusionPatch : undefined) ?? EXPLAIN_DEFAULTS.occlusionPatch;
-  check(Number.isInteger(occlusionPatch) && occlusionPatch > 0, `evaluate: explain.occlusionPatch must be a positive integer (grid cells), got ${JSON.stringify(occlusionPatch)}.`);
+  checkOcclusionPatch(occlusionPatch, 'evaluate: explain.occlusionPatch');
   const source = toLabelledSource(data, model.classes, [model.inputShape[0], model.inputShape[1]], 'evaluate');
   const k = model.numClasses;
   // The frozen prefix runs as in fit (folded, on worker threads when available); with the activations fit kept
@@ -153,7 +153,7 @@ export async function evaluate(model: TransferModel, data: LabelledData, args: E
       const ofView = (view: number) => {
         const inputs = gatherBatch(acts, idx, () => view);
         const out = split.top.apply(inputs.length === 1 ? inputs[0]! : inputs, { training: false }) as tf.Tensor2D;
-        return (k === 2 && out.shape[1] === 1 ? tf.concat([tf.sub(1, out), out], 1) : out) as tf.Tensor2D;
+        return classProbabilityColumns(out, k);
       };
       // Every view kept (one, or the image and its mirror with tta 'flip') scores the image: their mean.
       const views = acts.rows.length;

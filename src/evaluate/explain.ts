@@ -6,7 +6,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
 import { TransferError, check, throwIfAborted } from '../errors';
-import { TransferModel } from '../transfer-model';
+import { TransferModel, classProbabilityColumns } from '../transfer-model';
 import type { ImageSize } from '../types';
 import { withDefaults } from '../util/args';
 import { takeRows } from '../util/rows';
@@ -221,9 +221,13 @@ function heatmapRecord(model: TransferModel, values: Float32Array, plan: HeadPla
 /** The head's class probabilities `[n, k]` for features (one sigmoid unit widened to two columns). */
 function classProbabilities(model: TransferModel, features: tf.Tensor): tf.Tensor2D {
   return tf.tidy(() => {
-    const y = model.head.predict(features) as tf.Tensor2D;
-    return model.numClasses === 2 && y.shape[1] === 1 ? (tf.concat([tf.sub(1, y), y], 1) as tf.Tensor2D) : y;
+    return classProbabilityColumns(model.head.predict(features) as tf.Tensor2D, model.numClasses);
   });
+}
+
+/** Checks an occlusion square's side (`what` names the option in the message). @internal */
+export function checkOcclusionPatch(patch: number, what: string): void {
+  check(Number.isInteger(patch) && patch > 0, `${what} must be a positive integer (grid cells), got ${JSON.stringify(patch)}.`);
 }
 
 /**
@@ -400,7 +404,7 @@ export async function explain(model: TransferModel, images: PredictInput, args: 
   check(args == null || typeof args === 'object', "explain: options must be an object such as { method: 'auto' }.");
   const options = withDefaults(args, EXPLAIN_DEFAULTS);
   check(['auto', 'cam', 'gradcam', 'occlusion'].includes(options.method), `explain: method must be 'auto', 'cam', 'gradcam' or 'occlusion', got ${JSON.stringify(options.method)}.`);
-  check(Number.isInteger(options.occlusionPatch) && options.occlusionPatch > 0, `explain: occlusionPatch must be a positive integer (grid cells), got ${JSON.stringify(options.occlusionPatch)}.`);
+  checkOcclusionPatch(options.occlusionPatch, 'explain: occlusionPatch');
   check(Number.isInteger(options.batchSize) && options.batchSize > 0, `explain: batchSize must be a positive integer, got ${JSON.stringify(options.batchSize)}.`);
   check(options.signal === undefined || typeof options.signal?.aborted === 'boolean', 'explain: signal must be an AbortSignal.');
   throwIfAborted(options.signal, 'explain');

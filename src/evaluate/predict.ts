@@ -6,7 +6,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { decodeImageInput, type ImageInput } from '../data/dataset';
 import { resizeImages } from '../data/resize';
 import { TransferError, check, throwIfAborted } from '../errors';
-import { TransferModel } from '../transfer-model';
+import { TransferModel, classProbabilityColumns } from '../transfer-model';
 import { withDefaults } from '../util/args';
 import { takeRows } from '../util/rows';
 import { poolForDetector } from '../train/detector-features';
@@ -162,7 +162,7 @@ function probabilitiesAndVectors(model: TransferModel, images: tf.Tensor4D, batc
       tf.tidy(() => {
         const features = model.backbone.extract(takeRows(images, s, size), { batchSize });
         const p = model.head.predict(features) as tf.Tensor2D;
-        probs.push(tf.keep(model.numClasses === 2 && p.shape[1] === 1 ? (tf.concat([tf.sub(1, p), p], 1) as tf.Tensor2D) : p));
+        probs.push(tf.keep(classProbabilityColumns(p, model.numClasses)));
         vectors.push(tf.keep(poolForDetector(features, model.headSpec.pooling)));
       });
     }
