@@ -170,8 +170,8 @@ export async function evalShard(msg: TrainEval): Promise<TrainEvalResult> {
  * added, so that the activations a pass keeps for its backward pass (in a wasm heap that never shrinks) stay
  * bounded. A shard of 16 rows (batch 32 on two workers) runs as two passes of 8. Measured for MobileNetV2 from
  * `block_11_expand` (docs/performance.md): whole 16-row passes make the step faster on two workers (1.71x against
- * one thread in `npm run bench:fine-tune`, against 1.50x and 1.52x with 8 in two other runs) but the 20 000-image fine-tune then peaks at 1824 MB of RSS
- * against 1359 MB, over the 1.5 GB that run must stay under; so 8.
+ * one thread in `npm run bench:fine-tune`, against 1.50x and 1.52x with 8 in two other runs), but the 20 000-image
+ * fine-tune then peaks at 1824 MB of RSS against 1359 MB, over the 1.5 GB that run must stay under; so 8.
  * @internal
  */
 export const MICRO_BATCH_ROWS = 8;
