@@ -24,6 +24,7 @@ import sharp from 'sharp';
 import { attachHead, env, fit, freeze, imageFolder, loadBackbone, type ActivationStorage } from '../src/node/index';
 import { findShared } from '../examples/cats-vs-dogs/locate';
 import { Random } from '../src/util/random';
+import { median } from './common';
 
 /** Options of {@link runMemoryBench}. */
 export interface MemoryBenchArgs {
@@ -129,11 +130,6 @@ function throughputOf(steps: { begin: number; end: number; size: number }[], fro
   return images / ((part.at(-1)!.end - part[0]!.begin) / 1000);
 }
 
-const median = (xs: number[]): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length ? (s[(s.length - 1) >> 1]! + s[s.length >> 1]!) / 2 : 0;
-};
-
 /** Each tenth of the steps: its throughput, median step time and median gap before a step. */
 function tenthsOf(steps: { begin: number; end: number; size: number }[]): MemoryBenchResult['tenths'] {
   const k = Math.max(1, Math.floor(steps.length / 10));
@@ -145,7 +141,7 @@ function tenthsOf(steps: { begin: number; end: number; size: number }[]): Memory
     out.push({
       imagesPerSecond: +throughputOf(steps, from, to).toFixed(2),
       stepMs: Math.round(median(part.map((s) => s.end - s.begin))),
-      gapMs: Math.round(median(part.flatMap((s, i) => (from + i > 0 ? [s.begin - steps[from + i - 1]!.end] : [])))),
+      gapMs: from + part.length > 1 ? Math.round(median(part.flatMap((s, i) => (from + i > 0 ? [s.begin - steps[from + i - 1]!.end] : [])))) : 0,
     });
   }
   return out;

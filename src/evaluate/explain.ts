@@ -37,8 +37,8 @@ export interface ExplainArgs {
    * `occlusion`: occlusion sensitivity (Zeiler and Fergus, 2014): each cell of the feature map's grid (32 x 32 px at
    * 7 x 7), with its neighbours out to {@link ExplainArgs.occlusionPatch}, is hidden under a blurred copy of the
    * image, and the map is how far the class's probability falls; one backbone pass per position of the square and
-   * image (36 at 224 px with the default patch), so about 40x the cost of the others, for maps that track the evidence more closely (measured
-   * in `docs/accuracy.md`). Any head.
+   * image (36 at 224 px with the default patch), so about 40x the cost of the others, for maps that track the
+   * evidence more closely (measured in `docs/accuracy.md`). Any head.
    * `auto`: `cam` where it is exact, `gradcam` otherwise.
    * @defaultValue {@link EXPLAIN_DEFAULTS}.method (`'auto'`)
    */
@@ -330,20 +330,16 @@ export async function explainBatch(model: TransferModel, plan: HeadPlan, images:
   for (let s = 0; s < n; s += args.batchSize) {
     throwIfAborted(args.signal, args.where);
     const size = Math.min(args.batchSize, n - s);
-    const features = tf.tidy(() => model.backbone.extract(size === n ? images : takeRows(images, s, size), { batchSize: size }) as tf.Tensor4D);
+    // This batch's images, used by the feature pass and, for occlusion, by every occluded pass.
+    const part = size === n ? images : (takeRows(images, s, size) as tf.Tensor4D);
+    let features: tf.Tensor4D | undefined;
     try {
+      features = tf.tidy(() => model.backbone.extract(part, { batchSize: size }) as tf.Tensor4D);
       const p = classProbabilities(model, features);
       const probs = await p.data();
       p.dispose();
       let falls: Float32Array[] | undefined;
-      if (args.method === 'occlusion') {
-        const part = size === n ? images : (takeRows(images, s, size) as tf.Tensor4D);
-        try {
-          falls = await occlusionFalls(model, plan, part, probs, args);
-        } finally {
-          if (part !== images) part.dispose();
-        }
-      }
+      if (args.method === 'occlusion') falls = await occlusionFalls(model, plan, part, probs, args);
       const predictions = Array.from({ length: size }, (_, i) => predictionOf(probs, i, model.classes));
       const slots = predictions.map((pred, i) => [pred.index, ...new Set(args.extraClasses(s + i, pred.index).filter((c) => c !== pred.index))]);
       const maps: Heatmap[][] = predictions.map(() => []);
@@ -362,7 +358,8 @@ export async function explainBatch(model: TransferModel, plan: HeadPlan, images:
       }
       predictions.forEach((pred, i) => out.push({ ...pred, heatmap: maps[i]![0]!, heatmaps: maps[i]! }));
     } finally {
-      features.dispose();
+      features?.dispose();
+      if (part !== images) part.dispose();
     }
   }
   return out;
