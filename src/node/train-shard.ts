@@ -13,6 +13,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import type { PortableTop } from '../services';
+import { variableGradsFreeingEarly } from '../train/gradients';
 import { correctCount, crossEntropy, targetsFor } from '../train/losses';
 import { registerWasmTrainingKernels } from '../train/wasm-kernels';
 
@@ -168,10 +169,11 @@ export async function evalShard(msg: TrainEval): Promise<TrainEvalResult> {
 /**
  * Rows a worker runs through the top at once; a longer shard runs in passes of this many rows whose gradients are
  * added, so that the activations a pass keeps for its backward pass (in a wasm heap that never shrinks) stay
- * bounded. A shard of 16 rows (batch 32 on two workers) runs as two passes of 8. Measured for MobileNetV2 from
- * `block_11_expand` (docs/performance.md): whole 16-row passes make the step faster on two workers (1.71x against
- * one thread in `npm run bench:fine-tune`, against 1.50x and 1.52x with 8 in two other runs), but the 20 000-image
- * fine-tune then peaks at 1824 MB of RSS against 1359 MB, over the 1.5 GB that run must stay under; so 8.
+ * bounded. A shard of 16 rows (batch 32 on two workers) runs as two passes of 8. Measured from `block_11_expand`
+ * (docs/performance.md): with {@link variableGradsFreeingEarly} a pass of 8 rows peaks at 113 MB of live wasm
+ * memory and one of 16 at 226 MB (the engine's own backward pass: 211 and 415 MB); in `npm run bench:fine-tune` two
+ * workers were 1.45x faster than one thread with passes of 8 and 1.19x / 1.49x in two runs with passes of 16, so
+ * the smaller heap costs no measurable speed.
  * @internal
  */
 export const MICRO_BATCH_ROWS = 8;
@@ -209,7 +211,7 @@ async function passGradients(t: LoadedTop, msg: TrainStep, a: number, b: number)
       return tf.tensor(v.subarray(a * size, b * size), [n, ...t.shapes[j]!], 'float32');
     });
     const targets = targetsFor(labels, t.numClasses);
-    return tf.variableGrads(() => {
+    return variableGradsFreeingEarly(() => {
       const p = t.model.apply(inputs.length === 1 ? inputs[0]! : inputs, { training: true }) as tf.Tensor2D;
       correctT = tf.keep(correctCount(p, targets));
       const per = crossEntropy(p, targets);

@@ -11,6 +11,7 @@ import type * as tfl from '@tensorflow/tfjs-layers';
 import { gatherBatch, type Activations } from './activations';
 import type { CallbackList, EpochLogs } from './callbacks';
 import type { FitState } from './fit-state';
+import { variableGradsFreeingEarly } from './gradients';
 import { correctCount, meanLoss, targetsFor } from './losses';
 import type { Yielder } from './yield';
 import { log } from '../env';
@@ -126,12 +127,13 @@ export async function trainStep(state: FitState, acts: Activations, idx: number[
   const weights = state.args.classWeight;
   const labels = Int32Array.from(idx, (r) => acts.labels[r]!);
   let correctT: tf.Scalar | undefined;
-  // computeGradients + applyGradients (what minimize does), so the norm is known before the update.
+  // The gradients (what `optimizer.computeGradients` does, with a backward pass that frees as it goes) and then
+  // applyGradients: what minimize does, with the norm known before the update.
   const step = tf.tidy(() => {
     const inputs = gatherBatch(acts, idx, viewOf);
     const targets = targetsFor(labels, model.numClasses);
     const w = weights ? tf.tensor1d(Float32Array.from(labels, (c) => weights[c]!)) : undefined;
-    const { value, grads } = optimizer.computeGradients(() => {
+    const { value, grads } = variableGradsFreeingEarly(() => {
       const p = split.top.apply(inputs.length === 1 ? inputs[0]! : inputs, { training: true }) as tf.Tensor2D;
       correctT = tf.keep(correctCount(p, targets));
       const reg = split.top.calculateLosses();
