@@ -127,13 +127,17 @@ export async function trainStep(state: FitState, acts: Activations, idx: number[
   const weights = state.args.classWeight;
   const labels = Int32Array.from(idx, (r) => acts.labels[r]!);
   let correctT: tf.Scalar | undefined;
-  // The gradients (what `optimizer.computeGradients` does, with a backward pass that frees as it goes) and then
-  // applyGradients: what minimize does, with the norm known before the update.
+  // computeGradients + applyGradients (what minimize does), so the norm is known before the update. tfjs' own
+  // computeGradients is tf.variableGrads, run here with a backward pass that frees as it goes; an optimizer that
+  // overrides computeGradients gets its own.
+  const gradients = optimizer.computeGradients === tf.Optimizer.prototype.computeGradients
+    ? variableGradsFreeingEarly
+    : (f: () => tf.Scalar, v: tf.Variable[]) => optimizer.computeGradients(f, v);
   const step = tf.tidy(() => {
     const inputs = gatherBatch(acts, idx, viewOf);
     const targets = targetsFor(labels, model.numClasses);
     const w = weights ? tf.tensor1d(Float32Array.from(labels, (c) => weights[c]!)) : undefined;
-    const { value, grads } = variableGradsFreeingEarly(() => {
+    const { value, grads } = gradients(() => {
       const p = split.top.apply(inputs.length === 1 ? inputs[0]! : inputs, { training: true }) as tf.Tensor2D;
       correctT = tf.keep(correctCount(p, targets));
       const reg = split.top.calculateLosses();
