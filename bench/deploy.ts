@@ -140,7 +140,7 @@ try {
       console.error(`[bench:deploy] ${ds.name}: evaluating the ${quantize} artefact`);
       const e = await evaluate(loaded.value, validation);
       const u = loaded.value.unknownDetector;
-      const detector = u ? { encoding: u.prototypeEncoding, bytes: u.bytes, validationAccepted: e.unknown?.accepted } : null;
+      const detector = u ? { encoding: u.method === 'prototypes' ? u.prototypeEncoding : 'uint4 classifier', bytes: u.bytes, validationAccepted: e.unknown?.accepted } : null;
       loaded.value.dispose();
       if (quantize === 'float32') {
         float32Bytes = bytes;

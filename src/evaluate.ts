@@ -32,7 +32,16 @@ export {
   UNKNOWN_HISTOGRAM_BINS,
   type UnknownScoreHistogram,
 } from './evaluate/unknown';
-export { UNKNOWN_DETECTOR_DEFAULTS, type UnknownCentring, type UnknownDetectorArgs, type UnknownDetectorSummary } from './unknown-detector';
+export {
+  UNKNOWN_DETECTOR_DEFAULTS,
+  type PretrainedClassesDetectorSummary,
+  type PrototypeDetectorSummary,
+  type UnknownCentring,
+  type UnknownDetectorArgs,
+  type UnknownDetectorSummary,
+  type UnknownDetectorSummaryBase,
+  type UnknownMethod,
+} from './unknown-detector';
 export { explain, EXPLAIN_DEFAULTS, type ExplainArgs, type ExplainMethod, type Explanation } from './evaluate/explain';
 export {
   drawHeatmap,

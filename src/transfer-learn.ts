@@ -111,7 +111,9 @@ export interface TransferLearnArgs {
   /**
    * Fit the unknown detector (see `FitArgs.unknown`): after training, and again after fine-tuning (its features
    * change), from the training images' pooled features, its threshold chosen on the validation data to accept
-   * `targetAcceptance` of it. {@link predict} then marks images of none of the classes `unknown`.
+   * `targetAcceptance` of it. {@link predict} then marks images of none of the classes `unknown`. With the default
+   * backbone the frozen model's detector uses its ImageNet classes (`pretrainedClasses`); a fine-tuned model's uses
+   * prototypes, since its features no longer match the ImageNet top.
    * @defaultValue true (with {@link UNKNOWN_DETECTOR_DEFAULTS}), when there is validation data
    */
   unknown?: boolean | UnknownDetectorArgs;

@@ -1,13 +1,18 @@
 /**
- * The unknown detector: does an image look like any of the model's classes at all? Per-class cosine prototypes of
- * the pooled backbone features (spherical k-means), in two views (as is, and centred by the training mean), whose
- * standardised similarities are averaged into one score; a threshold chosen on held-out images of the classes.
- * Pure JavaScript on plain arrays: no tfjs kernel, so every backend and the browser score alike.
+ * The unknown detector: does an image look like any of the model's classes at all? Two methods, one threshold
+ * rule. `pretrainedClasses` (when the backbone has its own pretrained classifier, e.g. MobileNetV2's ImageNet top,
+ * and has not been fine-tuned): how expected the image's distribution over the pretrained classes is, given the
+ * training images' (`unknown-classes.ts`). `prototypes` (any backbone): per-class cosine prototypes of the pooled
+ * backbone features (spherical k-means), in two views (as is, and centred by the training mean), whose
+ * standardised similarities are averaged into one score. Either way a threshold chosen on held-out images of the
+ * classes. Pure JavaScript on plain arrays: no tfjs kernel, so every backend and the browser score alike.
  *
  * Why this design, and the detectors it was measured against: `docs/unknown.md`.
  * @module
  */
+import type { PretrainedClassifier } from './backbone/pretrained-classifier';
 import { TransferError } from './errors';
+import { fitPretrainedClasses, pretrainedClassesBytes, pretrainedClassesProblem, PretrainedClassesScorer, type PretrainedClassesRecord } from './unknown-classes';
 import { decodeFloat16, encodeFloat16 } from './util/float16';
 import { decodeRows, encodeRows, ROW_ENCODINGS, type RowEncoding } from './util/packed-rows';
 import { Random } from './util/random';
@@ -19,8 +24,20 @@ import { Random } from './util/random';
  */
 export type UnknownCentring = 'both' | 'none' | 'mean';
 
+/**
+ * How the detector scores an image. `pretrainedClasses`: how expected the image's distribution over the backbone's
+ * own pretrained classes (MobileNetV2's 1000 ImageNet classes) is, given the training images'; it needs a backbone
+ * loaded with its classifier on top of the features, not fine-tuned, and features pooled by average (the
+ * default head). `prototypes`: cosine similarity to per-class prototypes of the pooled features; any backbone.
+ * `auto` (the default): `pretrainedClasses` where it can be used, `prototypes` otherwise. Why: `docs/unknown.md`.
+ * @category Step 5: Evaluate
+ */
+export type UnknownMethod = 'auto' | 'pretrainedClasses' | 'prototypes';
+
 /** Defaults of the unknown detector (`fit`'s `unknown` option, {@link fitUnknownDetector}). @category Step 5: Evaluate */
 export const UNKNOWN_DETECTOR_DEFAULTS = Object.freeze({
+  /** How the detector scores: the backbone's pretrained classes where possible, else prototypes. */
+  method: 'auto' as UnknownMethod,
   /** Share of held-out images of the classes the threshold accepts. */
   targetAcceptance: 0.95 as number,
   /** Prototypes per class (fewer when the size budget or the class's images call for it). */
@@ -40,12 +57,19 @@ export const UNKNOWN_DETECTOR_DEFAULTS = Object.freeze({
  */
 export interface UnknownDetectorArgs {
   /**
+   * How the detector scores an image: `auto` uses the backbone's own pretrained classes when the backbone was
+   * loaded with its classifier (e.g. the catalog's MobileNetV2 with its ImageNet top), is not fine-tuned and the
+   * head pools by average, and per-class prototypes otherwise. `pretrainedClasses` throws when it cannot be used.
+   * @defaultValue {@link UNKNOWN_DETECTOR_DEFAULTS}.method ('auto')
+   */
+  method?: UnknownMethod;
+  /**
    * Share of held-out images of the classes that the threshold accepts (the rest are the price of refusing other
    * things). Higher keeps more real images of the classes, and lets more other things through.
    * @defaultValue {@link UNKNOWN_DETECTOR_DEFAULTS}.targetAcceptance (0.95)
    */
   targetAcceptance?: number;
-  /** Prototypes per class. @defaultValue {@link UNKNOWN_DETECTOR_DEFAULTS}.prototypesPerClass (16) */
+  /** Prototypes per class (`prototypes` method). @defaultValue {@link UNKNOWN_DETECTOR_DEFAULTS}.prototypesPerClass (16) */
   prototypesPerClass?: number;
   /**
    * `both` averages the scores of the features as they are and centred by the training mean (the measured best
@@ -84,8 +108,8 @@ export interface CompactCalibration {
   threshold: number;
 }
 
-/** What a saved model stores (metadata `tfjsTransfer.unknown`). @internal */
-export interface UnknownDetectorRecord {
+/** What a saved model stores for the `prototypes` method (metadata `tfjsTransfer.unknown`). @internal */
+export interface PrototypeDetectorRecord {
   method: 'prototypes';
   dim: number;
   classes: number;
@@ -100,18 +124,52 @@ export interface UnknownDetectorRecord {
   compact?: Partial<Record<'uint8' | 'uint4', CompactCalibration>>;
 }
 
+/** What a saved model stores (metadata `tfjsTransfer.unknown`), by method. @internal */
+export type UnknownDetectorRecord = PrototypeDetectorRecord | PretrainedClassesRecord;
+
+/** What every {@link UnknownDetectorSummary} tells. @category Step 5: Evaluate */
+export interface UnknownDetectorSummaryBase {
+  /** Length of the feature vectors (e.g. 1280 for MobileNetV2). */
+  dim: number;
+  /** Images scoring below this are "none of the classes". */
+  threshold: number;
+  /** Share of the held-out images the threshold was chosen to accept. */
+  targetAcceptance: number;
+  /** Images the detector was fitted on. */
+  trainingImages: number;
+  /** Held-out images the threshold was chosen on. */
+  heldOutImages: number;
+  /** Bytes the detector adds to `model.json`. */
+  bytes: number;
+}
+
+/**
+ * The `pretrainedClasses` detector: how expected an image's distribution over the backbone's own pretrained
+ * classes is, given the training images'. @category Step 5: Evaluate
+ */
+export interface PretrainedClassesDetectorSummary extends UnknownDetectorSummaryBase {
+  /** The backbone's own pretrained classes. */
+  method: 'pretrainedClasses';
+  /** Number of pretrained classes (1000 for ImageNet). */
+  pretrainedClasses: number;
+  /** Temperature of the pretrained classifier's softmax. */
+  temperature: number;
+}
+
 /**
  * What `model.unknownDetector` tells about the model's unknown detector (fitted by `fit`, {@link transferLearn} or
- * {@link fitUnknownDetector}, saved with the model).
+ * {@link fitUnknownDetector}, saved with the model): a {@link PretrainedClassesDetectorSummary} or a
+ * {@link PrototypeDetectorSummary}, told apart by `method`.
  * @category Step 5: Evaluate
  */
-export interface UnknownDetectorSummary {
+export type UnknownDetectorSummary = PretrainedClassesDetectorSummary | PrototypeDetectorSummary;
+
+/** The `prototypes` detector: per-class cosine prototypes of the pooled backbone features. @category Step 5: Evaluate */
+export interface PrototypeDetectorSummary extends UnknownDetectorSummaryBase {
   /** Per-class cosine prototypes of the pooled backbone features. */
   method: 'prototypes';
   /** The prepared features the score averages. */
   centring: UnknownCentring;
-  /** Length of the feature vectors (e.g. 1280 for MobileNetV2). */
-  dim: number;
   /** Prototypes per class (the most any class has). */
   prototypesPerClass: number;
   /**
@@ -119,16 +177,6 @@ export interface UnknownDetectorSummary {
    * `quantize: 'float16'`, `uint4` in one saved with `quantize: 'uint8'`, so the detector shrinks with the weights.
    */
   prototypeEncoding: 'float16' | 'uint8' | 'uint4';
-  /** Images scoring below this are "none of the classes". */
-  threshold: number;
-  /** Share of the held-out images the threshold was chosen to accept. */
-  targetAcceptance: number;
-  /** Images the prototypes were fitted on. */
-  trainingImages: number;
-  /** Held-out images the threshold was chosen on. */
-  heldOutImages: number;
-  /** Bytes the detector adds to `model.json`. */
-  bytes: number;
 }
 
 /** Feature vectors with class labels: `values` is `[n, dim]` row-major. @internal */
@@ -256,7 +304,7 @@ function meanStd(v: Float64Array): { mean: number; std: number } {
 }
 
 /** The views' score statistics and the threshold of `views`' prototypes, from the held-out images. */
-function calibrate(base: Omit<UnknownDetectorRecord, 'threshold'>, heldOut: LabelledVectors): UnknownDetectorRecord {
+function calibrate(base: Omit<PrototypeDetectorRecord, 'threshold'>, heldOut: LabelledVectors): PrototypeDetectorRecord {
   const plain = new UnknownDetector({ ...base, threshold: 0 });
   const views = base.views.map((v, i) => {
     const { mean, std } = meanStd(plain.viewScores(i, heldOut.values, heldOut.n));
@@ -292,7 +340,7 @@ function viewPrototypes(train: LabelledVectors, classes: number, k: number, cent
  * classes the prototypes never saw), for the float16 prototypes and for their 8-bit and 4-bit encodings (which
  * quantized saves store). @internal
  */
-export function fitPrototypeDetector(train: LabelledVectors, heldOut: LabelledVectors, classes: number, args: Required<UnknownDetectorArgs>, seed: number): UnknownDetector {
+export function fitPrototypeDetector(train: LabelledVectors, heldOut: LabelledVectors, classes: number, args: Required<UnknownDetectorArgs>, seed: number): UnknownDetector<PrototypeDetectorRecord> {
   const { dim } = train;
   const mean = new Float32Array(dim);
   for (let r = 0; r < train.n; r++) for (let i = 0; i < dim; i++) mean[i]! += train.values[r * dim + i]! / train.n;
@@ -307,12 +355,58 @@ export function fitPrototypeDetector(train: LabelledVectors, heldOut: LabelledVe
     targetAcceptance: args.targetAcceptance, trainingImages: train.n, heldOutImages: heldOut.n,
   };
   let current = calibrate(base, heldOut);
-  const record: UnknownDetectorRecord = { ...current, compact: {} };
+  const record: PrototypeDetectorRecord = { ...current, compact: {} };
   for (const encoding of ['uint8', 'uint4'] as const) {
     current = calibrate({ ...current, views: new UnknownDetector(current).encodedViews(encoding) }, heldOut);
     record.compact![encoding] = { views: current.views.map((v) => ({ scoreMean: v.scoreMean, scoreStd: v.scoreStd })), threshold: current.threshold };
   }
-  return new UnknownDetector(record);
+  return new UnknownDetector<PrototypeDetectorRecord>(record);
+}
+
+/**
+ * Fits the `pretrainedClasses` detector: the training images' mean distribution over `classifier`'s classes from
+ * `train`, the standardisation and the threshold from `heldOut`. @internal
+ */
+export function fitPretrainedClassesDetector(train: LabelledVectors, heldOut: LabelledVectors, classes: number, classifier: PretrainedClassifier, args: Required<UnknownDetectorArgs>): UnknownDetector<PretrainedClassesRecord> {
+  const { heldOutScores, ...base } = fitPretrainedClasses(train, heldOut, classes, classifier, args.targetAcceptance);
+  return new UnknownDetector<PretrainedClassesRecord>({ ...base, threshold: thresholdFor(heldOutScores, args.targetAcceptance) });
+}
+
+/**
+ * The method `auto` resolves to for features of `dim` values pooled by `pooling`, with the backbone's
+ * pretrained classifier `classifier` (if any); throws `INVALID_ARGUMENT` when `pretrainedClasses` is asked for
+ * and cannot be used, saying why. @internal
+ */
+export function unknownMethodFor(args: Required<UnknownDetectorArgs>, classifier: PretrainedClassifier | undefined, pooling: string, dim: number, where: string): 'pretrainedClasses' | 'prototypes' {
+  if (args.method === 'prototypes') return 'prototypes';
+  const why =
+    classifier === undefined ? "the backbone has no pretrained classifier above its features (it was loaded without one, or its layers were fine-tuned)"
+    : pooling !== 'avg' && pooling !== 'flatten' ? `the head pools by ${pooling}; the pretrained classifier takes average-pooled features`
+    : classifier.dim !== dim ? `the pretrained classifier takes ${classifier.dim} features, the pooled features have ${dim}`
+    : pretrainedClassesBytes(classifier.units, classifier.dim) > args.maxBytes ? `it needs ${pretrainedClassesBytes(classifier.units, classifier.dim)} bytes, more than unknown.maxBytes (${args.maxBytes})`
+    : undefined;
+  if (why === undefined) return 'pretrainedClasses';
+  if (args.method === 'pretrainedClasses') throw new TransferError('INVALID_ARGUMENT', `${where}: unknown.method 'pretrainedClasses' cannot be used: ${why}. Use method 'prototypes' or 'auto'.`);
+  return 'prototypes';
+}
+
+/**
+ * The detector `args.method` asks for, fitted: `pretrainedClasses` with `classifier` where {@link unknownMethodFor}
+ * allows, per-class prototypes otherwise. @internal
+ */
+export function chooseAndFitUnknownDetector(
+  train: LabelledVectors,
+  heldOut: LabelledVectors,
+  classes: number,
+  args: Required<UnknownDetectorArgs>,
+  seed: number,
+  classifier: PretrainedClassifier | undefined,
+  pooling: string,
+  where: string,
+): UnknownDetector {
+  return unknownMethodFor(args, classifier, pooling, train.dim, where) === 'pretrainedClasses'
+    ? fitPretrainedClassesDetector(train, heldOut, classes, classifier!, args)
+    : fitPrototypeDetector(train, heldOut, classes, args, seed);
 }
 
 const finite = (x: unknown): x is number => typeof x === 'number' && Number.isFinite(x);
@@ -329,10 +423,15 @@ export function unknownDetectorFromRecord(value: unknown, classes: number, where
   };
   if (typeof value !== 'object') bad('not an object');
   const r = value as Record<string, unknown>;
-  if (r.method !== 'prototypes') bad(`unknown method ${JSON.stringify(r.method)}`);
+  if (r.method !== 'prototypes' && r.method !== 'pretrainedClasses') bad(`unknown method ${JSON.stringify(r.method)}`);
   if (!Number.isInteger(r.dim) || (r.dim as number) <= 0) bad('dim is not a positive integer');
   if (r.classes !== classes) bad(`it was fitted for ${String(r.classes)} classes, the model has ${classes}`);
   for (const f of ['threshold', 'targetAcceptance', 'trainingImages', 'heldOutImages'] as const) if (!finite(r[f])) bad(`${f} is not a number`);
+  if (r.method === 'pretrainedClasses') {
+    const problem = pretrainedClassesProblem(r);
+    if (problem) bad(problem);
+    return new UnknownDetector(JSON.parse(JSON.stringify(r)) as PretrainedClassesRecord);
+  }
   const dim = r.dim as number;
   if (!decodeFloat16(r.mean, dim)) bad('mean is not a float16 vector of dim values');
   if (!Array.isArray(r.views) || r.views.length === 0 || r.views.length > 2) bad('views must be one or two');
@@ -357,21 +456,37 @@ export function unknownDetectorFromRecord(value: unknown, classes: number, where
   return new UnknownDetector(JSON.parse(JSON.stringify(r)) as UnknownDetectorRecord);
 }
 
+/** The summary type of a detector whose record is `R`. @internal */
+export type SummaryOf<R extends UnknownDetectorRecord> = R extends PrototypeDetectorRecord ? PrototypeDetectorSummary : R extends PretrainedClassesRecord ? PretrainedClassesDetectorSummary : UnknownDetectorSummary;
+
 /**
  * A fitted unknown detector: scores feature vectors (higher = more like the classes). Made by `fit` and
  * {@link fitUnknownDetector}; read with the model by `loadModel`. @internal
  */
-export class UnknownDetector {
-  readonly record: Readonly<UnknownDetectorRecord>;
+export class UnknownDetector<R extends UnknownDetectorRecord = UnknownDetectorRecord> {
+  readonly record: Readonly<R>;
   private decoded: { mean: Float32Array; prototypes: Float32Array[] } | undefined;
+  private classesScorer: PretrainedClassesScorer | undefined;
 
-  constructor(record: UnknownDetectorRecord) {
+  constructor(record: R) {
     this.record = Object.freeze(record);
+  }
+
+  /** The record of the `prototypes` method (the methods below that only it has). */
+  private get prototypeRecord(): Readonly<PrototypeDetectorRecord> {
+    const r: Readonly<UnknownDetectorRecord> = this.record;
+    if (r.method !== 'prototypes') throw new TransferError('NOT_SUPPORTED', `unknown detector: the ${r.method} method has no prototypes.`);
+    return r;
+  }
+
+  /** The record as the union of the methods' records (a generic `R` does not narrow). */
+  private get anyRecord(): Readonly<UnknownDetectorRecord> {
+    return this.record;
   }
 
   /** The stored values, decoded once. */
   private values(): { mean: Float32Array; prototypes: Float32Array[] } {
-    const r = this.record;
+    const r = this.prototypeRecord;
     this.decoded ??= {
       mean: decodeFloat16(r.mean, r.dim)!,
       prototypes: r.views.map((v) => decodeRows(v.prototypes, v.prototypeClass.length, r.dim, v.encoding ?? 'float16')!),
@@ -382,40 +497,47 @@ export class UnknownDetector {
   /** The views with their prototypes encoded in `encoding` from the stored values (statistics unchanged). */
   encodedViews(encoding: RowEncoding): UnknownViewRecord[] {
     const { prototypes } = this.values();
-    return this.record.views.map((v, i) => ({ ...v, prototypes: encodeRows(prototypes[i]!, this.record.dim, encoding), encoding }));
+    const r = this.prototypeRecord;
+    return r.views.map((v, i) => ({ ...v, prototypes: encodeRows(prototypes[i]!, r.dim, encoding), encoding }));
   }
 
   /**
    * This detector with its prototypes stored one or two steps more compactly (float16 → uint8 → uint4, each step
    * encoded from the previous one's values, as {@link fitPrototypeDetector} calibrated them), with the score
    * statistics and threshold fitted for that encoding (`record.compact`; a record without them keeps its own).
-   * A detector already as compact or more is returned as it is: precision lost is not regained.
+   * A detector already as compact or more is returned as it is: precision lost is not regained. The
+   * `pretrainedClasses` method always stores its classifier in 4 bits: it is returned as it is.
    */
-  reencoded(encoding: RowEncoding): UnknownDetector {
+  reencoded(encoding: RowEncoding): UnknownDetector<R> {
+    if (this.anyRecord.method !== 'prototypes') return this;
     const rank = (e: RowEncoding | undefined) => ROW_ENCODINGS.indexOf(e ?? 'float16');
-    let d: UnknownDetector = this;
-    for (let step = rank(this.record.views[0]!.encoding) + 1; step <= rank(encoding); step++) {
+    let d = this as UnknownDetector;
+    for (let step = rank(this.prototypeRecord.views[0]!.encoding) + 1; step <= rank(encoding); step++) {
       const next = ROW_ENCODINGS[step]! as 'uint8' | 'uint4';
-      const r = d.record;
+      const r = d.prototypeRecord;
       const cal = r.compact?.[next];
       const views = d.encodedViews(next).map((v, i) => (cal ? { ...v, ...cal.views[i]! } : v));
       const compact = next === 'uint8' && r.compact?.uint4 ? { uint4: r.compact.uint4 } : undefined;
       const { compact: _dropped, ...rest } = r;
       d = new UnknownDetector(JSON.parse(JSON.stringify({ ...rest, views, threshold: cal?.threshold ?? r.threshold, ...(compact ? { compact } : {}) })) as UnknownDetectorRecord);
     }
-    return d;
+    return d as UnknownDetector<R>;
   }
 
   /** One view's raw score (max cosine similarity, not standardised) of the `[n, dim]` rows of `x`. */
   viewScores(view: number, x: Float32Array, n: number): Float64Array {
     const { mean, prototypes } = this.values();
-    return viewSimilarity(x, n, this.record.dim, prototypes[view]!, this.record.views[view]!.centring === 'mean' ? mean : undefined);
+    const r = this.prototypeRecord;
+    return viewSimilarity(x, n, r.dim, prototypes[view]!, r.views[view]!.centring === 'mean' ? mean : undefined);
   }
 
   /** Scores of the `[n, dim]` rows of `x`: the mean over views of the standardised max cosine similarity. */
   score(x: Float32Array, n: number): Float64Array {
-    const { dim, views } = this.record;
+    const { dim } = this.record;
     if (x.length !== n * dim) throw new TransferError('SHAPE_MISMATCH', `unknown detector: expected ${n} feature vectors of ${dim} values, got ${x.length} values.`);
+    const any = this.anyRecord;
+    if (any.method === 'pretrainedClasses') return (this.classesScorer ??= new PretrainedClassesScorer(any)).score(x, n);
+    const { views } = this.prototypeRecord;
     const { mean, prototypes } = this.values();
     const out = new Float64Array(n);
     views.forEach((v, i) => {
@@ -426,17 +548,31 @@ export class UnknownDetector {
   }
 
   /** What `model.unknownDetector` shows. */
-  summary(): UnknownDetectorSummary {
-    const r = this.record;
+  summary(): SummaryOf<R> {
+    const common = {
+      dim: this.record.dim, threshold: this.record.threshold, targetAcceptance: this.record.targetAcceptance,
+      trainingImages: this.record.trainingImages, heldOutImages: this.record.heldOutImages, bytes: JSON.stringify(this.record).length,
+    };
+    const any = this.anyRecord;
+    if (any.method === 'pretrainedClasses') {
+      const summary: PretrainedClassesDetectorSummary = { method: 'pretrainedClasses', pretrainedClasses: any.units, temperature: any.temperature, ...common };
+      return summary as SummaryOf<R>;
+    }
+    const r = this.prototypeRecord;
     const centring: UnknownCentring = r.views.length === 2 ? 'both' : r.views[0]!.centring;
     const perClass = Math.max(...r.views.map((v) => Math.max(...Array.from({ length: r.classes }, (_, c) => v.prototypeClass.filter((p) => p === c).length))));
     const encodings = r.views.map((v) => v.encoding ?? 'float16');
     const prototypeEncoding = encodings.reduce((a, e) => (ROW_ENCODINGS.indexOf(e) > ROW_ENCODINGS.indexOf(a) ? e : a), 'float16');
-    return {
-      method: 'prototypes', centring, dim: r.dim, prototypesPerClass: perClass, prototypeEncoding, threshold: r.threshold, targetAcceptance: r.targetAcceptance,
-      trainingImages: r.trainingImages, heldOutImages: r.heldOutImages, bytes: JSON.stringify(r).length,
-    };
+    const summary: PrototypeDetectorSummary = { method: 'prototypes', centring, prototypesPerClass: perClass, prototypeEncoding, ...common };
+    return summary as SummaryOf<R>;
   }
+}
+
+/** One line describing a detector, for logs and the model card, e.g. `ImageNet-style pretrained classes (1000, temperature 2)`. @internal */
+export function describeUnknownDetector(u: UnknownDetectorSummary): string {
+  return u.method === 'pretrainedClasses'
+    ? `the backbone's ${u.pretrainedClasses} pretrained classes (temperature ${u.temperature})`
+    : `${u.prototypesPerClass} prototypes per class (${u.centring}, ${u.prototypeEncoding})`;
 }
 
 /**
@@ -451,12 +587,14 @@ export function resolveUnknownArgs(args: UnknownDetectorArgs | undefined, where:
   const a = args ?? {};
   const pick = <K extends keyof UnknownDetectorArgs>(k: K): NonNullable<UnknownDetectorArgs[K]> => (a[k] ?? UNKNOWN_DETECTOR_DEFAULTS[k]) as NonNullable<UnknownDetectorArgs[K]>;
   const r: Required<UnknownDetectorArgs> = {
+    method: pick('method'),
     targetAcceptance: pick('targetAcceptance'),
     prototypesPerClass: pick('prototypesPerClass'),
     centring: pick('centring'),
     maxBytes: pick('maxBytes'),
     iterations: pick('iterations'),
   };
+  if (!['auto', 'pretrainedClasses', 'prototypes'].includes(r.method)) bad(`unknown.method must be 'auto', 'pretrainedClasses' or 'prototypes', got ${JSON.stringify(r.method)}.`);
   if (!(typeof r.targetAcceptance === 'number' && r.targetAcceptance > 0 && r.targetAcceptance <= 1)) bad(`unknown.targetAcceptance must be a share in (0, 1], got ${JSON.stringify(r.targetAcceptance)}.`);
   if (!(Number.isInteger(r.prototypesPerClass) && r.prototypesPerClass >= 1 && r.prototypesPerClass <= 1024)) bad(`unknown.prototypesPerClass must be an integer from 1 to 1024, got ${JSON.stringify(r.prototypesPerClass)}.`);
   if (!['both', 'none', 'mean'].includes(r.centring)) bad(`unknown.centring must be 'both', 'none' or 'mean', got ${JSON.stringify(r.centring)}.`);

@@ -11,6 +11,7 @@ import { disposeLayers, releaseBorrowedLayers } from '../util/dispose';
 import { takeRows } from '../util/rows';
 import { applyPreprocessing } from './preprocess';
 import { tryFold, type FoldedModel } from './fold';
+import type { PretrainedClassifier } from './pretrained-classifier';
 
 /** Names of the layers the library puts in front of a layers backbone (input, preprocessing). @internal */
 export const OWN_LAYERS = new Set(['tt_image', 'tt_preprocess']);
@@ -63,6 +64,8 @@ export interface BackboneInit {
   /** The caller's model whose layers `model` shares, when not owned. */
   borrowedFrom?: tfl.LayersModel;
   /** The layer names of the original model, in order (for `freeze` by index). */
+  /** The model's own softmax classifier on the pooled features, when it has one (see `pretrained-classifier.ts`). */
+  pretrainedClassifier?: PretrainedClassifier;
 }
 
 /**
@@ -98,6 +101,7 @@ export class Backbone {
   private readonly borrowedFrom: tfl.LayersModel | undefined;
   private disposedFlag = false;
   private frozenCount = 0;
+  private classifier: PretrainedClassifier | undefined;
 
   /** @internal Use {@link loadBackbone}. */
   constructor(init: BackboneInit) {
@@ -113,6 +117,24 @@ export class Backbone {
     this.release = init.release;
     this.ownsLayers = init.ownsLayers ?? true;
     this.borrowedFrom = init.borrowedFrom;
+    this.classifier = init.pretrainedClassifier;
+  }
+
+  /**
+   * The pretrained model's own softmax classifier on the pooled features (e.g. MobileNetV2's 1000 ImageNet
+   * classes), when the loaded model had one right above the feature layer and no layer of this backbone has
+   * trained since; the unknown detector's `pretrainedClasses` method scores with it. @internal
+   */
+  get pretrainedClassifier(): PretrainedClassifier | undefined {
+    return this.classifier;
+  }
+
+  /**
+   * Forgets {@link Backbone.pretrainedClassifier}: called by `fit` when layers of the backbone train, since the
+   * pretrained classifier no longer matches the features they compute. @internal
+   */
+  forgetPretrainedClassifier(): void {
+    this.classifier = undefined;
   }
 
   /** Whether {@link Backbone.dispose} was called. */
@@ -226,6 +248,7 @@ export class Backbone {
   dispose(): void {
     if (this.disposedFlag) return;
     this.disposedFlag = true;
+    this.classifier = undefined;
     if (this.model && this.ownsLayers) disposeLayers(this.model.layers);
     else if (this.model && this.borrowedFrom) {
       releaseBorrowedLayers(this.layers, this.borrowedFrom);

@@ -17,6 +17,7 @@ import { loadGraphModelSafely, loadLayersModelSafely, readModelArtifacts } from 
 import { disposeLayers } from '../util/dispose';
 import { isHttpUrl, isLocalPath } from '../util/location';
 import { NO_PREPROCESSING, preprocessingLayer, validatePreprocessing } from './preprocess';
+import { findPretrainedClassifier } from './pretrained-classifier';
 
 /**
  * Anything {@link loadBackbone} accepts.
@@ -326,6 +327,8 @@ function fromLayersModel(model: tfl.LayersModel, ctx: BuildContext): Backbone {
     if (d == null) throw new TransferError('NOT_SUPPORTED', `${where}: feature layer "${featureLayer}" has an unknown dimension ${i + 1}.`);
     return d;
   });
+  // The model's own classifier right above the features (e.g. the ImageNet top), copied for the unknown detector.
+  const pretrainedClassifier = findPretrainedClassifier(model, featureTensor);
   // Layers of the original model outside the cut (e.g. the ImageNet top) belong to no one else when we loaded
   // the model ourselves: free them now. A model passed in by the caller is shared, not copied.
   if (owned) {
@@ -343,6 +346,7 @@ function fromLayersModel(model: tfl.LayersModel, ctx: BuildContext): Backbone {
     source: entry?.url ?? where,
     ownsLayers: owned,
     borrowedFrom: owned ? undefined : model,
+    pretrainedClassifier,
   });
 }
 

@@ -12,7 +12,7 @@ import { freezeBoundaryOf } from '../train/boundary';
 import { detectorVectorsFromActivations } from '../train/detector-features';
 import { toLabelledSource, toUnlabelledSource } from '../train/source';
 import type { LabelledData } from '../types';
-import { fitPrototypeDetector, resolveUnknownArgs, type UnknownDetector, type UnknownDetectorArgs, type UnknownDetectorSummary } from '../unknown-detector';
+import { chooseAndFitUnknownDetector, resolveUnknownArgs, unknownMethodFor, type UnknownDetector, type UnknownDetectorArgs, type UnknownDetectorSummary } from '../unknown-detector';
 import { Random } from '../util/random';
 import { rocAuc } from './metrics';
 
@@ -186,15 +186,19 @@ export interface FitUnknownDetectorArgs extends UnknownDetectorArgs {
 
 /**
  * Fits the model's unknown detector (`fit` and {@link transferLearn} do it after training; call this for a model
- * trained without validation images, or loaded without a detector, or to change its options). Prototypes: per
- * class, `prototypesPerClass` unit vectors found by spherical k-means over the pooled backbone features of
- * `data`'s images; the score of an image is the mean, over the prepared views (`centring`), of its highest cosine
- * similarity to any prototype, standardised on the held-out images; the threshold accepts `targetAcceptance` of
- * those held-out images. The detector is stored on the model and saved with it (float16, within `maxBytes`).
- * See `docs/unknown.md` for the detectors measured and why this one.
+ * trained without validation images, or loaded without a detector, or to change its options). The method
+ * (`method`, default `auto`): `pretrainedClasses` when the backbone still has its own pretrained classifier (loaded
+ * with one, e.g. MobileNetV2 with its ImageNet top, and not fine-tuned since; a model read by `loadModel` has
+ * none): the score is how expected the image's distribution over those classes is, given the mean distribution
+ * of `data`'s images. Otherwise `prototypes`: per class, `prototypesPerClass` unit vectors found by spherical
+ * k-means over the pooled backbone features of `data`'s images; the score of an image is the mean, over the
+ * prepared views (`centring`), of its highest cosine similarity to any prototype. Either score is standardised
+ * on the held-out images, and the threshold accepts `targetAcceptance` of them. The detector is stored on the
+ * model and saved with it (within `maxBytes`). See `docs/unknown.md` for the detectors measured and why these.
  *
  * @returns What `model.unknownDetector` now reports.
- * @throws TransferError `EMPTY_DATA` when a class has no training image or nothing is held out; `ABORTED`.
+ * @throws TransferError `EMPTY_DATA` when a class has no training image or nothing is held out; `INVALID_ARGUMENT`
+ *   when `method: 'pretrainedClasses'` cannot be used (before any image is read); `ABORTED`.
  * @category Step 5: Evaluate
  * @example
  * ```ts
@@ -215,6 +219,8 @@ export async function fitUnknownDetector(model: TransferModel, data: LabelledDat
   check(Number.isInteger(batchSize) && batchSize > 0, `fitUnknownDetector: batchSize must be a positive integer, got ${JSON.stringify(batchSize)}.`);
   check(typeof validationSplit === 'number' && validationSplit > 0 && validationSplit < 1, `fitUnknownDetector: validationSplit must be in (0, 1), got ${JSON.stringify(validationSplit)}.`);
   model.assertUsable('fitUnknownDetector');
+  // A method that cannot be used fails before any extraction.
+  unknownMethodFor(detectorArgs, model.backbone.pretrainedClassifier, model.headSpec.pooling, model.backbone.featureShape[model.backbone.featureShape.length - 1]!, 'fitUnknownDetector');
   const split = freezeBoundaryOf(model);
   const size: [number, number] = [model.inputShape[0], model.inputShape[1]];
   const extract = (d: LabelledData, where: string) =>
@@ -232,12 +238,15 @@ export async function fitUnknownDetector(model: TransferModel, data: LabelledDat
   if (held.n === 0) throw new TransferError('EMPTY_DATA', 'fitUnknownDetector: no held-out image to choose the threshold on.');
   const missing = model.classes.filter((_, c) => !train.labels.includes(c));
   if (missing.length) throw new TransferError('EMPTY_DATA', `fitUnknownDetector: no training image of ${missing.map((c) => `"${c}"`).join(', ')}; every class needs images to have prototypes.`);
-  const detector: UnknownDetector = fitPrototypeDetector(
+  const detector: UnknownDetector = chooseAndFitUnknownDetector(
     await detectorVectorsFromActivations(model, split, train, undefined, batchSize),
     await detectorVectorsFromActivations(model, split, held, undefined, batchSize),
     model.numClasses,
     detectorArgs,
     seed,
+    model.backbone.pretrainedClassifier,
+    model.headSpec.pooling,
+    'fitUnknownDetector',
   );
   throwIfAborted(a.signal, 'fitUnknownDetector');
   model.setUnknownDetector(detector);

@@ -8,7 +8,7 @@ import { RESIZE_FITS, type ResizeFit } from '../data/resize';
 import type * as tf from '@tensorflow/tfjs-core';
 import { QUANTIZATIONS, type WeightQuantization } from '../artifacts/quantize';
 import type { ArtefactRecord, EvaluationRecord, ModelCard, TrainingRun } from '../transfer-model';
-import { unknownDetectorFromRecord } from '../unknown-detector';
+import { describeUnknownDetector, unknownDetectorFromRecord } from '../unknown-detector';
 import { VERSION } from '../util/version';
 
 /** The library's name in a card. @internal */
@@ -231,7 +231,7 @@ export function formatCard(card: ModelCard): string {
   const u = card.unknownDetector;
   lines.push(
     u
-      ? `unknown:        ${u.prototypesPerClass} prototypes per class (${u.centring}, ${u.prototypeEncoding}), threshold ${u.threshold.toFixed(3)} accepting ${pct(u.targetAcceptance)} of ${u.heldOutImages} validation images, ${u.bytes} bytes`
+      ? `unknown:        ${describeUnknownDetector(u)}, threshold ${u.threshold.toFixed(3)} accepting ${pct(u.targetAcceptance)} of ${u.heldOutImages} validation images, ${u.bytes} bytes`
       : 'unknown:        no detector',
   );
   if (a) {

@@ -201,8 +201,9 @@ export interface FitArgs {
   keepValidationActivations?: boolean;
   /**
    * Fit the unknown detector after training (`model.unknownDetector`, saved with the model; {@link predict} then
-   * marks images of none of the classes `unknown`): per-class prototypes of the training images' pooled features,
-   * its threshold chosen on the validation images (`validationData` or the `validationSplit`) to accept
+   * marks images of none of the classes `unknown`): by default, how expected an image's distribution over the
+   * backbone's own pretrained classes is (when the backbone has its pretrained classifier and no backbone layer
+   * trains), else per-class prototypes of the training images' pooled features (`unknown.method`); its threshold chosen on the validation images (`validationData` or the `validationSplit`) to accept
    * `targetAcceptance` of them. Without validation images no detector is fitted (and any previous one is
    * dropped, as the features it was fitted on may have changed). `false` skips it; an object sets its options.
    * Costs no backbone pass when the backbone is frozen (the pooled features are the cached activations).

@@ -1,12 +1,12 @@
 /**
  * Stage 5 of {@link fit}: the unknown detector, fitted after training from the pooled features of the training
- * images (prototypes) and of the validation images (threshold), both already at hand as activations.
+ * images (the method's numbers) and of the validation images (threshold), both already at hand as activations.
  * @internal
  * @module
  */
 import { env } from '../env';
 import type { TransferModel } from '../transfer-model';
-import { fitPrototypeDetector } from '../unknown-detector';
+import { chooseAndFitUnknownDetector, describeUnknownDetector } from '../unknown-detector';
 import type { FreezeBoundary } from './boundary';
 import { detectorVectorsFromActivations } from './detector-features';
 import type { FitActivations } from './fit-activations';
@@ -23,12 +23,12 @@ export async function fitUnknownAfterTraining(model: TransferModel, split: Freez
   const t0 = Date.now();
   const train = await detectorVectorsFromActivations(model, split, acts.train);
   const held = await detectorVectorsFromActivations(model, split, acts.validation);
-  const detector = fitPrototypeDetector(train, held, model.numClasses, args.unknown, seed);
+  const detector = chooseAndFitUnknownDetector(train, held, model.numClasses, args.unknown, seed, model.backbone.pretrainedClassifier, model.headSpec.pooling, 'fit');
   model.setUnknownDetector(detector);
   if (args.verbose) {
     const s = detector.summary();
     env.logger(
-      `tfjs-transfer: unknown detector: ${s.prototypesPerClass} prototypes per class (${s.centring}), threshold for ${s.targetAcceptance} of ` +
+      `tfjs-transfer: unknown detector: ${describeUnknownDetector(s)}, threshold for ${s.targetAcceptance} of ` +
         `${s.heldOutImages} validation images, ${(s.bytes / 1024).toFixed(0)} KB, ${((Date.now() - t0) / 1000).toFixed(1)}s`,
     );
   }

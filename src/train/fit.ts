@@ -18,6 +18,7 @@
  */
 import { RESIZE_FITS, type ResizeFit } from '../data/resize';
 import { fitUnknownAfterTraining } from './fit-unknown';
+import { unknownMethodFor } from '../unknown-detector';
 import * as tf from '@tensorflow/tfjs-core';
 import { env } from '../env';
 import { TransferError, check, throwIfAborted } from '../errors';
@@ -176,6 +177,9 @@ async function train(model: TransferModel, data: LabelledData, args: ResolvedFit
   const split = freezeBoundaryOf(model);
   const vars = trainableVariables(split);
   if (vars.length === 0) throw new TransferError('INVALID_ARGUMENT', 'fit: nothing to train: every layer of the model is frozen.');
+  // Once backbone layers train, the backbone's pretrained classifier no longer matches its features.
+  if (split.top.layers.some((l) => l.trainable && l.trainableWeights.length > 0 && !model.headLayers.includes(l.name))) model.backbone.forgetPretrainedClassifier();
+  if (args.unknown) unknownMethodFor(args.unknown, model.backbone.pretrainedClassifier, model.headSpec.pooling, model.backbone.featureShape[model.backbone.featureShape.length - 1]!, 'fit');
   const sources = buildSources(model, data, args);
   const { session, seed, fingerprint } = await openRun(model, split, args, seedArg, sources.train.size);
   const rng = new Random(seed);

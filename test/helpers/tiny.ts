@@ -4,7 +4,7 @@ import * as tfl from '@tensorflow/tfjs-layers';
 import type { ImageDataset } from '../../src/types';
 
 /** A tiny fully convolutional backbone with BatchNorm and a residual block, declared at `size`. */
-export function tinyBackbone(size = 32, seed = 1): tfl.LayersModel {
+export function tinyBackbone(size = 32, seed = 1, topUnits?: number): tfl.LayersModel {
   const init = (s: number) => tfl.initializers.glorotUniform({ seed: seed * 100 + s });
   const input = tfl.input({ shape: [size, size, 3], name: 'input_1' });
   let x = tfl.layers.conv2d({ filters: 8, kernelSize: 3, strides: 2, padding: 'same', useBias: false, name: 'Conv1', kernelInitializer: init(1) }).apply(input) as tfl.SymbolicTensor;
@@ -20,6 +20,11 @@ export function tinyBackbone(size = 32, seed = 1): tfl.LayersModel {
   x = tfl.layers.conv2d({ filters: 16, kernelSize: 1, useBias: false, name: 'Conv_1', kernelInitializer: init(4) }).apply(x) as tfl.SymbolicTensor;
   x = tfl.layers.batchNormalization({ name: 'Conv_1_bn' }).apply(x) as tfl.SymbolicTensor;
   x = tfl.layers.reLU({ maxValue: 6, name: 'out_relu' }).apply(x) as tfl.SymbolicTensor;
+  if (topUnits) {
+    // A pretrained-style classifier on top, as Keras' MobileNetV2 with include_top: pooling, then a softmax dense layer.
+    x = tfl.layers.globalAveragePooling2d({ name: 'global_average_pooling2d' }).apply(x) as tfl.SymbolicTensor;
+    x = tfl.layers.dense({ units: topUnits, activation: 'softmax', name: 'predictions', kernelInitializer: init(5), biasInitializer: 'zeros' }).apply(x) as tfl.SymbolicTensor;
+  }
   const model = tfl.model({ inputs: input, outputs: x, name: 'tiny_mobilenet' });
   // Non-trivial BN statistics, so inference and training modes differ.
   for (const layer of model.layers) {
