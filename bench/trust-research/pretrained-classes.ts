@@ -1,4 +1,4 @@
-// The pretrainedClasses detector's grid (docs/unknown.md): the score Σ p log q: smoothing eps, temperature T, quantized ImageNet top (8/4-bit per column).
+// The pretrainedClasses detector's grid (docs/unknown.md): the score Σ p log q
 // over the backbone's own ImageNet top, swept over smoothing eps, temperature T and the top stored in 8 / 4 bits per class.
 // Features: TRUST_DIR=... TRUST_SIZE=256 NOFLIP=1 extract.ts centerCrop, then python3 imagenet-top.py.
 // Run: TRUST_DIR=... node --import tsx bench/trust-research/pretrained-classes.ts <cd|fl>
