@@ -11,7 +11,7 @@ import type { KeptActivations } from '../train/kept-activations';
 import { toLabelledSource, type LabelledSource } from '../train/source';
 import type { LabelledData } from '../types';
 import { withDefaults } from '../util/args';
-import { EXPLAIN_DEFAULTS, checkOcclusionPatch, explainBatch, headPlan, resolveMethod, type ExplainMethod } from './explain';
+import { EXPLAIN_DEFAULTS, checkDeletionArea, checkOcclusionPatch, explainBatch, headPlan, resolveMethod, type ExplainMethod } from './explain';
 import type { Heatmap } from './heatmap';
 import { metricsFromProbabilities, type Evaluation, type TopLoss } from './metrics';
 import { checkTta, type TestTimeAugmentation } from './predict';
@@ -41,6 +41,8 @@ export interface EvaluateExplainArgs {
   method?: ExplainMethod;
   /** Method `occlusion`: the square's side in grid cells (see {@link ExplainArgs.occlusionPatch}). @defaultValue {@link EXPLAIN_DEFAULTS}.occlusionPatch (2) */
   occlusionPatch?: number;
+  /** Method `deletion`: the share of the grid hidden greedily (see {@link ExplainArgs.deletionArea}). @defaultValue {@link EXPLAIN_DEFAULTS}.deletionArea (0.2) */
+  deletionArea?: number;
 }
 
 /** Options of {@link evaluate}. An option given as `undefined` or `null` takes its default. @category Step 5: Evaluate */
@@ -135,6 +137,8 @@ export async function evaluate(model: TransferModel, data: LabelledData, args: E
   const explainMethod = explainPlan ? resolveMethod(explainPlan, (typeof options.explain === 'object' && options.explain.method) || 'auto', 'evaluate') : undefined;
   const occlusionPatch = (typeof options.explain === 'object' ? options.explain.occlusionPatch : undefined) ?? EXPLAIN_DEFAULTS.occlusionPatch;
   checkOcclusionPatch(occlusionPatch, 'evaluate: explain.occlusionPatch');
+  const deletionArea = (typeof options.explain === 'object' ? options.explain.deletionArea : undefined) ?? EXPLAIN_DEFAULTS.deletionArea;
+  checkDeletionArea(deletionArea, 'evaluate: explain.deletionArea');
   const source = toLabelledSource(data, model.classes, [model.inputShape[0], model.inputShape[1]], 'evaluate');
   const k = model.numClasses;
   // The frozen prefix runs as in fit (folded, on worker threads when available); with the activations fit kept
@@ -170,7 +174,7 @@ export async function evaluate(model: TransferModel, data: LabelledData, args: E
     : [];
   const result = metricsFromProbabilities(probs, acts.labels, model.classes, sources, options.maxMisclassified, options);
   if (explainPlan && explainMethod && result.topLosses.length) {
-    await explainTopLosses(model, source, result.topLosses, explainPlan, { method: explainMethod, occlusionPatch }, batchSize, options.signal);
+    await explainTopLosses(model, source, result.topLosses, explainPlan, { method: explainMethod, occlusionPatch, deletionArea }, batchSize, options.signal);
   }
   const unknown = await unknownEvaluation(model, acts, argmaxRows(probs, k), options.unknown, { batchSize, signal: options.signal });
   const evaluation = unknown ? { ...result, unknown } : result;
@@ -208,7 +212,7 @@ async function explainTopLosses(
   source: LabelledSource,
   losses: TopLoss[],
   plan: ReturnType<typeof headPlan>,
-  how: { method: Heatmap['method']; occlusionPatch: number },
+  how: { method: Heatmap['method']; occlusionPatch: number; deletionArea: number },
   batchSize: number,
   signal: AbortSignal | undefined,
 ): Promise<void> {

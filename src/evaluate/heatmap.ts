@@ -48,9 +48,10 @@ export interface Heatmap extends HeatmapData {
    * How it was computed: `cam` (class activation map: the output layer's weights for the class applied at every
    * position of the feature map; exact for a pooled linear head) or `gradcam` (Grad-CAM: the feature map weighted by
    * the spatial mean of the class logit's gradient, then ReLU) or `occlusion` (how far the class's probability falls
-   * when the region is hidden under a blurred copy of the image).
+   * when the region is hidden under a blurred copy of the image) or `deletion` (the regions whose hiding together
+   * lowers it most, greedily, in the order they were hidden).
    */
-  method: 'cam' | 'gradcam' | 'occlusion';
+  method: 'cam' | 'gradcam' | 'occlusion' | 'deletion';
   /** `[height, width]` of the image as it was given (before resizing to the model's input). */
   imageSize: ImageSize;
   /**

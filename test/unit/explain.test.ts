@@ -190,6 +190,46 @@ describe('explain', () => {
     expect(tf.memory().numTensors).toBe(baseline);
   });
 
+  it('deletion: the square whose hiding alone lowers the class most ranks first, the hidden area above the rest; no leak', async () => {
+    const [h, w] = three.backbone.featureShape as [number, number];
+    const image = tf.slice(images, 2, 1) as tf.Tensor4D;
+    const blurred = tf.avgPool(image, 3, 1, 'same');
+    const [pixels, blur] = [await image.data(), await blurred.data()];
+    blurred.dispose();
+    // undefined means the default (0.2); the result is the same as leaving it out.
+    const [[e], [same]] = await Promise.all([explain(three, image, { method: 'deletion', deletionArea: undefined }), explain(three, image, { method: 'deletion' })]);
+    expect(Array.from(e!.heatmap.data)).toEqual(Array.from(same!.heatmap.data));
+    expect(e!.heatmap.method).toBe('deletion');
+    const c = e!.heatmap.index;
+    // Round one by hand: each 2 x 2 square blurred out alone, through predict.
+    const copies: Float32Array[] = [];
+    const squares: number[][] = [];
+    for (let py = 0; py + 2 <= h; py++) {
+      for (let px = 0; px + 2 <= w; px++) {
+        const copy = Float32Array.from(pixels);
+        for (let y = py * 2; y < (py + 2) * 2; y++) for (let x = px * 2; x < (px + 2) * 2; x++) for (let k = 0; k < 3; k++) copy[(y * 32 + x) * 3 + k] = blur[(y * 32 + x) * 3 + k]!;
+        copies.push(copy);
+        squares.push([py * w + px, py * w + px + 1, (py + 1) * w + px, (py + 1) * w + px + 1]);
+      }
+    }
+    const batch = tf.tensor4d(Float32Array.from(copies.flatMap((x) => Array.from(x))), [copies.length, 32, 32, 3]);
+    const preds = await predict(three, batch);
+    batch.dispose();
+    const p = preds.map((x) => x.probabilities[three.classes[c]!]!);
+    const best = p.indexOf(Math.min(...p));
+    for (const cell of squares[best]!) expect(e!.heatmap.data[cell]).toBeCloseTo(1, 6); // hidden first: the top
+    // At least 20% of the cells are hidden (ranked above every other cell), and the map spans 0..1.
+    const data = Array.from(e!.heatmap.data);
+    const goal = Math.ceil(0.2 * h * w);
+    const sorted = [...data].sort((a, b) => b - a);
+    const hiddenCells = data.filter((v) => v > sorted[goal - 1]! - 1e-9).length;
+    expect(hiddenCells).toBeGreaterThanOrEqual(goal);
+    expect(Math.min(...data)).toBeCloseTo(0, 6);
+    image.dispose();
+    await expect(explain(three, images, { method: 'deletion', deletionArea: 0 })).rejects.toThrow(/deletionArea must be a share in \(0, 1\]/);
+    expect(tf.memory().numTensors).toBe(baseline);
+  });
+
   it('upsampleHeatmap matches tf.image.resizeBilinear with half-pixel centres', async () => {
     const data = Float32Array.from([0, 0.25, 1, 0.5, 0.75, 0.1]);
     const mine = upsampleHeatmap({ data, height: 2, width: 3 }, [5, 7]);
