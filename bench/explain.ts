@@ -18,7 +18,7 @@
  * on the worker pool): the model a user gets, rather than a quick one.
  *
  * Usage: npm run bench:explain [-- --train 100 --datasets cats,flowers --hidden 0 --backend wasm --fraction 0.2 --val N --method auto --patch 2]
- * (`--method occlusion` measures occlusion sensitivity's maps, `--patch` its square's side in grid cells.)
+ * (`--method occlusion` / `deletion` measures occlusion sensitivity's / greedy deletion's maps, `--patch` their square's side in grid cells.)
  * (`--val N` takes N validation images per class instead of 100 / 40, for a quick try.)
  * (`--hidden 64` trains a head with a hidden layer instead, so Grad-CAM runs.)
  */
@@ -218,7 +218,7 @@ async function run(spec: Spec): Promise<void> {
 
   const images = await load(validation.paths);
   const t1 = performance.now();
-  const explained = await explain(model, images, { method: values.method as ExplainMethod, occlusionPatch: values.patch === undefined ? undefined : Number(values.patch) });
+  const explained = await explain(model, images, { method: values.method as ExplainMethod, occlusionPatch: values.patch === undefined ? undefined : Number(values.patch), deletionPatch: values.patch === undefined ? undefined : Number(values.patch) });
   const explainS = (performance.now() - t1) / 1000;
   const contrast = hidden ? explained.map((e) => e.heatmap) : await contrastMaps(model, images, explained.map((e) => e.index));
   const accuracy = mean(explained.map((e, i) => (e.index === validation.labels[i] ? 1 : 0)));

@@ -41,6 +41,8 @@ export interface EvaluateExplainArgs {
   method?: ExplainMethod;
   /** Method `occlusion`: the square's side in grid cells (see {@link ExplainArgs.occlusionPatch}). @defaultValue {@link EXPLAIN_DEFAULTS}.occlusionPatch (2) */
   occlusionPatch?: number;
+  /** Method `deletion`: the square's side in grid cells (see {@link ExplainArgs.deletionPatch}). @defaultValue {@link EXPLAIN_DEFAULTS}.deletionPatch (1) */
+  deletionPatch?: number;
   /** Method `deletion`: the share of the grid hidden greedily (see {@link ExplainArgs.deletionArea}). @defaultValue {@link EXPLAIN_DEFAULTS}.deletionArea (0.2) */
   deletionArea?: number;
 }
@@ -137,6 +139,8 @@ export async function evaluate(model: TransferModel, data: LabelledData, args: E
   const explainMethod = explainPlan ? resolveMethod(explainPlan, (typeof options.explain === 'object' && options.explain.method) || 'auto', 'evaluate') : undefined;
   const occlusionPatch = (typeof options.explain === 'object' ? options.explain.occlusionPatch : undefined) ?? EXPLAIN_DEFAULTS.occlusionPatch;
   checkOcclusionPatch(occlusionPatch, 'evaluate: explain.occlusionPatch');
+  const deletionPatch = (typeof options.explain === 'object' ? options.explain.deletionPatch : undefined) ?? EXPLAIN_DEFAULTS.deletionPatch;
+  checkOcclusionPatch(deletionPatch, 'evaluate: explain.deletionPatch');
   const deletionArea = (typeof options.explain === 'object' ? options.explain.deletionArea : undefined) ?? EXPLAIN_DEFAULTS.deletionArea;
   checkDeletionArea(deletionArea, 'evaluate: explain.deletionArea');
   const source = toLabelledSource(data, model.classes, [model.inputShape[0], model.inputShape[1]], 'evaluate');
@@ -174,7 +178,7 @@ export async function evaluate(model: TransferModel, data: LabelledData, args: E
     : [];
   const result = metricsFromProbabilities(probs, acts.labels, model.classes, sources, options.maxMisclassified, options);
   if (explainPlan && explainMethod && result.topLosses.length) {
-    await explainTopLosses(model, source, result.topLosses, explainPlan, { method: explainMethod, occlusionPatch, deletionArea }, batchSize, options.signal);
+    await explainTopLosses(model, source, result.topLosses, explainPlan, { method: explainMethod, occlusionPatch, deletionPatch, deletionArea }, batchSize, options.signal);
   }
   const unknown = await unknownEvaluation(model, acts, argmaxRows(probs, k), options.unknown, { batchSize, signal: options.signal });
   const evaluation = unknown ? { ...result, unknown } : result;
@@ -212,7 +216,7 @@ async function explainTopLosses(
   source: LabelledSource,
   losses: TopLoss[],
   plan: ReturnType<typeof headPlan>,
-  how: { method: Heatmap['method']; occlusionPatch: number; deletionArea: number },
+  how: { method: Heatmap['method']; occlusionPatch: number; deletionPatch: number; deletionArea: number },
   batchSize: number,
   signal: AbortSignal | undefined,
 ): Promise<void> {

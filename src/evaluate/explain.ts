@@ -26,6 +26,8 @@ export const EXPLAIN_DEFAULTS = Object.freeze({
   batchSize: 16,
   /** `occlusion`: the side, in grid cells, of the square hidden at each position. */
   occlusionPatch: 2,
+  /** `deletion`: the side, in grid cells, of the square hidden at each step (finer than occlusion's: measured best). */
+  deletionPatch: 1,
   /** `deletion`: the share of the grid hidden greedily before the rest is ranked by occlusion. */
   deletionArea: 0.2,
 });
@@ -42,13 +44,14 @@ export interface ExplainArgs {
    * image, and the map is how far the class's probability falls; one backbone pass per position of the square and
    * image (36 at 224 px with the default patch), so about 40x the cost of the others, for maps that track the
    * evidence more closely (measured in `docs/accuracy.md`). Any head.
-   * `deletion`: greedy deletion: occlusion's first round, then, round after round, the square (of
-   * {@link ExplainArgs.occlusionPatch} cells) whose hiding together with those already hidden lowers the class's
-   * probability most is hidden, until {@link ExplainArgs.deletionArea} of the grid is; the map ranks those cells
-   * in the order they were hidden, above every other, and the rest by their first-round fall. It finds evidence
-   * that only counts together (two eyes, several flowers), which one square at a time misses: masking the 20% of
-   * pixels it ranks highest costs the prediction about 1.5x what occlusion's do (`docs/accuracy.md`), for about 3x
-   * occlusion's cost (about 100 backbone passes per image and class at 224 px). Any head.
+   * `deletion`: greedy deletion: round after round, the square (of {@link ExplainArgs.deletionPatch} cells,
+   * one by default) whose hiding together with those already hidden (under the same blurred copy) lowers the
+   * class's probability most is hidden, until {@link ExplainArgs.deletionArea} of the grid is; the map ranks those
+   * cells in the order they were hidden, above every other, and the rest by how far hiding each alone lowered it
+   * (the first round). It finds evidence that only counts together (two eyes, several flowers), which one square at
+   * a time misses: masking the 20% of pixels it ranks highest costs the prediction about twice what occlusion's do
+   * (`docs/accuracy.md`). Costly: about 450 backbone passes per image and class at 224 px with the default square
+   * (about 100 with squares of 2), so it suits a few images. Any head.
    * `auto`: `cam` where it is exact, `gradcam` otherwise.
    * @defaultValue {@link EXPLAIN_DEFAULTS}.method (`'auto'`)
    */
@@ -61,12 +64,18 @@ export interface ExplainArgs {
   /** Images per forward (and backward) pass. @defaultValue {@link EXPLAIN_DEFAULTS}.batchSize (16) */
   batchSize?: number;
   /**
-   * Methods `occlusion` and `deletion`: the side, in cells of the feature map's grid, of the square hidden at each position
+   * Method `occlusion` only: the side, in cells of the feature map's grid, of the square hidden at each position
    * (it slides one cell at a time; a cell's value is the mean fall over the squares that cover it). 1 hides one
    * cell at a time.
    * @defaultValue {@link EXPLAIN_DEFAULTS}.occlusionPatch (2)
    */
   occlusionPatch?: number;
+  /**
+   * Method `deletion` only: the side, in cells of the feature map's grid, of the square hidden at each step.
+   * 2 costs about a quarter of 1's backbone passes and ranks less well (`docs/accuracy.md`).
+   * @defaultValue {@link EXPLAIN_DEFAULTS}.deletionPatch (1)
+   */
+  deletionPatch?: number;
   /**
    * Method `deletion` only: the share of the feature map's grid hidden greedily (each round hides the square that
    * lowers the class's probability most together with those already hidden).
@@ -352,7 +361,7 @@ async function deletionMap(model: TransferModel, plan: HeadPlan, image: tf.Tenso
   const [h, w] = plan.shape;
   const [, H, W] = image.shape;
   const k = model.numClasses;
-  const { cells: squares } = occlusionSquares([h, w], [H, W], args.occlusionPatch);
+  const { cells: squares } = occlusionSquares([h, w], [H, W], args.deletionPatch);
   const hidden = new Uint8Array(h * w);
   const order = new Int32Array(h * w).fill(-1);
   const first = new Float32Array(h * w);
@@ -430,8 +439,10 @@ async function deletionFalls(model: TransferModel, plan: HeadPlan, images: tf.Te
 export interface ExplainBatchArgs {
   method: Heatmap['method'];
   batchSize: number;
-  /** Methods `occlusion` and `deletion`: the square's side in grid cells. */
+  /** Method `occlusion`: the square's side in grid cells. */
   occlusionPatch: number;
+  /** Method `deletion`: the square's side in grid cells. */
+  deletionPatch: number;
   /** Method `deletion`: the share of the grid hidden greedily. */
   deletionArea: number;
   /** Classes to explain for image `i` after the predicted one (duplicates of it are dropped). */
@@ -525,6 +536,7 @@ export async function explain(model: TransferModel, images: PredictInput, args: 
   check(['auto', 'cam', 'gradcam', 'occlusion', 'deletion'].includes(options.method), `explain: method must be 'auto', 'cam', 'gradcam', 'occlusion' or 'deletion', got ${JSON.stringify(options.method)}.`);
   checkDeletionArea(options.deletionArea, 'explain: deletionArea');
   checkOcclusionPatch(options.occlusionPatch, 'explain: occlusionPatch');
+  checkOcclusionPatch(options.deletionPatch, 'explain: deletionPatch');
   check(Number.isInteger(options.batchSize) && options.batchSize > 0, `explain: batchSize must be a positive integer, got ${JSON.stringify(options.batchSize)}.`);
   check(options.signal === undefined || typeof options.signal?.aborted === 'boolean', 'explain: signal must be an AbortSignal.');
   throwIfAborted(options.signal, 'explain');
@@ -534,7 +546,7 @@ export async function explain(model: TransferModel, images: PredictInput, args: 
   const extra = classIndices(model, options.classes);
   const { batch, sizes } = await toModelBatch(model, images, options.signal, 'explain');
   try {
-    return await explainBatch(model, plan, batch, sizes, { method, batchSize: options.batchSize, occlusionPatch: options.occlusionPatch, deletionArea: options.deletionArea, extraClasses: () => extra, signal: options.signal, where: 'explain' });
+    return await explainBatch(model, plan, batch, sizes, { method, batchSize: options.batchSize, occlusionPatch: options.occlusionPatch, deletionPatch: options.deletionPatch, deletionArea: options.deletionArea, extraClasses: () => extra, signal: options.signal, where: 'explain' });
   } finally {
     batch.dispose();
   }

@@ -196,9 +196,16 @@ describe('explain', () => {
     const blurred = tf.avgPool(image, 3, 1, 'same');
     const [pixels, blur] = [await image.data(), await blurred.data()];
     blurred.dispose();
-    // undefined means the default (0.2); the result is the same as leaving it out.
-    const [[e], [same]] = await Promise.all([explain(three, image, { method: 'deletion', deletionArea: undefined }), explain(three, image, { method: 'deletion' })]);
-    expect(Array.from(e!.heatmap.data)).toEqual(Array.from(same!.heatmap.data));
+    const [e] = await explain(three, image, { method: 'deletion', deletionPatch: 2, deletionArea: 0.2 });
+    // undefined means the default (squares of one cell); the result is the same as leaving it out.
+    const [[one], [same], [undef]] = await Promise.all([
+      explain(three, image, { method: 'deletion', deletionArea: 0.01 }),
+      explain(three, image, { method: 'deletion', deletionArea: 0.01, deletionPatch: 1 }),
+      explain(three, image, { method: 'deletion', deletionArea: 0.01, deletionPatch: undefined }),
+    ]);
+    expect(Array.from(one!.heatmap.data)).toEqual(Array.from(same!.heatmap.data));
+    expect(Array.from(undef!.heatmap.data)).toEqual(Array.from(same!.heatmap.data));
+    expect(one!.heatmap.data.filter((v) => v > 0.999)).toHaveLength(1); // one cell hidden first
     expect(e!.heatmap.method).toBe('deletion');
     const c = e!.heatmap.index;
     // Round one by hand: each 2 x 2 square blurred out alone, through predict.
@@ -227,6 +234,7 @@ describe('explain', () => {
     expect(Math.min(...data)).toBeCloseTo(0, 6);
     image.dispose();
     await expect(explain(three, images, { method: 'deletion', deletionArea: 0 })).rejects.toThrow(/deletionArea must be a share in \(0, 1\]/);
+    await expect(explain(three, images, { method: 'deletion', deletionPatch: 1.5 })).rejects.toThrow(/deletionPatch must be a positive integer/);
     expect(tf.memory().numTensors).toBe(baseline);
   });
 
