@@ -3,7 +3,8 @@
  * Adam 1e-3, up to 20 epochs, early stopping on validation loss, patience 5), then `calibrate` on the validation
  * images with the activations `fit` kept, as `transferLearn` does.
  *
- *   node --import tsx examples/cats-vs-dogs/measure-calibration.ts [--seeds 3] [--task cats|flowers] [--model 1.0|0.35]
+ *   node --import tsx examples/cats-vs-dogs/measure-calibration.ts [--seeds 3] [--task cats|flowers] [--model 1.0|0.35] [--size 224]
+ *   (`--size`: the backbone's input size and the images', in pixels; 256 is what transferLearn runs MobileNetV2 at)
  *
  * Features are extracted once (an in-memory activation store keyed by image content); each seed then trains a fresh
  * head with `fit`. Reported per seed: validation accuracy and ROC AUC, the expected calibration error (15 bins)
@@ -28,19 +29,21 @@ import { toLabelledSource } from '../../src/train/source';
 import type { TransferModel } from '../../src/transfer-model';
 import { findShared } from './locate';
 
-const { values } = parseArgs({ options: { seeds: { type: 'string', default: '3' }, task: { type: 'string', default: 'cats' }, model: { type: 'string', default: '1.0' } } });
+const { values } = parseArgs({ options: { seeds: { type: 'string', default: '3' }, task: { type: 'string', default: 'cats' }, model: { type: 'string', default: '1.0' }, size: { type: 'string', default: '224' } } });
+const size = Number(values.size);
+if (!(Number.isInteger(size) && size >= 32)) throw new Error(`--size must be an integer of at least 32 pixels, got ${values.size}`);
 await tf.setBackend('wasm');
 await tf.ready();
 const shared = findShared();
 if (!shared) throw new Error('needs ../shared');
 const modelDir = values.model === '0.35' ? 'mobilenet_v2_0.35_224_no_top' : 'mobilenet_v2_1.0_224';
 const folder = values.task === 'flowers' ? 'flower_photos' : 'cats_and_dogs_filtered_200px';
-const data = await imageFolder(join(shared, 'data', folder), { size: [224, 224] });
-const elsewhere = values.task === 'flowers' ? undefined : await imageFolder(join(shared, 'data/cats_vs_dogs_elsewhere'), { size: [224, 224], validationSplit: 0 });
+const data = await imageFolder(join(shared, 'data', folder), { size: [size, size] });
+const elsewhere = values.task === 'flowers' ? undefined : await imageFolder(join(shared, 'data/cats_vs_dogs_elsewhere'), { size: [size, size], validationSplit: 0 });
 
 const memory = new Map<string, Float32Array[]>();
 const store: ActivationStore = { get: async (k) => memory.get(k), set: async (k, v) => void memory.set(k, v) };
-const backbone = freeze(await loadBackbone(join(shared, 'models', modelDir, 'model.json')));
+const backbone = freeze(await loadBackbone(join(shared, 'models', modelDir, 'model.json'), { inputSize: [size, size] }));
 env.verbose = false;
 
 /** The head's class probabilities `[n, k]` (two columns for a sigmoid head) on cached activations. */
