@@ -114,7 +114,7 @@ for (const seed of seeds) {
   console.error(rows.at(-1));
   model.headLayers.forEach((name) => model.model.getLayer(name).dispose());
 }
-console.log(`${values.task}, MobileNetV2 ${values.model} at 224, ${data.validation!.size} validation images${elseActs ? `, ${elseActs.n} elsewhere` : ''}`);
+console.log(`${values.task}, MobileNetV2 ${values.model} at ${size}, ${data.validation!.size} validation images${elseActs ? `, ${elseActs.n} elsewhere` : ''}`);
 console.log('| seed | epochs | val accuracy | val ROC AUC | ECE before | ECE after (5-fold CV) | ECE after (same images) | T | elsewhere ECE before | elsewhere ECE after | accuracy after | calibrate ms | ECE floor (perfectly calibrated, same n) |');
 console.log('|---|---|---|---|---|---|---|---|---|---|---|---|---|');
 for (const r of rows) console.log(r);
