@@ -17,6 +17,7 @@ import type { Yielder } from './yield';
 import { log } from '../env';
 import type { ParallelTraining } from '../services';
 import { openParallelTraining, parallelScore, parallelTrainStep } from './parallel-step';
+import { applyGradients } from './fused-adam';
 
 /** The activations the loop trains and validates on. @internal */
 export interface TrainingData {
@@ -152,7 +153,7 @@ export async function trainStep(state: FitState, acts: Activations, idx: number[
     const loss = (await step.value.data())[0]!;
     const norm = (await step.norm.data())[0]!;
     const correct = correctT ? (await correctT.data())[0]! : 0;
-    if (Number.isFinite(loss) && Number.isFinite(norm)) optimizer.applyGradients(step.grads);
+    if (Number.isFinite(loss) && Number.isFinite(norm)) applyGradients(optimizer, step.grads);
     return { loss, norm, correct };
   } finally {
     correctT?.dispose();

@@ -22,6 +22,7 @@
 import { backend_util, engine, getGradient, getKernel, registerGradient, registerKernel, unregisterKernel, util } from '@tensorflow/tfjs-core';
 import type { DataId, DataType, GradConfig, KernelConfig, KernelFunc, NamedAttrMap, Tensor, TensorInfo } from '@tensorflow/tfjs-core';
 import { simdKernelsOf, type SimdKernels } from './wasm-simd';
+import { registerFusedAdam } from './fused-adam';
 
 const WASM = 'wasm';
 
@@ -338,6 +339,7 @@ export function registerWasmHeapKernels(): void {
     registerGradient(maskedGradientGrad);
   }
   for (const g of fusedActivationGradients()) registerGradient(g);
+  registerFusedAdam();
   wrap('Identity', sharingIdentity);
   wrap('Sum', leadingAxesSum);
 }

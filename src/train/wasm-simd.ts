@@ -16,6 +16,10 @@ export interface SimdKernels {
   clip_grad(g: number, x: number, o: number, n: number, min: number, max: number): void;
   relu_grad(g: number, x: number, o: number, n: number): void;
   col_sum(x: number, acc: number, rows: number, cols: number): void;
+  adam(
+    w: number, m: number, v: number, g: number, ow: number, om: number, ov: number, n: number,
+    b1: number, c1: number, b2: number, c2: number, a1: number, a2: number, eps: number, nlr: number,
+  ): void;
 }
 
 const instances = new WeakMap<WebAssembly.Memory, SimdKernels | null>();

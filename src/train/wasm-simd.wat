@@ -88,7 +88,49 @@
       (local.set $x (i32.add (local.get $x) (i32.const 16)))
       (local.set $o (i32.add (local.get $o) (i32.const 16)))
       (br $next))))
-;; Column sums: acc[c] += Σ_{r < rows} x[r, c] (f32, cols % 4 == 0), for a block of rows.
+
+;; One Adam update, the operations and roundings of tfjs-core's AdamOptimizer (f32 throughout), n lanes:
+;; m' = m·b1 + g·c1;  v' = v·b2 + (g·g)·c2;  w' = ((m' / a1) / (sqrt(v' / a2) + eps))·nlr + w
+;; (c1 = 1 − β1, c2 = 1 − β2, a1 = 1 − β1^t, a2 = 1 − β2^t, nlr = −learning rate), written to om, ov, ow.
+  (func (export "adam")
+    (param $w i32) (param $m i32) (param $v i32) (param $g i32) (param $ow i32) (param $om i32) (param $ov i32) (param $n i32)
+    (param $b1 f32) (param $c1 f32) (param $b2 f32) (param $c2 f32) (param $a1 f32) (param $a2 f32) (param $eps f32) (param $nlr f32)
+    (local $end i32) (local $gv v128) (local $mv v128) (local $vv v128)
+    (local $B1 v128) (local $C1 v128) (local $B2 v128) (local $C2 v128) (local $A1 v128) (local $A2 v128) (local $E v128) (local $L v128)
+    (local.set $B1 (f32x4.splat (local.get $b1)))
+    (local.set $C1 (f32x4.splat (local.get $c1)))
+    (local.set $B2 (f32x4.splat (local.get $b2)))
+    (local.set $C2 (f32x4.splat (local.get $c2)))
+    (local.set $A1 (f32x4.splat (local.get $a1)))
+    (local.set $A2 (f32x4.splat (local.get $a2)))
+    (local.set $E (f32x4.splat (local.get $eps)))
+    (local.set $L (f32x4.splat (local.get $nlr)))
+    (local.set $end (i32.add (local.get $ow) (i32.shl (local.get $n) (i32.const 2))))
+    (block $done (loop $next
+      (br_if $done (i32.ge_u (local.get $ow) (local.get $end)))
+      (local.set $gv (v128.load (local.get $g)))
+      (local.set $mv (f32x4.add (f32x4.mul (v128.load (local.get $m)) (local.get $B1)) (f32x4.mul (local.get $gv) (local.get $C1))))
+      (local.set $vv (f32x4.add (f32x4.mul (v128.load (local.get $v)) (local.get $B2))
+        (f32x4.mul (f32x4.mul (local.get $gv) (local.get $gv)) (local.get $C2))))
+      (v128.store (local.get $om) (local.get $mv))
+      (v128.store (local.get $ov) (local.get $vv))
+      (v128.store (local.get $ow)
+        (f32x4.add
+          (f32x4.mul
+            (f32x4.div (f32x4.div (local.get $mv) (local.get $A1))
+              (f32x4.add (f32x4.sqrt (f32x4.div (local.get $vv) (local.get $A2))) (local.get $E)))
+            (local.get $L))
+          (v128.load (local.get $w))))
+      (local.set $w (i32.add (local.get $w) (i32.const 16)))
+      (local.set $m (i32.add (local.get $m) (i32.const 16)))
+      (local.set $v (i32.add (local.get $v) (i32.const 16)))
+      (local.set $g (i32.add (local.get $g) (i32.const 16)))
+      (local.set $ow (i32.add (local.get $ow) (i32.const 16)))
+      (local.set $om (i32.add (local.get $om) (i32.const 16)))
+      (local.set $ov (i32.add (local.get $ov) (i32.const 16)))
+      (br $next))))
+
+  ;; Column sums: acc[c] += Σ_{r < rows} x[r, c] (f32, cols % 4 == 0), for a block of rows.
   (func (export "col_sum") (param $x i32) (param $acc i32) (param $rows i32) (param $cols i32)
     (local $r i32) (local $ap i32) (local $end i32) (local $cb i32)
     (local.set $cb (i32.shl (local.get $cols) (i32.const 2)))
