@@ -192,12 +192,20 @@ export interface ParallelTraining {
     weights: readonly Float32Array[],
     batch: GradientBatch,
   ): Promise<{
-    /** One gradient per trainable weight, in the order of `weights`. */
+    /**
+     * One gradient per trainable weight, in the order of `weights`. They may be views of a buffer the job reuses
+     * at its next call (the worker pool's are): copy them to keep them.
+     */
     grads: Float32Array[];
     /** The batch's loss (mean cross-entropy plus regularization). */
     loss: number;
     /** Correct predictions in the batch. */
     correct: number;
+    /**
+     * The sum of the squares of all of `grads`, when the trainer computes it on its threads (the worker pool
+     * does); the caller computes it otherwise.
+     */
+    squaredNorm?: number;
   }>;
   /**
    * Scores rows in inference mode at `weights` (e.g. the validation pass after each epoch): the summed

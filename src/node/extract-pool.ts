@@ -390,15 +390,17 @@ class WorkerPool implements ExtractPool {
     if (!workers) return undefined;
     const portable = top();
     const id = this.nextId++;
-    const total = portable.weights.reduce((a, w) => a + w.values.length, 0);
-    const shared = new SharedArrayBuffer(total * 4);
-    const loaded = await this.busy(() => Promise.all(workers.map((s) => this.request(s, { type: 'train-load', id, top: portable, weights: shared }))));
+    // The shared buffers hold the trainable weights only (their gradients come back); the rest of the top's
+    // weights travel once, with the topology.
+    const total = job.parameters;
+    const buffers = { weights: new SharedArrayBuffer(total * 4), gradients: new SharedArrayBuffer(workers.length * total * 4), sync: new SharedArrayBuffer(8) };
+    const loaded = await this.busy(() => Promise.all(workers.map((s) => this.request(s, { type: 'train-load', id, top: portable, ...buffers }))));
     const bad = loaded.find((r) => r.type !== 'loaded');
     if (bad) {
       workers.forEach((s) => s.worker.postMessage({ type: 'train-unload', id } satisfies WorkerRequest));
       throw new TransferError('NOT_SUPPORTED', `Loading the trainable top into a worker failed: ${bad.type === 'error' ? bad.message : bad.type}`);
     }
-    return new PooledTraining(id, workers.length, shared, {
+    return new PooledTraining(id, workers.length, buffers, {
       step: (slot, msg) => this.postStep(slot, msg),
       release: () => this.slots?.forEach((s) => s.worker.postMessage({ type: 'train-unload', id } satisfies WorkerRequest)),
       busy: (work) => this.busy(work),

@@ -109,7 +109,6 @@ if (port) {
       try {
         const reply = await handle(msg);
         if (reply?.type === 'result') port.postMessage(reply, reply.outputs.map((o) => o.buffer as ArrayBuffer));
-        else if (reply?.type === 'train-result') port.postMessage(reply, reply.grads.map((g) => g.buffer as ArrayBuffer));
         else if (reply) port.postMessage(reply);
       } catch (e) {
         const message = e instanceof Error ? e.message : String(e);

@@ -24,6 +24,14 @@ export interface TrainLoad {
   top: PortableTop;
   /** Where the calling thread writes the current trainable weights before each step (all of them, in order). */
   weights: SharedArrayBuffer;
+  /**
+   * One region per worker of as many float32 values as `weights`: each worker writes its shard's gradients into
+   * region `slot`; after every shard of a step has arrived, worker k adds part k of every region, in shard order,
+   * into region 0, which then holds the batch's gradient (see {@link stepShard}).
+   */
+  gradients: SharedArrayBuffer;
+  /** Two int32 values: how many shards of the current step have arrived, and an abort flag (non-zero: give up). */
+  sync: SharedArrayBuffer;
 }
 
 /** One shard of one step. @internal */
@@ -40,6 +48,10 @@ export interface TrainStep {
   /** Whether this shard carries the regularization losses (the first one). */
   regularization: boolean;
   dropout: { seeds: number[]; batch: number; offset: number };
+  /** This shard's index: its region of the gradient buffer, and its part of the sum. */
+  shard: number;
+  /** How many shards this step has (at most the number of workers). */
+  shards: number;
 }
 
 /** Rows to score in inference mode. @internal */
@@ -59,13 +71,14 @@ export interface TrainEvalResult {
   correct: number;
 }
 
-/** What a shard sends back. @internal */
+/** What a shard sends back once its part of the sum is in region 0 of the gradient buffer. @internal */
 export interface TrainStepResult {
   type: 'train-result';
   job: number;
-  grads: Float32Array[];
   loss: number;
   correct: number;
+  /** The sum of the squares of this worker's part of the summed gradient. */
+  squares: number;
 }
 
 interface LoadedTop {
@@ -73,6 +86,8 @@ interface LoadedTop {
   vars: tf.Variable[];
   shapes: number[][];
   weights: Float32Array;
+  gradients: SharedArrayBuffer;
+  sync: Int32Array;
   numClasses: number;
   dropouts: ShardDropout[];
 }
@@ -123,7 +138,16 @@ export async function loadTop(msg: TrainLoad): Promise<void> {
   tf.dispose(initial);
   const vars = model.trainableWeights.map((w) => (w as unknown as { val: tf.Variable }).val);
   const dropouts = model.layers.filter((l) => l.getClassName() === 'Dropout').map(patchDropout);
-  tops.set(msg.id, { model, vars, shapes: model.inputs.map((i) => i.shape.slice(1) as number[]), weights: new Float32Array(msg.weights), numClasses: top.numClasses, dropouts });
+  tops.set(msg.id, {
+    model,
+    vars,
+    shapes: model.inputs.map((i) => i.shape.slice(1) as number[]),
+    weights: new Float32Array(msg.weights),
+    gradients: msg.gradients,
+    sync: new Int32Array(msg.sync),
+    numClasses: top.numClasses,
+    dropouts,
+  });
 }
 
 /** `train-unload`. @internal */
@@ -169,37 +193,94 @@ export async function evalShard(msg: TrainEval): Promise<TrainEvalResult> {
 /**
  * Rows a worker runs through the top at once; a longer shard runs in passes of this many rows whose gradients are
  * added, so that the activations a pass keeps for its backward pass (in a wasm heap that never shrinks) stay
- * bounded. A shard of 16 rows (batch 32 on two workers) runs as two passes of 8. Measured from `block_11_expand`
+ * bounded. A shard of 16 rows (batch 32 on two workers) runs as one pass. Measured from `block_11_expand`
  * (docs/performance.md): with {@link variableGradsFreeingEarly} a pass of 8 rows peaks at 113 MB of live wasm
- * memory and one of 16 at 226 MB (the engine's own backward pass: 211 and 415 MB); in `npm run bench:fine-tune` two
- * workers were 1.45x faster than one thread with passes of 8 and 1.19x / 1.49x in two runs with passes of 16, so
- * the smaller heap costs no measurable speed.
+ * memory and one of 16 at 226 MB; passes of 16 gave a worker's 16 rows in 650-700 ms against 700-780 ms in two
+ * passes of 8, and the 20 000-image run of `bench/fine-tune-memory.ts` peaked at 1227 MB of RSS with them (1145 MB
+ * with 8; the target is 1.5 GB).
  * @internal
  */
-export const MICRO_BATCH_ROWS = 8;
+export const MICRO_BATCH_ROWS = 16;
 
-/** `train-step`: this shard's gradients at the weights in the shared buffer, in passes of {@link MICRO_BATCH_ROWS}. @internal */
-export async function stepShard(msg: TrainStep): Promise<TrainStepResult> {
-  const t = topAtSharedWeights(msg.id);
-  const n = msg.labels.length;
-  let grads: Float32Array[] | undefined;
-  let loss = 0;
-  let correct = 0;
-  for (let a = 0; a < n; a += MICRO_BATCH_ROWS) {
-    const part = await passGradients(t, msg, a, Math.min(n, a + MICRO_BATCH_ROWS));
-    if (!grads) grads = part.grads;
-    else part.grads.forEach((g, i) => {
-      const acc = grads![i]!;
-      for (let j = 0; j < g.length; j++) acc[j]! += g[j]!;
-    });
-    loss += part.loss;
-    correct += part.correct;
+/** What a worker says when it stops waiting because another shard of the step failed. @internal */
+export const ABORTED = 'another shard of this step failed';
+
+/** Waits until `parties` shards of this step have arrived (this one included), or the abort flag is raised. */
+function arriveAndWait(sync: Int32Array, parties: number): void {
+  if (Atomics.add(sync, 0, 1) + 1 >= parties) {
+    Atomics.notify(sync, 0);
+    return;
   }
-  return { type: 'train-result', job: msg.job, grads: grads ?? t.vars.map((v) => new Float32Array(v.size)), loss, correct };
+  for (;;) {
+    if (Atomics.load(sync, 1) !== 0) throw new Error(`train worker: ${ABORTED}.`);
+    const seen = Atomics.load(sync, 0);
+    if (seen >= parties) return;
+    Atomics.wait(sync, 0, seen, 1000);
+  }
 }
 
-/** The gradients of rows `[a, b)` of the shard (their part of the batch's loss; regularization with the first rows). */
-async function passGradients(t: LoadedTop, msg: TrainStep, a: number, b: number): Promise<{ grads: Float32Array[]; loss: number; correct: number }> {
+/** Raises the abort flag, so that the other shards of the step stop waiting for this one. */
+function abortStep(sync: Int32Array): void {
+  Atomics.store(sync, 1, 1);
+  Atomics.notify(sync, 0);
+}
+
+/**
+ * Part `shard` of `shards` of the sum: values `[lo, hi)` of regions 1.. added, in shard order, into region 0 (each
+ * addition rounded to float32, as one thread adding the shards in order would). Returns the sum of the squares of
+ * the summed values of the part (in float64), for the gradient's norm.
+ */
+function reducePart(gradients: SharedArrayBuffer, size: number, shard: number, shards: number): number {
+  const per = Math.ceil(size / shards / 4) * 4;
+  const lo = Math.min(size, shard * per);
+  const hi = Math.min(size, lo + per);
+  if (hi <= lo) return 0;
+  const acc = new Float32Array(gradients, lo * 4, hi - lo);
+  for (let r = 1; r < shards; r++) {
+    const g = new Float32Array(gradients, (r * size + lo) * 4, hi - lo);
+    for (let j = 0; j < g.length; j++) acc[j]! += g[j]!;
+  }
+  let squares = 0;
+  for (let j = 0; j < acc.length; j++) squares += acc[j]! * acc[j]!;
+  return squares;
+}
+
+/**
+ * `train-step`: this shard's gradients at the weights in the shared buffer, in passes of {@link MICRO_BATCH_ROWS},
+ * written to its region of the gradient buffer; then, once every shard of the step is there, this worker's part of
+ * their sum into region 0. A failure raises the abort flag so that no other worker waits for this one.
+ * @internal
+ */
+export async function stepShard(msg: TrainStep): Promise<TrainStepResult> {
+  const t = tops.get(msg.id);
+  if (!t) throw new Error(`train worker: top ${msg.id} is not loaded.`);
+  const size = t.weights.length;
+  try {
+    topAtSharedWeights(msg.id);
+    const region = new Float32Array(t.gradients, msg.shard * size * 4, size);
+    const n = msg.labels.length;
+    let loss = 0;
+    let correct = 0;
+    for (let a = 0; a < n; a += MICRO_BATCH_ROWS) {
+      const part = await passGradients(t, msg, a, Math.min(n, a + MICRO_BATCH_ROWS), region, a > 0);
+      loss += part.loss;
+      correct += part.correct;
+    }
+    if (n === 0) region.fill(0);
+    arriveAndWait(t.sync, msg.shards);
+    const squares = reducePart(t.gradients, size, msg.shard, msg.shards);
+    return { type: 'train-result', job: msg.job, loss, correct, squares };
+  } catch (e) {
+    abortStep(t.sync);
+    throw e;
+  }
+}
+
+/**
+ * The gradients of rows `[a, b)` of the shard (their part of the batch's loss; regularization with the first rows),
+ * written into `region` (all weights, in order), or added to what it holds when `add`.
+ */
+async function passGradients(t: LoadedTop, msg: TrainStep, a: number, b: number, region: Float32Array, add: boolean): Promise<{ loss: number; correct: number }> {
   const n = b - a;
   const labels = msg.labels.subarray(a, b);
   const weights = msg.sampleWeights?.subarray(a, b);
@@ -222,10 +303,17 @@ async function passGradients(t: LoadedTop, msg: TrainStep, a: number, b: number)
     }, t.vars);
   });
   try {
-    const out = await Promise.all(t.vars.map(async (v) => new Float32Array((await grads[v.name]!.data()) as Float32Array)));
+    let offset = 0;
+    for (const v of t.vars) {
+      const g = (await grads[v.name]!.data()) as Float32Array;
+      const into = region.subarray(offset, offset + v.size);
+      if (!add) into.set(g);
+      else for (let j = 0; j < g.length; j++) into[j]! += g[j]!;
+      offset += v.size;
+    }
     const loss = (await value.data())[0]!;
     const correct = correctT ? (await correctT.data())[0]! : 0;
-    return { grads: out, loss, correct };
+    return { loss, correct };
   } finally {
     correctT?.dispose();
     tf.dispose([value, ...Object.values(grads)]);

@@ -3,22 +3,27 @@ import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import type { ImageDataset } from '../../src/types';
 
-/** A tiny fully convolutional backbone with BatchNorm and a residual block, declared at `size`. */
-export function tinyBackbone(size = 32, seed = 1, topUnits?: number): tfl.LayersModel {
+/**
+ * A tiny fully convolutional backbone with BatchNorm and a residual block, declared at `size`; with
+ * `batchNorm: false` the same without its BatchNorm layers (as a backbone whose BatchNorm is folded, like the shared
+ * MobileNetV2 1.0).
+ */
+export function tinyBackbone(size = 32, seed = 1, topUnits?: number, { batchNorm = true }: { batchNorm?: boolean } = {}): tfl.LayersModel {
   const init = (s: number) => tfl.initializers.glorotUniform({ seed: seed * 100 + s });
+  const bn = (name: string) => ({ apply: (t: tfl.SymbolicTensor) => (batchNorm ? tfl.layers.batchNormalization({ name }).apply(t) : t) });
   const input = tfl.input({ shape: [size, size, 3], name: 'input_1' });
   let x = tfl.layers.conv2d({ filters: 8, kernelSize: 3, strides: 2, padding: 'same', useBias: false, name: 'Conv1', kernelInitializer: init(1) }).apply(input) as tfl.SymbolicTensor;
-  x = tfl.layers.batchNormalization({ name: 'bn_Conv1' }).apply(x) as tfl.SymbolicTensor;
+  x = bn('bn_Conv1').apply(x) as tfl.SymbolicTensor;
   x = tfl.layers.reLU({ maxValue: 6, name: 'Conv1_relu' }).apply(x) as tfl.SymbolicTensor;
   const skip = x;
   let y = tfl.layers.depthwiseConv2d({ kernelSize: 3, padding: 'same', useBias: false, name: 'block_1_depthwise', depthwiseInitializer: init(2) }).apply(x) as tfl.SymbolicTensor;
-  y = tfl.layers.batchNormalization({ name: 'block_1_depthwise_BN' }).apply(y) as tfl.SymbolicTensor;
+  y = bn('block_1_depthwise_BN').apply(y) as tfl.SymbolicTensor;
   y = tfl.layers.reLU({ maxValue: 6, name: 'block_1_depthwise_relu' }).apply(y) as tfl.SymbolicTensor;
   y = tfl.layers.conv2d({ filters: 8, kernelSize: 1, useBias: false, name: 'block_1_project', kernelInitializer: init(3) }).apply(y) as tfl.SymbolicTensor;
-  y = tfl.layers.batchNormalization({ name: 'block_1_project_BN' }).apply(y) as tfl.SymbolicTensor;
+  y = bn('block_1_project_BN').apply(y) as tfl.SymbolicTensor;
   x = tfl.layers.add({ name: 'block_1_add' }).apply([skip, y]) as tfl.SymbolicTensor;
   x = tfl.layers.conv2d({ filters: 16, kernelSize: 1, useBias: false, name: 'Conv_1', kernelInitializer: init(4) }).apply(x) as tfl.SymbolicTensor;
-  x = tfl.layers.batchNormalization({ name: 'Conv_1_bn' }).apply(x) as tfl.SymbolicTensor;
+  x = bn('Conv_1_bn').apply(x) as tfl.SymbolicTensor;
   x = tfl.layers.reLU({ maxValue: 6, name: 'out_relu' }).apply(x) as tfl.SymbolicTensor;
   if (topUnits) {
     // A pretrained-style classifier on top, as Keras' MobileNetV2 with include_top: pooling, then a softmax dense layer.

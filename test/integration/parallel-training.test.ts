@@ -1,7 +1,8 @@
 /**
  * Data-parallel training on the worker pool (`env.parallelTrainer`): two workers give the history and weights of
  * one thread (float tolerance), a run with a seed is repeatable for a given worker count, dropout masks and
- * class weights included, and nothing leaks.
+ * class weights included, no step falls back to this thread, a top with BatchNormalization is declined, and nothing
+ * leaks.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -19,17 +20,24 @@ import { stripes, tinyBackbone, weightValues } from '../helpers/tiny';
 
 const backend = process.env.TFJS_TRANSFER_TEST_BACKEND ?? tf.getBackend();
 
-async function run(options: FitArgs, trainer: ExtractPool | undefined, logs: string[]) {
+/**
+ * Fine-tunes from `block_1_project` with `trainer` (or in this thread). The backbone has no BatchNorm (as the shared
+ * MobileNetV2 1.0, whose BatchNorm is folded), unless `batchNorm`: then the pool must decline the job.
+ */
+async function run(options: FitArgs, trainer: ExtractPool | undefined, logs: string[], batchNorm = false) {
   env.parallelTrainer = trainer;
-  const model = attachHead(freeze(await loadBackbone(tinyBackbone(32, 3), { takeOwnership: true })), { classes: ['l', 'r'], seed: 5, dropout: 0.3, l2: 1e-3 });
+  const model = attachHead(freeze(await loadBackbone(tinyBackbone(32, 3, undefined, { batchNorm }), { takeOwnership: true })), { classes: ['l', 'r'], seed: 5, dropout: 0.3, l2: 1e-3 });
   const data = stripes(40, 32, 11);
   try {
     await fit(model, { xs: data.xs, ys: data.ys.map((y) => (y ? 'r' : 'l')) }, { epochs: 1, batchSize: 8, seed: 2, verbose: false });
     freeze(model, { trainableFrom: 'block_1_project' });
     const before = logs.length;
     const history = await fit(model, { xs: data.xs, ys: data.ys.map((y) => (y ? 'r' : 'l')) }, { ...options, verbose: true });
-    const parallel = logs.slice(before).some((l) => /training on 2 worker threads/.test(l));
-    return { history: { ...history, timing: undefined }, weights: weightValues(model.model.layers), parallel };
+    const said = logs.slice(before);
+    const parallel = said.some((l) => /training on 2 worker threads/.test(l));
+    // A worker failure hands the run back to this thread, which would make the comparisons below vacuous.
+    const fellBack = said.filter((l) => /goes on in this thread/.test(l));
+    return { history: { ...history, timing: undefined }, weights: weightValues(model.model.layers), parallel, fellBack, said };
   } finally {
     data.xs.dispose();
     model.dispose();
@@ -83,6 +91,8 @@ describe(`data-parallel training on worker threads (${backend})`, () => {
     const again = await run(options, pool, logs);
     expect(one.parallel).toBe(false);
     expect(two.parallel).toBe(true);
+    expect(two.fellBack).toEqual([]);
+    expect(again.fellBack).toEqual([]);
     expect(again.history).toEqual(two.history);
     expect(maxRelDiff(two.weights, again.weights)).toBe(0);
     const h1 = one.history;
@@ -95,6 +105,16 @@ describe(`data-parallel training on worker threads (${backend})`, () => {
     expect(maxRelDiff(one.weights, two.weights)).toBeLessThan(1e-4);
     // The weights did move: the comparison is not between two untouched models.
     expect(h1.loss[0]).not.toBe(h1.loss[1]);
+  });
+
+  it('a top with BatchNormalization stays in this thread, said once, with the one-thread history', async () => {
+    const options: FitArgs = { epochs: 1, batchSize: 8, learningRate: 0.01, seed: 3 };
+    const one = await run(options, undefined, logs, true);
+    const pooled = await run(options, pool, logs, true);
+    expect(pooled.parallel).toBe(false);
+    expect(pooled.fellBack).toEqual([]);
+    expect(pooled.said.filter((l) => /training stays on this thread: the trainable layers include BatchNormalization \(block_1_project_BN, Conv_1_bn\)/.test(l))).toHaveLength(1);
+    expect(pooled.history).toEqual(one.history);
   });
 
   it('head training on pooled features stays in this thread (the pool declines it)', async () => {
