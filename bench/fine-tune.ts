@@ -7,18 +7,25 @@
  *   `block_16_expand`, in this thread and data-parallel on all workers of the pool, in interleaved rounds (medians),
  *   on boundary activations of real training photos; the library's own step functions (`trainStep`,
  *   `parallelTrainStep`), so what is timed is what `fit` runs;
+ * - **ceiling**: the same one-thread step on each worker's share of the batch (32 / workers rows) in separate
+ *   processes (nothing shared, no gradients exchanged, each applies its own Adam), alone and all at once, in the same
+ *   interleaved rounds: `1 thread / all at once` is the speed-up no pool of workers could beat with these kernels on
+ *   this machine, and `all at once / alone` how much the cores slow each other down (shared cache and memory);
  * - **profile**: the per-kernel time of one `block_11_expand` step (`tf.profile`), with the one-pass heap kernels
- *   (after) and without them (before: wasm 4.22's `Identity` copy, transposing `Sum`, composed activation
- *   gradients), interleaved;
+ *   and the one-pass Adam update (after) and without them (before: wasm 4.22's `Identity` copy, transposing `Sum`,
+ *   composed activation gradients, tfjs-core's Adam), interleaved;
  * - **epoch**: a real `fit` over the 2000 training images of cats_and_dogs_filtered_200px from `block_11_expand`
  *   (after a head-only fit), its validation pass over the 1000 validation images included, with peak RSS and the
  *   tensor count (skip with `--no-epoch`);
  * - **memory**: the 20,000-image run of bench/fine-tune-memory.ts when present (`--memory`; long).
  *
- * Options: `--rounds N` (default 5), `--steps N` per measurement (default 2), `--no-epoch`, `--json path` (default
- * bench/results/fine-tune.json). Prints a table and writes JSON.
+ * Options: `--rounds N` (default 5), `--warmup N` rounds run first and left out of the medians (default 1: the
+ * first steps on fresh workers ran 5-10% slower while their code warmed up), `--steps N` per measurement (default
+ * 2), `--no-epoch`, `--json path` (default bench/results/fine-tune.json). Prints a table and writes JSON.
  */
+import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import * as fs from 'node:fs';
+import * as readline from 'node:readline';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -33,6 +40,7 @@ import type { FitState } from '../src/train/fit-state';
 import type { Activations } from '../src/train/activations';
 import { rowStorage } from '../src/train/row-store';
 import { registerWasmHeapKernels, unregisterWasmHeapKernels } from '../src/train/wasm-heap-kernels';
+import { fusedAdamSwitch } from '../src/train/fused-adam';
 import type { ParallelTraining } from '../src/services';
 import { median } from './common';
 
@@ -46,13 +54,17 @@ const BATCH = 32;
 const { values: opts } = parseArgs({
   options: {
     rounds: { type: 'string', default: '5' },
+    warmup: { type: 'string', default: '1' },
     steps: { type: 'string', default: '2' },
     'no-epoch': { type: 'boolean', default: false },
     memory: { type: 'boolean', default: false },
     json: { type: 'string', default: path.join(here, 'results/fine-tune.json') },
+    'ceiling-child': { type: 'string' },
   },
 });
 const ROUNDS = Number(opts.rounds);
+/** Rounds run first and left out of the medians (the workers' and this thread's code warming up). */
+const WARMUP = Number(opts.warmup);
 const STEPS = Number(opts.steps);
 
 /** Peak RSS, sampled every 200 ms while a measurement runs. */
@@ -118,8 +130,8 @@ async function rig(model: TransferModel, cut: string): Promise<CutRig> {
 }
 
 /** Mean seconds per step over `STEPS` steps (after one warm-up step) of `r` in this thread or on the workers. */
-async function timeSteps(r: CutRig, parallel: boolean): Promise<number> {
-  const idx = Array.from({ length: BATCH }, (_, i) => i);
+async function timeSteps(r: CutRig, parallel: boolean, rows = BATCH): Promise<number> {
+  const idx = Array.from({ length: rows }, (_, i) => i);
   const step = () => (parallel ? parallelTrainStep(r.state, r.job!, r.acts, idx, () => 0, [1]) : trainStep(r.state, r.acts, idx, () => 0));
   await step();
   const t0 = performance.now();
@@ -145,12 +157,71 @@ async function profileStep(r: CutRig): Promise<{ totalMs: number; kernels: Recor
   return { totalMs, kernels };
 }
 
+/**
+ * A ceiling process (`--ceiling-child <rows>`): one-thread steps of `rows` rows from each cut, on its own wasm
+ * instance, when the parent says `go <cut>`; answers `time <cut> <seconds>`.
+ */
+async function ceilingChild(rows: number): Promise<void> {
+  const model = attachHead(freeze(await loadBackbone(MODEL)), { classes: ['cats', 'dogs'], seed: 1 });
+  const rigs = new Map<string, CutRig>();
+  for (const cut of CUTS) {
+    freeze(model, { trainableFrom: cut });
+    const state = stepState(model);
+    rigs.set(cut, { cut, state, acts: await realActivations(model, rows), job: undefined, parameters: 0, boundary: '' });
+  }
+  console.log('ready');
+  for await (const line of readline.createInterface({ input: process.stdin })) {
+    const cut = /^go (\S+)$/.exec(line)?.[1];
+    if (!cut) break;
+    freeze(model, { trainableFrom: cut });
+    console.log(`time ${cut} ${await timeSteps(rigs.get(cut)!, false, rows)}`);
+  }
+  model.dispose();
+}
+
+/** The parent's handle on one ceiling process. */
+class CeilingProcess {
+  private readonly proc: ChildProcessWithoutNullStreams;
+  private readonly lines: AsyncIterator<string>;
+  private constructor(rows: number) {
+    this.proc = spawn(process.execPath, [...process.execArgv, fileURLToPath(import.meta.url), '--ceiling-child', String(rows)], { stdio: 'pipe' });
+    this.proc.stderr.resume();
+    this.lines = readline.createInterface({ input: this.proc.stdout })[Symbol.asyncIterator]();
+  }
+  static async start(rows: number): Promise<CeilingProcess> {
+    const p = new CeilingProcess(rows);
+    await p.expect(/^ready$/);
+    return p;
+  }
+  private async expect(re: RegExp): Promise<RegExpExecArray> {
+    for (;;) {
+      const next = await this.lines.next();
+      if (next.done) throw new Error('a ceiling process ended early');
+      const m = re.exec(next.value);
+      if (m) return m;
+    }
+  }
+  /** Seconds per step of this process's rows from `cut`. */
+  async time(cut: string): Promise<number> {
+    this.proc.stdin.write(`go ${cut}\n`);
+    return Number((await this.expect(/^time \S+ ([\d.e+-]+)$/))[1]);
+  }
+  close(): void {
+    this.proc.stdin.end();
+  }
+}
+
 async function stepsAndProfile(model: TransferModel) {
   const rigs: CutRig[] = [];
   for (const cut of CUTS) rigs.push(await rig(model, cut));
-  const times: Record<string, { one: number[]; all: number[] }> = Object.fromEntries(CUTS.map((c) => [c, { one: [], all: [] }]));
+  const workerCount = rigs[0]!.job?.workers ?? 1;
+  const shareRows = Math.ceil(BATCH / Math.max(2, workerCount));
+  const ceiling = await Promise.all(Array.from({ length: Math.max(2, workerCount) }, () => CeilingProcess.start(shareRows)));
+  const times: Record<string, { one: number[]; all: number[]; shareAlone: number[]; shareAtOnce: number[] }> = Object.fromEntries(
+    CUTS.map((c) => [c, { one: [], all: [], shareAlone: [], shareAtOnce: [] }]),
+  );
   const profiles: { before: Awaited<ReturnType<typeof profileStep>>[]; after: Awaited<ReturnType<typeof profileStep>>[] } = { before: [], after: [] };
-  for (let round = 0; round < ROUNDS; round++) {
+  for (let round = 0; round < WARMUP + ROUNDS; round++) {
     for (const r of rigs) {
       freeze(model, { trainableFrom: r.cut });
       const order = round % 2 ? [true, false] : [false, true];
@@ -158,24 +229,55 @@ async function stepsAndProfile(model: TransferModel) {
         if (parallel && !r.job) continue;
         times[r.cut]![parallel ? 'all' : 'one'].push(await timeSteps(r, parallel));
       }
+      // The pool's step waits for its slowest worker, so the ceiling takes the slowest process.
+      for (const atOnce of round % 2 ? [true, false] : [false, true]) {
+        if (atOnce) times[r.cut]!.shareAtOnce.push(Math.max(...(await Promise.all(ceiling.map((c) => c.time(r.cut))))));
+        else times[r.cut]!.shareAlone.push(await ceiling[0]!.time(r.cut));
+      }
     }
-    if (round < 3) {
+    if (round >= WARMUP && round < WARMUP + 3) {
       freeze(model, { trainableFrom: CUTS[0] });
       for (const fast of round % 2 ? [true, false] : [false, true]) {
         if (fast) registerWasmHeapKernels();
         else unregisterWasmHeapKernels();
+        fusedAdamSwitch.enabled = fast;
         profiles[fast ? 'after' : 'before'].push(await profileStep(rigs[0]!));
       }
       registerWasmHeapKernels();
+      fusedAdamSwitch.enabled = true;
     }
-    console.log(`round ${round + 1}/${ROUNDS}: ${rigs.map((r) => `${r.cut} ${times[r.cut]!.one.at(-1)!.toFixed(2)} s / ${times[r.cut]!.all.at(-1)?.toFixed(2) ?? '-'} s`).join(', ')}`);
+    const label = round < WARMUP ? `warm-up round ${round + 1}/${WARMUP} (left out)` : `round ${round + 1 - WARMUP}/${ROUNDS}`;
+    console.log(`${label}: ${rigs.map((r) => `${r.cut} ${times[r.cut]!.one.at(-1)!.toFixed(2)} s / ${times[r.cut]!.all.at(-1)?.toFixed(2) ?? '-'} s`).join(', ')}`);
   }
-  const workers = rigs[0]!.job?.workers ?? 1;
+  for (const t of Object.values(times)) for (const series of Object.values(t)) series.splice(0, WARMUP);
+  const workers = workerCount;
+  ceiling.forEach((c) => c.close());
   rigs.forEach((r) => (r.job?.dispose(), r.state.optimizer.dispose()));
   const steps = rigs.map((r) => {
-    const one = median(times[r.cut]!.one);
-    const all = times[r.cut]!.all.length ? median(times[r.cut]!.all) : undefined;
-    return { cut: r.cut, boundary: r.boundary, parameters: r.parameters, oneThreadS: one, allWorkersS: all, workers, speedup: all ? one / all : undefined, rounds: times[r.cut] };
+    const t = times[r.cut]!;
+    const one = median(t.one);
+    const all = t.all.length ? median(t.all) : undefined;
+    const ratios = (a: number[], b: number[]) => median(a.map((x, i) => x / b[i]!));
+    return {
+      cut: r.cut,
+      boundary: r.boundary,
+      parameters: r.parameters,
+      oneThreadS: one,
+      allWorkersS: all,
+      workers,
+      speedup: t.all.length ? ratios(t.one, t.all) : undefined,
+      ceiling: {
+        processes: ceiling.length,
+        rowsEach: shareRows,
+        aloneS: median(t.shareAlone),
+        atOnceS: median(t.shareAtOnce),
+        /** Median over rounds of one thread's 32 rows / the slowest process's share, all processes at once. */
+        speedup: ratios(t.one, t.shareAtOnce),
+        /** Median over rounds of a share's time all at once / alone: what the cores cost each other. */
+        slowdown: ratios(t.shareAtOnce, t.shareAlone),
+      },
+      rounds: t,
+    };
   });
   const medianProfile = (ps: Awaited<ReturnType<typeof profileStep>>[]) => {
     const names = new Set(ps.flatMap((p) => Object.keys(p.kernels)));
@@ -226,6 +328,13 @@ function printTable(result: Awaited<ReturnType<typeof stepsAndProfile>>, epoch: 
   for (const s of result.steps) {
     console.log(`| from ${s.cut} | ${s.boundary} | ${s.parameters} | ${s.oneThreadS.toFixed(2)} s | ${s.allWorkersS?.toFixed(2) ?? '-'} s (${s.workers}) | ${s.speedup?.toFixed(2) ?? '-'}x |`);
   }
+  const c0 = result.steps[0]!.ceiling;
+  console.log(`\n| ceiling: ${c0.rowsEach} rows per process, ${c0.processes} processes, one-thread steps, nothing shared | alone | all at once | slow-down at once | speed-up ceiling (1 thread / at once) |`);
+  console.log('|---|---|---|---|---|');
+  for (const s of result.steps) {
+    const c = s.ceiling;
+    console.log(`| from ${s.cut} | ${c.aloneS.toFixed(3)} s | ${c.atOnceS.toFixed(3)} s | ${c.slowdown.toFixed(2)}x | ${c.speedup.toFixed(2)}x |`);
+  }
   const { before, after } = result.profile;
   const names = Object.keys({ ...before.kernels, ...after.kernels }).sort((a, b) => (before.kernels[b]?.ms ?? 0) - (before.kernels[a]?.ms ?? 0));
   console.log(`\n| kernel (one block_11_expand step) | before ms | after ms |`);
@@ -242,10 +351,14 @@ await tf.setBackend('wasm');
 await tf.ready();
 registerWasmTrainingKernels();
 env.verbose = false;
+if (opts['ceiling-child']) {
+  await ceilingChild(Number(opts['ceiling-child']));
+  process.exit(0);
+}
 const pool = createExtractPool();
 env.parallelExtractor = pool;
 env.parallelTrainer = pool;
-console.log(`bench:fine-tune: wasm, ${os.cpus().length} cores, pool of ${pool.size} workers, ${ROUNDS} rounds x ${STEPS} steps`);
+console.log(`bench:fine-tune: wasm, ${os.cpus().length} cores, pool of ${pool.size} workers, ${WARMUP} warm-up + ${ROUNDS} rounds x ${STEPS} steps`);
 const model = attachHead(freeze(await loadBackbone(MODEL)), { classes: ['cats', 'dogs'], seed: 1 });
 const result = await stepsAndProfile(model);
 model.dispose();
