@@ -38,8 +38,9 @@ export class PooledTraining implements ParallelTraining {
   private readonly sync: Int32Array;
 
   /**
-   * `shared` holds the weights; `gradients` one region per worker of the same size (region 0 receives the sum);
-   * `sync` the step's arrival count and abort flag (the layout `train-shard.ts` reads).
+   * `buffers.weights` holds the trainable weights; `buffers.gradients` one region per worker of the same size
+   * (region 0 receives the sum); `buffers.sync` the step's arrival count and abort flag (the layout `train-shard.ts`
+   * reads).
    */
   constructor(
     private readonly id: number,
