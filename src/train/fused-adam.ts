@@ -119,10 +119,15 @@ export function applyGradients(optimizer: tf.Optimizer, grads: tf.NamedTensorMap
   const adam = fusedAdamSwitch.enabled && tf.getBackend() === WASM ? adamInternals(optimizer) : undefined;
   const variables = engine().registeredVariables;
   const names = Object.keys(grads);
-  const fusable = (name: string) => {
+  const fusable = (name: string, i: number) => {
     const value = variables[name];
     const g = grads[name];
-    return value != null && value.dtype === 'float32' && (g == null || (g.dtype === 'float32' && g.size === value.size));
+    // Moments restored by setWeights must match too (the kernel reads all four arrays with one length).
+    const moments = [adam?.accumulatedFirstMoment[i]?.variable, adam?.accumulatedSecondMoment[i]?.variable];
+    return (
+      value != null && value.dtype === 'float32' && (g == null || (g.dtype === 'float32' && g.size === value.size)) &&
+      moments.every((m) => m == null || (m.dtype === 'float32' && m.size === value.size))
+    );
   };
   if (!adam || getKernel(FUSED_ADAM, WASM) == null || !names.every(fusable)) {
     optimizer.applyGradients(grads);
