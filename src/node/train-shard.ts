@@ -158,10 +158,15 @@ export function unloadTop(id: number): void {
   tops.delete(id);
 }
 
-/** The loaded top `id`, its variables set to the weights in the shared buffer. */
-function topAtSharedWeights(id: number): LoadedTop {
+/** The loaded top `id`. */
+function loadedTop(id: number): LoadedTop {
   const t = tops.get(id);
   if (!t) throw new Error(`train worker: top ${id} is not loaded.`);
+  return t;
+}
+
+/** Sets `t`'s variables to the weights in the shared buffer; returns `t`. */
+function atSharedWeights(t: LoadedTop): LoadedTop {
   let offset = 0;
   for (const v of t.vars) {
     // A copy: the cpu backend keeps the array it is given, and the shared buffer changes between steps.
@@ -175,7 +180,7 @@ function topAtSharedWeights(id: number): LoadedTop {
 
 /** `train-eval`: the summed loss and the correct count of the rows, in inference mode. @internal */
 export async function evalShard(msg: TrainEval): Promise<TrainEvalResult> {
-  const t = topAtSharedWeights(msg.id);
+  const t = atSharedWeights(loadedTop(msg.id));
   const n = msg.labels.length;
   const [l, c] = tf.tidy(() => {
     const inputs = msg.inputs.map((v, j) => tf.tensor(v, [n, ...t.shapes[j]!], 'float32'));
@@ -252,11 +257,10 @@ function reducePart(gradients: SharedArrayBuffer, size: number, shard: number, s
  * @internal
  */
 export async function stepShard(msg: TrainStep): Promise<TrainStepResult> {
-  const t = tops.get(msg.id);
-  if (!t) throw new Error(`train worker: top ${msg.id} is not loaded.`);
+  const t = loadedTop(msg.id);
   const size = t.weights.length;
   try {
-    topAtSharedWeights(msg.id);
+    atSharedWeights(t);
     const region = new Float32Array(t.gradients, msg.shard * size * 4, size);
     const n = msg.labels.length;
     let loss = 0;

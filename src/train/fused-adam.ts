@@ -5,8 +5,8 @@
  * corrections, the square root, the step, three assigns), each a full pass over the weight with a temporary: about
  * 28 ms for the 1.9 M trainable parameters above `block_11_expand` on this machine's wasm. On the data-parallel
  * path that time is spent on the calling thread while every worker waits for the new weights. Here the same
- * operations, in the same order and float32 roundings, run as one SIMD pass per weight (`adam` in
- * `wasm-simd.wat`; a JavaScript loop where SIMD is missing), writing the new weight and moments at once.
+ * operations, in the same order and float32 roundings, run as one pass per weight (the {@link FUSED_ADAM} heap
+ * kernel of `wasm-heap-kernels.ts`, registered with the others), writing the new weight and moments at once.
  *
  * The optimizer's own state is used and updated: its moment variables (created as tfjs creates them, same names),
  * its `accBeta1` / `accBeta2` and its iteration count, so `getWeights`, `setWeights`, checkpoints and a later plain
@@ -17,68 +17,14 @@
  * @module
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { engine, registerKernel, getKernel } from '@tensorflow/tfjs-core';
-import type { KernelFunc, NamedAttrMap, TensorInfo } from '@tensorflow/tfjs-core';
-import { simdKernelsOf } from './wasm-simd';
+import { engine, getKernel } from '@tensorflow/tfjs-core';
+import type { NamedAttrMap } from '@tensorflow/tfjs-core';
+import { FUSED_ADAM, type FusedAdamAttrs } from './wasm-heap-kernels';
 
 const WASM = 'wasm';
 
 /** Set `enabled` to `false` to run tfjs-core's own update (the benchmark's "before" profile). @internal */
 export const fusedAdamSwitch = { enabled: true };
-
-/** The kernel of one fused Adam update (outputs: weight, first moment, second moment). @internal */
-export const FUSED_ADAM = 'TfjsTransferAdamUpdate';
-
-interface FusedAdamAttrs {
-  beta1: number;
-  beta2: number;
-  /** 1 − β1^t and 1 − β2^t, as the optimizer's float32 `sub(1, accBeta)` gives them. */
-  a1: number;
-  a2: number;
-  epsilon: number;
-  learningRate: number;
-}
-
-/** The part of the wasm backend the kernel uses (public methods of `BackendWasm` in 4.x). */
-interface HeapBackend {
-  makeOutput(shape: number[], dtype: 'float32'): TensorInfo;
-  typedArrayFromHeap(t: TensorInfo): Float32Array;
-}
-
-const f = Math.fround;
-
-const fusedAdamKernel: KernelFunc = ({ inputs, backend, attrs }) => {
-  const { w, m, v, g } = inputs as { w: TensorInfo; m: TensorInfo; v: TensorInfo; g: TensorInfo };
-  const a = attrs as unknown as FusedAdamAttrs;
-  const b = backend as unknown as HeapBackend;
-  const outs = [b.makeOutput([...w.shape], 'float32'), b.makeOutput([...w.shape], 'float32'), b.makeOutput([...w.shape], 'float32')];
-  // Views after every allocation: a heap growth detaches the earlier ones.
-  const [ow, om, ov] = outs.map((t) => b.typedArrayFromHeap(t)) as [Float32Array, Float32Array, Float32Array];
-  const [wv, mv, vv, gv] = [w, m, v, g].map((t) => b.typedArrayFromHeap(t)) as [Float32Array, Float32Array, Float32Array, Float32Array];
-  const b1 = f(a.beta1);
-  const c1 = f(1 - a.beta1);
-  const b2 = f(a.beta2);
-  const c2 = f(1 - a.beta2);
-  const a1 = f(a.a1);
-  const a2 = f(a.a2);
-  const eps = f(a.epsilon);
-  const nlr = f(-a.learningRate);
-  const n = ow.length;
-  const simd = simdKernelsOf(backend);
-  const done = simd ? n - (n % 4) : 0;
-  if (simd && done > 0) {
-    simd.adam(wv.byteOffset, mv.byteOffset, vv.byteOffset, gv.byteOffset, ow.byteOffset, om.byteOffset, ov.byteOffset, done, b1, c1, b2, c2, a1, a2, eps, nlr);
-  }
-  for (let i = done; i < n; i++) {
-    const gi = gv[i]!;
-    const mi = f(f(mv[i]! * b1) + f(gi * c1));
-    const vi = f(f(vv[i]! * b2) + f(f(gi * gi) * c2));
-    om[i] = mi;
-    ov[i] = vi;
-    ow[i] = f(f(f(f(mi / a1) / f(f(Math.sqrt(f(vi / a2))) + eps)) * nlr) + wv[i]!);
-  }
-  return outs;
-};
 
 /** What this module reads and writes of a `tf.AdamOptimizer` (its private fields in tfjs-core 4.x). */
 interface AdamInternals {
@@ -101,12 +47,6 @@ function adamInternals(o: tf.Optimizer): AdamInternals | undefined {
     a.accBeta1 instanceof tf.Variable && a.accBeta2 instanceof tf.Variable &&
     Array.isArray(a.accumulatedFirstMoment) && Array.isArray(a.accumulatedSecondMoment) && typeof a.incrementIterations === 'function';
   return ok ? (a as AdamInternals) : undefined;
-}
-
-/** Registers {@link FUSED_ADAM} for wasm (once; nothing while the wasm backend is not registered). @internal */
-export function registerFusedAdam(): void {
-  if (getKernel('Identity', WASM) == null || getKernel(FUSED_ADAM, WASM) != null) return;
-  registerKernel({ kernelName: FUSED_ADAM, backendName: WASM, kernelFunc: fusedAdamKernel });
 }
 
 /**

@@ -22,7 +22,6 @@
 import { backend_util, engine, getGradient, getKernel, registerGradient, registerKernel, unregisterKernel, util } from '@tensorflow/tfjs-core';
 import type { DataId, DataType, GradConfig, KernelConfig, KernelFunc, NamedAttrMap, Tensor, TensorInfo } from '@tensorflow/tfjs-core';
 import { simdKernelsOf, type SimdKernels } from './wasm-simd';
-import { registerFusedAdam } from './fused-adam';
 
 const WASM = 'wasm';
 
@@ -308,6 +307,58 @@ function depthwiseFilterSums(info: backend_util.Conv2DInfo, m: number, xv: Float
   return acc;
 }
 
+/** The kernel of one fused Adam update (outputs: weight, first moment, second moment). @internal */
+export const FUSED_ADAM = 'TfjsTransferAdamUpdate';
+
+/** The attributes of {@link FUSED_ADAM}. @internal */
+export interface FusedAdamAttrs {
+  beta1: number;
+  beta2: number;
+  /** 1 − β1^t and 1 − β2^t, as the optimizer's float32 `sub(1, accBeta)` gives them. */
+  a1: number;
+  a2: number;
+  epsilon: number;
+  learningRate: number;
+}
+
+/**
+ * {@link FUSED_ADAM}: one Adam update of a float32 weight `w` with moments `m`, `v` and gradient `g` (the operations
+ * and float32 roundings of tfjs-core's `AdamOptimizer`, `adam` in `wasm-simd.wat`), as three new outputs.
+ */
+const fusedAdamKernel: KernelFunc = ({ inputs, backend, attrs }) => {
+  const { w, m, v, g } = inputs as { w: TensorInfo; m: TensorInfo; v: TensorInfo; g: TensorInfo };
+  const a = attrs as unknown as FusedAdamAttrs;
+  const b = backend as unknown as HeapBackend;
+  const outs = [output(b, [...w.shape]), output(b, [...w.shape]), output(b, [...w.shape])];
+  // Views after every allocation: a heap growth detaches the earlier ones.
+  const [ow, om, ov] = outs.map((t) => f32(b, t)) as [Float32Array, Float32Array, Float32Array];
+  const [wv, mv, vv, gv] = [w, m, v, g].map((t) => f32(b, t)) as [Float32Array, Float32Array, Float32Array, Float32Array];
+  const f = Math.fround;
+  const b1 = f(a.beta1);
+  const c1 = f(1 - a.beta1);
+  const b2 = f(a.beta2);
+  const c2 = f(1 - a.beta2);
+  const a1 = f(a.a1);
+  const a2 = f(a.a2);
+  const eps = f(a.epsilon);
+  const nlr = f(-a.learningRate);
+  const n = ow.length;
+  const simd = simdKernelsOf(backend);
+  const done = simd ? n - (n % 4) : 0;
+  if (simd && done > 0) {
+    simd.adam(wv.byteOffset, mv.byteOffset, vv.byteOffset, gv.byteOffset, ow.byteOffset, om.byteOffset, ov.byteOffset, done, b1, c1, b2, c2, a1, a2, eps, nlr);
+  }
+  for (let i = done; i < n; i++) {
+    const gi = gv[i]!;
+    const mi = f(f(mv[i]! * b1) + f(gi * c1));
+    const vi = f(f(vv[i]! * b2) + f(f(gi * gi) * c2));
+    om[i] = mi;
+    ov[i] = vi;
+    ow[i] = f(f(f(f(mi / a1) / f(f(Math.sqrt(f(vi / a2))) + eps)) * nlr) + wv[i]!);
+  }
+  return outs;
+};
+
 /** Kernel functions installed by {@link registerWasmHeapKernels}, so that wrapping happens once. */
 const INSTALLED = new WeakSet<KernelFunc>();
 
@@ -327,7 +378,8 @@ function wrap(name: string, make: (original: KernelFunc) => KernelFunc): boolean
 
 /**
  * Installs the kernels of this module for `'wasm'` (once; later calls do nothing): the fused activation gradients,
- * the buffer-sharing `Identity` and the one-pass leading-axes `Sum` ({@link depthwiseFilterGradient} is registered
+ * the one-pass Adam update ({@link FUSED_ADAM}), the buffer-sharing `Identity` and the one-pass leading-axes `Sum`
+ * ({@link depthwiseFilterGradient} is registered
  * with the other missing kernels by `registerWasmTrainingKernels`). Nothing happens while the wasm backend's
  * kernels are not registered.
  * @internal
@@ -339,7 +391,7 @@ export function registerWasmHeapKernels(): void {
     registerGradient(maskedGradientGrad);
   }
   for (const g of fusedActivationGradients()) registerGradient(g);
-  registerFusedAdam();
+  if (getKernel(FUSED_ADAM, WASM) == null) registerKernel({ kernelName: FUSED_ADAM, backendName: WASM, kernelFunc: fusedAdamKernel });
   wrap('Identity', sharingIdentity);
   wrap('Sum', leadingAxesSum);
 }

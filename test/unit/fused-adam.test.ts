@@ -6,7 +6,8 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { describe, expect, it } from 'vitest';
-import { applyGradients, FUSED_ADAM } from '../../src/train/fused-adam';
+import { applyGradients } from '../../src/train/fused-adam';
+import { FUSED_ADAM } from '../../src/train/wasm-heap-kernels';
 import { registerWasmTrainingKernels } from '../../src/train/wasm-kernels';
 import { simdSwitch } from '../../src/train/wasm-simd';
 
